@@ -1,0 +1,265 @@
+//! The crate's error type: every kernel failure names the operation, the object (as the
+//! equivalent `ip` command), the errno and the kernel's extended ACK message.
+
+use std::fmt;
+use std::path::PathBuf;
+
+pub use nix::errno::Errno;
+
+use crate::wire;
+
+/// What the library was doing when the kernel refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Op {
+    /// `ip link add`.
+    AddLink,
+    /// `ip link set`.
+    SetLink,
+    /// `ip link del`.
+    DelLink,
+    /// `ip link show`.
+    GetLink,
+    /// `ip address add`.
+    AddAddr,
+    /// `ip address replace`.
+    ReplaceAddr,
+    /// `ip address del`.
+    DelAddr,
+    /// `ip address show`.
+    GetAddr,
+    /// `ip route add`.
+    AddRoute,
+    /// `ip route replace`.
+    ReplaceRoute,
+    /// `ip route del`.
+    DelRoute,
+    /// `ip route show`.
+    GetRoute,
+    /// `ip netns set`.
+    SetNsid,
+    /// `ip netns list-id`.
+    GetNsid,
+    /// Opening a netlink socket.
+    Socket,
+    /// Sending or receiving on a netlink socket.
+    Transfer,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::AddLink => "add link",
+            Op::SetLink => "set link",
+            Op::DelLink => "delete link",
+            Op::GetLink => "get link",
+            Op::AddAddr => "add address",
+            Op::ReplaceAddr => "replace address",
+            Op::DelAddr => "delete address",
+            Op::GetAddr => "list addresses",
+            Op::AddRoute => "add route",
+            Op::ReplaceRoute => "replace route",
+            Op::DelRoute => "delete route",
+            Op::GetRoute => "list routes",
+            Op::SetNsid => "set netnsid",
+            Op::GetNsid => "get netnsid",
+            Op::Socket => "open netlink socket",
+            Op::Transfer => "netlink transfer",
+        })
+    }
+}
+
+/// A coarse classification of failures, so callers never compare errno numbers or strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The object already exists (`EEXIST`).
+    Exists,
+    /// The object does not exist (`ENODEV`, `ENOENT`, `ESRCH`, `EADDRNOTAVAIL`, a lookup).
+    NotFound,
+    /// The object is in use or in a state that forbids this (`EBUSY`).
+    Busy,
+    /// Missing privileges (`EPERM`, `EACCES`).
+    PermissionDenied,
+    /// The kernel or the library rejected the input (`EINVAL`, `ERANGE`, validation).
+    Invalid,
+    /// The kernel lacks the feature or the link kind (`EOPNOTSUPP`).
+    NotSupported,
+    /// Anything else.
+    Other,
+}
+
+/// The error of every fallible netplumb call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The kernel refused a request.
+    #[error("{op} ({target}): {errno} ({}){}", errno.desc(), ExtackSuffix(extack))]
+    Kernel {
+        /// What was being done.
+        op: Op,
+        /// The object, as the equivalent `ip` command line.
+        target: String,
+        /// The kernel's error.
+        errno: Errno,
+        /// The kernel's extended ACK message, if it sent one.
+        extack: Option<String>,
+    },
+    /// One request of a batch failed; the requests before it were applied.
+    #[error("request {index} of a batch of {count}: {source}")]
+    Batch {
+        /// Position of the failed request in the batch (0-based).
+        index: usize,
+        /// Number of requests in the batch.
+        count: usize,
+        /// Why it failed.
+        source: Box<Error>,
+    },
+    /// Input rejected before any syscall.
+    #[error("invalid {field} {value:?}: {reason}")]
+    InvalidInput {
+        /// Which parameter.
+        field: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A lookup found nothing.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A namespace path or name could not be used.
+    #[error("network namespace {}: {reason}{}", path.display(), errno.map(|e| format!(" ({e})")).unwrap_or_default())]
+    Netns {
+        /// The path (or name) of the namespace.
+        path: PathBuf,
+        /// What is wrong.
+        reason: &'static str,
+        /// The system error behind it, if any.
+        errno: Option<Errno>,
+    },
+    /// A file operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The system error.
+        source: std::io::Error,
+    },
+    /// The kernel sent a reply we could not parse.
+    #[error("malformed netlink reply: {0}")]
+    Protocol(#[from] wire::Error),
+    /// A dump kept being interrupted by concurrent changes.
+    #[error("dump of {0} interrupted by concurrent changes, retries exhausted")]
+    DumpInterrupted(&'static str),
+    /// The calling context lacks privileges for a namespace operation.
+    #[error("{what}: needs root or CAP_NET_ADMIN+CAP_SYS_ADMIN ({errno})")]
+    Privilege {
+        /// What was attempted.
+        what: &'static str,
+        /// The system error.
+        errno: Errno,
+    },
+}
+
+struct ExtackSuffix<'a>(&'a Option<String>);
+
+impl fmt::Display for ExtackSuffix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(m) => write!(f, ": {m}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Builds an [`Error::InvalidInput`].
+    pub fn invalid(field: &'static str, value: impl fmt::Display, reason: &'static str) -> Self {
+        Error::InvalidInput {
+            field,
+            value: value.to_string(),
+            reason,
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The system error behind this failure, if there is one.
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            Error::Kernel { errno, .. } | Error::Privilege { errno, .. } => Some(*errno),
+            Error::Netns { errno, .. } => *errno,
+            Error::Io { source, .. } => source.raw_os_error().map(Errno::from_raw),
+            Error::Batch { source, .. } => source.errno(),
+            _ => None,
+        }
+    }
+
+    /// The kernel's extended ACK message, if it sent one.
+    pub fn extack(&self) -> Option<&str> {
+        match self {
+            Error::Kernel { extack, .. } => extack.as_deref(),
+            Error::Batch { source, .. } => source.extack(),
+            _ => None,
+        }
+    }
+
+    /// The class of this failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidInput { .. } | Error::Protocol(_) => ErrorKind::Invalid,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Batch { source, .. } => source.kind(),
+            _ => match self.errno() {
+                Some(Errno::EEXIST) => ErrorKind::Exists,
+                Some(Errno::ENODEV | Errno::ENOENT | Errno::ESRCH | Errno::EADDRNOTAVAIL) => {
+                    ErrorKind::NotFound
+                }
+                Some(Errno::EBUSY) => ErrorKind::Busy,
+                Some(Errno::EPERM | Errno::EACCES) => ErrorKind::PermissionDenied,
+                Some(Errno::EINVAL | Errno::ERANGE) => ErrorKind::Invalid,
+                Some(Errno::EOPNOTSUPP) => ErrorKind::NotSupported,
+                _ => ErrorKind::Other,
+            },
+        }
+    }
+
+    /// The object already exists.
+    pub fn is_exists(&self) -> bool {
+        self.kind() == ErrorKind::Exists
+    }
+
+    /// The object does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.kind() == ErrorKind::NotFound
+    }
+
+    /// The object is busy (for instance, renaming a link that is up).
+    pub fn is_busy(&self) -> bool {
+        self.kind() == ErrorKind::Busy
+    }
+
+    /// Missing privileges.
+    pub fn is_permission_denied(&self) -> bool {
+        self.kind() == ErrorKind::PermissionDenied
+    }
+
+    /// The input was invalid.
+    pub fn is_invalid(&self) -> bool {
+        self.kind() == ErrorKind::Invalid
+    }
+
+    /// The kernel does not support this (for instance, a link kind whose module is missing).
+    pub fn is_not_supported(&self) -> bool {
+        self.kind() == ErrorKind::NotSupported
+    }
+}

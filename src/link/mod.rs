@@ -1,0 +1,259 @@
+//! Links (`ip link`, rtnetlink(7) `RTM_*LINK`): the specs of the kinds netplumb creates
+//! ([`Veth`], [`Bridge`], [`Vxlan`]), changes to existing links ([`LinkSet`],
+//! [`BridgePort`]), deletion ([`LinkDel`], and bulk deletion in one unregister batch), and
+//! what a dump says about a link ([`Link`]).
+
+mod bridge;
+mod info;
+mod name;
+mod set;
+mod veth;
+mod vxlan;
+
+pub use bridge::{Bridge, BridgePort};
+pub use info::{BridgeInfo, BridgePortInfo, Link, OperState, VxlanInfo};
+pub use name::{IfName, MacAddr, IFNAME_MAX};
+pub use set::{LinkDel, LinkSet};
+pub use veth::Veth;
+pub use vxlan::{Vxlan, VXLAN_PORT};
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+use crate::netns::Netns;
+use crate::wire::link::NsTarget;
+
+/// Which link a request addresses: by index (always unambiguous) or by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkId {
+    /// The interface index.
+    Index(u32),
+    /// The interface name (checked before use).
+    Name(IfName),
+}
+
+impl LinkId {
+    pub(crate) fn check(&self) -> Result<()> {
+        match self {
+            LinkId::Index(0) => Err(Error::invalid("link index", 0, "must not be 0")),
+            LinkId::Index(_) => Ok(()),
+            LinkId::Name(n) => n.check(),
+        }
+    }
+
+    pub(crate) fn index(&self) -> u32 {
+        match self {
+            LinkId::Index(i) => *i,
+            LinkId::Name(_) => 0,
+        }
+    }
+
+    pub(crate) fn name(&self) -> Option<&[u8]> {
+        match self {
+            LinkId::Index(_) => None,
+            LinkId::Name(n) => Some(n.as_bytes()),
+        }
+    }
+}
+
+impl fmt::Display for LinkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkId::Index(i) => write!(f, "if{i}"),
+            LinkId::Name(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl From<u32> for LinkId {
+    fn from(i: u32) -> Self {
+        LinkId::Index(i)
+    }
+}
+
+impl From<&str> for LinkId {
+    fn from(s: &str) -> Self {
+        LinkId::Name(IfName::unchecked(s))
+    }
+}
+
+impl From<&Link> for LinkId {
+    fn from(l: &Link) -> Self {
+        LinkId::Index(l.index)
+    }
+}
+
+/// A link addressed by index, with its name when known (for messages): what address and
+/// route requests need, since the kernel takes only an index there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dev {
+    /// The interface index.
+    pub index: u32,
+    name: Option<IfName>,
+}
+
+impl Dev {
+    /// Link `index`, known by `name` in messages.
+    pub fn named(index: u32, name: &str) -> Dev {
+        Dev {
+            index,
+            name: Some(IfName::unchecked(name)),
+        }
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.index == 0 {
+            return Err(Error::invalid("dev", 0, "link index must not be 0"));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Dev {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "{n}"),
+            None => write!(f, "if{}", self.index),
+        }
+    }
+}
+
+impl From<u32> for Dev {
+    fn from(index: u32) -> Self {
+        Dev { index, name: None }
+    }
+}
+
+impl From<&Link> for Dev {
+    fn from(l: &Link) -> Self {
+        Dev::named(l.index, &l.name)
+    }
+}
+
+/// A namespace a link is created in or moved to: a handle, or the namespace of a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NsArg {
+    /// An open namespace.
+    Netns(Netns),
+    /// The namespace of process `pid` (`ip link set DEV netns PID`).
+    Pid(u32),
+}
+
+impl NsArg {
+    pub(crate) fn target(&self) -> NsTarget {
+        use std::os::fd::{AsFd, AsRawFd};
+        match self {
+            NsArg::Netns(ns) => NsTarget::Fd(ns.as_fd().as_raw_fd()),
+            NsArg::Pid(p) => NsTarget::Pid(*p),
+        }
+    }
+}
+
+impl fmt::Display for NsArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NsArg::Netns(ns) => write!(f, "{ns}"),
+            NsArg::Pid(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+impl From<&Netns> for NsArg {
+    fn from(ns: &Netns) -> Self {
+        NsArg::Netns(ns.clone())
+    }
+}
+
+impl From<Netns> for NsArg {
+    fn from(ns: Netns) -> Self {
+        NsArg::Netns(ns)
+    }
+}
+
+impl From<u32> for NsArg {
+    fn from(pid: u32) -> Self {
+        NsArg::Pid(pid)
+    }
+}
+
+/// Settings every created link kind shares.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct LinkCommon {
+    pub(crate) mtu: Option<u32>,
+    pub(crate) mac: Option<MacAddr>,
+    pub(crate) up: bool,
+    pub(crate) group: Option<u32>,
+}
+
+impl LinkCommon {
+    pub(crate) fn check(&self, side: &'static str) -> Result<()> {
+        if self.mtu == Some(0) {
+            return Err(Error::invalid(side, "mtu 0", "MTU must be positive"));
+        }
+        if let Some(m) = self.mac {
+            if m.is_multicast() || m.0 == [0; 6] {
+                return Err(Error::invalid(side, m, "MAC must be unicast and non-zero"));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn ifinfo(&self) -> crate::wire::link::IfInfo {
+        let up = if self.up { crate::wire::link::IFF_UP } else { 0 };
+        crate::wire::link::IfInfo {
+            flags: up,
+            change: up,
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn fmt_ip(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(m) = self.mtu {
+            write!(f, " mtu {m}")?;
+        }
+        if let Some(m) = self.mac {
+            write!(f, " address {m}")?;
+        }
+        if let Some(g) = self.group {
+            write!(f, " group {g}")?;
+        }
+        if self.up {
+            f.write_str(" up")?;
+        }
+        Ok(())
+    }
+}
+
+/// Generates the setters of [`LinkCommon`] on a spec with a `common` field.
+macro_rules! common_setters {
+    () => {
+        /// The MTU (`ip link add ... mtu N`).
+        #[must_use]
+        pub fn mtu(mut self, mtu: u32) -> Self {
+            self.common.mtu = Some(mtu);
+            self
+        }
+
+        /// The MAC address (`ip link add ... address MAC`).
+        #[must_use]
+        pub fn mac(mut self, mac: impl Into<$crate::link::MacAddr>) -> Self {
+            self.common.mac = Some(mac.into());
+            self
+        }
+
+        /// Brings the link up as it is created (`ip link add ... up`).
+        #[must_use]
+        pub fn up(mut self) -> Self {
+            self.common.up = true;
+            self
+        }
+
+        /// The interface group (`ip link add ... group N`).
+        #[must_use]
+        pub fn group(mut self, group: u32) -> Self {
+            self.common.group = Some(group);
+            self
+        }
+    };
+}
+pub(crate) use common_setters;

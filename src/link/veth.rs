@@ -1,0 +1,141 @@
+//! [`Veth`]: a veth pair (`ip link add NAME type veth peer name PEER netns NS`).
+
+use std::fmt;
+
+use super::{common_setters, IfName, LinkCommon, MacAddr, NsArg};
+use crate::error::{Error, Op, Result};
+use crate::request::Request;
+use crate::wire::link::{self as wl, IfInfo, LinkAttrs, LinkKind};
+use crate::wire::{MsgBuf, NlmF};
+
+/// A veth pair. The peer can be created straight inside another namespace, which saves a
+/// move and never exposes the peer in the host namespace.
+///
+/// Without names the kernel picks `vethN` for both ends (B1).
+///
+/// ```
+/// use netplumb::link::Veth;
+/// let v = Veth::new("veth3f2a1c0").peer("eth0").mtu(1500);
+/// assert_eq!(v.to_string(), "ip link add veth3f2a1c0 mtu 1500 type veth peer name eth0");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[must_use]
+pub struct Veth {
+    name: Option<IfName>,
+    common: LinkCommon,
+    peer: Option<IfName>,
+    peer_common: LinkCommon,
+    peer_netns: Option<NsArg>,
+}
+
+impl Veth {
+    /// A veth pair whose first end is `name`.
+    pub fn new(name: &str) -> Self {
+        Veth {
+            name: Some(IfName::unchecked(name)),
+            ..Veth::default()
+        }
+    }
+
+    /// A veth pair whose names the kernel chooses (`ip link add type veth`).
+    pub fn anonymous() -> Self {
+        Veth::default()
+    }
+
+    common_setters!();
+
+    /// The peer's name (`peer name PEER`).
+    pub fn peer(mut self, name: &str) -> Self {
+        self.peer = Some(IfName::unchecked(name));
+        self
+    }
+
+    /// Creates the peer directly in namespace `ns` (`peer ... netns NS`).
+    pub fn peer_netns(mut self, ns: impl Into<NsArg>) -> Self {
+        self.peer_netns = Some(ns.into());
+        self
+    }
+
+    /// The peer's MTU (`peer ... mtu N`).
+    pub fn peer_mtu(mut self, mtu: u32) -> Self {
+        self.peer_common.mtu = Some(mtu);
+        self
+    }
+
+    /// The peer's MAC address (`peer ... address MAC`).
+    pub fn peer_mac(mut self, mac: impl Into<MacAddr>) -> Self {
+        self.peer_common.mac = Some(mac.into());
+        self
+    }
+
+    /// Brings the peer up as it is created.
+    pub fn peer_up(mut self) -> Self {
+        self.peer_common.up = true;
+        self
+    }
+}
+
+impl fmt::Display for Veth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ip link add")?;
+        if let Some(n) = &self.name {
+            write!(f, " {n}")?;
+        }
+        self.common.fmt_ip(f)?;
+        f.write_str(" type veth")?;
+        if let Some(p) = &self.peer {
+            write!(f, " peer name {p}")?;
+        } else if self.peer_netns.is_some() || self.peer_common != LinkCommon::default() {
+            f.write_str(" peer")?;
+        }
+        self.peer_common.fmt_ip(f)?;
+        if let Some(ns) = &self.peer_netns {
+            write!(f, " netns {ns}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Request for Veth {
+    fn op(&self) -> Op {
+        Op::AddLink
+    }
+
+    fn validate(&self) -> Result<()> {
+        if let Some(n) = &self.name {
+            n.check()?;
+        }
+        if let Some(p) = &self.peer {
+            p.check_as("peer name")?;
+            if self.peer_netns.is_none() && Some(p) == self.name.as_ref() {
+                return Err(Error::invalid("peer name", p, "same as the link's name in the same namespace"));
+            }
+        }
+        self.common.check("link")?;
+        self.peer_common.check("peer")
+    }
+
+    #[inline]
+    fn encode(&self, buf: &mut MsgBuf, seq: u32) {
+        let attrs = LinkAttrs {
+            name: self.name.as_ref().map(IfName::as_bytes),
+            mtu: self.common.mtu,
+            mac: self.common.mac.map(|m| m.0),
+            group: self.common.group,
+            ..LinkAttrs::default()
+        };
+        let kind = LinkKind::Veth {
+            info: self.peer_common.ifinfo(),
+            attrs: LinkAttrs {
+                name: self.peer.as_ref().map(IfName::as_bytes),
+                mtu: self.peer_common.mtu,
+                mac: self.peer_common.mac.map(|m| m.0),
+                group: self.peer_common.group,
+                netns: self.peer_netns.as_ref().map(NsArg::target),
+                ..LinkAttrs::default()
+            },
+        };
+        let info: IfInfo = self.common.ifinfo();
+        wl::link_msg(buf, wl::RTM_NEWLINK, NlmF::NEW_EXCL, seq, &info, &attrs, Some(&kind));
+    }
+}

@@ -1,0 +1,251 @@
+//! The one place that does netlink I/O: a blocking `NETLINK_ROUTE` socket with sequence
+//! checking, ACK and extended-ACK decoding, interrupted-dump retry and batched sends
+//! (netlink(7)).
+
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket as NlSocket, SocketAddr};
+
+use crate::error::{Errno, Error, Op, Result};
+use crate::wire::{nlmsg, Ack, Messages, MsgBuf, RawMsg};
+
+/// Receive buffer: the kernel's dump datagrams are at most 32 KiB.
+const RX_LEN: usize = 64 * 1024;
+/// Most requests one `sendmsg` carries: their ACKs must fit the receive queue.
+pub(crate) const BATCH_MSGS: usize = 256;
+/// Most bytes one `sendmsg` carries (the socket's send buffer is ~208 KiB).
+pub(crate) const BATCH_BYTES: usize = 64 * 1024;
+/// Receive queue asked for (needs CAP_NET_ADMIN to exceed `rmem_max`; best effort).
+const RCVBUF: usize = 4 * 1024 * 1024;
+/// How often an interrupted dump is restarted before giving up.
+const DUMP_RETRIES: usize = 8;
+
+/// How a failed request is described: called only on the failure path.
+pub(crate) type Describe<'a> = &'a dyn Fn(usize) -> (Op, String);
+
+/// A blocking rtnetlink socket. It serves the namespace it was created in.
+#[derive(Debug)]
+pub(crate) struct Socket {
+    sock: NlSocket,
+    seq: u32,
+    rx: Vec<u8>,
+}
+
+fn transfer(errno: Errno, what: &str) -> Error {
+    Error::Kernel {
+        op: Op::Transfer,
+        target: what.to_string(),
+        errno,
+        extack: None,
+    }
+}
+
+fn io_errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc_eio()))
+}
+
+const fn libc_eio() -> i32 {
+    5
+}
+
+impl Socket {
+    /// Opens a route socket in the calling thread's network namespace.
+    pub(crate) fn route() -> Result<Socket> {
+        let fail = |e: std::io::Error| Error::Kernel {
+            op: Op::Socket,
+            target: "NETLINK_ROUTE".into(),
+            errno: io_errno(&e),
+            extack: None,
+        };
+        let mut sock = NlSocket::new(NETLINK_ROUTE).map_err(fail)?;
+        sock.bind_auto().map_err(fail)?;
+        sock.connect(&SocketAddr::new(0, 0)).map_err(fail)?;
+        sock.set_ext_ack(true).map_err(fail)?;
+        sock.set_cap_ack(true).map_err(fail)?;
+        sock.set_netlink_get_strict_chk(true).map_err(fail)?;
+        let _ = nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::RcvBufForce, &RCVBUF);
+        let seq = std::process::id().wrapping_mul(2654435761);
+        Ok(Socket {
+            sock,
+            seq,
+            rx: Vec::with_capacity(RX_LEN),
+        })
+    }
+
+    /// Reserves `n` consecutive sequence numbers and returns the first.
+    pub(crate) fn next_seq(&mut self, n: u32) -> u32 {
+        let first = self.seq.wrapping_add(1);
+        self.seq = self.seq.wrapping_add(n);
+        first
+    }
+
+    fn send(&self, bytes: &[u8]) -> Result<()> {
+        let n = self
+            .sock
+            .send(bytes, 0)
+            .map_err(|e| transfer(io_errno(&e), "sendmsg"))?;
+        if n != bytes.len() {
+            return Err(transfer(Errno::EMSGSIZE, "sendmsg (short write)"));
+        }
+        Ok(())
+    }
+
+    fn recv(&mut self) -> Result<()> {
+        self.rx.clear();
+        let n = loop {
+            match self.sock.recv(&mut self.rx, 0) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(transfer(io_errno(&e), "recvmsg")),
+            }
+        };
+        if n > self.rx.len() {
+            return Err(transfer(Errno::EMSGSIZE, "recvmsg (datagram truncated)"));
+        }
+        Ok(())
+    }
+
+    /// Sends the requests in `buf` (sequence numbers `first..first + count`, each asking for
+    /// an ACK) in one `sendmsg`, then waits for every ACK. Messages other than ACKs that carry
+    /// one of those sequence numbers go to `on_reply`. Returns the first failure.
+    pub(crate) fn transact(
+        &mut self,
+        buf: &MsgBuf,
+        first: u32,
+        count: usize,
+        describe: Describe<'_>,
+        on_reply: &mut dyn FnMut(&RawMsg<'_>) -> Result<()>,
+    ) -> Result<()> {
+        self.send(buf.as_bytes())?;
+        let mut pending = count;
+        let mut failure: Option<Error> = None;
+        while pending > 0 {
+            self.recv()?;
+            let rx = std::mem::take(&mut self.rx);
+            let r = Self::scan(&rx, first, count, &mut pending, &mut failure, describe, on_reply);
+            self.rx = rx;
+            r?;
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn scan(
+        rx: &[u8],
+        first: u32,
+        count: usize,
+        pending: &mut usize,
+        failure: &mut Option<Error>,
+        describe: Describe<'_>,
+        on_reply: &mut dyn FnMut(&RawMsg<'_>) -> Result<()>,
+    ) -> Result<()> {
+        for m in Messages::new(rx) {
+            let m = m?;
+            let index = m.seq.wrapping_sub(first) as usize;
+            if index >= count {
+                continue; // a stale answer to an earlier, abandoned request
+            }
+            if m.ty != nlmsg::NLMSG_ERROR {
+                if failure.is_none() {
+                    on_reply(&m)?;
+                }
+                continue;
+            }
+            let ack = Ack::parse(&m)?;
+            *pending -= 1;
+            if ack.errno != 0 && failure.is_none() {
+                let (op, target) = describe(index);
+                let err = Error::Kernel {
+                    op,
+                    target,
+                    errno: Errno::from_raw(ack.errno),
+                    extack: ack.msg.map(str::to_owned),
+                };
+                *failure = Some(if count > 1 {
+                    Error::Batch {
+                        index,
+                        count,
+                        source: Box::new(err),
+                    }
+                } else {
+                    err
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a dump: `encode` writes the request with the given sequence number, `on_msg` sees
+    /// every message of the reply. A dump the kernel flags as interrupted (`NLM_F_DUMP_INTR`)
+    /// is restarted, after `reset`, up to a bounded number of times.
+    pub(crate) fn dump(
+        &mut self,
+        what: &'static str,
+        op: Op,
+        encode: &dyn Fn(&mut MsgBuf, u32),
+        reset: &mut dyn FnMut(),
+        on_msg: &mut dyn FnMut(&RawMsg<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let mut buf = MsgBuf::with_capacity(64);
+        for _ in 0..DUMP_RETRIES {
+            buf.clear();
+            let seq = self.next_seq(1);
+            encode(&mut buf, seq);
+            self.send(buf.as_bytes())?;
+            if !self.dump_once(what, op, seq, on_msg)? {
+                return Ok(());
+            }
+            reset();
+        }
+        Err(Error::DumpInterrupted(what))
+    }
+
+    /// Reads one dump's reply; returns whether it was interrupted.
+    fn dump_once(
+        &mut self,
+        what: &'static str,
+        op: Op,
+        seq: u32,
+        on_msg: &mut dyn FnMut(&RawMsg<'_>) -> Result<()>,
+    ) -> Result<bool> {
+        let mut interrupted = false;
+        loop {
+            self.recv()?;
+            for m in Messages::new(&self.rx) {
+                let m = m?;
+                if m.seq != seq {
+                    continue;
+                }
+                interrupted |= m.flags.contains(nlmsg::NlmF::DUMP_INTR);
+                match m.ty {
+                    nlmsg::NLMSG_DONE => {
+                        let code = m.payload.get(..4).map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                        if let Some(c @ i32::MIN..=-1) = code {
+                            return Err(Error::Kernel {
+                                op,
+                                target: what.into(),
+                                errno: Errno::from_raw(-c),
+                                extack: None,
+                            });
+                        }
+                        return Ok(interrupted);
+                    }
+                    nlmsg::NLMSG_ERROR => {
+                        let ack = Ack::parse(&m)?;
+                        if ack.errno == 0 {
+                            return Ok(interrupted);
+                        }
+                        return Err(Error::Kernel {
+                            op,
+                            target: what.into(),
+                            errno: Errno::from_raw(ack.errno),
+                            extack: ack.msg.map(str::to_owned),
+                        });
+                    }
+                    _ if !interrupted => on_msg(&m)?,
+                    _ => {}
+                }
+            }
+        }
+    }
+}
