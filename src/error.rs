@@ -94,7 +94,7 @@ pub enum ErrorKind {
 #[non_exhaustive]
 pub enum Error {
     /// The kernel refused a request.
-    #[error("{op} ({target}): {errno} ({}){}", errno.desc(), ExtackSuffix(extack))]
+    #[error("{op} ({target}): {} ({errno:?}){}", errno.desc(), ExtackSuffix(extack))]
     Kernel {
         /// What was being done.
         op: Op,
@@ -129,7 +129,7 @@ pub enum Error {
     #[error("{0} not found")]
     NotFound(String),
     /// A namespace path or name could not be used.
-    #[error("network namespace {}: {reason}{}", path.display(), errno.map(|e| format!(" ({e})")).unwrap_or_default())]
+    #[error("network namespace {}: {reason}{}", path.display(), errno.map(|e| format!(" ({e:?})")).unwrap_or_default())]
     Netns {
         /// The path (or name) of the namespace.
         path: PathBuf,
@@ -153,7 +153,7 @@ pub enum Error {
     #[error("dump of {0} interrupted by concurrent changes, retries exhausted")]
     DumpInterrupted(&'static str),
     /// The calling context lacks privileges for a namespace operation.
-    #[error("{what}: needs root or CAP_NET_ADMIN+CAP_SYS_ADMIN ({errno})")]
+    #[error("{what}: {} ({errno:?}); needs root or CAP_NET_ADMIN+CAP_SYS_ADMIN", errno.desc())]
     Privilege {
         /// What was attempted.
         what: &'static str,

@@ -55,11 +55,12 @@ impl fmt::Debug for Netns {
 }
 
 impl fmt::Display for Netns {
-    /// The name `ip` would use: the file name under a netns folder, else the path.
+    /// The name `ip` would use: the file name under a netns folder, else `net:[INODE]`
+    /// (what `readlink /proc/PID/ns/net` prints).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.name() {
             Some(n) => f.write_str(n),
-            None => write!(f, "{}", self.path.display()),
+            None => write!(f, "net:[{}]", self.id.1),
         }
     }
 }
@@ -263,7 +264,8 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Runs `f` and reports whether a path is already a mount point, via `st_dev` of it and its parent.
+/// Makes the netns folder a shared mount point, so that names created later propagate to
+/// other mount namespaces (what `ip netns add` does).
 fn make_shared_mount(dir: &Path) -> Result<()> {
     let shared = || mount(None::<&str>, dir, None::<&str>, MsFlags::MS_SHARED | MsFlags::MS_REC, None::<&str>);
     match shared() {
