@@ -4,6 +4,7 @@
 //! what a dump says about a link ([`Link`]).
 
 mod bridge;
+mod dummy;
 mod info;
 mod name;
 mod set;
@@ -11,6 +12,7 @@ mod veth;
 mod vxlan;
 
 pub use bridge::{Bridge, BridgePort};
+pub use dummy::{Dummy, Ifb};
 pub use info::{BridgeInfo, BridgePortInfo, Link, OperState, VxlanInfo};
 pub use name::{IfName, MacAddr, IFNAME_MAX};
 pub use set::{LinkDel, LinkSet};

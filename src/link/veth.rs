@@ -13,6 +13,9 @@ use crate::wire::{MsgBuf, NlmF};
 ///
 /// Without names the kernel picks `vethN` for both ends (B1).
 ///
+/// The peer is created down: the kernel refuses (`ENOTCONN`) to create it up, so bring it
+/// up with [`LinkSet`](super::LinkSet) through a handle in its namespace.
+///
 /// ```
 /// use netplumb::link::Veth;
 /// let v = Veth::new("veth3f2a1c0").peer("eth0").mtu(1500);
@@ -65,12 +68,6 @@ impl Veth {
     /// The peer's MAC address (`peer ... address MAC`).
     pub fn peer_mac(mut self, mac: impl Into<MacAddr>) -> Self {
         self.peer_common.mac = Some(mac.into());
-        self
-    }
-
-    /// Brings the peer up as it is created.
-    pub fn peer_up(mut self) -> Self {
-        self.peer_common.up = true;
         self
     }
 }

@@ -256,6 +256,8 @@ pub enum LinkKind<'a> {
     Vxlan(VxlanData),
     /// A port of a bridge (`type bridge_slave`).
     BridgePort(BridgePortData),
+    /// A kind with no kind-specific data (`dummy`, `ifb`): only `IFLA_INFO_KIND`.
+    Plain(&'a [u8]),
 }
 
 #[inline]
@@ -319,6 +321,7 @@ impl LinkKind<'_> {
                 }
                 buf.end_nest(data);
             }
+            LinkKind::Plain(kind) => buf.attr_str(IFLA_INFO_KIND, kind),
             LinkKind::BridgePort(d) => {
                 buf.attr_str(IFLA_INFO_SLAVE_KIND, b"bridge");
                 let data = buf.begin_nest(IFLA_INFO_SLAVE_DATA);

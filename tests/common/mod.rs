@@ -37,3 +37,51 @@ pub fn rtnl(s: &Sandbox) -> Rtnl {
 pub fn link_names(rtnl: &mut Rtnl) -> Vec<String> {
     rtnl.links().expect("dump links").into_iter().map(|l| l.name).collect()
 }
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+/// Whether a TCP client in `client` reaches a server bound to `bind` in `server`, and a
+/// message goes there and back. Sockets keep the namespace they were created in, so they
+/// are created inside each namespace and used from here.
+pub fn tcp_reaches(server: &Netns, bind: SocketAddr, client: &Netns) -> bool {
+    let listener = server
+        .run(|| TcpListener::bind(bind))
+        .expect("enter server namespace")
+        .expect("bind server socket");
+    let addr = listener.local_addr().expect("server address");
+    let srv = std::thread::spawn(move || -> std::io::Result<()> {
+        listener.set_nonblocking(false)?;
+        let (mut c, _) = listener.accept()?;
+        c.set_read_timeout(Some(Duration::from_secs(3)))?;
+        let mut b = [0u8; 4];
+        c.read_exact(&mut b)?;
+        c.write_all(&b)
+    });
+    let ok = client
+        .run(|| TcpStream::connect_timeout(&addr, Duration::from_secs(3)))
+        .expect("enter client namespace")
+        .and_then(|mut s| {
+            s.set_read_timeout(Some(Duration::from_secs(3)))?;
+            s.write_all(b"ping")?;
+            let mut b = [0u8; 4];
+            s.read_exact(&mut b)?;
+            Ok(&b == b"ping")
+        })
+        .unwrap_or(false);
+    if ok {
+        srv.join().expect("server thread").expect("server side");
+    }
+    ok
+}
+
+/// The error a UDP send to `to` from inside `ns` gets, if any.
+pub fn udp_send_error(ns: &Netns, to: SocketAddr) -> Option<std::io::Error> {
+    ns.run(|| {
+        let bind: SocketAddr = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().unwrap();
+        let s = std::net::UdpSocket::bind(bind).ok()?;
+        s.send_to(b"x", to).err()
+    })
+    .expect("enter namespace")
+}
