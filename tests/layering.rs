@@ -117,7 +117,7 @@ fn effects_happen_only_where_they_belong() {
 #[test]
 fn tests_and_examples_never_open_the_callers_namespace() {
     // A test or example that opened a handle on its own thread's namespace would act on
-    // whatever namespace that thread is in;    // they go through the sandbox's namespaces instead.
+    // whatever namespace that thread is in; they go through the sandbox's namespaces.
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
     for d in ["tests", "examples", "benches"] {
