@@ -25,63 +25,81 @@ use crate::error::{Error, Result};
 use crate::netns::Netns;
 use crate::wire::link::NsTarget;
 
-/// Which link a request addresses: by index (always unambiguous) or by name.
+/// Which link a request addresses: by index (always unambiguous) or by name, with the
+/// name kept for messages when both are known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkId {
-    /// The interface index.
-    Index(u32),
-    /// The interface name (checked before use).
-    Name(IfName),
+pub struct LinkId {
+    index: u32,
+    name: Option<IfName>,
 }
 
 impl LinkId {
-    pub(crate) fn check(&self) -> Result<()> {
-        match self {
-            LinkId::Index(0) => Err(Error::invalid("link index", 0, "must not be 0")),
-            LinkId::Index(_) => Ok(()),
-            LinkId::Name(n) => n.check(),
+    /// The link with interface index `index`.
+    pub fn by_index(index: u32) -> LinkId {
+        LinkId { index, name: None }
+    }
+
+    /// The link named `name` (checked before use).
+    pub fn by_name(name: &str) -> LinkId {
+        LinkId {
+            index: 0,
+            name: Some(IfName::unchecked(name)),
         }
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        match (self.index, &self.name) {
+            (0, Some(n)) => n.check(),
+            (0, None) => Err(Error::invalid("link index", 0, "must not be 0")),
+            _ => Ok(()),
+        }
+    }
+
+    /// True when the link is addressed by index.
+    pub fn has_index(&self) -> bool {
+        self.index != 0
     }
 
     pub(crate) fn index(&self) -> u32 {
-        match self {
-            LinkId::Index(i) => *i,
-            LinkId::Name(_) => 0,
-        }
+        self.index
     }
 
+    /// The name to send: only when addressing by name.
     pub(crate) fn name(&self) -> Option<&[u8]> {
-        match self {
-            LinkId::Index(_) => None,
-            LinkId::Name(n) => Some(n.as_bytes()),
+        match self.index {
+            0 => self.name.as_ref().map(IfName::as_bytes),
+            _ => None,
         }
     }
 }
 
 impl fmt::Display for LinkId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LinkId::Index(i) => write!(f, "if{i}"),
-            LinkId::Name(n) => write!(f, "{n}"),
+        match &self.name {
+            Some(n) => write!(f, "{n}"),
+            None => write!(f, "if{}", self.index),
         }
     }
 }
 
 impl From<u32> for LinkId {
     fn from(i: u32) -> Self {
-        LinkId::Index(i)
+        LinkId::by_index(i)
     }
 }
 
 impl From<&str> for LinkId {
     fn from(s: &str) -> Self {
-        LinkId::Name(IfName::unchecked(s))
+        LinkId::by_name(s)
     }
 }
 
 impl From<&Link> for LinkId {
     fn from(l: &Link) -> Self {
-        LinkId::Index(l.index)
+        LinkId {
+            index: l.index,
+            name: Some(IfName::unchecked(&l.name)),
+        }
     }
 }
 

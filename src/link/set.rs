@@ -142,7 +142,7 @@ impl Request for LinkSet {
         self.link.check()?;
         if let Some(n) = &self.rename {
             n.check_as("new link name")?;
-            if matches!(self.link, LinkId::Name(_)) {
+            if !self.link.has_index() {
                 return Err(Error::invalid("link", self.link, "a rename must address the link by index"));
             }
         }
