@@ -67,3 +67,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use netns::{Netns, NetnsDir};
 pub use request::Request;
 pub use rtnl::Rtnl;
+
+/// The README's example, compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
