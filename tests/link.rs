@@ -99,6 +99,16 @@ fn b3_rename_updown_mtu_mac() {
             }
         }
 
+        // `rename` handles a running link on every kernel.
+        let up = r.link("eth7").unwrap();
+        r.rename(&up, "eth8").unwrap();
+        let l = r.link(v0.index).unwrap();
+        assert_eq!(l.name, "eth8");
+        assert!(l.is_up(), "still up after the rename");
+        r.rename(&l, "eth7").unwrap();
+        let e = r.rename(&l, "bad/name").unwrap_err();
+        assert!(e.is_invalid(), "{e}");
+
         r.execute(&LinkSet::new("eth7").down()).unwrap();
         assert!(!r.link("eth7").unwrap().is_up());
         // A rename must address the link by index (a name would be ambiguous).

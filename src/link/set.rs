@@ -285,4 +285,27 @@ impl Rtnl {
         self.execute(&LinkDel::group(group))?;
         Ok(present.len())
     }
+
+    /// Renames `link` to `name` (`ip link set DEV name NEW`), also when it is up: kernels
+    /// before 6.x refuse to rename a running link (EBUSY), and then the link is set down,
+    /// renamed and set up again. If the rename fails after that, the link is set up again.
+    ///
+    /// ```no_run
+    /// # let mut rtnl = netplumb::Rtnl::open_in(&netplumb::Netns::current()?)?;
+    /// let veth = rtnl.link("veth1")?;
+    /// rtnl.rename(&veth, "eth0")?;
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    pub fn rename(&mut self, link: &super::Link, name: &str) -> Result<()> {
+        let set = LinkSet::new(link.index).name(name);
+        match self.execute(&set) {
+            Err(e) if e.is_busy() && link.is_up() => {
+                self.execute(&LinkSet::new(link.index).down())?;
+                let renamed = self.execute(&set);
+                let up = self.execute(&LinkSet::new(link.index).up());
+                renamed.and(up)
+            }
+            other => other,
+        }
+    }
 }
