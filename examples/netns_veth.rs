@@ -61,7 +61,7 @@ fn walkthrough(dir: &NetnsDir) -> Res<()> {
 
     // The peer pairing `ip link` shows as veth0@ifN.
     let veth0 = r1.link("veth0")?;
-    let (_, peer) = r1.veth_peer(&veth0, &[ns2.clone()])?;
+    let (_, peer) = r1.veth_peer(&veth0, std::slice::from_ref(&ns2))?;
     println!("[ns1] veth0@if{}: peer is {} in ns2", peer.index, peer.name);
 
     // Real traffic: a UDP datagram from ns1 to ns2 and back.

@@ -16,10 +16,11 @@ use crate::rtnl::Rtnl;
 use crate::wire::{self, RawMsg};
 
 /// `IF_OPER_*`: the RFC 2863 operational state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum OperState {
     /// `UNKNOWN` (as `lo` reports).
+    #[default]
     Unknown,
     /// `NOTPRESENT`.
     NotPresent,
@@ -115,12 +116,6 @@ pub struct Link {
     pub port: Option<BridgePortInfo>,
     /// VXLAN settings, for VXLAN devices.
     pub vxlan: Option<VxlanInfo>,
-}
-
-impl Default for OperState {
-    fn default() -> Self {
-        OperState::Unknown
-    }
 }
 
 impl Link {

@@ -248,28 +248,24 @@ impl LinkCommon {
 macro_rules! common_setters {
     () => {
         /// The MTU (`ip link add ... mtu N`).
-        #[must_use]
         pub fn mtu(mut self, mtu: u32) -> Self {
             self.common.mtu = Some(mtu);
             self
         }
 
         /// The MAC address (`ip link add ... address MAC`).
-        #[must_use]
         pub fn mac(mut self, mac: impl Into<$crate::link::MacAddr>) -> Self {
             self.common.mac = Some(mac.into());
             self
         }
 
         /// Brings the link up as it is created (`ip link add ... up`).
-        #[must_use]
         pub fn up(mut self) -> Self {
             self.common.up = true;
             self
         }
 
         /// The interface group (`ip link add ... group N`).
-        #[must_use]
         pub fn group(mut self, group: u32) -> Self {
             self.common.group = Some(group);
             self
