@@ -231,6 +231,10 @@ impl Netns {
     /// Spawns `cmd` inside this namespace (`ip netns exec NAME cmd`). The child inherits the
     /// namespace from the helper thread that starts it.
     ///
+    /// Unlike `ip netns exec`, this changes only the network namespace: it does not remount
+    /// `/sys` (so `/sys/class/net` in the child still shows the caller's namespace) and does
+    /// not bind `/etc/netns/NAME` files over `/etc`.
+    ///
     /// ```no_run
     /// # let ns = netplumb::Netns::new()?;
     /// let out = ns.spawn(std::process::Command::new("ip").arg("link"))?.wait_with_output();
@@ -267,6 +271,10 @@ fn check_name(name: &str) -> Result<()> {
 /// Makes the netns folder a shared mount point, so that names created later propagate to
 /// other mount namespaces (what `ip netns add` does).
 fn make_shared_mount(dir: &Path) -> Result<()> {
+    // Two threads making their first names at once must not both bind the folder onto
+    // itself (the mounts would stack); across processes `ip netns add` has the same race.
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let shared = || mount(None::<&str>, dir, None::<&str>, MsFlags::MS_SHARED | MsFlags::MS_REC, None::<&str>);
     match shared() {
         Ok(()) => Ok(()),

@@ -13,7 +13,11 @@ pub fn sandbox<T: Send>(name: &str, f: impl FnOnce(&Sandbox) -> T + Send) -> Opt
     let host_ino = Netns::current().map(|n| n.inode()).ok();
     let r = netplumb::netns::sandbox(|s| {
         // Guard: the body never runs in the namespace the test started in.
-        assert_ne!(Some(s.host().inode()), host_ino, "sandbox still in the host namespace");
+        assert_ne!(
+            Some(s.host().inode()),
+            host_ino,
+            "sandbox still in the host namespace"
+        );
         f(s)
     });
     match r {
@@ -35,7 +39,11 @@ pub fn rtnl(s: &Sandbox) -> Rtnl {
 
 /// Names of the links in the namespace `rtnl` serves.
 pub fn link_names(rtnl: &mut Rtnl) -> Vec<String> {
-    rtnl.links().expect("dump links").into_iter().map(|l| l.name).collect()
+    rtnl.links()
+        .expect("dump links")
+        .into_iter()
+        .map(|l| l.name)
+        .collect()
 }
 
 use std::io::{Read, Write};
@@ -79,7 +87,9 @@ pub fn tcp_reaches(server: &Netns, bind: SocketAddr, client: &Netns) -> bool {
 /// The error a UDP send to `to` from inside `ns` gets, if any.
 pub fn udp_send_error(ns: &Netns, to: SocketAddr) -> Option<std::io::Error> {
     ns.run(|| {
-        let bind: SocketAddr = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().unwrap();
+        let bind: SocketAddr = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
+            .parse()
+            .unwrap();
         let s = std::net::UdpSocket::bind(bind).ok()?;
         s.send_to(b"x", to).err()
     })
