@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 pub use nix::errno::Errno;
 
+use crate::ipam::IpamError;
+use crate::ports::{AllocError, PortSpecError};
 use crate::wire;
 
 /// What the library was doing when the kernel refused.
@@ -44,6 +46,10 @@ pub enum Op {
     Socket,
     /// Sending or receiving on a netlink socket.
     Transfer,
+    /// Applying an nf_tables batch.
+    Firewall,
+    /// Reading nf_tables objects back.
+    GetFirewall,
 }
 
 impl fmt::Display for Op {
@@ -65,6 +71,8 @@ impl fmt::Display for Op {
             Op::GetNsid => "get netnsid",
             Op::Socket => "open netlink socket",
             Op::Transfer => "netlink transfer",
+            Op::Firewall => "apply firewall batch",
+            Op::GetFirewall => "list firewall objects",
         })
     }
 }
@@ -85,6 +93,9 @@ pub enum ErrorKind {
     Invalid,
     /// The kernel lacks the feature or the link kind (`EOPNOTSUPP`).
     NotSupported,
+    /// A pool ran out: no free address in a network, no free subnet in the address pools,
+    /// no free host port in a range.
+    Exhausted,
     /// Anything else.
     Other,
 }
@@ -146,6 +157,15 @@ pub enum Error {
         /// The system error.
         source: std::io::Error,
     },
+    /// An address management call failed.
+    #[error(transparent)]
+    Ipam(#[from] IpamError),
+    /// A malformed `-p` port spec; the error names the bad part.
+    #[error(transparent)]
+    PortSpec(#[from] PortSpecError),
+    /// A host port could not be published.
+    #[error(transparent)]
+    PortAlloc(#[from] AllocError),
     /// The kernel sent a reply we could not parse.
     #[error("malformed netlink reply: {0}")]
     Protocol(#[from] wire::Error),
@@ -200,6 +220,7 @@ impl Error {
             Error::Netns { errno, .. } => *errno,
             Error::Io { source, .. } => source.raw_os_error().map(Errno::from_raw),
             Error::Batch { source, .. } => source.errno(),
+            Error::PortAlloc(e) => e.errno(),
             _ => None,
         }
     }
@@ -219,6 +240,9 @@ impl Error {
             Error::InvalidInput { .. } | Error::Protocol(_) => ErrorKind::Invalid,
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::Batch { source, .. } => source.kind(),
+            Error::Ipam(e) => e.kind(),
+            Error::PortSpec(_) => ErrorKind::Invalid,
+            Error::PortAlloc(e) => e.kind(),
             _ => match self.errno() {
                 Some(Errno::EEXIST) => ErrorKind::Exists,
                 Some(Errno::ENODEV | Errno::ENOENT | Errno::ESRCH | Errno::EADDRNOTAVAIL) => {
@@ -256,6 +280,11 @@ impl Error {
     /// The input was invalid.
     pub fn is_invalid(&self) -> bool {
         self.kind() == ErrorKind::Invalid
+    }
+
+    /// A pool ran out (no free address or subnet).
+    pub fn is_exhausted(&self) -> bool {
+        self.kind() == ErrorKind::Exhausted
     }
 
     /// The kernel does not support this (for instance, a link kind whose module is missing).

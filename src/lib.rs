@@ -36,6 +36,8 @@
 //! | 1 | `socket`, [`netns`] | netlink I/O; namespaces and threads |
 //! | 2 | [`rtnl`], [`request`] | the handle, the request trait, dry-run plans |
 //! | 3 | [`link`], [`addr`], [`route`], [`sysctl`] | typed specs and queries |
+//! | 3 | [`ipam`] | address management; no netlink |
+//! | 4 | [`ports`] | `-p`/`-P` port mappings, host-port allocation, `docker port` |
 //!
 //! ## Namespaces and threads
 //!
@@ -53,8 +55,11 @@
 
 pub mod addr;
 pub mod error;
+pub mod firewall;
+pub mod ipam;
 pub mod link;
 pub mod netns;
+pub mod ports;
 pub mod request;
 pub mod route;
 pub mod rtnl;

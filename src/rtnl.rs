@@ -69,20 +69,24 @@ impl Rtnl {
     /// 256 requests or 64 KiB each) and collects every ACK.
     ///
     /// All requests are validated before anything is sent. rtnetlink applies each request
-    /// on its own: on failure the requests before the failed one stay applied, and the
-    /// error is [`Error::Batch`] naming the failed request.
+    /// on its own, and every request is sent even after one fails (however the batch is
+    /// split into `sendmsg` calls): on failure the other requests stay applied, and the
+    /// error is [`Error::Batch`] naming the first failed request. Only a failure of the
+    /// exchange itself (sending or receiving) stops the batch early.
     pub fn execute_batch<R: Request>(&mut self, reqs: &[R]) -> Result<()> {
+        let batch_err = |index: usize, source: Error| Error::Batch {
+            index,
+            count: reqs.len(),
+            source: Box::new(source),
+        };
         for (i, r) in reqs.iter().enumerate() {
-            r.validate().map_err(|e| Error::Batch {
-                index: i,
-                count: reqs.len(),
-                source: Box::new(e),
-            })?;
+            r.validate().map_err(|e| batch_err(i, e))?;
         }
+        let mut refused: Option<Error> = None;
         let mut start = 0;
         while start < reqs.len() {
             self.buf.clear();
-            let first = self.sock.next_seq(0).wrapping_add(0);
+            let first = self.sock.next_seq(0);
             let mut n = 0;
             while start + n < reqs.len() && n < BATCH_MSGS && self.buf.len() < BATCH_BYTES {
                 reqs[start + n].encode(&mut self.buf, first.wrapping_add(n as u32));
@@ -90,22 +94,20 @@ impl Rtnl {
             }
             self.sock.next_seq(n as u32);
             let describe = |i: usize| (reqs[start + i].op(), reqs[start + i].to_string());
-            let r = self.sock.transact(&self.buf, first, n, &describe, &mut |_| Ok(()));
-            if let Err(Error::Batch { index, source, .. }) = r {
-                return Err(Error::Batch {
-                    index: start + index,
-                    count: reqs.len(),
-                    source,
-                });
+            let r = self
+                .sock
+                .transact_all(&self.buf, first, n, &describe, &mut |_| Ok(()));
+            match r.map_err(|e| batch_err(start, e))? {
+                // A chunk of several requests names the failed one by its index in the chunk.
+                Some(Error::Batch { index, source, .. }) if refused.is_none() => {
+                    refused = Some(batch_err(start + index, *source));
+                }
+                Some(e) if refused.is_none() => refused = Some(batch_err(start, e)),
+                _ => {}
             }
-            r.map_err(|e| Error::Batch {
-                index: start,
-                count: reqs.len(),
-                source: Box::new(e),
-            })?;
             start += n;
         }
-        Ok(())
+        refused.map_or(Ok(()), Err)
     }
 
     /// Sends one request that the kernel answers with messages (and an ACK); `on_reply` sees
@@ -158,7 +160,12 @@ impl Rtnl {
         }
         let fd = ns.as_fd().as_raw_fd();
         let target = || format!("ip netns set {ns} {nsid}");
-        self.query(Op::SetNsid, &target, &|b, s| wire::nsid::set_nsid(b, s, fd, nsid), &mut |_| Ok(()))
+        self.query(
+            Op::SetNsid,
+            &target,
+            &|b, s| wire::nsid::set_nsid(b, s, fd, nsid),
+            &mut |_| Ok(()),
+        )
     }
 
     /// The id this handle's namespace has given namespace `ns`, if any
@@ -168,16 +175,26 @@ impl Rtnl {
         let fd = ns.as_fd().as_raw_fd();
         let mut id = None;
         let target = || format!("ip netns list-id target {ns}");
-        self.query(Op::GetNsid, &target, &|b, s| wire::nsid::get_nsid(b, s, fd), &mut |m| {
-            id = parse_nsid(m)?;
-            Ok(())
-        })?;
+        self.query(
+            Op::GetNsid,
+            &target,
+            &|b, s| wire::nsid::get_nsid(b, s, fd),
+            &mut |m| {
+                id = parse_nsid(m)?;
+                Ok(())
+            },
+        )?;
         Ok(id.filter(|&v| v >= 0))
     }
 
     /// Every namespace id assigned in this handle's namespace (`ip netns list-id`).
     pub fn nsids(&mut self) -> Result<Vec<i32>> {
-        let mut ids = self.dump("netnsids", Op::GetNsid, &wire::nsid::dump_nsids, &mut parse_nsid)?;
+        let mut ids = self.dump(
+            "netnsids",
+            Op::GetNsid,
+            &wire::nsid::dump_nsids,
+            &mut parse_nsid,
+        )?;
         ids.sort_unstable();
         Ok(ids)
     }

@@ -2,7 +2,10 @@
 //! checking, ACK and extended-ACK decoding, interrupted-dump retry and batched sends
 //! (netlink(7)).
 
-use netlink_sys::{protocols::NETLINK_ROUTE, Socket as NlSocket, SocketAddr};
+use netlink_sys::{
+    protocols::{NETLINK_NETFILTER, NETLINK_ROUTE},
+    Socket as NlSocket, SocketAddr,
+};
 
 use crate::error::{Errno, Error, Op, Result};
 use crate::wire::{nlmsg, Ack, Messages, MsgBuf, RawMsg};
@@ -46,22 +49,37 @@ const fn libc_eio() -> i32 {
     5
 }
 
+/// `MSG_DONTWAIT`.
+const fn libc_dontwait() -> i32 {
+    0x40
+}
+
 impl Socket {
     /// Opens a route socket in the calling thread's network namespace.
     pub(crate) fn route() -> Result<Socket> {
+        Self::open(NETLINK_ROUTE, "NETLINK_ROUTE")
+    }
+
+    /// Opens a netfilter socket (nf_tables) in the calling thread's network namespace.
+    pub(crate) fn netfilter() -> Result<Socket> {
+        Self::open(NETLINK_NETFILTER, "NETLINK_NETFILTER")
+    }
+
+    fn open(protocol: isize, label: &'static str) -> Result<Socket> {
         let fail = |e: std::io::Error| Error::Kernel {
             op: Op::Socket,
-            target: "NETLINK_ROUTE".into(),
+            target: label.into(),
             errno: io_errno(&e),
             extack: None,
         };
-        let mut sock = NlSocket::new(NETLINK_ROUTE).map_err(fail)?;
+        let mut sock = NlSocket::new(protocol).map_err(fail)?;
         sock.bind_auto().map_err(fail)?;
         sock.connect(&SocketAddr::new(0, 0)).map_err(fail)?;
         sock.set_ext_ack(true).map_err(fail)?;
         sock.set_cap_ack(true).map_err(fail)?;
         sock.set_netlink_get_strict_chk(true).map_err(fail)?;
-        let _ = nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::RcvBufForce, &RCVBUF);
+        let _ =
+            nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::RcvBufForce, &RCVBUF);
         let seq = std::process::id().wrapping_mul(2654435761);
         Ok(Socket {
             sock,
@@ -89,9 +107,13 @@ impl Socket {
     }
 
     fn recv(&mut self) -> Result<()> {
+        self.recv_flags(0)
+    }
+
+    fn recv_flags(&mut self, flags: i32) -> Result<()> {
         self.rx.clear();
         let n = loop {
-            match self.sock.recv(&mut self.rx, 0) {
+            match self.sock.recv(&mut self.rx, flags) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(transfer(io_errno(&e), "recvmsg")),
@@ -114,20 +136,43 @@ impl Socket {
         describe: Describe<'_>,
         on_reply: &mut dyn FnMut(&RawMsg<'_>) -> Result<()>,
     ) -> Result<()> {
+        match self.transact_all(buf, first, count, describe, on_reply)? {
+            Some(refused) => Err(refused),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Socket::transact`] that tells the two kinds of failure apart: `Ok(Some(e))` when the
+    /// kernel refused a request (the first one, after every ACK has been read, so the socket
+    /// is ready for more), `Err` when the exchange itself failed (send, receive, a malformed
+    /// reply or `on_reply`), which may leave ACKs unread.
+    pub(crate) fn transact_all(
+        &mut self,
+        buf: &MsgBuf,
+        first: u32,
+        count: usize,
+        describe: Describe<'_>,
+        on_reply: &mut dyn FnMut(&RawMsg<'_>) -> Result<()>,
+    ) -> Result<Option<Error>> {
         self.send(buf.as_bytes())?;
         let mut pending = count;
         let mut failure: Option<Error> = None;
         while pending > 0 {
             self.recv()?;
             let rx = std::mem::take(&mut self.rx);
-            let r = Self::scan(&rx, first, count, &mut pending, &mut failure, describe, on_reply);
+            let r = Self::scan(
+                &rx,
+                first,
+                count,
+                &mut pending,
+                &mut failure,
+                describe,
+                on_reply,
+            );
             self.rx = rx;
             r?;
         }
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        Ok(failure)
     }
 
     fn scan(
@@ -175,6 +220,32 @@ impl Socket {
         Ok(())
     }
 
+    /// Sends an nfnetlink batch whose `count` messages (sequence numbers `first..`) each ask
+    /// for an ACK, and returns the first failure. The kernel handles the whole batch inside
+    /// `sendmsg`, so when it aborts it early every answer it will ever send is already
+    /// queued: after the first failure the rest is drained without blocking.
+    pub(crate) fn transact_batch(&mut self, buf: &MsgBuf, first: u32, count: usize, describe: Describe<'_>) -> Result<()> {
+        self.send(buf.as_bytes())?;
+        let mut pending = count;
+        let mut failure: Option<Error> = None;
+        while pending > 0 {
+            let flags = if failure.is_some() { libc_dontwait() } else { 0 };
+            match self.recv_flags(flags) {
+                Ok(()) => {}
+                Err(e) if failure.is_some() && e.errno() == Some(Errno::EAGAIN) => break,
+                Err(e) => return Err(e),
+            }
+            let rx = std::mem::take(&mut self.rx);
+            let r = Self::scan(&rx, first, count, &mut pending, &mut failure, describe, &mut |_| Ok(()));
+            self.rx = rx;
+            r?;
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
     /// Runs a dump: `encode` writes the request with the given sequence number, `on_msg` sees
     /// every message of the reply. A dump the kernel flags as interrupted (`NLM_F_DUMP_INTR`)
     /// is restarted, after `reset`, up to a bounded number of times.
@@ -219,7 +290,10 @@ impl Socket {
                 interrupted |= m.flags.contains(nlmsg::NlmF::DUMP_INTR);
                 match m.ty {
                     nlmsg::NLMSG_DONE => {
-                        let code = m.payload.get(..4).map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                        let code = m
+                            .payload
+                            .get(..4)
+                            .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
                         if let Some(c @ i32::MIN..=-1) = code {
                             return Err(Error::Kernel {
                                 op,

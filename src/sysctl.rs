@@ -62,6 +62,9 @@ pub enum Sysctl {
     AcceptRa(Scope),
     /// `net.ipv4.conf.SCOPE.arp_notify`.
     ArpNotify(Scope),
+    /// `net.ipv4.ip_local_port_range`: the ephemeral ports, `LOW HIGH` (also used for
+    /// IPv6).
+    IpLocalPortRange,
 }
 
 impl fmt::Display for Sysctl {
@@ -73,6 +76,7 @@ impl fmt::Display for Sysctl {
             Sysctl::RouteLocalnet(s) => write!(f, "net.ipv4.conf.{s}.route_localnet"),
             Sysctl::AcceptRa(s) => write!(f, "net.ipv6.conf.{s}.accept_ra"),
             Sysctl::ArpNotify(s) => write!(f, "net.ipv4.conf.{s}.arp_notify"),
+            Sysctl::IpLocalPortRange => f.write_str("net.ipv4.ip_local_port_range"),
         }
     }
 }

@@ -59,24 +59,24 @@ pub fn family_of(ip: &IpAddr) -> u8 {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn put_ip(buf: &mut MsgBuf, ty: u16, ip: &IpAddr) {
     match ip {
-        IpAddr::V4(a) => buf.attr(ty, &a.octets()),
-        IpAddr::V6(a) => buf.attr(ty, &a.octets()),
+        IpAddr::V4(a) => buf.attr_word(ty, a.octets()),
+        IpAddr::V6(a) => buf.attr_array(ty, &a.octets()),
     }
 }
 
 /// Writes an `RTM_NEWADDR` / `RTM_DELADDR` message (`ip addr add|del`).
-#[inline]
+#[inline(always)]
 pub fn addr_msg(buf: &mut MsgBuf, ty: u16, flags: NlmF, seq: u32, a: &AddrMsg<'_>) {
-    let m = buf.begin_msg(ty, flags.bits(), seq);
+    // struct ifaddrmsg: family, prefixlen, flags (0: they go in IFA_FLAGS), scope, index.
     let mut h = [0u8; 8];
     h[0] = family_of(&a.local);
     h[1] = a.prefix_len;
     h[3] = a.scope;
     h[4..8].copy_from_slice(&a.index.to_ne_bytes());
-    buf.put(&h);
+    let m = buf.begin_msg_with(ty, flags.bits(), seq, &h);
     put_ip(buf, IFA_LOCAL, &a.local);
     put_ip(buf, IFA_ADDRESS, a.peer.as_ref().unwrap_or(&a.local));
     if let Some(b) = &a.broadcast {

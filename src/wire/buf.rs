@@ -99,40 +99,83 @@ impl MsgBuf {
         self.pad();
     }
 
-    #[inline]
+    /// Appends a fixed-size block in one copy; `N` must be a multiple of 4 (checked at
+    /// compile time), so no padding follows.
+    #[inline(always)]
+    pub fn put_array<const N: usize>(&mut self, data: &[u8; N]) {
+        const { assert!(N % ALIGNTO == 0, "put_array needs a 4-byte multiple") };
+        self.bytes.extend_from_slice(data);
+    }
+
+    #[inline(always)]
     fn pad(&mut self) {
-        let pad = align(self.bytes.len()) - self.bytes.len();
+        let len = self.bytes.len();
+        let pad = align(len) - len;
         if pad != 0 {
-            self.bytes.extend_from_slice(&[0u8; ALIGNTO][..pad]);
+            // Append a whole word of zeros and cut it back: no variable-length copy.
+            self.bytes.extend_from_slice(&[0u8; ALIGNTO]);
+            self.bytes.truncate(len + pad);
         }
     }
 
     /// Starts a message: writes an `nlmsghdr` whose length is patched by [`MsgBuf::end_msg`].
-    #[inline]
+    #[inline(always)]
     pub fn begin_msg(&mut self, ty: u16, flags: u16, seq: u32) -> Msg {
         let at = self.bytes.len();
-        let mut hdr = [0u8; NLMSG_HDRLEN];
-        hdr[4..6].copy_from_slice(&ty.to_ne_bytes());
-        hdr[6..8].copy_from_slice(&flags.to_ne_bytes());
-        hdr[8..12].copy_from_slice(&seq.to_ne_bytes());
-        self.bytes.extend_from_slice(&hdr);
+        self.put_array(&nlmsghdr(ty, flags, seq));
+        Msg(at)
+    }
+
+    /// Starts a message and writes its fixed family header (`ifinfomsg`, `ifaddrmsg`,
+    /// `rtmsg`...) right after the `nlmsghdr`, both in one copy. `N` must be a multiple
+    /// of 4, at most 16.
+    #[inline(always)]
+    pub fn begin_msg_with<const N: usize>(
+        &mut self,
+        ty: u16,
+        flags: u16,
+        seq: u32,
+        family_hdr: &[u8; N],
+    ) -> Msg {
+        const {
+            assert!(
+                N % ALIGNTO == 0 && N <= 16,
+                "family header: 4-byte multiple, at most 16"
+            )
+        };
+        let at = self.bytes.len();
+        // One append of known size: the heap writes cannot be seen as clobbering the
+        // vector's own length between two appends.
+        let mut b = [0u8; NLMSG_HDRLEN + 16];
+        b[..NLMSG_HDRLEN].copy_from_slice(&nlmsghdr(ty, flags, seq));
+        b[NLMSG_HDRLEN..NLMSG_HDRLEN + N].copy_from_slice(family_hdr);
+        self.bytes.extend_from_slice(&b[..NLMSG_HDRLEN + N]);
         Msg(at)
     }
 
     /// Closes a message: patches `nlmsg_len`.
-    #[inline]
+    #[inline(always)]
     pub fn end_msg(&mut self, msg: Msg) {
         let len = (self.bytes.len() - msg.0) as u32;
         self.bytes[msg.0..msg.0 + 4].copy_from_slice(&len.to_ne_bytes());
     }
 
-    #[inline]
+    #[inline(always)]
     fn attr_hdr(&mut self, ty: u16, payload: usize) {
-        let len = (NLA_HDRLEN + payload) as u16;
-        let mut h = [0u8; NLA_HDRLEN];
-        h[..2].copy_from_slice(&len.to_ne_bytes());
-        h[2..].copy_from_slice(&ty.to_ne_bytes());
-        self.bytes.extend_from_slice(&h);
+        self.put_array(&nla_hdr(ty, NLA_HDRLEN + payload));
+    }
+
+    /// Appends an attribute with a 4-byte payload (an IPv4 address), header and payload in
+    /// one copy.
+    #[inline(always)]
+    pub fn attr_word(&mut self, ty: u16, payload: [u8; 4]) {
+        self.put_array(&nla8(ty, 4, payload));
+    }
+
+    /// Appends an attribute with a 1- to 4-byte payload, zero-padded, in one copy.
+    #[inline(always)]
+    fn attr_small(&mut self, ty: u16, payload_len: usize, word: [u8; 4]) {
+        self.put_array(&nla8(ty, payload_len, word));
     }
 
     /// Appends an attribute with a raw payload.
@@ -142,53 +185,70 @@ impl MsgBuf {
         self.put(payload);
     }
 
+    /// Appends an attribute with a fixed-size payload (an address): the header, the payload
+    /// and the padding are copies of known size.
+    #[inline(always)]
+    pub fn attr_array<const N: usize>(&mut self, ty: u16, payload: &[u8; N]) {
+        self.attr_hdr(ty, N);
+        self.bytes.extend_from_slice(payload);
+        let pad = align(N) - N;
+        if pad != 0 {
+            self.bytes.extend_from_slice(&[0u8; ALIGNTO][..pad]);
+        }
+    }
+
     /// Appends an attribute without payload (a flag).
-    #[inline]
+    #[inline(always)]
     pub fn attr_flag(&mut self, ty: u16) {
         self.attr_hdr(ty, 0);
     }
 
     /// Appends a `u8` attribute.
-    #[inline]
+    #[inline(always)]
     pub fn attr_u8(&mut self, ty: u16, v: u8) {
-        self.attr(ty, &[v]);
+        self.attr_small(ty, 1, [v, 0, 0, 0]);
     }
 
     /// Appends a `u16` attribute in host byte order.
-    #[inline]
+    #[inline(always)]
     pub fn attr_u16(&mut self, ty: u16, v: u16) {
-        self.attr(ty, &v.to_ne_bytes());
+        let b = v.to_ne_bytes();
+        self.attr_small(ty, 2, [b[0], b[1], 0, 0]);
     }
 
     /// Appends a `u16` attribute in network byte order (ports).
-    #[inline]
+    #[inline(always)]
     pub fn attr_be16(&mut self, ty: u16, v: u16) {
-        self.attr(ty, &v.to_be_bytes());
+        let b = v.to_be_bytes();
+        self.attr_small(ty, 2, [b[0], b[1], 0, 0]);
     }
 
     /// Appends a `u32` attribute in host byte order.
-    #[inline]
+    #[inline(always)]
     pub fn attr_u32(&mut self, ty: u16, v: u32) {
-        self.attr(ty, &v.to_ne_bytes());
+        self.attr_word(ty, v.to_ne_bytes());
     }
 
     /// Appends an `i32` attribute in host byte order.
-    #[inline]
+    #[inline(always)]
     pub fn attr_i32(&mut self, ty: u16, v: i32) {
-        self.attr(ty, &v.to_ne_bytes());
+        self.attr_word(ty, v.to_ne_bytes());
     }
 
     /// Appends a NUL-terminated string attribute.
-    #[inline]
+    #[inline(always)]
     pub fn attr_str(&mut self, ty: u16, s: &[u8]) {
+        let at = self.bytes.len();
+        let total = align(NLA_HDRLEN + s.len() + 1);
         self.attr_hdr(ty, s.len() + 1);
         self.bytes.extend_from_slice(s);
-        self.bytes.push(0);
-        self.pad();
+        // The NUL and the padding (1 to 4 bytes): a whole word of zeros, cut back.
+        self.bytes.extend_from_slice(&[0u8; ALIGNTO]);
+        self.bytes.truncate(at + total);
     }
 
     /// Starts a nested attribute (`NLA_F_NESTED` is not set: rtnetlink does not use it).
-    #[inline]
+    #[inline(always)]
     pub fn begin_nest(&mut self, ty: u16) -> Nest {
         let at = self.bytes.len();
         self.attr_hdr(ty, 0);
@@ -196,11 +256,40 @@ impl MsgBuf {
     }
 
     /// Closes a nested attribute: patches its length.
-    #[inline]
+    #[inline(always)]
     pub fn end_nest(&mut self, nest: Nest) {
         let len = (self.bytes.len() - nest.0) as u16;
         self.bytes[nest.0..nest.0 + 2].copy_from_slice(&len.to_ne_bytes());
     }
+}
+
+/// A `struct nlmsghdr` with a zero length (patched later) and port id.
+#[inline(always)]
+fn nlmsghdr(ty: u16, flags: u16, seq: u32) -> [u8; NLMSG_HDRLEN] {
+    // Whole-field copies (not byte by byte) so that each field stays one store.
+    let mut h = [0u8; NLMSG_HDRLEN];
+    h[4..6].copy_from_slice(&ty.to_ne_bytes());
+    h[6..8].copy_from_slice(&flags.to_ne_bytes());
+    h[8..12].copy_from_slice(&seq.to_ne_bytes());
+    h
+}
+
+/// A `struct nlattr` of total length `len` (header included, padding excluded).
+#[inline(always)]
+fn nla_hdr(ty: u16, len: usize) -> [u8; NLA_HDRLEN] {
+    let mut h = [0u8; NLA_HDRLEN];
+    h[..2].copy_from_slice(&(len as u16).to_ne_bytes());
+    h[2..].copy_from_slice(&ty.to_ne_bytes());
+    h
+}
+
+/// An attribute of 8 bytes: header and a zero-padded 4-byte word.
+#[inline(always)]
+fn nla8(ty: u16, payload_len: usize, word: [u8; 4]) -> [u8; 8] {
+    let mut a = [0u8; 8];
+    a[..4].copy_from_slice(&nla_hdr(ty, NLA_HDRLEN + payload_len));
+    a[4..].copy_from_slice(&word);
+    a
 }
 
 #[cfg(test)]
@@ -221,6 +310,64 @@ mod tests {
         assert_eq!(u16::from_ne_bytes(bytes[16..18].try_into().unwrap()), 16);
         assert_eq!(&bytes[24..29], b"veth\0");
         assert_eq!(u32::from_ne_bytes(bytes[8..12].try_into().unwrap()), 7);
+    }
+
+    #[test]
+    fn strings_are_nul_terminated_and_zero_padded() {
+        // Lengths 0 to 8 cover every padding (1 to 4 bytes after the string); the buffer is
+        // dirtied first so that stale bytes would show.
+        let mut b = MsgBuf::new();
+        for n in 0..=8usize {
+            b.clear();
+            b.put(&[0xff; 64]);
+            b.clear();
+            let s = &b"abcdefgh"[..n];
+            b.attr_str(3, s);
+            let total = align(NLA_HDRLEN + n + 1);
+            assert_eq!(b.len(), total, "length {n}");
+            let bytes = b.as_bytes();
+            assert_eq!(
+                u16::from_ne_bytes([bytes[0], bytes[1]]) as usize,
+                NLA_HDRLEN + n + 1
+            );
+            assert_eq!(&bytes[NLA_HDRLEN..NLA_HDRLEN + n], s);
+            assert!(
+                bytes[NLA_HDRLEN + n..].iter().all(|&c| c == 0),
+                "length {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn fixed_size_writers_match_the_generic_ones() {
+        let mut fast = MsgBuf::new();
+        let mut slow = MsgBuf::new();
+        let m = fast.begin_msg_with(16, 0x605, 9, &[1, 2, 3, 4, 5, 6, 7, 8]);
+        let n = slow.begin_msg(16, 0x605, 9);
+        slow.put(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(m.offset(), n.offset());
+        fast.attr_u8(1, 7);
+        slow.attr(1, &[7]);
+        fast.attr_u16(2, 0x1234);
+        slow.attr(2, &0x1234u16.to_ne_bytes());
+        fast.attr_be16(3, 4789);
+        slow.attr(3, &4789u16.to_be_bytes());
+        fast.attr_u32(4, 0xdead_beef);
+        slow.attr(4, &0xdead_beefu32.to_ne_bytes());
+        fast.attr_i32(5, -1);
+        slow.attr(5, &(-1i32).to_ne_bytes());
+        fast.attr_word(6, [10, 0, 0, 1]);
+        slow.attr(6, &[10, 0, 0, 1]);
+        fast.attr_array(7, &[2, 0x42, 0xac, 0x11, 0, 2]);
+        slow.attr(7, &[2, 0x42, 0xac, 0x11, 0, 2]);
+        fast.attr_array(8, &[0xfe; 16]);
+        slow.attr(8, &[0xfe; 16]);
+        fast.attr_flag(9);
+        slow.attr(9, &[]);
+        fast.end_msg(m);
+        slow.end_msg(n);
+        assert_eq!(fast.as_bytes(), slow.as_bytes());
+        assert_eq!(fast.len() % ALIGNTO, 0);
     }
 
     #[test]

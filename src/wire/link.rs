@@ -123,15 +123,22 @@ impl IfInfo {
         }
     }
 
-    #[inline]
-    fn put(&self, buf: &mut MsgBuf) {
+    /// The 16 bytes of the `ifinfomsg`.
+    #[inline(always)]
+    fn bytes(&self) -> [u8; 16] {
+        // Whole-field copies (not byte by byte) so that each field stays one store.
         let mut b = [0u8; 16];
         b[0] = self.family;
         b[2..4].copy_from_slice(&self.ty.to_ne_bytes());
         b[4..8].copy_from_slice(&self.index.to_ne_bytes());
         b[8..12].copy_from_slice(&self.flags.to_ne_bytes());
         b[12..16].copy_from_slice(&self.change.to_ne_bytes());
-        buf.put(&b);
+        b
+    }
+
+    #[inline(always)]
+    fn put(&self, buf: &mut MsgBuf) {
+        buf.put_array(&self.bytes());
     }
 }
 
@@ -166,7 +173,7 @@ pub struct LinkAttrs<'a> {
 }
 
 impl LinkAttrs<'_> {
-    #[inline]
+    #[inline(always)]
     fn put(&self, buf: &mut MsgBuf) {
         if let Some(n) = self.name {
             buf.attr_str(IFLA_IFNAME, n);
@@ -175,7 +182,7 @@ impl LinkAttrs<'_> {
             buf.attr_u32(IFLA_MTU, v);
         }
         if let Some(m) = &self.mac {
-            buf.attr(IFLA_ADDRESS, m);
+            buf.attr_array(IFLA_ADDRESS, m);
         }
         if let Some(v) = self.txqlen {
             buf.attr_u32(IFLA_TXQLEN, v);
@@ -260,17 +267,18 @@ pub enum LinkKind<'a> {
     Plain(&'a [u8]),
 }
 
-#[inline]
+#[inline(always)]
 fn put_bool(buf: &mut MsgBuf, ty: u16, v: Option<bool>) {
     if let Some(v) = v {
         buf.attr_u8(ty, v as u8);
     }
 }
 
+#[inline(always)]
 fn put_ip(buf: &mut MsgBuf, v4: u16, v6: u16, ip: Option<IpAddr>) {
     match ip {
-        Some(IpAddr::V4(a)) => buf.attr(v4, &a.octets()),
-        Some(IpAddr::V6(a)) => buf.attr(v6, &a.octets()),
+        Some(IpAddr::V4(a)) => buf.attr_word(v4, a.octets()),
+        Some(IpAddr::V6(a)) => buf.attr_array(v6, &a.octets()),
         None => {}
     }
 }
@@ -338,7 +346,7 @@ impl LinkKind<'_> {
 
 /// Writes a whole `RTM_NEWLINK`/`RTM_SETLINK` message: header, `ifinfomsg`, the common
 /// attributes, then `IFLA_LINKINFO` when `kind` is given.
-#[inline]
+#[inline(always)]
 pub fn link_msg(
     buf: &mut MsgBuf,
     ty: u16,
@@ -348,8 +356,7 @@ pub fn link_msg(
     attrs: &LinkAttrs<'_>,
     kind: Option<&LinkKind<'_>>,
 ) {
-    let m = buf.begin_msg(ty, flags.bits(), seq);
-    info.put(buf);
+    let m = buf.begin_msg_with(ty, flags.bits(), seq, &info.bytes());
     attrs.put(buf);
     if let Some(k) = kind {
         k.put(buf);

@@ -72,23 +72,23 @@ pub struct RouteMsg {
     pub prefsrc: Option<IpAddr>,
 }
 
-#[inline]
+#[inline(always)]
 fn put_ip(buf: &mut MsgBuf, ty: u16, ip: &IpAddr) {
     match ip {
-        IpAddr::V4(a) => buf.attr(ty, &a.octets()),
-        IpAddr::V6(a) => buf.attr(ty, &a.octets()),
+        IpAddr::V4(a) => buf.attr_word(ty, a.octets()),
+        IpAddr::V6(a) => buf.attr_array(ty, &a.octets()),
     }
 }
 
 /// Writes an `RTM_NEWROUTE` / `RTM_DELROUTE` message (`ip route add|replace|del`).
-#[inline]
+#[inline(always)]
 pub fn route_msg(buf: &mut MsgBuf, ty: u16, flags: NlmF, seq: u32, r: &RouteMsg) {
-    let m = buf.begin_msg(ty, flags.bits(), seq);
     let small_table = if r.table < 256 {
         r.table as u8
     } else {
         RT_TABLE_UNSPEC
     };
+    // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
     let mut h = [0u8; 12];
     h[0] = r.family;
     h[1] = r.dst_len;
@@ -97,7 +97,7 @@ pub fn route_msg(buf: &mut MsgBuf, ty: u16, flags: NlmF, seq: u32, r: &RouteMsg)
     h[6] = r.scope;
     h[7] = r.kind;
     h[8..12].copy_from_slice(&r.flags.to_ne_bytes());
-    buf.put(&h);
+    let m = buf.begin_msg_with(ty, flags.bits(), seq, &h);
     if let Some(d) = &r.dst {
         put_ip(buf, RTA_DST, d);
     }

@@ -1,0 +1,3 @@
+//! IPAM benchmark (being written).
+
+fn main() {}

@@ -1,0 +1,213 @@
+//! Reading our tables back: which families have them, the rules and elements a network
+//! owns, and the whole state. Replies are decoded with netlink-packet-netfilter.
+
+use netlink_packet_core::Parseable;
+use netlink_packet_netfilter::nftables::{
+    DataAttribute, ListAttribute, RuleAttribute, RuleMessage, SetElementAttribute, SetElementList, SetElementMessage,
+    TableAttribute, TableMessage,
+};
+
+use super::super::rule::PortRule;
+use super::network::network_of;
+use super::{elems, skeleton};
+use crate::error::{Errno, Error, Op, Result};
+use crate::socket::Socket;
+use crate::wire::nft::{self, msg_type};
+use crate::wire::{self, MsgBuf, RawMsg};
+
+/// A rule of ours that carries a network's tag.
+#[derive(Debug, Clone)]
+pub(super) struct TaggedRule {
+    pub af: u8,
+    pub chain: String,
+    pub handle: u64,
+    pub comment: String,
+}
+
+/// A set element of ours that carries a network's tag.
+#[derive(Debug, Clone)]
+pub(super) struct TaggedElem {
+    pub af: u8,
+    pub set: &'static str,
+    pub key: Vec<u8>,
+}
+
+/// What a network owns in our tables.
+#[derive(Debug, Default)]
+pub(super) struct Tagged {
+    pub rules: Vec<TaggedRule>,
+    pub elems: Vec<TaggedElem>,
+}
+
+/// What the nf_tables backend has installed, read back from the kernel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FirewallState {
+    /// The families our table exists in (`ip`, `ip6`).
+    pub families: Vec<&'static str>,
+    /// The networks that have rules, sorted.
+    pub networks: Vec<String>,
+    /// How many rules each network owns, in `networks` order.
+    pub rules: Vec<usize>,
+    /// Every published port, sorted.
+    pub ports: Vec<PortRule>,
+}
+
+fn family_of(m: &RawMsg<'_>) -> u8 {
+    m.payload.first().copied().unwrap_or(0)
+}
+
+fn body<'a>(m: &RawMsg<'a>) -> &'a [u8] {
+    m.payload.get(4..).unwrap_or(&[])
+}
+
+fn malformed(_: netlink_packet_core::DecodeError) -> Error {
+    Error::Protocol(wire::Error::BadLength("nf_tables message"))
+}
+
+/// The families (`NFPROTO_*`) in which table `table` exists.
+pub(super) fn tables(sock: &mut Socket, table: &str) -> Result<Vec<u8>> {
+    let out = std::cell::RefCell::new(Vec::new());
+    let enc = |b: &mut MsgBuf, s| nft::dump(b, nft::NFT_MSG_GETTABLE, s, 0, None);
+    sock.dump("nf_tables tables", Op::GetFirewall, &enc, &mut || out.borrow_mut().clear(), &mut |m| {
+        if m.ty != msg_type(nft::NFT_MSG_NEWTABLE) {
+            return Ok(());
+        }
+        let t = TableMessage::parse(body(m)).map_err(malformed)?;
+        let ours = t.attributes.iter().any(|a| matches!(a, TableAttribute::Name(n) if n == table));
+        if ours {
+            out.borrow_mut().push(family_of(m));
+        }
+        Ok(())
+    })?;
+    Ok(out.into_inner())
+}
+
+/// Runs a dump, treating a missing table or set as empty.
+fn dump_or_empty(sock: &mut Socket, what: &'static str, enc: &dyn Fn(&mut MsgBuf, u32), on: &mut dyn FnMut(&RawMsg<'_>) -> Result<()>) -> Result<()> {
+    match sock.dump(what, Op::GetFirewall, enc, &mut || {}, on) {
+        Err(e) if e.errno() == Some(Errno::ENOENT) => Ok(()),
+        r => r,
+    }
+}
+
+fn comment_of(udata: &[u8]) -> Option<String> {
+    nft::udata_comment(udata).and_then(|c| std::str::from_utf8(c).ok()).map(str::to_owned)
+}
+
+/// Every rule of ours in family `af`, with its chain, handle and comment.
+fn rules(sock: &mut Socket, table: &str, af: u8) -> Result<Vec<TaggedRule>> {
+    let mut out = Vec::new();
+    let enc = |b: &mut MsgBuf, s| nft::dump(b, nft::NFT_MSG_GETRULE, s, af, Some(table.as_bytes()));
+    dump_or_empty(sock, "nf_tables rules", &enc, &mut |m| {
+        if m.ty != msg_type(nft::NFT_MSG_NEWRULE) || family_of(m) != af {
+            return Ok(());
+        }
+        let r = RuleMessage::parse(body(m)).map_err(malformed)?;
+        let mut t = TaggedRule {
+            af,
+            chain: String::new(),
+            handle: 0,
+            comment: String::new(),
+        };
+        for a in r.attributes {
+            match a {
+                RuleAttribute::Chain(c) => t.chain = c,
+                RuleAttribute::Handle(h) => t.handle = h,
+                RuleAttribute::UserData(u) => t.comment = comment_of(&u).unwrap_or_default(),
+                _ => {}
+            }
+        }
+        out.push(t);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// One dumped element: key, data, comment.
+type Elem = (Vec<u8>, Vec<u8>, String);
+
+fn elements(sock: &mut Socket, table: &str, af: u8, set: &str) -> Result<Vec<Elem>> {
+    let mut out = Vec::new();
+    let enc = |b: &mut MsgBuf, s| nft::dump_elems(b, s, af, (table.as_bytes(), set.as_bytes()));
+    dump_or_empty(sock, "nf_tables set elements", &enc, &mut |m| {
+        if m.ty != msg_type(nft::NFT_MSG_NEWSETELEM) {
+            return Ok(());
+        }
+        let msg = SetElementMessage::parse(body(m)).map_err(malformed)?;
+        for list in msg.attributes {
+            let SetElementList::Elements(items) = list else { continue };
+            for item in items {
+                let ListAttribute::Element(attrs) = item else { continue };
+                let mut e: Elem = Default::default();
+                for a in attrs {
+                    match a {
+                        SetElementAttribute::Key(DataAttribute::Value(k)) => e.0 = k,
+                        SetElementAttribute::Data(DataAttribute::Value(d)) => e.1 = d,
+                        SetElementAttribute::UserData(u) => e.2 = comment_of(&u).unwrap_or_default(),
+                        _ => {}
+                    }
+                }
+                out.push(e);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+const SETS: [&str; 4] = [skeleton::PORTS, skeleton::PORTS_ANY, skeleton::PUBLISHED, skeleton::BRIDGES];
+
+/// The rules and elements tagged with `network`.
+pub(super) fn tagged(sock: &mut Socket, table: &str, network: &str) -> Result<Tagged> {
+    let mut t = Tagged::default();
+    let mine = |c: &str| network_of(c.as_bytes()) == Some(network);
+    for af in [nft::NFPROTO_IPV4, nft::NFPROTO_IPV6] {
+        t.rules.extend(rules(sock, table, af)?.into_iter().filter(|r| mine(&r.comment)));
+        for set in SETS {
+            for (key, _, comment) in elements(sock, table, af, set)? {
+                if mine(&comment) {
+                    t.elems.push(TaggedElem { af, set, key });
+                }
+            }
+        }
+    }
+    Ok(t)
+}
+
+/// The whole state of our tables.
+pub(super) fn state(sock: &mut Socket, table: &str) -> Result<FirewallState> {
+    let mut st = FirewallState::default();
+    let present = tables(sock, table)?;
+    for af in [nft::NFPROTO_IPV4, nft::NFPROTO_IPV6] {
+        if !present.contains(&af) {
+            continue;
+        }
+        st.families.push(skeleton::family_name(af));
+        for r in rules(sock, table, af)? {
+            if let Some(net) = network_of(r.comment.as_bytes()) {
+                match st.networks.iter().position(|n| n == net) {
+                    Some(i) => st.rules[i] += 1,
+                    None => {
+                        st.networks.push(net.to_owned());
+                        st.rules.push(1);
+                    }
+                }
+            }
+        }
+        for (set, any) in [(skeleton::PORTS, false), (skeleton::PORTS_ANY, true)] {
+            for (key, value, comment) in elements(sock, table, af, set)? {
+                let net = network_of(comment.as_bytes()).unwrap_or("");
+                if let Some(p) = elems::decode(net, af == nft::NFPROTO_IPV6, any, &key, &value) {
+                    st.ports.push(p);
+                }
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..st.networks.len()).collect();
+    order.sort_by(|&a, &b| st.networks[a].cmp(&st.networks[b]));
+    st.networks = order.iter().map(|&i| st.networks[i].clone()).collect();
+    st.rules = order.iter().map(|&i| st.rules[i]).collect();
+    st.ports.sort_by(|a, b| (&a.network, a.proto, a.host_ip, a.host_port).cmp(&(&b.network, b.proto, b.host_ip, b.host_port)));
+    Ok(st)
+}
