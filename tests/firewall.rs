@@ -327,3 +327,126 @@ fn nft_list(ns: &Netns) -> Option<String> {
     let out = ns.spawn(Command::new("nft").args(["list", "ruleset"]).stdout(std::process::Stdio::piped())).ok()?.wait_with_output().ok()?;
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+#[test]
+fn a_port_on_127_0_0_1_is_not_reachable_from_outside() {
+    common::sandbox("a_port_on_127_0_0_1_is_not_reachable_from_outside", |s| {
+        let mut w = world(s);
+        w.fw.add_network(&net0()).unwrap();
+        tcp_server(&w.c[0], sa("0.0.0.0", 80));
+        let lo = PortRule::new("net0", Proto::Tcp, 8080, ip("10.77.0.2"), 80).host_ip(ip("127.0.0.1"));
+        w.fw.publish(&[lo]).unwrap();
+        for host in ["192.0.2.1", "198.51.100.1"] {
+            assert_eq!(tcp_call(&w.outside, sa(host, 8080)), None, "not from outside via {host}");
+        }
+        // route_localnet stays off unless asked, and then the host alone can reach it.
+        let rl = Sysctl::RouteLocalnet(netplumb::sysctl::Scope::dev("br0"));
+        assert_eq!(rl.get(&w.host).unwrap(), "0");
+        assert_eq!(tcp_call(&w.host, sa("127.0.0.1", 8080)), None, "off by default");
+        w.fw.add_network(&net0().loopback_ports(true)).unwrap();
+        rl.set_bool(&w.host, true).unwrap();
+        assert_eq!(tcp_call(&w.host, sa("127.0.0.1", 8080)).as_deref(), Some("10.77.0.1"), "the host, masqueraded");
+        for host in ["192.0.2.1", "198.51.100.1"] {
+            assert_eq!(tcp_call(&w.outside, sa(host, 8080)), None, "still not from outside via {host}");
+        }
+        if let Some(l) = nft_list(&w.host) {
+            assert!(l.contains("ip daddr 127.0.0.0/8 return"), "{l}");
+        }
+    });
+}
+
+#[test]
+fn icc_off_with_isolated_ports_stops_raw_frames() {
+    common::sandbox("icc_off_with_isolated_ports_stops_raw_frames", |s| {
+        let mut w = world(s);
+        w.fw.add_network(&net0().icc(false)).unwrap();
+        assert!(raw::frame_passes(&w.c[0], &w.c[1]), "L2 frames pass between plain ports");
+        for port in ["vethbr01", "vethbr02"] {
+            w.rtnl.execute(&BridgePort::new(port).isolated(true)).unwrap();
+        }
+        assert!(!raw::frame_passes(&w.c[0], &w.c[1]), "isolated ports stop raw frames");
+        assert!(raw::frame_passes(&w.c[0], &w.host), "the bridge itself still hears them");
+    });
+}
+
+#[test]
+fn works_without_firewall_binaries_on_path() {
+    // The backend talks netlink only: rerun a traffic test with an empty PATH.
+    if std::env::var_os("NETPLUMB_EMPTY_PATH_CHILD").is_some() {
+        return;
+    }
+    let empty = std::env::temp_dir().join(format!("netplumb-empty-path-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "published_port_reaches_the_container_on_its_host_address_only", "--nocapture"])
+        .env("PATH", &empty)
+        .env("NETPLUMB_EMPTY_PATH_CHILD", "1")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir(&empty);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("1 passed"), "{text}");
+}
+
+/// Raw Ethernet frames (ethertype 0x88b5, local experimental) between namespaces.
+mod raw {
+    #![allow(unsafe_code)]
+
+    use netplumb::{Netns, Rtnl};
+    use nix::libc;
+
+    const ETHERTYPE: u16 = 0x88b5;
+
+    fn socket(ifindex: u32) -> libc::c_int {
+        // SAFETY: plain syscalls on a socket we own; sockaddr_ll is fully initialised.
+        unsafe {
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, (ETHERTYPE.to_be()) as libc::c_int);
+            assert!(fd >= 0, "AF_PACKET socket");
+            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_protocol = ETHERTYPE.to_be();
+            sll.sll_ifindex = ifindex as i32;
+            let r = libc::bind(fd, &sll as *const _ as *const libc::sockaddr, std::mem::size_of_val(&sll) as u32);
+            assert_eq!(r, 0, "bind AF_PACKET");
+            let tv = libc::timeval { tv_sec: 1, tv_usec: 0 };
+            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv as *const _ as *const libc::c_void, std::mem::size_of_val(&tv) as u32);
+            fd
+        }
+    }
+
+    fn nic(ns: &Netns) -> (u32, [u8; 6]) {
+        let mut r = Rtnl::open_in(ns).unwrap();
+        let l = r.links().unwrap().into_iter().find(|l| l.name == "eth0" || l.name == "br0").unwrap();
+        (l.index, l.mac.unwrap().octets())
+    }
+
+    /// Whether a frame sent from `from`'s eth0 to `to`'s MAC arrives in `to`.
+    pub fn frame_passes(from: &Netns, to: &Netns) -> bool {
+        let (tidx, tmac) = nic(to);
+        let (fidx, fmac) = nic(from);
+        let rx = to.run(|| socket(tidx)).unwrap();
+        let tx = from.run(|| socket(fidx)).unwrap();
+        let mut frame = Vec::new();
+        frame.extend_from_slice(&tmac);
+        frame.extend_from_slice(&fmac);
+        frame.extend_from_slice(&ETHERTYPE.to_be_bytes());
+        frame.extend_from_slice(b"netplumb-l2-probe-padding-to-minimum-frame-size!");
+        let mut got = false;
+        // SAFETY: buffers outlive the calls; the fds are ours and closed below.
+        unsafe {
+            for _ in 0..3 {
+                libc::send(tx, frame.as_ptr() as *const libc::c_void, frame.len(), 0);
+                let mut buf = [0u8; 128];
+                let n = libc::recv(rx, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0);
+                if n > 14 && buf[14..(n as usize)].starts_with(b"netplumb-l2-probe") {
+                    got = true;
+                    break;
+                }
+            }
+            libc::close(tx);
+            libc::close(rx);
+        }
+        got
+    }
+}

@@ -112,6 +112,7 @@ pub struct NetworkRules {
     pub(crate) icc: bool,
     pub(crate) internal: bool,
     pub(crate) links: Vec<LinkAllow>,
+    pub(crate) loopback: bool,
 }
 
 impl NetworkRules {
@@ -126,6 +127,7 @@ impl NetworkRules {
             icc: true,
             internal: false,
             links: Vec::new(),
+            loopback: false,
         }
     }
 
@@ -158,6 +160,16 @@ impl NetworkRules {
     /// An internal network: no traffic in or out, only between its containers.
     pub fn internal(mut self, on: bool) -> Self {
         self.internal = on;
+        self
+    }
+
+    /// Lets the host itself reach ports published on `127.0.0.1` (off by default): the
+    /// DNATed connection leaves with a loopback source, which is masqueraded to the
+    /// bridge's address. The kernel also needs `net.ipv4.conf.BRIDGE.route_localnet = 1`
+    /// ([`Sysctl::RouteLocalnet`](crate::sysctl::Sysctl::RouteLocalnet)), which the caller
+    /// sets: it stays off unless asked. Docker gets the same with `--userland-proxy=false`.
+    pub fn loopback_ports(mut self, on: bool) -> Self {
+        self.loopback = on;
         self
     }
 

@@ -110,6 +110,15 @@ fn postrouting(b: &mut Batch, n: &Net<'_>, net: &NetworkRules, subnets: &[Prefix
         let [d0, d1, d2] = exprs::addr_in(n.fam, false, p, reg(0));
         n.rule(b, POSTROUTING, &[c0, c1, c2, s0, s1, s2, d0, d1, d2, Expr::Masq]);
     }
+    if net.loopback && n.fam == super::exprs::V4 {
+        // The host reaching a port published on 127.0.0.1 (needs route_localnet).
+        let lo = Prefix::new(&"127.0.0.0/8".parse().unwrap_or_default());
+        let dnat = Bits::new(nft::ct::STATUS_DNAT);
+        let [c0, c1, c2] = exprs::ct_any(nft::ct::STATUS, &dnat);
+        let [s0, s1, s2] = exprs::addr_in(n.fam, true, &lo, reg(0));
+        let [b0, b1] = n.dev(true, CmpOp::Eq);
+        n.rule(b, POSTROUTING, &[c0, c1, c2, s0, s1, s2, b0, b1, Expr::Masq]);
+    }
 }
 
 fn forward(b: &mut Batch, n: &Net<'_>, net: &NetworkRules) {
