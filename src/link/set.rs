@@ -157,8 +157,10 @@ impl Request for LinkSet {
     #[inline(always)]
     fn encode(&self, buf: &mut MsgBuf, seq: u32) {
         // The hot path of every `ip link set`, always inlined into its caller: for a
-        // 32-byte message a call and its register spills cost as much as the encode. The
-        // link's fields are read directly (this module may) instead of through
+        // 32-byte `up` a call and its register spills cost as much as the encode. The
+        // attributes are gathered only once the header is written, so that each is read
+        // as it is written rather than all held (spilled) across the header's stores; the
+        // link's fields are read directly (this module may) rather than through
         // `LinkId::index`/`name`, so that the common case calls nothing out of line.
         let (flags, change) = match self.up {
             Some(true) => (wl::IFF_UP, wl::IFF_UP),
@@ -171,9 +173,10 @@ impl Request for LinkSet {
             change,
             ..IfInfo::default()
         };
+        let m = wl::begin_link(buf, wl::RTM_SETLINK, NlmF::CHANGE, seq, &info);
         // By name only when there is no index (as `LinkId::name`); else the new name.
         let by_name = self.link.name.as_ref().filter(|_| self.link.index == 0);
-        let attrs = LinkAttrs {
+        LinkAttrs {
             name: by_name.or(self.rename.as_ref()).map(IfName::as_bytes),
             mtu: self.mtu,
             mac: self.mac.map(|m| m.0),
@@ -181,8 +184,9 @@ impl Request for LinkSet {
             group: self.group,
             netns: self.netns.as_ref().map(NsArg::target),
             ..LinkAttrs::default()
-        };
-        wl::link_msg(buf, wl::RTM_SETLINK, NlmF::CHANGE, seq, &info, &attrs, None);
+        }
+        .put(buf);
+        buf.end_msg(m);
     }
 }
 

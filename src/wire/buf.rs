@@ -236,7 +236,7 @@ impl MsgBuf {
     }
 
     /// Appends a NUL-terminated string attribute.
-    #[inline(always)]
+    #[inline]
     pub fn attr_str(&mut self, ty: u16, s: &[u8]) {
         let at = self.bytes.len();
         let total = align(NLA_HDRLEN + s.len() + 1);

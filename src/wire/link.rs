@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use super::{MsgBuf, NlmF};
+use super::{Msg, MsgBuf, NlmF};
 
 /// `RTM_NEWLINK`.
 pub const RTM_NEWLINK: u16 = 16;
@@ -173,8 +173,9 @@ pub struct LinkAttrs<'a> {
 }
 
 impl LinkAttrs<'_> {
+    /// Appends the attributes that are set, in the order of the fields.
     #[inline(always)]
-    fn put(&self, buf: &mut MsgBuf) {
+    pub fn put(&self, buf: &mut MsgBuf) {
         if let Some(n) = self.name {
             buf.attr_str(IFLA_IFNAME, n);
         }
@@ -344,6 +345,13 @@ impl LinkKind<'_> {
     }
 }
 
+/// Starts an `RTM_*LINK` message: `nlmsghdr` and `ifinfomsg` in one copy. Append the
+/// attributes ([`LinkAttrs::put`]), then close it with [`MsgBuf::end_msg`].
+#[inline(always)]
+pub fn begin_link(buf: &mut MsgBuf, ty: u16, flags: NlmF, seq: u32, info: &IfInfo) -> Msg {
+    buf.begin_msg_with(ty, flags.bits(), seq, &info.bytes())
+}
+
 /// Writes a whole `RTM_NEWLINK`/`RTM_SETLINK` message: header, `ifinfomsg`, the common
 /// attributes, then `IFLA_LINKINFO` when `kind` is given.
 #[inline(always)]
@@ -356,7 +364,7 @@ pub fn link_msg(
     attrs: &LinkAttrs<'_>,
     kind: Option<&LinkKind<'_>>,
 ) {
-    let m = buf.begin_msg_with(ty, flags.bits(), seq, &info.bytes());
+    let m = begin_link(buf, ty, flags, seq, info);
     attrs.put(buf);
     if let Some(k) = kind {
         k.put(buf);
