@@ -139,6 +139,12 @@ pub enum Error {
     /// A lookup found nothing.
     #[error("{0} not found")]
     NotFound(String),
+    /// The object already exists.
+    #[error("{0} already exists")]
+    Exists(String),
+    /// The object is in use.
+    #[error("{0}")]
+    Busy(String),
     /// A namespace path or name could not be used.
     #[error("network namespace {}: {reason}{}", path.display(), errno.map(|e| format!(" ({e:?})")).unwrap_or_default())]
     Netns {
@@ -180,6 +186,14 @@ pub enum Error {
         /// The system error.
         errno: Errno,
     },
+    /// A step failed and the steps before it were rolled back, some of them not cleanly.
+    #[error("{original} (rollback left {} failure(s): {})", undo.len(), undo.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    RolledBack {
+        /// The failure that started the rollback.
+        original: Box<Error>,
+        /// The inverses that failed.
+        undo: Vec<Error>,
+    },
 }
 
 struct ExtackSuffix<'a>(&'a Option<String>);
@@ -220,6 +234,7 @@ impl Error {
             Error::Netns { errno, .. } => *errno,
             Error::Io { source, .. } => source.raw_os_error().map(Errno::from_raw),
             Error::Batch { source, .. } => source.errno(),
+            Error::RolledBack { original, .. } => original.errno(),
             Error::PortAlloc(e) => e.errno(),
             _ => None,
         }
@@ -239,7 +254,10 @@ impl Error {
         match self {
             Error::InvalidInput { .. } | Error::Protocol(_) => ErrorKind::Invalid,
             Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Exists(_) => ErrorKind::Exists,
+            Error::Busy(_) => ErrorKind::Busy,
             Error::Batch { source, .. } => source.kind(),
+            Error::RolledBack { original, .. } => original.kind(),
             Error::Ipam(e) => e.kind(),
             Error::PortSpec(_) => ErrorKind::Invalid,
             Error::PortAlloc(e) => e.kind(),

@@ -20,6 +20,8 @@ fn allowed(module: &str) -> Option<&'static [&'static str]> {
         // firewall names link only for IfName checks
         "firewall" => &["wire", "error", "sys", "socket", "netns", "request", "link"],
         "ports" => &["error", "netns", "sysctl", "firewall"],
+        "journal" => &["error", "netns"],
+        "network" => &["error", "netns", "rtnl", "request", "journal", "link", "addr", "route", "sysctl", "firewall", "ipam", "ports"],
         "lib" => return None,
         other => panic!("module {other} is missing from the layer table in tests/layering.rs"),
     })

@@ -1,0 +1,172 @@
+//! [`NetworkConfig`]: what `docker network create` takes, validated before anything is
+//! created.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::IpNet;
+
+use crate::error::{Error, Result};
+use crate::link::IfName;
+
+/// The name of Docker's default network, whose bridge is `docker0`.
+pub const DEFAULT_NETWORK: &str = "bridge";
+/// The default network's bridge.
+pub const DEFAULT_BRIDGE: &str = "docker0";
+
+/// A bridge network to create (`docker network create -d bridge ...`).
+///
+/// ```
+/// use netplumb::network::NetworkConfig;
+/// let cfg = NetworkConfig::new("mybr0")
+///     .subnet("172.26.0.0/16".parse().unwrap())
+///     .gateway("172.26.0.1".parse().unwrap())
+///     .icc(false);
+/// cfg.validate()?;
+/// # Ok::<(), netplumb::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct NetworkConfig {
+    pub(crate) name: String,
+    pub(crate) bridge: Option<String>,
+    pub(crate) subnets: Vec<IpNet>,
+    pub(crate) gateways: Vec<IpAddr>,
+    pub(crate) ip_range: Option<IpNet>,
+    pub(crate) mtu: Option<u32>,
+    pub(crate) internal: bool,
+    pub(crate) icc: bool,
+    pub(crate) masquerade: bool,
+    pub(crate) host_binding: IpAddr,
+    pub(crate) ipv6: bool,
+    pub(crate) labels: BTreeMap<String, String>,
+}
+
+impl NetworkConfig {
+    /// A bridge network named `name`: subnet from the address pools, ICC and masquerade
+    /// on, published ports on every host address.
+    pub fn new(name: &str) -> Self {
+        NetworkConfig {
+            name: name.to_owned(),
+            bridge: None,
+            subnets: Vec::new(),
+            gateways: Vec::new(),
+            ip_range: None,
+            mtu: None,
+            internal: false,
+            icc: true,
+            masquerade: true,
+            host_binding: Ipv4Addr::UNSPECIFIED.into(),
+            ipv6: false,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// The bridge's name (`-o com.docker.network.bridge.name`); an existing bridge of that
+    /// name is reused. Default: `docker0` for the network `bridge`, else `br-` and the
+    /// first 12 hex digits of the network id.
+    pub fn bridge(mut self, name: &str) -> Self {
+        self.bridge = Some(name.to_owned());
+        self
+    }
+
+    /// A subnet (`--subnet`); one IPv4 and, with [`NetworkConfig::ipv6`], one IPv6.
+    pub fn subnet(mut self, net: IpNet) -> Self {
+        self.subnets.push(net);
+        self
+    }
+
+    /// The gateway of the subnet of the same family (`--gateway`, `default-gateway`).
+    pub fn gateway(mut self, gw: IpAddr) -> Self {
+        self.gateways.push(gw);
+        self
+    }
+
+    /// The IPv4 range containers get addresses from (`--ip-range`, `fixed-cidr`).
+    pub fn ip_range(mut self, range: IpNet) -> Self {
+        self.ip_range = Some(range);
+        self
+    }
+
+    /// The MTU of the bridge and of every container link (`com.docker.network.driver.mtu`).
+    pub fn mtu(mut self, mtu: u32) -> Self {
+        self.mtu = Some(mtu);
+        self
+    }
+
+    /// An internal network: no outbound traffic, no default route, no published ports.
+    pub fn internal(mut self, on: bool) -> Self {
+        self.internal = on;
+        self
+    }
+
+    /// Inter-container communication (`com.docker.network.bridge.enable_icc`).
+    pub fn icc(mut self, on: bool) -> Self {
+        self.icc = on;
+        self
+    }
+
+    /// Outbound masquerade (`com.docker.network.bridge.enable_ip_masquerade`).
+    pub fn masquerade(mut self, on: bool) -> Self {
+        self.masquerade = on;
+        self
+    }
+
+    /// The default host address of published ports (`host_binding_ipv4`; 0.0.0.0).
+    pub fn host_binding(mut self, ip: IpAddr) -> Self {
+        self.host_binding = ip;
+        self
+    }
+
+    /// IPv6 on the network (`--ipv6`); needs an IPv6 [`NetworkConfig::subnet`].
+    pub fn ipv6(mut self, on: bool) -> Self {
+        self.ipv6 = on;
+        self
+    }
+
+    /// A label (`--label key=value`).
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.labels.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// The network's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Checks the configuration without touching anything.
+    pub fn validate(&self) -> Result<()> {
+        crate::firewall::NetworkRules::new(&self.name, "x").subnet("10.0.0.0/8".parse().unwrap_or_default()).validate()?;
+        if let Some(b) = &self.bridge {
+            IfName::unchecked(b).check_as("bridge")?;
+        }
+        let fam = |v4: bool| self.subnets.iter().filter(move |s| s.addr().is_ipv4() == v4).count();
+        if fam(true) > 1 || fam(false) > 1 {
+            return Err(Error::invalid("subnet", &self.name, "at most one IPv4 and one IPv6 subnet"));
+        }
+        if fam(false) == 1 && !self.ipv6 {
+            return Err(Error::invalid("subnet", &self.name, "an IPv6 subnet needs ipv6 enabled"));
+        }
+        if self.ipv6 && fam(false) == 0 {
+            return Err(Error::invalid("ipv6", &self.name, "give an IPv6 subnet"));
+        }
+        for g in &self.gateways {
+            let Some(s) = self.subnets.iter().find(|s| s.addr().is_ipv4() == g.is_ipv4()) else {
+                return Err(Error::invalid("gateway", g, "no subnet of its address family"));
+            };
+            if !s.contains(g) {
+                return Err(Error::invalid("gateway", g, "outside the subnet"));
+            }
+        }
+        if let Some(r) = &self.ip_range {
+            if !self.subnets.iter().any(|s| s.contains(r)) {
+                return Err(Error::invalid("ip range", r, "not inside a subnet of the network"));
+            }
+        }
+        if matches!(self.mtu, Some(m) if !(68..=65535).contains(&m)) {
+            return Err(Error::invalid("mtu", self.mtu.unwrap_or(0), "must be 68 to 65535"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,395 @@
+//! Connecting containers to networks and disconnecting them.
+
+use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+
+use super::fault;
+use super::host::{del_link, ipam_name, mac_of, Host};
+use super::state::{Attachment, NetworkInfo};
+use crate::addr::Addr;
+use crate::error::{Error, Result};
+use crate::firewall::{Firewall, Nftables, PortRule, Proto};
+use crate::ipam::{Ipam, Owner};
+use crate::journal::Txn;
+use crate::link::{BridgePort, IfName, LinkSet, MacAddr, Veth};
+use crate::netns::Netns;
+use crate::ports::{PortMapping, PublishedPort};
+use crate::route::Route;
+use crate::rtnl::Rtnl;
+
+/// A container to connect (`docker run --network NET ...`, `docker network connect`).
+///
+/// ```no_run
+/// use netplumb::network::Container;
+/// let ns = netplumb::NetnsDir::default().open("web")?;
+/// let c = Container::new("3f2a1c0d9e8b", &ns)
+///     .name("web")
+///     .ip("172.26.0.10".parse().unwrap())
+///     .publish("8080:80".parse().unwrap());
+/// # Ok::<(), netplumb::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Container {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) netns: Netns,
+    pub(crate) ifname: String,
+    pub(crate) ip: Option<IpAddr>,
+    pub(crate) ip6: Option<IpAddr>,
+    pub(crate) mac: Option<MacAddr>,
+    pub(crate) ports: Vec<PortMapping>,
+    pub(crate) expose: Vec<(Proto, u16)>,
+    pub(crate) links: Vec<String>,
+    pub(crate) aliases: Vec<String>,
+    pub(crate) files: Option<PathBuf>,
+    pub(crate) hostname: Option<String>,
+}
+
+impl Container {
+    /// Container `id` whose network namespace is `netns`.
+    pub fn new(id: &str, netns: &Netns) -> Self {
+        Container {
+            id: id.to_owned(),
+            name: id.chars().take(12).collect(),
+            netns: netns.clone(),
+            ifname: "eth0".to_owned(),
+            ip: None,
+            ip6: None,
+            mac: None,
+            ports: Vec::new(),
+            expose: Vec::new(),
+            links: Vec::new(),
+            aliases: Vec::new(),
+            files: None,
+            hostname: None,
+        }
+    }
+
+    /// The container's name (`--name`; default: the first 12 characters of the id).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = name.to_owned();
+        self
+    }
+
+    /// The interface name inside the container (default `eth0`).
+    pub fn ifname(mut self, name: &str) -> Self {
+        self.ifname = name.to_owned();
+        self
+    }
+
+    /// A specific IPv4 address (`--ip`).
+    pub fn ip(mut self, ip: IpAddr) -> Self {
+        self.ip = Some(ip);
+        self
+    }
+
+    /// A specific IPv6 address (`--ip6`).
+    pub fn ip6(mut self, ip: IpAddr) -> Self {
+        self.ip6 = Some(ip);
+        self
+    }
+
+    /// A specific MAC address (`--mac-address`; default `02:42:` and the IPv4 address).
+    pub fn mac(mut self, mac: MacAddr) -> Self {
+        self.mac = Some(mac);
+        self
+    }
+
+    /// A published port (`-p`).
+    pub fn publish(mut self, mapping: PortMapping) -> Self {
+        self.ports.push(mapping);
+        self
+    }
+
+    /// An exposed port (`--expose`, what `-P` publishes and `--link` opens).
+    pub fn expose(mut self, proto: Proto, port: u16) -> Self {
+        self.expose.push((proto, port));
+        self
+    }
+
+    /// Publishes every exposed port to a free host port (`-P`).
+    pub fn publish_all(mut self) -> Self {
+        for (proto, port) in self.expose.clone() {
+            if let Ok(m) = format!("{port}/{proto}").parse::<PortMapping>() {
+                self.ports.push(m);
+            }
+        }
+        self
+    }
+
+    /// A `--link` to another container of the network, by name or alias.
+    pub fn link(mut self, other: &str) -> Self {
+        self.links.push(other.to_owned());
+        self
+    }
+
+    /// Another name of the container on the network (`--network-alias`).
+    pub fn alias(mut self, alias: &str) -> Self {
+        self.aliases.push(alias.to_owned());
+        self
+    }
+
+    /// The folder the container's `hosts`, `hostname` and `resolv.conf` are written to.
+    pub fn files(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.files = Some(dir.into());
+        self
+    }
+
+    /// The hostname (`--hostname`; default: the first 12 characters of the id).
+    pub fn hostname(mut self, name: &str) -> Self {
+        self.hostname = Some(name.to_owned());
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.id.is_empty() || !self.id.bytes().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c)) {
+            return Err(Error::invalid("container id", &self.id, "must be [A-Za-z0-9_.-]+"));
+        }
+        IfName::unchecked(&self.ifname).check_as("container interface")?;
+        for p in &self.ports {
+            p.validate()?;
+        }
+        Ok(())
+    }
+}
+
+/// `veth` and 7 hex digits derived from the container and network (a `salt` breaks ties).
+fn host_veth_name(container: &str, network: &str, salt: u32) -> String {
+    let h = format!("{container}/{network}/{salt}")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    format!("veth{:07x}", h & 0xfff_ffff)
+}
+
+impl Host {
+    /// Connects a container to a network (`docker network connect`), all or nothing.
+    /// Connecting a container that is already connected returns its attachment.
+    pub fn connect(&mut self, network: &str, ctr: &Container) -> Result<Attachment> {
+        ctr.validate()?;
+        let net = self.network(network)?;
+        if let Some(a) = self.state.attachment(network, &ctr.id)? {
+            return Ok(a);
+        }
+        if net.internal && !ctr.ports.is_empty() {
+            return Err(Error::invalid("ports", network, "an internal network publishes no ports"));
+        }
+        let mut tx = Txn::new();
+        match self.connect_steps(&net, ctr, &mut tx) {
+            Ok(a) => {
+                tx.commit();
+                Ok(a)
+            }
+            Err(e) => Err(tx.fail(e)),
+        }
+    }
+
+    fn connect_steps(&mut self, net: &NetworkInfo, ctr: &Container, tx: &mut Txn) -> Result<Attachment> {
+        let first_network = self.state.attachments(None)?.iter().all(|a| a.container != ctr.id);
+        let mut att = Attachment {
+            network: net.name.clone(),
+            container: ctr.id.clone(),
+            name: ctr.name.clone(),
+            ifname: ctr.ifname.clone(),
+            netns: netns_path(&ctr.netns),
+            expose: ctr.expose.clone(),
+            links: ctr.links.clone(),
+            aliases: ctr.aliases.clone(),
+            files: ctr.files.clone(),
+            hostname: ctr.hostname.clone().unwrap_or_else(|| ctr.id.chars().take(12).collect()),
+            ..Attachment::default()
+        };
+        self.lease_steps(net, ctr, &mut att, tx)?;
+        self.veth_steps(net, ctr, &mut att, tx)?;
+        self.inside_steps(net, ctr, &att, first_network)?;
+        self.port_steps(net, ctr, &mut att, tx)?;
+        fault::point("record")?;
+        self.state.put_attachment(&att)?;
+        let (db, n, c) = (self.state.path().to_owned(), att.network.clone(), att.container.clone());
+        tx.record(format!("forget {c} on {n}"), move || super::state::State::open(&db)?.delete_attachment(&n, &c));
+        if !ctr.links.is_empty() || !net.icc {
+            fault::point("links")?;
+            self.apply_rules(net, &ctr.id, tx)?;
+        }
+        Ok(att)
+    }
+
+    fn lease_steps(&mut self, net: &NetworkInfo, ctr: &Container, att: &mut Attachment, tx: &mut Txn) -> Result<()> {
+        let owner = Owner::new(ctr.id.clone(), ctr.ifname.clone());
+        for s in net.subnets.clone() {
+            fault::point("lease")?;
+            let v6 = !s.addr().is_ipv4();
+            let name = ipam_name(&net.name, v6);
+            let want = if v6 { ctr.ip6 } else { ctr.ip };
+            let lease = match want {
+                Some(ip) => self.ipam.allocate_addr(&name, &owner, ip)?,
+                None => self.ipam.allocate(&name, &owner)?,
+            };
+            let (db, o) = (self.state.path().to_owned(), owner.clone());
+            tx.record(format!("release {} of {name}", lease.address), move || {
+                Ipam::open(&db)?.release_owner(&name, &o).map(|_| ()).map_err(Error::from)
+            });
+            att.addrs.push(lease.cidr());
+        }
+        Ok(())
+    }
+
+    fn veth_steps(&mut self, net: &NetworkInfo, ctr: &Container, att: &mut Attachment, tx: &mut Txn) -> Result<()> {
+        let mac = ctr.mac.unwrap_or_else(|| mac_of(att.addrs[0].addr()));
+        att.mac = Some(mac);
+        fault::point("veth")?;
+        let mut salt = 0;
+        loop {
+            att.host_veth = host_veth_name(&ctr.id, &net.name, salt);
+            let mut v = Veth::new(&att.host_veth).peer(&ctr.ifname).peer_netns(&ctr.netns).peer_mac(mac);
+            if let Some(m) = net.mtu {
+                v = v.mtu(m).peer_mtu(m);
+            }
+            match self.rtnl.execute(&v) {
+                Err(e) if e.is_exists() && salt < 8 => salt += 1,
+                r => break r?,
+            }
+        }
+        // Deleting the host end deletes the container end, its address and its routes.
+        let (ns, name) = (self.netns.clone(), att.host_veth.clone());
+        tx.record(format!("ip link del {name}"), move || del_link(&ns, &name));
+        fault::point("bridge port")?;
+        let br = self.rtnl.link(net.bridge.as_str())?;
+        self.rtnl.execute(&LinkSet::new(att.host_veth.as_str()).controller(br.index).up())?;
+        // Hairpin lets a container reach its own published ports through a host address;
+        // with ICC off, ports without links are isolated (no frames between them at all).
+        let isolated = !net.icc && ctr.links.is_empty() && ctr.expose.is_empty();
+        self.rtnl.execute(&BridgePort::new(att.host_veth.as_str()).hairpin(true).isolated(isolated))?;
+        Ok(())
+    }
+
+    fn inside_steps(&mut self, net: &NetworkInfo, ctr: &Container, att: &Attachment, first: bool) -> Result<()> {
+        fault::point("container link")?;
+        let mut inside = Rtnl::open_in(&ctr.netns)?;
+        inside.execute(&LinkSet::new("lo").up())?;
+        let link = inside.link(ctr.ifname.as_str())?;
+        inside.execute(&LinkSet::new(&link).up())?;
+        for a in &att.addrs {
+            fault::point("container address")?;
+            let add = if a.addr().is_ipv4() { Addr::new(&link, *a).auto_broadcast() } else { Addr::new(&link, *a).nodad() };
+            inside.execute(&add)?;
+        }
+        if first && !net.internal {
+            for g in &net.gateways {
+                fault::point("default route")?;
+                let r = if g.is_ipv4() { Route::default_v4() } else { Route::default_v6() };
+                inside.execute(&r.via(*g).dev(&link))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn port_steps(&mut self, net: &NetworkInfo, ctr: &Container, att: &mut Attachment, tx: &mut Txn) -> Result<()> {
+        if ctr.ports.is_empty() {
+            return Ok(());
+        }
+        fault::point("port allocation")?;
+        let alloc = self.ports.clone().default_host_ip(net.host_binding.unwrap_or([0, 0, 0, 0].into()));
+        let published = alloc.publish(&ctr.ports)?;
+        let (undo_alloc, p) = (alloc.clone(), published.clone());
+        tx.record(format!("release {} host port(s)", p.len()), move || undo_alloc.release(&p));
+        let rules = port_rules(&net.name, &att.addrs, &published)?;
+        fault::point("firewall ports")?;
+        self.fw.publish(&rules)?;
+        let ns = self.netns.clone();
+        let undo_rules = rules.clone();
+        tx.record(format!("unpublish {} port(s)", rules.len()), move || Nftables::open_in(&ns)?.unpublish(&undo_rules));
+        att.ports = published;
+        Ok(())
+    }
+
+    /// Re-applies a network's rules now that `added` is attached (its links count); the
+    /// undo re-applies the rules as they were without it.
+    fn apply_rules(&mut self, net: &NetworkInfo, added: &str, tx: &mut Txn) -> Result<()> {
+        let atts = self.state.attachments(Some(&net.name))?;
+        self.fw.add_network(&self.rules(net, &atts))?;
+        let before: Vec<Attachment> = atts.into_iter().filter(|a| a.container != added).collect();
+        let old = self.rules(net, &before);
+        let ns = self.netns.clone();
+        tx.record(format!("restore firewall rules of {}", net.name), move || Nftables::open_in(&ns)?.add_network(&old));
+        Ok(())
+    }
+
+    /// Disconnects a container (`docker network disconnect`). Idempotent: a container
+    /// that is not connected, or whose links are already gone, is not an error.
+    pub fn disconnect(&mut self, network: &str, container: &str) -> Result<()> {
+        let Some(att) = self.state.attachment(network, container)? else { return Ok(()) };
+        let net = self.state.network(network)?;
+        // Firewall first: nothing reaches the container while it goes.
+        if !att.ports.is_empty() {
+            let rules = port_rules(network, &att.addrs, &att.ports)?;
+            self.fw.unpublish(&rules)?;
+            self.ports.release(&att.ports)?;
+        }
+        self.state.delete_attachment(network, container)?;
+        if let Some(net) = &net {
+            if !att.links.is_empty() || !net.icc {
+                let atts = self.state.attachments(Some(network))?;
+                self.fw.add_network(&self.rules(net, &atts))?;
+            }
+        }
+        del_link(&self.netns, &att.host_veth)?;
+        let owner = Owner::new(att.container.clone(), att.ifname.clone());
+        for v6 in [false, true] {
+            match self.ipam.release_owner(&ipam_name(network, v6), &owner) {
+                Ok(_) | Err(crate::ipam::IpamError::NetworkNotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Disconnects many containers of one network at once: their veths go in one kernel
+    /// unregister batch instead of one RCU grace period (~16 ms) each.
+    pub fn disconnect_many(&mut self, network: &str, containers: &[&str]) -> Result<()> {
+        let mut veths = Vec::new();
+        for c in containers {
+            if let Some(a) = self.state.attachment(network, c)? {
+                if let Ok(l) = self.rtnl.link(a.host_veth.as_str()) {
+                    veths.push(l.index);
+                }
+            }
+        }
+        self.rtnl.delete_links(&veths)?;
+        for c in containers {
+            self.disconnect(network, c)?;
+        }
+        Ok(())
+    }
+}
+
+/// The firewall rules of published ports: each host port to the container's address of
+/// the host address's family.
+fn port_rules(network: &str, addrs: &[IpNet], ports: &[PublishedPort]) -> Result<Vec<PortRule>> {
+    let mut out = Vec::with_capacity(ports.len());
+    for p in ports {
+        let Some(c) = addrs.iter().find(|a| a.addr().is_ipv4() == p.host_ip.is_ipv4()) else {
+            return Err(Error::invalid("host address", p.host_ip, "the container has no address of that family"));
+        };
+        let mut r = PortRule::new(network, p.proto, p.host_port, c.addr(), p.container_port);
+        if !p.host_ip.is_unspecified() {
+            r = r.host_ip(p.host_ip);
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// A path that names the namespace for the records: its own path when it is a file that
+/// stays (a named namespace), else `/proc/PID/task/TID/ns/net`-like paths are kept as given.
+fn netns_path(ns: &Netns) -> PathBuf {
+    let p = ns.path().to_path_buf();
+    if std::fs::metadata(&p).is_ok_and(|m| m.ino() == ns.inode()) {
+        p
+    } else {
+        PathBuf::new()
+    }
+}

@@ -1,0 +1,417 @@
+//! [`Host`]: the context every network operation runs in — the host namespace, its
+//! rtnetlink handle and firewall, IPAM, the port allocator and the records.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ipnet::IpNet;
+
+use super::config::{NetworkConfig, DEFAULT_BRIDGE, DEFAULT_NETWORK};
+use super::fault;
+use super::state::{Attachment, NetworkInfo, State};
+use crate::addr::Addr;
+use crate::error::{Error, Result};
+use crate::firewall::{Firewall, LinkAllow, NetworkRules, Nftables};
+use crate::ipam::{Ipam, IpamError, NetworkSpec};
+use crate::journal::Txn;
+use crate::link::{Bridge, LinkDel, LinkSet};
+use crate::netns::Netns;
+use crate::ports::PortAllocator;
+use crate::rtnl::Rtnl;
+use crate::sysctl::Sysctl;
+
+/// The default folder of netplumb's records (`/var/lib/netplumb`).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/netplumb";
+
+/// Everything one host's networks need. Open one per host namespace and process.
+///
+/// ```no_run
+/// use netplumb::network::{Container, Host, NetworkConfig};
+/// let mut host = Host::open_in(&netplumb::Netns::current()?, "/var/lib/netplumb")?;
+/// host.create_network(&NetworkConfig::new("mybr0").subnet("172.26.0.0/16".parse().unwrap()))?;
+/// let ctr = netplumb::NetnsDir::default().create("web")?;
+/// let att = host.connect("mybr0", &Container::new("3f2a1c0d9e8b", &ctr).name("web"))?;
+/// println!("{} on {}", att.addrs[0], att.host_veth);
+/// # Ok::<(), netplumb::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Host {
+    pub(crate) netns: Netns,
+    pub(crate) rtnl: Rtnl,
+    pub(crate) fw: Nftables,
+    pub(crate) ipam: Ipam,
+    pub(crate) ports: PortAllocator,
+    pub(crate) state: State,
+    pub(crate) state_dir: PathBuf,
+}
+
+/// What [`Host::gc`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GcReport {
+    /// Attachments of dead containers that were disconnected (`network/container`).
+    pub disconnected: Vec<String>,
+    /// Host veths on our bridges that no record explained, deleted.
+    pub stray_links: Vec<String>,
+    /// Address leases released (`network address`).
+    pub leases: Vec<String>,
+}
+
+/// The name of the IPAM network holding a network's subnet of one family.
+pub(crate) fn ipam_name(network: &str, v6: bool) -> String {
+    if v6 {
+        format!("{network}/v6")
+    } else {
+        network.to_owned()
+    }
+}
+
+fn random_id() -> String {
+    let mut b = [0u8; 32];
+    let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
+    if ok.is_err() {
+        let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+        b[..16].copy_from_slice(&t.to_le_bytes());
+        b[16..20].copy_from_slice(&std::process::id().to_le_bytes());
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// RFC 3339 UTC time, as Docker prints `Created`.
+fn now_rfc3339() -> String {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let (secs, nanos) = (d.as_secs() as i64, d.subsec_nanos());
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+impl Host {
+    /// Opens the context for namespace `ns`, with records (IPAM database, port registry)
+    /// under `state_dir`.
+    pub fn open_in(ns: &Netns, state_dir: impl Into<PathBuf>) -> Result<Host> {
+        let state_dir = state_dir.into();
+        let db = state_dir.join("ipam.db");
+        Ok(Host {
+            netns: ns.clone(),
+            rtnl: Rtnl::open_in(ns)?,
+            fw: Nftables::open_in(ns)?,
+            ipam: Ipam::open(&db)?,
+            ports: PortAllocator::new(ns).registry_dir(state_dir.join("ports")),
+            state: State::open(&db)?,
+            state_dir,
+        })
+    }
+
+    /// The host namespace.
+    pub fn netns(&self) -> &Netns {
+        &self.netns
+    }
+
+    /// The address manager (for leases and standalone use).
+    pub fn ipam(&self) -> &Ipam {
+        &self.ipam
+    }
+
+    /// The firewall backend.
+    pub fn firewall(&mut self) -> &mut Nftables {
+        &mut self.fw
+    }
+
+    /// The rtnetlink handle of the host namespace.
+    pub fn rtnl(&mut self) -> &mut Rtnl {
+        &mut self.rtnl
+    }
+
+    /// The folder of the records.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// The networks, by name.
+    pub fn networks(&self) -> Result<Vec<NetworkInfo>> {
+        self.state.networks()
+    }
+
+    /// One network; [`Error::NotFound`] when there is none of that name.
+    pub fn network(&self, name: &str) -> Result<NetworkInfo> {
+        self.state.network(name)?.ok_or_else(|| Error::NotFound(format!("network {name}")))
+    }
+
+    /// The containers attached to network `name` (every network with `None`).
+    pub fn attachments(&self, name: Option<&str>) -> Result<Vec<Attachment>> {
+        self.state.attachments(name)
+    }
+
+    /// The firewall rules of a network with its current attachments (`--link`s included).
+    pub(crate) fn rules(&self, net: &NetworkInfo, atts: &[Attachment]) -> NetworkRules {
+        let mut r = NetworkRules::new(&net.name, &net.bridge)
+            .masquerade(net.masquerade)
+            .icc(net.icc)
+            .internal(net.internal);
+        for s in &net.subnets {
+            r = r.subnet(*s);
+        }
+        for a in atts {
+            for target in &a.links {
+                let Some(b) = atts.iter().find(|b| &b.name == target || b.aliases.contains(target)) else { continue };
+                for (from, to) in a.addrs.iter().zip(b.addrs.iter()) {
+                    for (proto, port) in &b.expose {
+                        r = r.link(LinkAllow { from: from.addr(), to: to.addr(), proto: *proto, port: *port });
+                    }
+                }
+            }
+        }
+        r
+    }
+
+    /// Creates a bridge network (`docker network create`), all or nothing.
+    pub fn create_network(&mut self, cfg: &NetworkConfig) -> Result<NetworkInfo> {
+        cfg.validate()?;
+        if self.state.network(&cfg.name)?.is_some() {
+            return Err(Error::Exists(format!("network {}", cfg.name)));
+        }
+        let mut tx = Txn::new();
+        match self.create_steps(cfg, &mut tx) {
+            Ok(info) => {
+                tx.commit();
+                Ok(info)
+            }
+            Err(e) => Err(tx.fail(e)),
+        }
+    }
+
+    fn create_steps(&mut self, cfg: &NetworkConfig, tx: &mut Txn) -> Result<NetworkInfo> {
+        let id = random_id();
+        let mut info = NetworkInfo {
+            name: cfg.name.clone(),
+            id: id.clone(),
+            created: now_rfc3339(),
+            bridge: cfg.bridge.clone().unwrap_or_else(|| {
+                if cfg.name == DEFAULT_NETWORK { DEFAULT_BRIDGE.to_owned() } else { format!("br-{}", &id[..12]) }
+            }),
+            ip_range: cfg.ip_range,
+            mtu: cfg.mtu,
+            internal: cfg.internal,
+            icc: cfg.icc,
+            masquerade: cfg.masquerade,
+            host_binding: Some(cfg.host_binding),
+            ipv6: cfg.ipv6,
+            labels: cfg.labels.clone(),
+            ..NetworkInfo::default()
+        };
+        self.ipam_steps(cfg, &mut info, tx)?;
+        self.bridge_steps(&mut info, tx)?;
+        self.forwarding_steps(&info, tx)?;
+        fault::point("firewall")?;
+        self.fw.add_network(&self.rules(&info, &[]))?;
+        let (ns, name) = (self.netns.clone(), info.name.clone());
+        tx.record(format!("remove firewall rules of {name}"), move || Nftables::open_in(&ns)?.remove_network(&name));
+        fault::point("record")?;
+        self.state.insert_network(&info)?;
+        let (db, name) = (self.state.path().to_owned(), info.name.clone());
+        tx.record(format!("forget network {name}"), move || super::state::State::open(&db)?.delete_network(&name));
+        Ok(info)
+    }
+
+    fn ipam_steps(&mut self, cfg: &NetworkConfig, info: &mut NetworkInfo, tx: &mut Txn) -> Result<()> {
+        let fams: Vec<bool> = if cfg.ipv6 { vec![false, true] } else { vec![false] };
+        for v6 in fams {
+            fault::point("ipam")?;
+            let name = ipam_name(&cfg.name, v6);
+            let mut spec = NetworkSpec::new(name.clone());
+            if let Some(s) = cfg.subnets.iter().find(|s| s.addr().is_ipv4() != v6) {
+                spec = spec.subnet(*s);
+            }
+            if let Some(g) = cfg.gateways.iter().find(|g| g.is_ipv4() != v6) {
+                spec = spec.gateway(*g);
+            }
+            if let (Some(r), false) = (cfg.ip_range, v6) {
+                spec = spec.ip_range(r);
+            }
+            if v6 {
+                spec = spec.ipv6();
+            }
+            let net = match self.ipam.create_network(&spec) {
+                Err(IpamError::NetworkExists { .. }) => return Err(Error::Exists(format!("address pool of network {}", cfg.name))),
+                r => r?,
+            };
+            let db = self.state.path().to_owned();
+            tx.record(format!("release subnet {} of {name}", net.subnet), move || {
+                Ipam::open(&db)?.remove_network(&name).map_err(Error::from)
+            });
+            info.subnets.push(net.subnet);
+            if let Some(g) = net.gateway {
+                info.gateways.push(g);
+            }
+        }
+        Ok(())
+    }
+
+    fn bridge_steps(&mut self, info: &mut NetworkInfo, tx: &mut Txn) -> Result<()> {
+        fault::point("bridge")?;
+        let existing = match self.rtnl.link(info.bridge.as_str()) {
+            Ok(l) => Some(l),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
+        };
+        let br = match existing {
+            Some(l) if !l.is_kind("bridge") => {
+                return Err(Error::invalid("bridge", &info.bridge, "an existing link of that name is not a bridge"))
+            }
+            Some(l) => {
+                if !l.is_up() {
+                    self.rtnl.execute(&LinkSet::new(&l).up())?;
+                }
+                l
+            }
+            None => {
+                let mut b = Bridge::new(&info.bridge).stp(false).up();
+                if let Some(m) = info.mtu {
+                    b = b.mtu(m);
+                }
+                self.rtnl.execute(&b)?;
+                info.bridge_created = true;
+                let (ns, name) = (self.netns.clone(), info.bridge.clone());
+                tx.record(format!("ip link del {name}"), move || del_link(&ns, &name));
+                self.rtnl.link(info.bridge.as_str())?
+            }
+        };
+        let present = self.rtnl.addrs(Some((&br).into()))?;
+        for (s, g) in info.subnets.clone().iter().zip(info.gateways.clone()) {
+            fault::point("gateway address")?;
+            let net = IpNet::new(g, s.prefix_len()).map_err(|_| Error::invalid("gateway", g, "bad prefix"))?;
+            if present.iter().any(|a| a.addr == net) {
+                continue;
+            }
+            let add = if g.is_ipv4() { Addr::new(&br, net).auto_broadcast() } else { Addr::new(&br, net).nodad() };
+            self.rtnl.execute(&add)?;
+            info.bridge_addrs.push(net);
+            let (ns, dev) = (self.netns.clone(), br.index);
+            tx.record(format!("ip addr del {net} dev {}", br.name), move || Rtnl::open_in(&ns)?.execute(&Addr::new(dev, net).delete()));
+        }
+        Ok(())
+    }
+
+    fn forwarding_steps(&mut self, info: &NetworkInfo, tx: &mut Txn) -> Result<()> {
+        if info.internal {
+            return Ok(());
+        }
+        let keys: &[Sysctl] = if info.ipv6 { &[Sysctl::IpForward, Sysctl::Ipv6Forward] } else { &[Sysctl::IpForward] };
+        for key in keys {
+            fault::point("forwarding")?;
+            if !key.get_bool(&self.netns)? {
+                key.set_bool(&self.netns, true)?;
+                let (ns, key) = (self.netns.clone(), *key);
+                tx.record(format!("sysctl -w {key}=0"), move || key.set_bool(&ns, false));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a network (`docker network rm`). Refuses while containers are attached
+    /// unless `force`, which disconnects them first. A network that is not there is not an
+    /// error.
+    pub fn remove_network(&mut self, name: &str, force: bool) -> Result<()> {
+        let Some(info) = self.state.network(name)? else { return Ok(()) };
+        let atts = self.state.attachments(Some(name))?;
+        if !atts.is_empty() && !force {
+            let names: Vec<&str> = atts.iter().map(|a| a.name.as_str()).collect();
+            return Err(Error::Busy(format!("network {name} has active endpoints ({})", names.join(", "))));
+        }
+        for a in &atts {
+            self.disconnect(name, &a.container)?;
+        }
+        // Firewall first, the bridge last (nothing is forwarded into a half-removed network).
+        self.fw.remove_network(name)?;
+        if info.bridge_created {
+            del_link(&self.netns, &info.bridge)?;
+        } else if let Ok(br) = self.rtnl.link(info.bridge.as_str()) {
+            for a in &info.bridge_addrs {
+                ignore_missing(self.rtnl.execute(&Addr::new(&br, *a).delete()))?;
+            }
+        }
+        for v6 in [false, true] {
+            match self.ipam.remove_network(&ipam_name(name, v6)) {
+                Ok(()) | Err(IpamError::NetworkNotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.state.delete_network(name)
+    }
+
+    /// Removes what dead containers left (`gc`): every attachment whose container is not
+    /// in `live` is disconnected, veths on our bridges that no record explains are deleted,
+    /// and leases of containers not in `live` are released.
+    pub fn gc(&mut self, live: &[&str]) -> Result<GcReport> {
+        let mut report = GcReport::default();
+        for a in self.state.attachments(None)? {
+            if !live.contains(&a.container.as_str()) {
+                self.disconnect(&a.network, &a.container)?;
+                report.disconnected.push(format!("{}/{}", a.network, a.container));
+            }
+        }
+        let known: Vec<String> = self.state.attachments(None)?.into_iter().map(|a| a.host_veth).collect();
+        let bridges: Vec<String> = self.state.networks()?.into_iter().map(|n| n.bridge).collect();
+        let links = self.rtnl.links()?;
+        let ours: Vec<u32> = links.iter().filter(|l| bridges.contains(&l.name)).map(|l| l.index).collect();
+        let stray: Vec<&crate::link::Link> = links
+            .iter()
+            .filter(|l| l.is_kind("veth") && l.controller.is_some_and(|c| ours.contains(&c)))
+            .filter(|l| !known.contains(&l.name))
+            .collect();
+        self.rtnl.delete_links(&stray.iter().map(|l| l.index).collect::<Vec<_>>())?;
+        report.stray_links = stray.iter().map(|l| l.name.clone()).collect();
+        let owners: Vec<crate::ipam::Owner> = self
+            .state
+            .attachments(None)?
+            .iter()
+            .map(|a| crate::ipam::Owner::new(a.container.clone(), a.ifname.clone()))
+            .collect();
+        for l in self.ipam.gc(&owners)? {
+            report.leases.push(format!("{} {}", l.network, l.address));
+        }
+        Ok(report)
+    }
+}
+
+/// Deletes link `name` in `ns`; a link already gone is fine.
+pub(crate) fn del_link(ns: &Netns, name: &str) -> Result<()> {
+    ignore_missing(Rtnl::open_in(ns)?.execute(&LinkDel::new(name)))
+}
+
+/// Treats "not found" as done (teardown is idempotent).
+pub(crate) fn ignore_missing(r: Result<()>) -> Result<()> {
+    match r {
+        Err(e) if e.is_not_found() => Ok(()),
+        r => r,
+    }
+}
+
+/// The MAC Docker derives from an address: `02:42` and the IPv4 address (or the last four
+/// bytes of an IPv6 one).
+pub(crate) fn mac_of(ip: IpAddr) -> crate::link::MacAddr {
+    let b = match ip {
+        IpAddr::V4(a) => a.octets(),
+        IpAddr::V6(a) => {
+            let o = a.octets();
+            [o[12], o[13], o[14], o[15]]
+        }
+    };
+    crate::link::MacAddr([0x02, 0x42, b[0], b[1], b[2], b[3]])
+}

@@ -1,0 +1,35 @@
+//! Docker-style networks as library calls: [`Host`] creates bridge networks
+//! ([`NetworkConfig`]), connects containers to them ([`Container`]), disconnects and
+//! removes them, and collects garbage, each operation inside one undo journal
+//! ([`crate::journal::Txn`]) so that a failure at any step leaves nothing behind.
+//!
+//! What a bridge network is made of (Docker's bridge driver):
+//!
+//! | step | `ip`/`nft`/`docker` equivalent | undone by |
+//! |---|---|---|
+//! | subnet and gateway | `docker network create --subnet --gateway` | releasing the IPAM network |
+//! | bridge | `ip link add br-… type bridge; ip link set br-… up` (or reuse) | `ip link del` (if created) |
+//! | gateway address | `ip addr add 172.18.0.1/16 dev br-…` | `ip addr del` |
+//! | forwarding | `sysctl net.ipv4.ip_forward=1` | restoring the old value |
+//! | firewall | masquerade, isolation, ICC ([`crate::firewall`]) | removing the network's rules |
+//!
+//! Connecting a container: an address lease, a veth pair (host end `veth` + 7 hex digits
+//! on the bridge, container end `eth0` created straight in the container's namespace with
+//! the MAC derived from the address, `02:42:…`), `lo` and `eth0` up, the address, the
+//! default route via the gateway (on the container's first network, unless internal),
+//! published ports, `--link` allowances, and the container's files.
+//!
+//! Teardown runs in the reverse order: firewall first (nothing reaches a half-removed
+//! container), then the links, then the leases, then the records.
+
+mod config;
+mod endpoint;
+pub mod fault;
+pub mod files;
+mod host;
+mod state;
+
+pub use config::{NetworkConfig, DEFAULT_BRIDGE, DEFAULT_NETWORK};
+pub use endpoint::Container;
+pub use host::{GcReport, Host, DEFAULT_STATE_DIR};
+pub use state::{Attachment, NetworkInfo};

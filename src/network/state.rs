@@ -1,0 +1,364 @@
+//! Network definitions and attachments, kept in the same SQLite database as IPAM so that a
+//! restarted runtime (or another process) finds them. Each row holds a record as
+//! `key=value` lines; unknown keys are ignored, so the format can grow.
+//!
+//! ```sql
+//! CREATE TABLE net_networks (name TEXT PRIMARY KEY, data TEXT NOT NULL);
+//! CREATE TABLE net_attachments (network TEXT NOT NULL, container TEXT NOT NULL,
+//!     data TEXT NOT NULL, PRIMARY KEY (network, container));
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::{Error, Result};
+use crate::firewall::Proto;
+use crate::link::MacAddr;
+use crate::ports::PublishedPort;
+
+/// A network as netplumb created it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct NetworkInfo {
+    /// The name.
+    pub name: String,
+    /// The id: 64 hex digits.
+    pub id: String,
+    /// Creation time, RFC 3339 (UTC).
+    pub created: String,
+    /// The bridge.
+    pub bridge: String,
+    /// Whether netplumb created the bridge (else it was there and is kept on removal).
+    pub bridge_created: bool,
+    /// The gateway addresses netplumb put on the bridge (removed with the network).
+    pub bridge_addrs: Vec<IpNet>,
+    /// The subnets (IPv4 first).
+    pub subnets: Vec<IpNet>,
+    /// The gateways, in subnet order.
+    pub gateways: Vec<IpAddr>,
+    /// The IPv4 allocation range.
+    pub ip_range: Option<IpNet>,
+    /// The MTU.
+    pub mtu: Option<u32>,
+    /// Internal: no outbound traffic.
+    pub internal: bool,
+    /// Inter-container communication.
+    pub icc: bool,
+    /// Outbound masquerade.
+    pub masquerade: bool,
+    /// Default host address of published ports.
+    pub host_binding: Option<IpAddr>,
+    /// IPv6 enabled.
+    pub ipv6: bool,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A container's link to a network.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Attachment {
+    /// The network's name.
+    pub network: String,
+    /// The container's id.
+    pub container: String,
+    /// The container's name.
+    pub name: String,
+    /// The interface inside the container (`eth0`).
+    pub ifname: String,
+    /// The host end of the veth (`veth` + 7 hex digits).
+    pub host_veth: String,
+    /// The container's namespace file.
+    pub netns: PathBuf,
+    /// The container interface's MAC address.
+    pub mac: Option<MacAddr>,
+    /// The container's addresses with their prefix.
+    pub addrs: Vec<IpNet>,
+    /// The published ports.
+    pub ports: Vec<PublishedPort>,
+    /// The exposed ports (for `--link` and `-P`).
+    pub expose: Vec<(Proto, u16)>,
+    /// Containers this one links to (`--link NAME`), by name.
+    pub links: Vec<String>,
+    /// Other names of the container on this network.
+    pub aliases: Vec<String>,
+    /// Where the container's files (`hosts`, `resolv.conf`, `hostname`) are written.
+    pub files: Option<PathBuf>,
+    /// The hostname.
+    pub hostname: String,
+}
+
+fn join<T: ToString>(v: &[T]) -> String {
+    v.iter().map(T::to_string).collect::<Vec<_>>().join(" ")
+}
+
+fn split<T: std::str::FromStr>(s: &str) -> Vec<T> {
+    s.split_whitespace().filter_map(|x| x.parse().ok()).collect()
+}
+
+fn lines(pairs: &[(&str, String)]) -> String {
+    pairs.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
+}
+
+fn fields(data: &str) -> BTreeMap<&str, &str> {
+    data.lines().filter_map(|l| l.split_once('=')).collect()
+}
+
+impl NetworkInfo {
+    fn encode(&self) -> String {
+        let labels: Vec<String> = self.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        lines(&[
+            ("id", self.id.clone()),
+            ("created", self.created.clone()),
+            ("bridge", self.bridge.clone()),
+            ("bridge_created", self.bridge_created.to_string()),
+            ("bridge_addrs", join(&self.bridge_addrs)),
+            ("subnets", join(&self.subnets)),
+            ("gateways", join(&self.gateways)),
+            ("ip_range", self.ip_range.map(|r| r.to_string()).unwrap_or_default()),
+            ("mtu", self.mtu.map(|m| m.to_string()).unwrap_or_default()),
+            ("internal", self.internal.to_string()),
+            ("icc", self.icc.to_string()),
+            ("masquerade", self.masquerade.to_string()),
+            ("host_binding", self.host_binding.map(|h| h.to_string()).unwrap_or_default()),
+            ("ipv6", self.ipv6.to_string()),
+            ("labels", labels.join("\u{1f}")),
+        ])
+    }
+
+    fn decode(name: &str, data: &str) -> NetworkInfo {
+        let f = fields(data);
+        let get = |k: &str| f.get(k).copied().unwrap_or("");
+        NetworkInfo {
+            name: name.to_owned(),
+            id: get("id").to_owned(),
+            created: get("created").to_owned(),
+            bridge: get("bridge").to_owned(),
+            bridge_created: get("bridge_created") == "true",
+            bridge_addrs: split(get("bridge_addrs")),
+            subnets: split(get("subnets")),
+            gateways: split(get("gateways")),
+            ip_range: get("ip_range").parse().ok(),
+            mtu: get("mtu").parse().ok(),
+            internal: get("internal") == "true",
+            icc: get("icc") != "false",
+            masquerade: get("masquerade") != "false",
+            host_binding: get("host_binding").parse().ok(),
+            ipv6: get("ipv6") == "true",
+            labels: get("labels")
+                .split('\u{1f}')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        }
+    }
+}
+
+fn port_text(p: &PublishedPort) -> String {
+    format!("{},{},{},{}", p.proto, p.host_ip, p.host_port, p.container_port)
+}
+
+fn port_parse(s: &str) -> Option<PublishedPort> {
+    let mut it = s.split(',');
+    let proto: Proto = it.next()?.parse().ok()?;
+    let ip: IpAddr = it.next()?.parse().ok()?;
+    Some(PublishedPort::new(proto, ip, it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+impl Attachment {
+    fn encode(&self) -> String {
+        let expose: Vec<String> = self.expose.iter().map(|(p, n)| format!("{n}/{p}")).collect();
+        lines(&[
+            ("name", self.name.clone()),
+            ("ifname", self.ifname.clone()),
+            ("host_veth", self.host_veth.clone()),
+            ("netns", self.netns.display().to_string()),
+            ("mac", self.mac.map(|m| m.to_string()).unwrap_or_default()),
+            ("addrs", join(&self.addrs)),
+            ("ports", self.ports.iter().map(port_text).collect::<Vec<_>>().join(" ")),
+            ("expose", expose.join(" ")),
+            ("links", self.links.join(" ")),
+            ("aliases", self.aliases.join(" ")),
+            ("files", self.files.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
+            ("hostname", self.hostname.clone()),
+        ])
+    }
+
+    fn decode(network: &str, container: &str, data: &str) -> Attachment {
+        let f = fields(data);
+        let get = |k: &str| f.get(k).copied().unwrap_or("");
+        let words = |k: &str| get(k).split_whitespace().map(str::to_owned).collect();
+        Attachment {
+            network: network.to_owned(),
+            container: container.to_owned(),
+            name: get("name").to_owned(),
+            ifname: get("ifname").to_owned(),
+            host_veth: get("host_veth").to_owned(),
+            netns: PathBuf::from(get("netns")),
+            mac: get("mac").parse().ok(),
+            addrs: split(get("addrs")),
+            ports: get("ports").split_whitespace().filter_map(port_parse).collect(),
+            expose: get("expose")
+                .split_whitespace()
+                .filter_map(|e| {
+                    let (n, p) = e.split_once('/')?;
+                    Some((p.parse().ok()?, n.parse().ok()?))
+                })
+                .collect(),
+            links: words("links"),
+            aliases: words("aliases"),
+            files: Some(get("files")).filter(|s| !s.is_empty()).map(PathBuf::from),
+            hostname: get("hostname").to_owned(),
+        }
+    }
+}
+
+/// The tables of network definitions and attachments.
+#[derive(Debug)]
+pub(crate) struct State {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn db_err(path: &Path, e: rusqlite::Error) -> Error {
+    Error::io(path, std::io::Error::other(e))
+}
+
+impl State {
+    pub(crate) fn open(path: &Path) -> Result<State> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let conn = Connection::open(path).map_err(|e| db_err(path, e))?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(|e| db_err(path, e))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             CREATE TABLE IF NOT EXISTS net_networks (name TEXT PRIMARY KEY, data TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS net_attachments (network TEXT NOT NULL, container TEXT NOT NULL,
+                 data TEXT NOT NULL, PRIMARY KEY (network, container));",
+        )
+        .map_err(|e| db_err(path, e))?;
+        Ok(State {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn network(&self, name: &str) -> Result<Option<NetworkInfo>> {
+        self.conn
+            .query_row("SELECT data FROM net_networks WHERE name = ?1", params![name], |r| r.get::<_, String>(0))
+            .optional()
+            .map(|d| d.map(|d| NetworkInfo::decode(name, &d)))
+            .map_err(|e| db_err(&self.path, e))
+    }
+
+    pub(crate) fn networks(&self) -> Result<Vec<NetworkInfo>> {
+        let mut st = self.conn.prepare("SELECT name, data FROM net_networks ORDER BY name").map_err(|e| db_err(&self.path, e))?;
+        let rows = st
+            .query_map([], |r| Ok(NetworkInfo::decode(&r.get::<_, String>(0)?, &r.get::<_, String>(1)?)))
+            .map_err(|e| db_err(&self.path, e))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(|e| db_err(&self.path, e))
+    }
+
+    /// Inserts a network; fails with "exists" if the name is taken.
+    pub(crate) fn insert_network(&self, n: &NetworkInfo) -> Result<()> {
+        match self.conn.execute("INSERT INTO net_networks (name, data) VALUES (?1, ?2)", params![n.name, n.encode()]) {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                Err(exists(&n.name))
+            }
+            Err(e) => Err(db_err(&self.path, e)),
+        }
+    }
+
+    pub(crate) fn delete_network(&self, name: &str) -> Result<()> {
+        self.conn.execute("DELETE FROM net_networks WHERE name = ?1", params![name]).map_err(|e| db_err(&self.path, e))?;
+        Ok(())
+    }
+
+    pub(crate) fn attachment(&self, network: &str, container: &str) -> Result<Option<Attachment>> {
+        self.conn
+            .query_row(
+                "SELECT data FROM net_attachments WHERE network = ?1 AND container = ?2",
+                params![network, container],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map(|d| d.map(|d| Attachment::decode(network, container, &d)))
+            .map_err(|e| db_err(&self.path, e))
+    }
+
+    /// Attachments of one network, or of every network with `None`.
+    pub(crate) fn attachments(&self, network: Option<&str>) -> Result<Vec<Attachment>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT network, container, data FROM net_attachments WHERE ?1 IS NULL OR network = ?1 ORDER BY network, container")
+            .map_err(|e| db_err(&self.path, e))?;
+        let rows = st
+            .query_map(params![network], |r| {
+                Ok(Attachment::decode(&r.get::<_, String>(0)?, &r.get::<_, String>(1)?, &r.get::<_, String>(2)?))
+            })
+            .map_err(|e| db_err(&self.path, e))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(|e| db_err(&self.path, e))
+    }
+
+    pub(crate) fn put_attachment(&self, a: &Attachment) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO net_attachments (network, container, data) VALUES (?1, ?2, ?3)",
+                params![a.network, a.container, a.encode()],
+            )
+            .map_err(|e| db_err(&self.path, e))?;
+        Ok(())
+    }
+
+    pub(crate) fn delete_attachment(&self, network: &str, container: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM net_attachments WHERE network = ?1 AND container = ?2", params![network, container])
+            .map_err(|e| db_err(&self.path, e))?;
+        Ok(())
+    }
+}
+
+fn exists(name: &str) -> Error {
+    Error::Exists(format!("network {name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let n = NetworkInfo {
+            name: "n".into(),
+            id: "ab".repeat(32),
+            subnets: vec!["172.26.0.0/16".parse().unwrap(), "fd00::/64".parse().unwrap()],
+            gateways: vec!["172.26.0.1".parse().unwrap()],
+            labels: [("a".to_string(), "b=c".to_string())].into(),
+            icc: false,
+            masquerade: true,
+            ..NetworkInfo::default()
+        };
+        assert_eq!(NetworkInfo::decode("n", &n.encode()), n);
+        let a = Attachment {
+            network: "n".into(),
+            container: "c1".into(),
+            ports: vec![PublishedPort::new(Proto::Udp, "::".parse().unwrap(), 5353, 53)],
+            expose: vec![(Proto::Tcp, 80)],
+            links: vec!["db".into()],
+            mac: Some(MacAddr([2, 0x42, 172, 26, 0, 2])),
+            ..Attachment::default()
+        };
+        assert_eq!(Attachment::decode("n", "c1", &a.encode()), a);
+    }
+}

@@ -1,0 +1,309 @@
+//! Docker's bridge driver through `network::Host`, against the real kernel: scenarios
+//! C1–C7 and E1–E3, idempotent teardown, and rollback at every step.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use netplumb::addr::Addr;
+use netplumb::firewall::{Firewall, Proto};
+use netplumb::link::{LinkSet, Veth};
+use netplumb::netns::Sandbox;
+use netplumb::network::{fault, Container, Host, NetworkConfig};
+use netplumb::{Netns, Rtnl};
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn host(s: &Sandbox) -> Host {
+    no_dad(s.host());
+    Host::open_in(s.host(), "/run/netplumb-test").unwrap()
+}
+
+fn no_dad(ns: &Netns) {
+    ns.run(|| std::fs::write("/proc/sys/net/ipv6/conf/default/accept_dad", "0")).unwrap().unwrap();
+}
+
+fn ctr_ns(s: &Sandbox, name: &str) -> Netns {
+    let ns = s.netns_dir().create(name).unwrap();
+    no_dad(&ns);
+    ns
+}
+
+/// An "outside" namespace on an uplink of the host: host 192.0.2.1, outside 192.0.2.2.
+fn outside(s: &Sandbox) -> Netns {
+    let o = Netns::new().unwrap();
+    let mut r = common::rtnl(s);
+    r.execute(&Veth::new("uplink").peer("eth0").peer_netns(&o).up()).unwrap();
+    let up = r.link("uplink").unwrap();
+    r.execute(&Addr::new(&up, "192.0.2.1/24".parse().unwrap())).unwrap();
+    let mut ro = Rtnl::open_in(&o).unwrap();
+    let e = ro.link("eth0").unwrap();
+    ro.execute(&LinkSet::new(&e).up()).unwrap();
+    ro.execute(&Addr::new(&e, "192.0.2.2/24".parse().unwrap())).unwrap();
+    o
+}
+
+fn serve(ns: &Netns, port: u16) -> u16 {
+    let l = ns.run(|| TcpListener::bind(("0.0.0.0", port))).unwrap().unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { return };
+            let peer = c.peer_addr().map(|p| p.ip().to_string()).unwrap_or_default();
+            let _ = c.write_all(peer.as_bytes());
+        }
+    });
+    port
+}
+
+fn call(ns: &Netns, to: SocketAddr) -> Option<String> {
+    ns.run(|| {
+        let mut s = TcpStream::connect_timeout(&to, Duration::from_millis(1500)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    })
+    .unwrap()
+}
+
+/// Everything a network operation may change, as text, for before/after comparisons.
+fn snapshot(h: &mut Host) -> String {
+    let links: Vec<String> = h.rtnl().links().unwrap().iter().map(|l| format!("{} {:?} {:?}", l.name, l.kind, l.controller)).collect();
+    let addrs: Vec<String> = h.rtnl().addrs(None).unwrap().iter().map(|a| format!("{} {}", a.index, a.addr)).collect();
+    let routes: Vec<String> = h.rtnl().routes().unwrap().iter().map(|r| format!("{} {:?} {:?} {}", r.dst, r.via, r.oif, r.table)).collect();
+    let fw = format!("{:?}", h.firewall().state().unwrap());
+    let nets: Vec<String> = h.networks().unwrap().iter().map(|n| n.name.clone()).collect();
+    let mut leases = Vec::new();
+    for n in &nets {
+        leases.extend(h.ipam().leases(n).unwrap().into_iter().map(|l| l.address.to_string()));
+    }
+    let atts = h.attachments(None).unwrap().len();
+    format!("links {links:?}\naddrs {addrs:?}\nroutes {routes:?}\nfw {fw}\nnets {nets:?}\nleases {leases:?}\natts {atts}")
+}
+
+#[test]
+fn default_bridge_network_two_containers_and_traffic() {
+    common::sandbox("default_bridge_network_two_containers_and_traffic", |s| {
+        let mut h = host(s);
+        let net = h.create_network(&NetworkConfig::new("bridge").subnet("172.17.0.0/16".parse().unwrap())).unwrap();
+        assert_eq!(net.bridge, "docker0");
+        assert_eq!(net.gateways, [ip("172.17.0.1")]);
+        assert_eq!(net.id.len(), 64);
+        let br = h.rtnl().link("docker0").unwrap();
+        assert!(h.rtnl().addrs(Some((&br).into())).unwrap().iter().any(|a| a.addr == "172.17.0.1/16".parse().unwrap()));
+        let (n1, n2) = (ctr_ns(s, "c1"), ctr_ns(s, "c2"));
+        let a1 = h.connect("bridge", &Container::new("c1c1c1c1c1c1", &n1).name("busybox1")).unwrap();
+        let a2 = h.connect("bridge", &Container::new("c2c2c2c2c2c2", &n2).name("busybox2")).unwrap();
+        assert_eq!(a1.addrs, ["172.17.0.2/16".parse().unwrap()]);
+        assert_eq!(a2.addrs, ["172.17.0.3/16".parse().unwrap()]);
+        assert_eq!(a1.mac.unwrap().to_string(), "02:42:ac:11:00:02");
+        assert!(a1.host_veth.starts_with("veth") && a1.host_veth.len() == 11, "{}", a1.host_veth);
+        let hv = h.rtnl().link(a1.host_veth.as_str()).unwrap();
+        assert_eq!(hv.controller, Some(br.index));
+        let mut r1 = Rtnl::open_in(&n1).unwrap();
+        let eth0 = r1.link("eth0").unwrap();
+        assert_eq!(eth0.mac.unwrap().to_string(), "02:42:ac:11:00:02");
+        assert!(r1.main_routes().unwrap().iter().any(|r| r.is_default() && r.via == Some(ip("172.17.0.1"))));
+        assert!(h.rtnl().link("docker0").unwrap().has_carrier());
+        serve(&n2, 80);
+        assert_eq!(call(&n1, "172.17.0.3:80".parse().unwrap()).as_deref(), Some("172.17.0.2"));
+        // Connecting again returns the same attachment.
+        assert_eq!(h.connect("bridge", &Container::new("c1c1c1c1c1c1", &n1)).unwrap(), a1);
+    });
+}
+
+#[test]
+fn published_port_and_outbound_nat() {
+    common::sandbox("published_port_and_outbound_nat", |s| {
+        let mut h = host(s);
+        let out = outside(s);
+        h.create_network(&NetworkConfig::new("bridge").subnet("172.17.0.0/16".parse().unwrap())).unwrap();
+        let n1 = ctr_ns(s, "web");
+        serve(&n1, 80);
+        let a = h
+            .connect("bridge", &Container::new("webwebwebweb", &n1).publish("8080:80".parse().unwrap()).publish("80".parse().unwrap()))
+            .unwrap();
+        assert_eq!(a.ports.len(), 2);
+        assert_eq!(a.ports[0].to_string(), "80/tcp -> 0.0.0.0:8080");
+        let auto = a.ports[1].host_port;
+        assert!(auto >= 1024, "a free host port: {auto}");
+        assert_eq!(call(&out, "192.0.2.1:8080".parse().unwrap()).as_deref(), Some("192.0.2.2"));
+        assert!(call(&out, SocketAddr::new(ip("192.0.2.1"), auto)).is_some());
+        let port = serve(&out, 0);
+        assert_eq!(call(&n1, SocketAddr::new(ip("192.0.2.2"), port)).as_deref(), Some("192.0.2.1"), "masqueraded");
+        h.disconnect("bridge", "webwebwebweb").unwrap();
+        assert_eq!(call(&out, "192.0.2.1:8080".parse().unwrap()), None, "unpublished on disconnect");
+        assert!(h.firewall().state().unwrap().ports.is_empty());
+    });
+}
+
+#[test]
+fn user_network_options() {
+    common::sandbox("user_network_options", |s| {
+        let mut h = host(s);
+        let cfg = NetworkConfig::new("mybr0")
+            .subnet("192.168.5.0/24".parse().unwrap())
+            .gateway(ip("192.168.5.1"))
+            .bridge("bridge0")
+            .ip_range("192.168.5.128/25".parse().unwrap())
+            .mtu(1400)
+            .label("env", "test");
+        let net = h.create_network(&cfg).unwrap();
+        assert_eq!(net.bridge, "bridge0");
+        assert_eq!(h.rtnl().link("bridge0").unwrap().mtu, 1400);
+        let n1 = ctr_ns(s, "c1");
+        let a = h.connect("mybr0", &Container::new("aaaa", &n1)).unwrap();
+        assert!("192.168.5.128/25".parse::<ipnet::IpNet>().unwrap().contains(&a.addrs[0].addr()), "{:?}", a.addrs);
+        assert_eq!(Rtnl::open_in(&n1).unwrap().link("eth0").unwrap().mtu, 1400);
+        let n2 = ctr_ns(s, "c2");
+        let b = h.connect("mybr0", &Container::new("bbbb", &n2).ip(ip("192.168.5.10"))).unwrap();
+        assert_eq!(b.addrs[0].addr(), ip("192.168.5.10"));
+        let n3 = ctr_ns(s, "c3");
+        let e = h.connect("mybr0", &Container::new("cccc", &n3).ip(ip("192.168.5.10"))).unwrap_err();
+        assert!(e.is_exists(), "{e}");
+        assert!(h.create_network(&NetworkConfig::new("mybr0")).unwrap_err().is_exists());
+        let e = h.create_network(&NetworkConfig::new("other").subnet("192.168.5.0/25".parse().unwrap())).unwrap_err();
+        assert!(e.to_string().contains("mybr0"), "overlap names the other network: {e}");
+    });
+}
+
+#[test]
+fn remove_refuses_while_connected_and_teardown_is_idempotent() {
+    common::sandbox("remove_refuses_while_connected_and_teardown_is_idempotent", |s| {
+        let mut h = host(s);
+        let before = snapshot(&mut h);
+        h.create_network(&NetworkConfig::new("n1").subnet("10.50.0.0/24".parse().unwrap())).unwrap();
+        let n1 = ctr_ns(s, "c1");
+        h.connect("n1", &Container::new("c1", &n1).publish("8080:80".parse().unwrap())).unwrap();
+        let e = h.remove_network("n1", false).unwrap_err();
+        assert!(e.is_busy(), "{e}");
+        h.disconnect("n1", "c1").unwrap();
+        h.disconnect("n1", "c1").unwrap();
+        h.remove_network("n1", false).unwrap();
+        h.remove_network("n1", false).unwrap();
+        assert_eq!(snapshot(&mut h).replace("fw FirewallState { families: [\"ip\", \"ip6\"], networks: [], rules: [], ports: [] }", "fw FirewallState { families: [], networks: [], rules: [], ports: [] }"), before);
+        // Forced removal disconnects.
+        h.create_network(&NetworkConfig::new("n2").subnet("10.51.0.0/24".parse().unwrap())).unwrap();
+        h.connect("n2", &Container::new("c1", &n1)).unwrap();
+        h.remove_network("n2", true).unwrap();
+        assert!(h.attachments(None).unwrap().is_empty());
+        assert!(Rtnl::open_in(&n1).unwrap().link("eth0").unwrap_err().is_not_found(), "container link gone");
+    });
+}
+
+#[test]
+fn a_fault_at_any_step_of_connect_or_create_leaves_nothing() {
+    common::sandbox("a_fault_at_any_step_of_connect_or_create_leaves_nothing", |s| {
+        let mut h = host(s);
+        h.firewall().add_network(&netplumb::firewall::NetworkRules::new("warmup", "none0").subnet("10.99.0.0/24".parse().unwrap())).unwrap();
+        h.firewall().remove_network("warmup").unwrap();
+        let clean = snapshot(&mut h);
+        let mut create_steps = 0;
+        for n in 0.. {
+            fault::fail_at(Some(n));
+            let r = h.create_network(&NetworkConfig::new("n1").subnet("10.60.0.0/24".parse().unwrap()).icc(false));
+            fault::fail_at(None);
+            if r.is_ok() {
+                create_steps = n;
+                break;
+            }
+            assert!(r.unwrap_err().to_string().contains("injected fault"));
+            assert_eq!(snapshot(&mut h), clean, "create failing at step {n} left something");
+        }
+        assert!(create_steps >= 5, "create has {create_steps} steps");
+        let n1 = ctr_ns(s, "c1");
+        let base = snapshot(&mut h);
+        let ctr = Container::new("c1", &n1).publish("8080:80".parse().unwrap()).expose(Proto::Tcp, 80);
+        let mut connect_steps = 0;
+        for n in 0.. {
+            fault::fail_at(Some(n));
+            let r = h.connect("n1", &ctr);
+            fault::fail_at(None);
+            if r.is_ok() {
+                connect_steps = n;
+                break;
+            }
+            assert!(r.unwrap_err().to_string().contains("injected fault"));
+            assert_eq!(snapshot(&mut h), base, "connect failing at step {n} left something");
+            let inside = Rtnl::open_in(&n1).unwrap().links().unwrap();
+            assert_eq!(inside.len(), 1, "only lo in the container: {inside:?}");
+        }
+        eprintln!("create: {create_steps} steps, connect: {connect_steps} steps");
+        assert!(connect_steps >= 8, "connect has {connect_steps} steps");
+    });
+}
+
+#[test]
+fn fifty_containers_leave_the_sandbox_as_it_was() {
+    common::sandbox("fifty_containers_leave_the_sandbox_as_it_was", |s| {
+        let mut h = host(s);
+        h.create_network(&NetworkConfig::new("n1").subnet("10.70.0.0/24".parse().unwrap())).unwrap();
+        let before = snapshot(&mut h);
+        let ids: Vec<String> = (0..50).map(|i| format!("ctr{i:02}")).collect();
+        for id in &ids {
+            let ns = Netns::new().unwrap();
+            h.connect("n1", &Container::new(id, &ns)).unwrap();
+        }
+        assert_eq!(h.attachments(Some("n1")).unwrap().len(), 50);
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        h.disconnect_many("n1", &refs).unwrap();
+        assert_eq!(snapshot(&mut h), before);
+    });
+}
+
+#[test]
+fn internal_networks_and_icc() {
+    common::sandbox("internal_networks_and_icc", |s| {
+        let mut h = host(s);
+        let out = outside(s);
+        let port = serve(&out, 0);
+        h.create_network(&NetworkConfig::new("int").subnet("10.80.0.0/24".parse().unwrap()).internal(true)).unwrap();
+        let (n1, n2) = (ctr_ns(s, "i1"), ctr_ns(s, "i2"));
+        h.connect("int", &Container::new("i1", &n1)).unwrap();
+        h.connect("int", &Container::new("i2", &n2)).unwrap();
+        assert!(!Rtnl::open_in(&n1).unwrap().main_routes().unwrap().iter().any(|r| r.is_default()), "no default route");
+        serve(&n2, 80);
+        assert!(call(&n1, "10.80.0.3:80".parse().unwrap()).is_some(), "containers talk");
+        assert_eq!(call(&n1, SocketAddr::new(ip("192.0.2.2"), port)), None, "no way out");
+        assert!(h.connect("int", &Container::new("i3", &Netns::new().unwrap()).publish("80".parse().unwrap())).unwrap_err().is_invalid());
+
+        h.create_network(&NetworkConfig::new("noicc").subnet("10.81.0.0/24".parse().unwrap()).icc(false)).unwrap();
+        let (m1, m2, m3) = (ctr_ns(s, "m1"), ctr_ns(s, "m2"), ctr_ns(s, "m3"));
+        h.connect("noicc", &Container::new("db", &m1).name("db").expose(Proto::Tcp, 80)).unwrap();
+        h.connect("noicc", &Container::new("other", &m2).name("other")).unwrap();
+        serve(&m1, 80);
+        serve(&m1, 81);
+        assert_eq!(call(&m2, "10.81.0.2:80".parse().unwrap()), None, "icc off");
+        h.connect("noicc", &Container::new("app", &m3).name("app").link("db")).unwrap();
+        assert!(call(&m3, "10.81.0.2:80".parse().unwrap()).is_some(), "--link opens the exposed port");
+        assert_eq!(call(&m3, "10.81.0.2:81".parse().unwrap()), None, "only that port");
+        assert_eq!(call(&m2, "10.81.0.2:80".parse().unwrap()), None, "not for others");
+        // Other networks cannot reach in.
+        assert_eq!(call(&n1, "10.81.0.2:80".parse().unwrap()), None);
+    });
+}
+
+#[test]
+fn gc_removes_what_dead_containers_left() {
+    common::sandbox("gc_removes_what_dead_containers_left", |s| {
+        let mut h = host(s);
+        h.create_network(&NetworkConfig::new("n1").subnet("10.90.0.0/24".parse().unwrap())).unwrap();
+        let before = snapshot(&mut h);
+        let live = ctr_ns(s, "live");
+        h.connect("n1", &Container::new("live", &live)).unwrap();
+        let with_live = snapshot(&mut h);
+        for id in ["dead1", "dead2"] {
+            h.connect("n1", &Container::new(id, &Netns::new().unwrap()).publish("80".parse().unwrap())).unwrap();
+        }
+        let r = h.gc(&["live"]).unwrap();
+        assert_eq!(r.disconnected.len(), 2, "{r:?}");
+        assert_eq!(snapshot(&mut h), with_live);
+        h.disconnect("n1", "live").unwrap();
+        assert_eq!(snapshot(&mut h), before);
+    });
+}
