@@ -1,0 +1,1 @@
+//! Container files: hostname, `/etc/hosts`, `/etc/resolv.conf`.
