@@ -307,3 +307,34 @@ fn gc_removes_what_dead_containers_left() {
         assert_eq!(snapshot(&mut h), before);
     });
 }
+
+#[test]
+fn modes_host_none_and_container() {
+    common::sandbox("modes_host_none_and_container", |s| {
+        use netplumb::network::NetworkMode;
+        let mut h = host(s);
+        h.create_network(&NetworkConfig::new("bridge").subnet("172.17.0.0/16".parse().unwrap())).unwrap();
+        let before = snapshot(&mut h);
+        // F1: host mode uses the host namespace and creates nothing.
+        let hn = h.container_netns(&NetworkMode::Host, "h", Some(s.netns_dir())).unwrap();
+        assert_eq!(&hn, s.host());
+        assert_eq!(snapshot(&mut h), before);
+        // F2: none: only lo, and it is up.
+        let none = h.container_netns(&"none".parse().unwrap(), "n", Some(s.netns_dir())).unwrap();
+        let links = Rtnl::open_in(&none).unwrap().links().unwrap();
+        assert_eq!(links.len(), 1);
+        assert!(links[0].name == "lo" && links[0].is_up());
+        assert!(s.netns_dir().list().unwrap().contains(&"n".to_string()));
+        // F3: container:web shares web's namespace: same address, 127.0.0.1 between them.
+        let web = h.container_netns(&NetworkMode::Bridge("bridge".into()), "web", Some(s.netns_dir())).unwrap();
+        let a = h.connect("bridge", &Container::new("webid", &web).name("web")).unwrap();
+        let side = h.container_netns(&"container:web".parse().unwrap(), "side", Some(s.netns_dir())).unwrap();
+        assert_eq!(side, web);
+        let port = serve(&web, 0);
+        assert_eq!(call(&side, SocketAddr::new(ip("127.0.0.1"), port)).as_deref(), Some("127.0.0.1"));
+        let addrs = Rtnl::open_in(&side).unwrap().addrs(None).unwrap();
+        assert!(addrs.iter().any(|x| x.addr == a.addrs[0]), "same address");
+        assert!(h.container_netns(&"container:nobody".parse().unwrap(), "x", None).unwrap_err().is_not_found());
+        assert!("container:".parse::<NetworkMode>().unwrap_err().is_invalid());
+    });
+}

@@ -27,9 +27,11 @@ mod endpoint;
 pub mod fault;
 pub mod files;
 mod host;
+mod mode;
 mod state;
 
 pub use config::{NetworkConfig, DEFAULT_BRIDGE, DEFAULT_NETWORK};
 pub use endpoint::Container;
 pub use host::{GcReport, Host, DEFAULT_STATE_DIR};
+pub use mode::NetworkMode;
 pub use state::{Attachment, NetworkInfo};
