@@ -3,7 +3,7 @@
 //! stores, memory snapshots, and a property test: random allocate/release/GC sequences
 //! on both stores never hand out an address that is held, and agree with a model.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -264,6 +264,8 @@ impl Rng {
 struct Model {
     held: BTreeMap<IpAddr, Owner>,
     by_owner: HashMap<Owner, IpAddr>,
+    /// Which outcomes the sequence produced, so it can show it covered them all.
+    seen: HashSet<&'static str>,
 }
 
 impl Model {
@@ -306,8 +308,12 @@ fn check_allocate(ipam: &Dyn, n: &Network, m: &mut Model, o: &Owner) {
             );
             assert!(n.gateway != Some(l.address) && !n.reserved.contains(&l.address));
             m.take(l.address, o);
+            m.seen.insert("allocated");
         }
-        (Err(IpamError::Exhausted { .. }), None) => assert_eq!(m.held_in_range(n), n.capacity()),
+        (Err(IpamError::Exhausted { .. }), None) => {
+            assert_eq!(m.held_in_range(n), n.capacity());
+            m.seen.insert("exhausted");
+        }
         (r, had) => panic!("allocate for {o} (holding {had:?}): {r:?}"),
     }
 }
@@ -316,10 +322,14 @@ fn check_allocate(ipam: &Dyn, n: &Network, m: &mut Model, o: &Owner) {
 fn check_allocate_addr(ipam: &Dyn, n: &Network, m: &mut Model, o: &Owner, a: IpAddr) {
     let (first, last) = (n.subnet.network(), n.subnet.broadcast());
     let res = ipam.allocate_addr(&n.name, o, a);
-    match (res, m.by_owner.get(o).copied(), m.held.get(&a)) {
-        (Ok(l), Some(had), _) => assert_eq!((l.address, had), (a, a)),
+    let outcome = match (res, m.by_owner.get(o).copied(), m.held.get(&a)) {
+        (Ok(l), Some(had), _) => {
+            assert_eq!((l.address, had), (a, a));
+            "asked again"
+        }
         (Err(IpamError::OwnerHasLease { address, .. }), Some(had), _) => {
-            assert!(address == had && had != a)
+            assert!(address == had && had != a);
+            "owner has a lease"
         }
         (
             Err(IpamError::Invalid {
@@ -327,85 +337,135 @@ fn check_allocate_addr(ipam: &Dyn, n: &Network, m: &mut Model, o: &Owner, a: IpA
             }),
             None,
             _,
-        ) => assert!(a == first || (a == last && a.is_ipv4())),
-        (Err(IpamError::AddressReserved { .. }), None, _) => {
-            assert!(n.gateway == Some(a) || n.reserved.contains(&a))
+        ) => {
+            assert!(a == first || (a == last && a.is_ipv4()));
+            "network or broadcast"
         }
-        (Err(IpamError::AddressTaken { owner, .. }), None, Some(h)) => assert_eq!(&owner, h),
+        (Err(IpamError::AddressReserved { .. }), None, _) => {
+            assert!(n.gateway == Some(a) || n.reserved.contains(&a));
+            "reserved"
+        }
+        (Err(IpamError::AddressTaken { owner, .. }), None, Some(h)) => {
+            assert_eq!(&owner, h);
+            "taken"
+        }
         (Ok(l), None, None) => {
             assert_eq!(l.address, a);
             m.take(a, o);
+            "specific"
         }
         (r, had, held) => panic!("allocate {a} for {o} (holding {had:?}, held by {held:?}): {r:?}"),
+    };
+    m.seen.insert(outcome);
+}
+
+/// Checks one release, by address or by owner, against the model.
+fn check_release(ipam: &Dyn, n: &Network, m: &mut Model, o: &Owner, a: Option<IpAddr>) {
+    let (got, want) = match a {
+        Some(a) => (
+            ipam.release(&n.name, a).unwrap(),
+            m.held.get(&a).map(|h| (a, h.clone())),
+        ),
+        None => (
+            ipam.release_owner(&n.name, o).unwrap(),
+            m.by_owner.get(o).map(|&a| (a, o.clone())),
+        ),
+    };
+    match (got, want) {
+        (Released::Freed(l), Some(w)) => {
+            assert_eq!((l.address, l.owner), w);
+            m.drop_addr(w.0);
+            m.seen.insert("freed");
+        }
+        (Released::NotHeld, None) => drop(m.seen.insert("not held")),
+        (got, want) => panic!("release {a:?}/{o}: {got:?}, model {want:?}"),
     }
 }
+
+/// An address to request: any of the subnet, or the owner's own, one somebody holds, an
+/// edge, the gateway or a reserved one.
+fn pick_address(r: &mut Rng, n: &Network, m: &Model, o: &Owner) -> IpAddr {
+    let held = m.held.keys().nth(r.below(m.held.len().max(1))).copied();
+    let special = match r.below(8) {
+        0 => m.by_owner.get(o).copied(),
+        1 => held,
+        2 => Some(n.subnet.network()),
+        3 => Some(n.subnet.broadcast()),
+        4 => n.gateway.iter().chain(&n.reserved).nth(r.below(2)).copied(),
+        _ => None,
+    };
+    let size = 1u128 << (n.subnet.max_prefix_len() - n.subnet.prefix_len());
+    let offset = r.below(size as usize) as u128;
+    special.unwrap_or(match n.subnet.network() {
+        IpAddr::V4(b) => IpAddr::V4((u32::from(b) + offset as u32).into()),
+        IpAddr::V6(b) => IpAddr::V6((u128::from(b) + offset).into()),
+    })
+}
+
+/// GC with a random two thirds of the owners live.
+fn check_gc(ipam: &Dyn, n: &Network, m: &mut Model, r: &mut Rng) {
+    // In address order, so that the sequence depends on the seed alone.
+    let live: Vec<Owner> = m
+        .held
+        .values()
+        .filter(|_| r.below(3) > 0)
+        .cloned()
+        .collect();
+    // GC covers every network; earlier sequences' networks are done with.
+    let freed = ipam.gc(&live).unwrap();
+    for l in freed.into_iter().filter(|l| l.network == n.name) {
+        assert_eq!(m.drop_addr(l.address), Some(l.owner));
+        m.seen.insert("collected");
+    }
+}
+
+const OUTCOMES: [&str; 11] = [
+    "allocated",
+    "exhausted",
+    "asked again",
+    "owner has a lease",
+    "network or broadcast",
+    "reserved",
+    "taken",
+    "specific",
+    "freed",
+    "not held",
+    "collected",
+];
 
 /// One random sequence of `steps` operations on network `spec`.
 fn random_sequence(ipam: &Dyn, spec: NetworkSpec, seed: u64, steps: usize) {
     let n = ipam.create_network(&spec).unwrap();
     let owners = n.capacity() as usize + 8;
-    let size = 1u128 << (n.subnet.max_prefix_len() - n.subnet.prefix_len());
-    let base = n.subnet.network();
-    let addr = |r: &mut Rng| match base {
-        IpAddr::V4(b) => IpAddr::V4((u32::from(b) + r.below(size as usize) as u32).into()),
-        IpAddr::V6(b) => IpAddr::V6((u128::from(b) + r.below(size as usize) as u128).into()),
-    };
     let (mut r, mut m) = (Rng(seed), Model::default());
     for step in 0..steps {
         let o = owner(r.below(owners));
         match r.below(20) {
-            0..=7 => check_allocate(ipam, &n, &mut m, &o),
-            8..=10 => check_allocate_addr(ipam, &n, &mut m, &o, addr(&mut r)),
-            11..=14 => {
-                let a = addr(&mut r);
-                match (ipam.release(&n.name, a).unwrap(), m.drop_addr(a)) {
-                    (Released::Freed(l), Some(had)) => assert_eq!((l.address, l.owner), (a, had)),
-                    (Released::NotHeld, None) => {}
-                    (got, want) => panic!("release {a}: {got:?}, model {want:?}"),
-                }
+            0..=9 => check_allocate(ipam, &n, &mut m, &o),
+            10..=12 => {
+                let a = pick_address(&mut r, &n, &m, &o);
+                check_allocate_addr(ipam, &n, &mut m, &o, a)
             }
-            15..=18 => match (
-                ipam.release_owner(&n.name, &o).unwrap(),
-                m.by_owner.get(&o).copied(),
-            ) {
-                (Released::Freed(l), Some(had)) => {
-                    assert_eq!((l.address, m.drop_addr(had)), (had, Some(o)))
-                }
-                (Released::NotHeld, None) => {}
-                (got, want) => panic!("release {o}: {got:?}, model {want:?}"),
-            },
-            _ => {
-                let live: Vec<Owner> = m
-                    .by_owner
-                    .keys()
-                    .filter(|_| r.below(3) > 0)
-                    .cloned()
-                    .collect();
-                // GC covers every network; earlier sequences' networks are done with.
-                for l in ipam
-                    .gc(&live)
-                    .unwrap()
-                    .into_iter()
-                    .filter(|l| l.network == n.name)
-                {
-                    assert_eq!(m.drop_addr(l.address), Some(l.owner));
-                }
+            13..=15 => {
+                let a = pick_address(&mut r, &n, &m, &o);
+                check_release(ipam, &n, &mut m, &o, Some(a))
             }
+            16..=18 => check_release(ipam, &n, &mut m, &o, None),
+            _ => check_gc(ipam, &n, &mut m, &mut r),
         }
         if step % 16 == 0 || step == steps - 1 {
-            let got: Vec<(IpAddr, Owner)> = ipam
-                .leases(&n.name)
-                .unwrap()
-                .into_iter()
-                .map(|l| (l.address, l.owner))
-                .collect();
+            let leases = ipam.leases(&n.name).unwrap();
+            let got: Vec<(IpAddr, Owner)> =
+                leases.into_iter().map(|l| (l.address, l.owner)).collect();
             let want: Vec<(IpAddr, Owner)> = m.held.iter().map(|(a, o)| (*a, o.clone())).collect();
             assert_eq!(got, want, "seed {seed}, step {step}");
         }
     }
+    let missed: Vec<_> = OUTCOMES.iter().filter(|o| !m.seen.contains(*o)).collect();
     assert!(
-        !m.held.is_empty() || steps < 100,
-        "the sequence exercised allocation"
+        missed.is_empty(),
+        "{}: sequence {seed} never produced {missed:?}",
+        n.name
     );
 }
 
@@ -415,7 +475,7 @@ fn specs(i: u64) -> [NetworkSpec; 3] {
             .subnet(net(&format!("10.{}.0.0/26", 20 + i)))
             .ip_range(net(&format!("10.{}.0.16/28", 20 + i)))
             .reserve(ip(&format!("10.{}.0.20", 20 + i))),
-        NetworkSpec::new(format!("v4-small-{i}")).subnet(net(&format!("10.{}.0.0/27", 120 + i))),
+        NetworkSpec::new(format!("v4-small-{i}")).subnet(net(&format!("10.{}.0.0/28", 120 + i))),
         NetworkSpec::new(format!("v6-{i}"))
             .subnet(net(&format!("fd00:{i}::/120")))
             .ip_range(net(&format!("fd00:{i}::80/124")))

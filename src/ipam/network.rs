@@ -254,13 +254,16 @@ impl Network {
         let Some((lo, hi)) = self.bounds_u128() else {
             return 0;
         };
-        let inside = |a: &IpAddr| (lo..=hi).contains(&to_u128(*a));
-        let excluded = self
+        let inside = |a: &&IpAddr| (lo..=hi).contains(&to_u128(**a));
+        let mut excluded: Vec<&IpAddr> = self
             .gateway
             .iter()
             .chain(&self.reserved)
-            .filter(|a| inside(a))
-            .count();
+            .filter(inside)
+            .collect();
+        excluded.sort();
+        excluded.dedup();
+        let excluded = excluded.len();
         // An IPv6 range of 2^128 addresses saturates; nothing real gets there.
         (hi - lo).saturating_add(1) - excluded as u128
     }

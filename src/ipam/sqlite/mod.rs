@@ -33,10 +33,11 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, ErrorCode};
 
+mod busy;
 mod tx;
 
 use tx::{store_err, SqliteTx};
@@ -110,6 +111,7 @@ impl SqliteOptions {
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+    busy_timeout: Duration,
 }
 
 impl SqliteStore {
@@ -135,12 +137,12 @@ impl SqliteStore {
         }
         let ctx = |what: &str| format!("{}: {what}", path.display());
         let conn = Connection::open(&path).map_err(|e| store_err(ctx("open"), e))?;
-        conn.busy_timeout(options.busy_timeout)
-            .map_err(|e| store_err(ctx("busy_timeout"), e))?;
+        busy::wait_up_to(options.busy_timeout);
+        conn.busy_handler(Some(busy::on_busy))
+            .map_err(|e| store_err(ctx("busy handler"), e))?;
         conn.set_prepared_statement_cache_capacity(32);
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(|e| store_err(ctx("journal_mode=WAL"), e))?;
+        let mode =
+            wal(&conn, options.busy_timeout).map_err(|e| store_err(ctx("journal_mode=WAL"), e))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(IpamError::Corrupt {
                 context: ctx("journal_mode"),
@@ -153,6 +155,7 @@ impl SqliteStore {
         let store = SqliteStore {
             conn: Mutex::new(conn),
             path,
+            busy_timeout: options.busy_timeout,
         };
         store.migrate()?;
         Ok(store)
@@ -234,10 +237,28 @@ impl SqliteStore {
     }
 
     fn begin_tx(&self) -> Result<SqliteTx<'_>, IpamError> {
+        busy::wait_up_to(self.busy_timeout);
         SqliteTx::begin(
             self.conn.lock().unwrap_or_else(|e| e.into_inner()),
             &self.path,
         )
+    }
+}
+
+/// Switches the database to write-ahead logging. Switching needs a moment of exclusive
+/// access, and SQLite answers "busy" at once instead of waiting when processes open a new
+/// database together, so this retries until `timeout`.
+fn wal(conn: &Connection, timeout: Duration) -> rusqlite::Result<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == ErrorCode::DatabaseBusy && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            r => return r,
+        }
     }
 }
 
