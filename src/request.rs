@@ -34,6 +34,18 @@ impl<T: Request + ?Sized> Request for &T {
     }
 }
 
+impl<T: Request + ?Sized> Request for Box<T> {
+    fn op(&self) -> Op {
+        (**self).op()
+    }
+    fn validate(&self) -> Result<()> {
+        (**self).validate()
+    }
+    fn encode(&self, buf: &mut MsgBuf, seq: u32) {
+        (**self).encode(buf, seq)
+    }
+}
+
 /// A dry run: requests collected and validated but never sent.
 ///
 /// ```

@@ -97,6 +97,7 @@ impl Request for Bridge {
             mtu: self.common.mtu,
             mac: self.common.mac.map(|m| m.0),
             group: self.common.group,
+            master: self.common.controller,
             ..LinkAttrs::default()
         };
         let info: IfInfo = self.common.ifinfo();

@@ -54,6 +54,7 @@ macro_rules! plain_kind {
                     mtu: self.common.mtu,
                     mac: self.common.mac.map(|m| m.0),
                     group: self.common.group,
+                    master: self.common.controller,
                     ..LinkAttrs::default()
                 };
                 let info: IfInfo = self.common.ifinfo();

@@ -203,6 +203,7 @@ pub(crate) struct LinkCommon {
     pub(crate) mac: Option<MacAddr>,
     pub(crate) up: bool,
     pub(crate) group: Option<u32>,
+    pub(crate) controller: Option<u32>,
 }
 
 impl LinkCommon {
@@ -237,6 +238,9 @@ impl LinkCommon {
         if let Some(g) = self.group {
             write!(f, " group {g}")?;
         }
+        if let Some(c) = self.controller {
+            write!(f, " master if{c}")?;
+        }
         if self.up {
             f.write_str(" up")?;
         }
@@ -268,6 +272,14 @@ macro_rules! common_setters {
         /// The interface group (`ip link add ... group N`).
         pub fn group(mut self, group: u32) -> Self {
             self.common.group = Some(group);
+            self
+        }
+
+        /// Makes the new link a port of bridge `index` as it is created
+        /// (`ip link add ... master BR`), saving a request.
+        #[doc(alias = "master")]
+        pub fn controller(mut self, index: u32) -> Self {
+            self.common.controller = Some(index);
             self
         }
     };

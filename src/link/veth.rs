@@ -119,6 +119,7 @@ impl Request for Veth {
             mtu: self.common.mtu,
             mac: self.common.mac.map(|m| m.0),
             group: self.common.group,
+            master: self.common.controller,
             ..LinkAttrs::default()
         };
         let kind = LinkKind::Veth {

@@ -142,6 +142,7 @@ impl Request for Vxlan {
             mtu: self.common.mtu,
             mac: self.common.mac.map(|m| m.0),
             group: self.common.group,
+            master: self.common.controller,
             ..LinkAttrs::default()
         };
         let info: IfInfo = self.common.ifinfo();

@@ -15,6 +15,7 @@ use crate::firewall::{Firewall, Nftables, PortRule, Proto};
 use crate::ipam::{Ipam, Owner};
 use crate::journal::Txn;
 use crate::link::{BridgePort, IfName, LinkSet, MacAddr, Veth};
+use crate::request::Request;
 use crate::netns::Netns;
 use crate::ports::{PortMapping, PublishedPort};
 use crate::route::Route;
@@ -188,7 +189,7 @@ impl Host {
     }
 
     fn connect_steps(&mut self, net: &NetworkInfo, ctr: &Container, tx: &mut Txn) -> Result<Attachment> {
-        let first_network = self.state.attachments(None)?.iter().all(|a| a.container != ctr.id);
+        let first_network = self.state.attachments_of(&ctr.id)?.is_empty();
         let mut att = Attachment {
             network: net.name.clone(),
             container: ctr.id.clone(),
@@ -241,10 +242,18 @@ impl Host {
         let mac = ctr.mac.unwrap_or_else(|| mac_of(att.addrs[0].addr()));
         att.mac = Some(mac);
         fault::point("veth")?;
+        let br = self.rtnl.link(net.bridge.as_str())?;
         let mut salt = 0;
         loop {
             att.host_veth = host_veth_name(&ctr.id, &net.name, salt);
-            let mut v = Veth::new(&att.host_veth).peer(&ctr.ifname).peer_netns(&ctr.netns).peer_mac(mac);
+            // One request: the pair, the peer straight in the container, the host end up
+            // and already a port of the bridge.
+            let mut v = Veth::new(&att.host_veth)
+                .controller(br.index)
+                .up()
+                .peer(&ctr.ifname)
+                .peer_netns(&ctr.netns)
+                .peer_mac(mac);
             if let Some(m) = net.mtu {
                 v = v.mtu(m).peer_mtu(m);
             }
@@ -257,8 +266,6 @@ impl Host {
         let (ns, name) = (self.netns.clone(), att.host_veth.clone());
         tx.record(format!("ip link del {name}"), move || del_link(&ns, &name));
         fault::point("bridge port")?;
-        let br = self.rtnl.link(net.bridge.as_str())?;
-        self.rtnl.execute(&LinkSet::new(att.host_veth.as_str()).controller(br.index).up())?;
         // Hairpin lets a container reach its own published ports through a host address;
         // with ICC off, ports without links are isolated (no frames between them at all).
         let isolated = !net.icc && ctr.links.is_empty() && ctr.expose.is_empty();
@@ -269,22 +276,22 @@ impl Host {
     fn inside_steps(&mut self, net: &NetworkInfo, ctr: &Container, att: &Attachment, first: bool) -> Result<()> {
         fault::point("container link")?;
         let mut inside = Rtnl::open_in(&ctr.netns)?;
-        inside.execute(&LinkSet::new("lo").up())?;
         let link = inside.link(ctr.ifname.as_str())?;
-        inside.execute(&LinkSet::new(&link).up())?;
+        fault::point("container address")?;
+        // lo and eth0 up, the addresses, the default route: one batch.
+        let mut reqs: Vec<Box<dyn Request>> = vec![Box::new(LinkSet::new("lo").up()), Box::new(LinkSet::new(&link).up())];
         for a in &att.addrs {
-            fault::point("container address")?;
             let add = if a.addr().is_ipv4() { Addr::new(&link, *a).auto_broadcast() } else { Addr::new(&link, *a).nodad() };
-            inside.execute(&add)?;
+            reqs.push(Box::new(add));
         }
         if first && !net.internal {
             for g in &net.gateways {
-                fault::point("default route")?;
                 let r = if g.is_ipv4() { Route::default_v4() } else { Route::default_v6() };
-                inside.execute(&r.via(*g).dev(&link))?;
+                reqs.push(Box::new(r.via(*g).dev(&link)));
             }
         }
-        Ok(())
+        fault::point("default route")?;
+        inside.execute_batch(&reqs)
     }
 
     fn port_steps(&mut self, net: &NetworkInfo, ctr: &Container, att: &mut Attachment, tx: &mut Txn) -> Result<()> {

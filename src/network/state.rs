@@ -311,6 +311,18 @@ impl State {
         rows.collect::<std::result::Result<_, _>>().map_err(|e| db_err(&self.path, e))
     }
 
+    /// The attachments of one container, on every network.
+    pub(crate) fn attachments_of(&self, container: &str) -> Result<Vec<Attachment>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT network, data FROM net_attachments WHERE container = ?1 ORDER BY network")
+            .map_err(|e| db_err(&self.path, e))?;
+        let rows = st
+            .query_map(params![container], |r| Ok(Attachment::decode(&r.get::<_, String>(0)?, container, &r.get::<_, String>(1)?)))
+            .map_err(|e| db_err(&self.path, e))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(|e| db_err(&self.path, e))
+    }
+
     pub(crate) fn put_attachment(&self, a: &Attachment) -> Result<()> {
         self.conn
             .execute(
