@@ -338,3 +338,46 @@ fn modes_host_none_and_container() {
         assert!("container:".parse::<NetworkMode>().unwrap_err().is_invalid());
     });
 }
+
+#[test]
+fn container_files_and_peers_by_name() {
+    common::sandbox("container_files_and_peers_by_name", |s| {
+        use netplumb::network::files::{parse_add_host, DnsConfig, HostsFile};
+        let mut h = host(s);
+        h.create_network(&NetworkConfig::new("mybr0").subnet("172.26.0.0/16".parse().unwrap())).unwrap();
+        let (na, nb) = (ctr_ns(s, "a"), ctr_ns(s, "b"));
+        let (da, db) = (std::path::PathBuf::from("/run/files/a"), std::path::PathBuf::from("/run/files/b"));
+        for d in [&da, &db] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let dns = DnsConfig::from_flags(&["192.0.2.53"], &["example.com"], &["ndots:2"]).unwrap();
+        let a = Container::new("aaaaaaaaaaaa1234", &na)
+            .name("busybox1")
+            .hostname("web")
+            .files(&da)
+            .dns(dns)
+            .add_host(parse_add_host("www.example.com:1.1.1.1").unwrap());
+        h.connect("mybr0", &a).unwrap();
+        let hosts = std::fs::read_to_string(da.join("hosts")).unwrap();
+        assert!(hosts.starts_with("127.0.0.1\tlocalhost\n"), "{hosts}");
+        assert!(hosts.contains("1.1.1.1\twww.example.com"), "{hosts}");
+        assert!(hosts.contains("172.26.0.2\tweb"), "{hosts}");
+        assert_eq!(std::fs::read_to_string(da.join("hostname")).unwrap(), "web\n");
+        let resolv = std::fs::read_to_string(da.join("resolv.conf")).unwrap();
+        assert!(resolv.contains("nameserver 192.0.2.53") && resolv.contains("search example.com") && resolv.contains("options ndots:2"), "{resolv}");
+        // G2: a second container appears in the first one's hosts, and the other way round.
+        h.connect("mybr0", &Container::new("bbbbbbbbbbbb", &nb).name("busybox2").files(&db)).unwrap();
+        let ha = HostsFile::parse(&std::fs::read_to_string(da.join("hosts")).unwrap());
+        assert_eq!(ha.addrs_of("busybox2"), [ip("172.26.0.3")]);
+        let hb = HostsFile::parse(&std::fs::read_to_string(db.join("hosts")).unwrap());
+        assert_eq!(hb.addrs_of("busybox1"), [ip("172.26.0.2")]);
+        // busybox1 reaches busybox2 by the name in its hosts file.
+        serve(&nb, 80);
+        let to = SocketAddr::new(ha.addrs_of("busybox2")[0], 80);
+        assert_eq!(call(&na, to).as_deref(), Some("172.26.0.2"));
+        // Leaving removes the name.
+        h.disconnect("mybr0", "bbbbbbbbbbbb").unwrap();
+        let ha = HostsFile::parse(&std::fs::read_to_string(da.join("hosts")).unwrap());
+        assert!(ha.addrs_of("busybox2").is_empty());
+    });
+}

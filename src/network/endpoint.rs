@@ -19,6 +19,7 @@ use crate::request::Request;
 use crate::netns::Netns;
 use crate::ports::{PortMapping, PublishedPort};
 use crate::route::Route;
+use super::files::{AddHost, ContainerFiles, DnsConfig, Hostname, HostsFile, ResolvConf};
 use crate::rtnl::Rtnl;
 
 /// A container to connect (`docker run --network NET ...`, `docker network connect`).
@@ -48,6 +49,8 @@ pub struct Container {
     pub(crate) aliases: Vec<String>,
     pub(crate) files: Option<PathBuf>,
     pub(crate) hostname: Option<String>,
+    pub(crate) add_hosts: Vec<AddHost>,
+    pub(crate) dns: DnsConfig,
 }
 
 impl Container {
@@ -67,6 +70,8 @@ impl Container {
             aliases: Vec::new(),
             files: None,
             hostname: None,
+            add_hosts: Vec::new(),
+            dns: DnsConfig::new(),
         }
     }
 
@@ -146,6 +151,20 @@ impl Container {
         self
     }
 
+    /// An extra `/etc/hosts` entry (`--add-host name:ip`; `host-gateway` is the network's
+    /// gateway).
+    pub fn add_host(mut self, entry: AddHost) -> Self {
+        self.add_hosts.push(entry);
+        self
+    }
+
+    /// DNS settings for `/etc/resolv.conf` (`--dns`, `--dns-search`, `--dns-option`);
+    /// by default the host's, without loopback nameservers.
+    pub fn dns(mut self, dns: DnsConfig) -> Self {
+        self.dns = dns;
+        self
+    }
+
     fn validate(&self) -> Result<()> {
         if self.id.is_empty() || !self.id.bytes().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c)) {
             return Err(Error::invalid("container id", &self.id, "must be [A-Za-z0-9_.-]+"));
@@ -207,6 +226,7 @@ impl Host {
         self.veth_steps(net, ctr, &mut att, tx)?;
         self.inside_steps(net, ctr, &att, first_network)?;
         self.port_steps(net, ctr, &mut att, tx)?;
+        self.files_steps(net, ctr, &att, tx)?;
         fault::point("record")?;
         self.state.put_attachment(&att)?;
         let (db, n, c) = (self.state.path().to_owned(), att.network.clone(), att.container.clone());
@@ -313,6 +333,57 @@ impl Host {
         Ok(())
     }
 
+    /// Writes the container's `hostname`, `hosts` and `resolv.conf` (when it has a files
+    /// folder), and adds it to the `hosts` of its peers on a user-defined network (G2).
+    fn files_steps(&mut self, net: &NetworkInfo, ctr: &Container, att: &Attachment, tx: &mut Txn) -> Result<()> {
+        let peers: Vec<Attachment> = if net.name == super::DEFAULT_NETWORK {
+            Vec::new()
+        } else {
+            self.state.attachments(Some(&net.name))?
+        };
+        if let Some(dir) = &ctr.files {
+            fault::point("container files")?;
+            let hostname = Hostname::new(&att.hostname)?;
+            let mut hosts = HostsFile::new().ipv6(net.ipv6).hostname(hostname.clone());
+            for a in &att.addrs {
+                hosts = hosts.addr(a.addr());
+            }
+            for alias in &ctr.aliases {
+                hosts = hosts.alias(alias)?;
+            }
+            for e in &ctr.add_hosts {
+                for entry in e.resolve(&net.gateways)? {
+                    hosts = hosts.add_host(entry);
+                }
+            }
+            for p in &peers {
+                set_peer(&mut hosts, p)?;
+            }
+            let host_resolv = ResolvConf::read_host().unwrap_or_else(|_| ResolvConf::parse(""));
+            let resolv = ResolvConf::for_container(&host_resolv, &ctr.dns, net.ipv6)?;
+            let files = ContainerFiles::new(dir);
+            files.write(&hostname, &hosts, &resolv)?;
+            let d = dir.clone();
+            tx.record(format!("rm {}/{{hostname,hosts,resolv.conf}}", d.display()), move || {
+                for f in [ContainerFiles::HOSTNAME, ContainerFiles::HOSTS, ContainerFiles::RESOLV_CONF] {
+                    let _ = std::fs::remove_file(d.join(f));
+                }
+                Ok(())
+            });
+        }
+        for p in peers.iter().filter(|p| p.container != att.container) {
+            let Some(pdir) = &p.files else { continue };
+            fault::point("peer files")?;
+            let pf = ContainerFiles::new(pdir);
+            let mut h = pf.read_hosts()?;
+            set_peer(&mut h, att)?;
+            pf.update_hosts(&h)?;
+            let (pdir, name) = (pdir.clone(), att.name.clone());
+            tx.record(format!("remove {name} from {}/hosts", pdir.display()), move || remove_peer(&pdir, &name));
+        }
+        Ok(())
+    }
+
     /// Re-applies a network's rules now that `added` is attached (its links count); the
     /// undo re-applies the rules as they were without it.
     fn apply_rules(&mut self, net: &NetworkInfo, added: &str, tx: &mut Txn) -> Result<()> {
@@ -337,6 +408,11 @@ impl Host {
             self.ports.release(&att.ports)?;
         }
         self.state.delete_attachment(network, container)?;
+        for p in self.state.attachments(Some(network))? {
+            if let Some(dir) = &p.files {
+                remove_peer(dir, &att.name)?;
+            }
+        }
         if let Some(net) = &net {
             if !att.links.is_empty() || !net.icc {
                 let atts = self.state.attachments(Some(network))?;
@@ -399,4 +475,20 @@ fn netns_path(ns: &Netns) -> PathBuf {
     } else {
         PathBuf::new()
     }
+}
+
+fn set_peer(hosts: &mut HostsFile, p: &Attachment) -> Result<()> {
+    let aliases: Vec<&str> = p.aliases.iter().map(String::as_str).collect();
+    let addrs: Vec<IpAddr> = p.addrs.iter().map(|a| a.addr()).collect();
+    hosts.set_peer(&p.name, &aliases, &addrs)
+}
+
+/// Removes `name` from the `hosts` file in `dir`; a missing file or peer is fine.
+fn remove_peer(dir: &std::path::Path, name: &str) -> Result<()> {
+    let files = ContainerFiles::new(dir);
+    let Ok(mut h) = files.read_hosts() else { return Ok(()) };
+    if h.remove_peer(name) {
+        files.update_hosts(&h)?;
+    }
+    Ok(())
 }

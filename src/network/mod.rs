@@ -27,6 +27,8 @@ mod endpoint;
 pub mod fault;
 pub mod files;
 mod host;
+#[cfg(feature = "serde")]
+pub mod inspect;
 mod mode;
 mod state;
 
