@@ -381,3 +381,23 @@ fn container_files_and_peers_by_name() {
         assert!(ha.addrs_of("busybox2").is_empty());
     });
 }
+
+#[test]
+fn dry_run_plans_change_nothing() {
+    common::sandbox("dry_run_plans_change_nothing", |s| {
+        let mut h = host(s);
+        let before = snapshot(&mut h);
+        let lines = h.plan_create(&NetworkConfig::new("mybr0").subnet("172.26.0.0/16".parse().unwrap())).unwrap();
+        assert!(lines.iter().any(|l| l.starts_with("ipam: create network mybr0 with 172.26.0.0/16")), "{lines:#?}");
+        assert!(lines.iter().any(|l| l.starts_with("ip link add br-")), "{lines:#?}");
+        assert!(lines.iter().any(|l| l.contains("masquerade")), "{lines:#?}");
+        assert_eq!(snapshot(&mut h), before, "a plan applies nothing");
+        h.create_network(&NetworkConfig::new("mybr0").subnet("172.26.0.0/16".parse().unwrap())).unwrap();
+        let mid = snapshot(&mut h);
+        let ns = ctr_ns(s, "c");
+        let lines = h.plan_connect("mybr0", &Container::new("c", &ns).publish("8080:80".parse().unwrap())).unwrap();
+        assert!(lines.iter().any(|l| l.contains("type veth peer name eth0")), "{lines:#?}");
+        assert!(lines.iter().any(|l| l.contains("route add default via 172.26.0.1")), "{lines:#?}");
+        assert_eq!(snapshot(&mut h), mid);
+    });
+}

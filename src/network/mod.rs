@@ -30,6 +30,7 @@ mod host;
 #[cfg(feature = "serde")]
 pub mod inspect;
 mod mode;
+mod plan;
 mod state;
 
 pub use config::{NetworkConfig, DEFAULT_BRIDGE, DEFAULT_NETWORK};
