@@ -401,3 +401,21 @@ fn dry_run_plans_change_nothing() {
         assert_eq!(snapshot(&mut h), mid);
     });
 }
+
+#[test]
+fn a_restarted_runtime_finds_its_networks() {
+    common::sandbox("a_restarted_runtime_finds_its_networks", |s| {
+        let mut h = host(s);
+        let net = h.create_network(&NetworkConfig::new("keep").subnet("10.110.0.0/24".parse().unwrap()).icc(false).label("a", "b")).unwrap();
+        let ns = ctr_ns(s, "c");
+        let att = h.connect("keep", &Container::new("cid", &ns).publish("8080:80".parse().unwrap())).unwrap();
+        drop(h);
+        let mut again = host(s);
+        assert_eq!(again.network("keep").unwrap(), net);
+        assert_eq!(again.attachments(Some("keep")).unwrap(), [att]);
+        // ...and can tear it all down.
+        again.remove_network("keep", true).unwrap();
+        assert!(again.networks().unwrap().is_empty());
+        assert!(again.firewall().state().unwrap().ports.is_empty());
+    });
+}
