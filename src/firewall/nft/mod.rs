@@ -22,6 +22,12 @@ use exprs::Fam;
 /// The default name of our tables (`ip netplumb`, `ip6 netplumb`, `bridge netplumb`).
 pub const DEFAULT_TABLE: &str = "netplumb";
 
+/// Most elements one `NFT_MSG_{NEW,DEL,DESTROY}SETELEM` message carries. The elements sit in
+/// one nested attribute, whose length is 16 bits: 256 of the largest (an IPv6 `ports`
+/// element with a 128-byte comment, 196 bytes) take 50 KB, under the 64 KiB limit. More
+/// elements go in further messages of the same batch, which stays atomic.
+const ELEMS_PER_MSG: usize = 256;
+
 /// One nf_tables batch being built: the messages between `BATCH_BEGIN` and `BATCH_END`,
 /// and what each of them does (for the error that names a failed one).
 #[derive(Debug)]
@@ -88,6 +94,9 @@ pub struct Nftables {
     table: String,
     netns: Netns,
     ready: bool,
+    /// Set by `ensure_skeleton`: none of our tables existed, so the batch being built
+    /// creates them all and nothing of ours can be in the kernel yet.
+    fresh: bool,
 }
 
 impl Nftables {
@@ -100,6 +109,7 @@ impl Nftables {
             table: DEFAULT_TABLE.to_owned(),
             netns: ns.clone(),
             ready: false,
+            fresh: false,
         })
     }
 
@@ -161,10 +171,12 @@ impl Nftables {
 
     /// Makes sure the skeleton exists; adds what is missing to the current batch.
     fn ensure_skeleton(&mut self) -> Result<()> {
+        self.fresh = false;
         if self.ready {
             return Ok(());
         }
         let present = self.tables()?;
+        self.fresh = present.is_empty();
         let table = self.table.clone();
         for fam in skeleton::FAMILIES {
             if !present.contains(&fam.af) {
@@ -206,10 +218,9 @@ impl Nftables {
                     .filter(|p| Fam::of(&p.container_ip) == fam)
                     .filter(|p| pick == 2 || p.host_ip.is_some() == (pick == 0))
                     .collect();
-                if chosen.is_empty() {
-                    continue;
+                for chunk in chosen.chunks(ELEMS_PER_MSG) {
+                    self.elems_msg(msg, fam, (&table, set), chunk, pick == 2);
                 }
-                self.elems_msg(msg, fam, (&table, set), &chosen, pick == 2);
             }
         }
     }
@@ -223,10 +234,14 @@ impl Nftables {
         let flags = if msg == nft::NFT_MSG_NEWSETELEM { NlmF::REQUEST | NlmF::ACK | NlmF::CREATE } else { NlmF::CHANGE };
         let buf = &mut self.batch.buf;
         let tok = nft::begin_elems(buf, msg, flags, seq, fam.af, (table.as_bytes(), set.as_bytes()));
+        // The comment, built once per run of ports of one network (usually all of them).
+        let (mut tagged, mut ud, mut n) = (None::<&str>, [0u8; 128], 0);
         for p in ports {
-            let mut ud = [0u8; 128];
-            let n = nft::comment_udata(network::elem_tag(&p.network).as_bytes(), &mut ud);
-            let ud = if msg == nft::NFT_MSG_NEWSETELEM { &ud[..n] } else { &[][..] };
+            if msg == nft::NFT_MSG_NEWSETELEM && tagged != Some(p.network.as_str()) {
+                n = nft::comment_udata(network::elem_tag(&p.network).as_bytes(), &mut ud);
+                tagged = Some(&p.network);
+            }
+            let ud = &ud[..n];
             if published {
                 nft::elem(buf, elems::published_key(p).as_slice(), ElemData::None, ud);
             } else {
@@ -249,13 +264,21 @@ impl Nftables {
             nft::del_rule(&mut self.batch.buf, seq, r.af, (table.as_bytes(), r.chain.as_bytes()), r.handle);
             n += 1;
         }
-        for e in &found.elems {
-            let seq = self.batch.seq(|| format!("nft delete element {} {table} {}", skeleton::family_name(e.af), e.set));
+        // Elements come grouped by family and set: one message per group (and per
+        // ELEMS_PER_MSG elements), not one per element.
+        let mut rest = &found.elems[..];
+        while let Some(first) = rest.first() {
+            let same = rest.iter().take(ELEMS_PER_MSG).take_while(|e| (e.af, e.set) == (first.af, first.set)).count();
+            let (group, tail) = rest.split_at(same);
+            rest = tail;
+            let seq = self.batch.seq(|| format!("nft delete element {} {table} {} ({} elements)", skeleton::family_name(first.af), first.set, group.len()));
             let buf = &mut self.batch.buf;
-            let tok = nft::begin_elems(buf, nft::NFT_MSG_DELSETELEM, NlmF::CHANGE, seq, e.af, (table.as_bytes(), e.set.as_bytes()));
-            nft::elem(buf, &e.key, ElemData::None, &[]);
+            let tok = nft::begin_elems(buf, nft::NFT_MSG_DELSETELEM, NlmF::CHANGE, seq, first.af, (table.as_bytes(), first.set.as_bytes()));
+            for e in group {
+                nft::elem(buf, &e.key, ElemData::None, &[]);
+            }
             nft::end_elems(buf, tok);
-            n += 1;
+            n += group.len();
         }
         Ok(n)
     }
@@ -267,7 +290,8 @@ impl Firewall for Nftables {
         let tag = network::tag(net);
         let table = self.table.clone();
         self.apply(&mut |fw| {
-            let existing = dump::tagged(&mut fw.sock, &table, &net.name)?;
+            // Tables created by this very batch hold nothing yet: skip reading them back.
+            let existing = if fw.fresh { dump::Tagged::default() } else { dump::tagged(&mut fw.sock, &table, &net.name)? };
             if !existing.rules.is_empty() && existing.rules.iter().all(|r| r.comment == tag) {
                 return Ok(()); // the same rules are there already
             }
