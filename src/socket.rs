@@ -80,6 +80,9 @@ impl Socket {
         sock.set_netlink_get_strict_chk(true).map_err(fail)?;
         let _ =
             nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::RcvBufForce, &RCVBUF);
+        // Large nf_tables batches (thousands of elements) go in one sendmsg.
+        let _ =
+            nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::SndBufForce, &RCVBUF);
         let seq = std::process::id().wrapping_mul(2654435761);
         Ok(Socket {
             sock,

@@ -1,11 +1,9 @@
 //! Reading our tables back: which families have them, the rules and elements a network
-//! owns, and the whole state. Replies are decoded with netlink-packet-netfilter.
+//! owns, and the whole state. Tables and rules are decoded with netlink-packet-netfilter;
+//! set elements, which can be thousands, with the crate's own single-pass walker.
 
 use netlink_packet_core::Parseable;
-use netlink_packet_netfilter::nftables::{
-    DataAttribute, ListAttribute, RuleAttribute, RuleMessage, SetElementAttribute, SetElementList, SetElementMessage,
-    TableAttribute, TableMessage,
-};
+use netlink_packet_netfilter::nftables::{RuleAttribute, RuleMessage, TableAttribute, TableMessage};
 
 use super::super::rule::PortRule;
 use super::network::network_of;
@@ -13,6 +11,7 @@ use super::{elems, skeleton};
 use crate::error::{Errno, Error, Op, Result};
 use crate::socket::Socket;
 use crate::wire::nft::{self, msg_type};
+use crate::wire::parse::Attrs;
 use crate::wire::{self, MsgBuf, RawMsg};
 
 /// A rule of ours that carries a network's tag.
@@ -131,39 +130,61 @@ fn elements(sock: &mut Socket, table: &str, af: u8, set: &str) -> Result<Vec<Ele
     let mut out = Vec::new();
     let enc = |b: &mut MsgBuf, s| nft::dump_elems(b, s, af, (table.as_bytes(), set.as_bytes()));
     dump_or_empty(sock, "nf_tables set elements", &enc, &mut |m| {
-        if m.ty != msg_type(nft::NFT_MSG_NEWSETELEM) {
-            return Ok(());
-        }
-        let msg = SetElementMessage::parse(body(m)).map_err(malformed)?;
-        for list in msg.attributes {
-            let SetElementList::Elements(items) = list else { continue };
-            for item in items {
-                let ListAttribute::Element(attrs) = item else { continue };
-                let mut e: Elem = Default::default();
-                for a in attrs {
-                    match a {
-                        SetElementAttribute::Key(DataAttribute::Value(k)) => e.0 = k,
-                        SetElementAttribute::Data(DataAttribute::Value(d)) => e.1 = d,
-                        SetElementAttribute::UserData(u) => e.2 = comment_of(&u).unwrap_or_default(),
-                        _ => {}
-                    }
-                }
-                out.push(e);
-            }
+        if m.ty == msg_type(nft::NFT_MSG_NEWSETELEM) {
+            parse_elements(body(m), &mut out)?;
         }
         Ok(())
     })?;
     Ok(out)
 }
 
+/// The `NFTA_DATA_VALUE` inside a nested data attribute.
+fn data_value(nested: &[u8]) -> Result<Vec<u8>> {
+    for a in Attrs::new(nested) {
+        let (ty, v) = a?;
+        if ty == nft::NFTA_DATA_VALUE {
+            return Ok(v.to_vec());
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// Walks a set-element dump message with the crate's own attribute iterator: one pass,
+/// no intermediate tree (large maps are read back in linear time).
+fn parse_elements(msg: &[u8], out: &mut Vec<Elem>) -> Result<()> {
+    for a in Attrs::new(msg) {
+        let (ty, list) = a?;
+        if ty != nft::NFTA_SET_ELEM_LIST_ELEMENTS {
+            continue;
+        }
+        for item in Attrs::new(list) {
+            let (_, attrs) = item?;
+            let mut e: Elem = Default::default();
+            for x in Attrs::new(attrs) {
+                match x? {
+                    (nft::NFTA_SET_ELEM_KEY, v) => e.0 = data_value(v)?,
+                    (nft::NFTA_SET_ELEM_DATA, v) => e.1 = data_value(v)?,
+                    (nft::NFTA_SET_ELEM_USERDATA, v) => e.2 = comment_of(v).unwrap_or_default(),
+                    _ => {}
+                }
+            }
+            out.push(e);
+        }
+    }
+    Ok(())
+}
+
 const SETS: [&str; 4] = [skeleton::PORTS, skeleton::PORTS_ANY, skeleton::PUBLISHED, skeleton::BRIDGES];
 
-/// The rules and elements tagged with `network`.
-pub(super) fn tagged(sock: &mut Socket, table: &str, network: &str) -> Result<Tagged> {
+/// The rules and (with `elems`) the set elements tagged with `network`.
+pub(super) fn tagged(sock: &mut Socket, table: &str, network: &str, elems: bool) -> Result<Tagged> {
     let mut t = Tagged::default();
     let mine = |c: &str| network_of(c.as_bytes()) == Some(network);
     for af in [nft::NFPROTO_IPV4, nft::NFPROTO_IPV6] {
         t.rules.extend(rules(sock, table, af)?.into_iter().filter(|r| mine(&r.comment)));
+        if !elems {
+            continue;
+        }
         for set in SETS {
             for (key, _, comment) in elements(sock, table, af, set)? {
                 if mine(&comment) {

@@ -257,7 +257,7 @@ impl Nftables {
     /// (except rules tagged exactly `keep`).
     fn remove_tagged(&mut self, network: &str, keep: Option<&str>) -> Result<usize> {
         let table = self.table.clone();
-        let found = dump::tagged(&mut self.sock, &table, network)?;
+        let found = dump::tagged(&mut self.sock, &table, network, true)?;
         let mut n = 0;
         for r in found.rules.iter().filter(|r| Some(r.comment.as_str()) != keep) {
             let seq = self.batch.seq(|| format!("nft delete rule {} {table} {} handle {}", skeleton::family_name(r.af), r.chain, r.handle));
@@ -291,7 +291,7 @@ impl Firewall for Nftables {
         let table = self.table.clone();
         self.apply(&mut |fw| {
             // Tables created by this very batch hold nothing yet: skip reading them back.
-            let existing = if fw.fresh { dump::Tagged::default() } else { dump::tagged(&mut fw.sock, &table, &net.name)? };
+            let existing = if fw.fresh { dump::Tagged::default() } else { dump::tagged(&mut fw.sock, &table, &net.name, false)? };
             if !existing.rules.is_empty() && existing.rules.iter().all(|r| r.comment == tag) {
                 return Ok(()); // the same rules are there already
             }

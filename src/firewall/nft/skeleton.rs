@@ -12,7 +12,8 @@ pub(super) const PREROUTING: &str = "prerouting";
 pub(super) const OUTPUT: &str = "output";
 pub(super) const POSTROUTING: &str = "postrouting";
 pub(super) const FORWARD: &str = "forward";
-pub(super) const DNAT: &str = "dnat";
+/// The chain that consults the port maps (not `dnat`, which is an `nft` keyword).
+pub(super) const DNAT: &str = "portmap";
 /// The chain a runtime's users fill (Docker's DOCKER-USER); netplumb never touches it
 /// after creating it.
 pub const USER: &str = "user";
