@@ -92,14 +92,7 @@ impl Request for Bridge {
 
     #[inline]
     fn encode(&self, buf: &mut MsgBuf, seq: u32) {
-        let attrs = LinkAttrs {
-            name: Some(self.name.as_bytes()),
-            mtu: self.common.mtu,
-            mac: self.common.mac.map(|m| m.0),
-            group: self.common.group,
-            master: self.common.controller,
-            ..LinkAttrs::default()
-        };
+        let attrs = self.common.attrs(Some(self.name.as_bytes()));
         let info: IfInfo = self.common.ifinfo();
         let kind = LinkKind::Bridge(self.data);
         wl::link_msg(buf, wl::RTM_NEWLINK, NlmF::NEW_EXCL, seq, &info, &attrs, Some(&kind));

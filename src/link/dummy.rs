@@ -5,7 +5,7 @@ use std::fmt;
 use super::{common_setters, IfName, LinkCommon};
 use crate::error::{Op, Result};
 use crate::request::Request;
-use crate::wire::link::{self as wl, IfInfo, LinkAttrs, LinkKind};
+use crate::wire::link::{self as wl, IfInfo, LinkKind};
 use crate::wire::{MsgBuf, NlmF};
 
 macro_rules! plain_kind {
@@ -49,14 +49,7 @@ macro_rules! plain_kind {
             }
 
             fn encode(&self, buf: &mut MsgBuf, seq: u32) {
-                let attrs = LinkAttrs {
-                    name: Some(self.name.as_bytes()),
-                    mtu: self.common.mtu,
-                    mac: self.common.mac.map(|m| m.0),
-                    group: self.common.group,
-                    master: self.common.controller,
-                    ..LinkAttrs::default()
-                };
+                let attrs = self.common.attrs(Some(self.name.as_bytes()));
                 let info: IfInfo = self.common.ifinfo();
                 let kind = LinkKind::Plain($kind.as_bytes());
                 wl::link_msg(buf, wl::RTM_NEWLINK, NlmF::NEW_EXCL, seq, &info, &attrs, Some(&kind));

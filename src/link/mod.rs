@@ -219,6 +219,19 @@ impl LinkCommon {
         Ok(())
     }
 
+    /// The common attributes of a link named `name` (`None`: the kernel picks one).
+    #[inline]
+    pub(crate) fn attrs<'a>(&self, name: Option<&'a [u8]>) -> crate::wire::link::LinkAttrs<'a> {
+        crate::wire::link::LinkAttrs {
+            name,
+            mtu: self.mtu,
+            mac: self.mac.map(|m| m.0),
+            group: self.group,
+            master: self.controller,
+            ..Default::default()
+        }
+    }
+
     pub(crate) fn ifinfo(&self) -> crate::wire::link::IfInfo {
         let up = if self.up { crate::wire::link::IFF_UP } else { 0 };
         crate::wire::link::IfInfo {

@@ -114,14 +114,7 @@ impl Request for Veth {
 
     #[inline]
     fn encode(&self, buf: &mut MsgBuf, seq: u32) {
-        let attrs = LinkAttrs {
-            name: self.name.as_ref().map(IfName::as_bytes),
-            mtu: self.common.mtu,
-            mac: self.common.mac.map(|m| m.0),
-            group: self.common.group,
-            master: self.common.controller,
-            ..LinkAttrs::default()
-        };
+        let attrs = self.common.attrs(self.name.as_ref().map(IfName::as_bytes));
         let kind = LinkKind::Veth {
             info: self.peer_common.ifinfo(),
             attrs: LinkAttrs {

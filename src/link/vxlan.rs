@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use super::{common_setters, IfName, LinkCommon};
 use crate::error::{Error, Op, Result};
 use crate::request::Request;
-use crate::wire::link::{self as wl, IfInfo, LinkAttrs, LinkKind, VxlanData};
+use crate::wire::link::{self as wl, IfInfo, LinkKind, VxlanData};
 use crate::wire::{MsgBuf, NlmF};
 
 /// The IANA VXLAN port, which Docker's overlay uses.
@@ -137,14 +137,7 @@ impl Request for Vxlan {
 
     #[inline]
     fn encode(&self, buf: &mut MsgBuf, seq: u32) {
-        let attrs = LinkAttrs {
-            name: Some(self.name.as_bytes()),
-            mtu: self.common.mtu,
-            mac: self.common.mac.map(|m| m.0),
-            group: self.common.group,
-            master: self.common.controller,
-            ..LinkAttrs::default()
-        };
+        let attrs = self.common.attrs(Some(self.name.as_bytes()));
         let info: IfInfo = self.common.ifinfo();
         let kind = LinkKind::Vxlan(self.data);
         wl::link_msg(buf, wl::RTM_NEWLINK, NlmF::NEW_EXCL, seq, &info, &attrs, Some(&kind));
