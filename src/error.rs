@@ -46,6 +46,12 @@ pub enum Op {
     Socket,
     /// Sending or receiving on a netlink socket.
     Transfer,
+    /// `ip neigh replace` / `bridge fdb append`.
+    AddNeigh,
+    /// `ip neigh del` / `bridge fdb del`.
+    DelNeigh,
+    /// `ip neigh show` / `bridge fdb show`.
+    GetNeigh,
     /// Applying an nf_tables batch.
     Firewall,
     /// Reading nf_tables objects back.
@@ -71,6 +77,9 @@ impl fmt::Display for Op {
             Op::GetNsid => "get netnsid",
             Op::Socket => "open netlink socket",
             Op::Transfer => "netlink transfer",
+            Op::AddNeigh => "add neighbour",
+            Op::DelNeigh => "delete neighbour",
+            Op::GetNeigh => "list neighbours",
             Op::Firewall => "apply firewall batch",
             Op::GetFirewall => "list firewall objects",
         })

@@ -35,7 +35,7 @@
 //! | 0 | [`error`], `sys` | the error type; the only `unsafe` (one ioctl) |
 //! | 1 | `socket`, [`netns`] | netlink I/O; namespaces and threads |
 //! | 2 | [`rtnl`], [`request`] | the handle, the request trait, dry-run plans |
-//! | 3 | [`link`], [`addr`], [`route`], [`sysctl`] | typed specs and queries |
+//! | 3 | [`link`], [`addr`], [`route`], [`neigh`], [`sysctl`] | typed specs and queries |
 //! | 3 | [`ipam`] | address management; no netlink |
 //! | 4 | [`ports`] | `-p`/`-P` port mappings, host-port allocation, `docker port` |
 //!
@@ -59,6 +59,7 @@ pub mod firewall;
 pub mod ipam;
 pub mod journal;
 pub mod link;
+pub mod neigh;
 pub mod netns;
 pub mod network;
 pub mod ports;

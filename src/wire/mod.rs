@@ -19,6 +19,7 @@
 pub mod addr;
 mod buf;
 pub mod link;
+pub mod neigh;
 pub mod nft;
 pub mod nlmsg;
 pub mod nsid;
