@@ -37,7 +37,9 @@ use crate::error::Result;
 const DEFAULT_MTU: u32 = 1500;
 
 /// A `null` in Docker's JSON reads as the empty value.
-fn null_as_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> std::result::Result<T, D::Error> {
+fn null_as_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
+    d: D,
+) -> std::result::Result<T, D::Error> {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
@@ -250,8 +252,15 @@ impl NetworkInspect {
             .iter()
             .map(|s| IpamConfig {
                 subnet: s.to_string(),
-                ip_range: net.ip_range.filter(|r| s.contains(r)).map(|r| r.to_string()),
-                gateway: net.gateways.iter().find(|g| s.contains(*g)).map(ToString::to_string),
+                ip_range: net
+                    .ip_range
+                    .filter(|r| s.contains(r))
+                    .map(|r| r.to_string()),
+                gateway: net
+                    .gateways
+                    .iter()
+                    .find(|g| s.contains(*g))
+                    .map(ToString::to_string),
             })
             .collect();
         let containers = atts
@@ -275,7 +284,11 @@ impl NetworkInspect {
             scope: "local".into(),
             driver: "bridge".into(),
             enable_ipv6: net.ipv6,
-            ipam: Ipam { driver: "default".into(), options: BTreeMap::new(), config },
+            ipam: Ipam {
+                driver: "default".into(),
+                options: BTreeMap::new(),
+                config,
+            },
             internal: net.internal,
             attachable: false,
             ingress: false,
@@ -297,14 +310,22 @@ impl NetworkInspect {
 /// The driver options of a network, with Docker's keys.
 fn options(net: &NetworkInfo) -> BTreeMap<String, String> {
     let bridge = |k: &str| format!("com.docker.network.bridge.{k}");
-    let host_binding = net.host_binding.map_or_else(|| "0.0.0.0".to_owned(), |h| h.to_string());
+    let host_binding = net
+        .host_binding
+        .map_or_else(|| "0.0.0.0".to_owned(), |h| h.to_string());
     BTreeMap::from([
-        (bridge("default_bridge"), (net.name == DEFAULT_NETWORK).to_string()),
+        (
+            bridge("default_bridge"),
+            (net.name == DEFAULT_NETWORK).to_string(),
+        ),
         (bridge("enable_icc"), net.icc.to_string()),
         (bridge("enable_ip_masquerade"), net.masquerade.to_string()),
         (bridge("host_binding_ipv4"), host_binding),
         (bridge("name"), net.bridge.clone()),
-        ("com.docker.network.driver.mtu".to_owned(), net.mtu.unwrap_or(DEFAULT_MTU).to_string()),
+        (
+            "com.docker.network.driver.mtu".to_owned(),
+            net.mtu.unwrap_or(DEFAULT_MTU).to_string(),
+        ),
     ])
 }
 
@@ -313,7 +334,11 @@ impl ContainerNetworks {
     /// it is on) and the networks `nets` (for ids and gateways; more are fine).
     pub fn from(atts: &[Attachment], nets: &[NetworkInfo]) -> ContainerNetworks {
         let mut out = ContainerNetworks {
-            sandbox_key: atts.iter().map(|a| a.netns.display().to_string()).find(|p| !p.is_empty()).unwrap_or_default(),
+            sandbox_key: atts
+                .iter()
+                .map(|a| a.netns.display().to_string())
+                .find(|p| !p.is_empty())
+                .unwrap_or_default(),
             ..ContainerNetworks::default()
         };
         for a in atts {
@@ -321,15 +346,22 @@ impl ContainerNetworks {
                 out.ports.entry(format!("{port}/{proto}")).or_insert(None);
             }
             for p in &a.ports {
-                let binding = PortBinding { host_ip: p.host_ip.to_string(), host_port: p.host_port.to_string() };
-                let list = out.ports.entry(format!("{}/{}", p.container_port, p.proto)).or_insert(None);
+                let binding = PortBinding {
+                    host_ip: p.host_ip.to_string(),
+                    host_port: p.host_port.to_string(),
+                };
+                let list = out
+                    .ports
+                    .entry(format!("{}/{}", p.container_port, p.proto))
+                    .or_insert(None);
                 let list = list.get_or_insert_with(Vec::new);
                 if !list.contains(&binding) {
                     list.push(binding);
                 }
             }
             let net = nets.iter().find(|n| n.name == a.network);
-            out.networks.insert(a.network.clone(), endpoint_settings(a, net));
+            out.networks
+                .insert(a.network.clone(), endpoint_settings(a, net));
         }
         out
     }
@@ -371,9 +403,14 @@ fn endpoint_settings(a: &Attachment, net: Option<&NetworkInfo>) -> EndpointSetti
 /// the list `docker network inspect A B` prints.
 pub fn to_json_pretty<T: Serialize + ?Sized>(value: &T) -> String {
     let mut out = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, serde_json::ser::PrettyFormatter::with_indent(b"    "));
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut out,
+        serde_json::ser::PrettyFormatter::with_indent(b"    "),
+    );
     // These types have string keys and no custom serializers: writing them cannot fail.
-    value.serialize(&mut ser).expect("inspect types serialize infallibly");
+    value
+        .serialize(&mut ser)
+        .expect("inspect types serialize infallibly");
     String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
@@ -388,8 +425,11 @@ impl Host {
     /// The `NetworkSettings` of `docker inspect C` for the container whose id or name is
     /// `container`: empty when it is on no network.
     pub fn inspect_container(&self, container: &str) -> Result<ContainerNetworks> {
-        let atts: Vec<Attachment> =
-            self.attachments(None)?.into_iter().filter(|a| a.container == container || a.name == container).collect();
+        let atts: Vec<Attachment> = self
+            .attachments(None)?
+            .into_iter()
+            .filter(|a| a.container == container || a.name == container)
+            .collect();
         Ok(ContainerNetworks::from(&atts, &self.networks()?))
     }
 }

@@ -117,7 +117,10 @@ fn default_network_options_and_ids() {
     net.icc = false;
     net.labels.clear();
     let got = NetworkInspect::from(&net, &[]);
-    assert_eq!(got.options["com.docker.network.bridge.default_bridge"], "true");
+    assert_eq!(
+        got.options["com.docker.network.bridge.default_bridge"],
+        "true"
+    );
     assert_eq!(got.options["com.docker.network.bridge.enable_icc"], "false");
     assert_eq!(got.options["com.docker.network.bridge.name"], "docker0");
     assert_eq!(got.options["com.docker.network.driver.mtu"], "1450");
@@ -183,9 +186,15 @@ const DOCKER_OUTPUT: &str = r#"[
 fn reads_dockers_own_output_and_writes_it_back() {
     let nets: Vec<NetworkInspect> = serde_json::from_str(DOCKER_OUTPUT).unwrap();
     assert_eq!(nets[0].containers.len(), 1);
-    assert_eq!(nets[0].ipam.config[0].gateway.as_deref(), Some("172.17.0.1"));
+    assert_eq!(
+        nets[0].ipam.config[0].gateway.as_deref(),
+        Some("172.17.0.1")
+    );
     // The only difference: IPAM options print as `{}`.
-    assert_eq!(to_json_pretty(&nets), DOCKER_OUTPUT.replace("\"Options\": null", "\"Options\": {}"));
+    assert_eq!(
+        to_json_pretty(&nets),
+        DOCKER_OUTPUT.replace("\"Options\": null", "\"Options\": {}")
+    );
 }
 
 const EXPECTED_CONTAINER: &str = r#"{
@@ -271,7 +280,10 @@ fn container_json_has_dockers_keys_in_dockers_order() {
     assert_eq!(got.to_json_pretty(), want);
     let back: ContainerNetworks = serde_json::from_str(&want).unwrap();
     assert_eq!(back, got, "reads back");
-    assert_eq!(ContainerNetworks::from(&[], &[]).to_json_pretty(), "{\n    \"SandboxKey\": \"\",\n    \"Ports\": {},\n    \"Networks\": {}\n}");
+    assert_eq!(
+        ContainerNetworks::from(&[], &[]).to_json_pretty(),
+        "{\n    \"SandboxKey\": \"\",\n    \"Ports\": {},\n    \"Networks\": {}\n}"
+    );
 }
 
 #[test]
@@ -290,6 +302,9 @@ fn ipv6_addresses_and_gateways() {
     assert_eq!(n.containers[WEB].ipv6_address, "fd00:1::2/64");
     let c = ContainerNetworks::from(&[a], &[net]);
     let s = &c.networks["mybr0"];
-    assert_eq!((s.global_ipv6_address.as_str(), s.global_ipv6_prefix_len), ("fd00:1::2", 64));
+    assert_eq!(
+        (s.global_ipv6_address.as_str(), s.global_ipv6_prefix_len),
+        ("fd00:1::2", 64)
+    );
     assert_eq!(s.ipv6_gateway, "fd00:1::1");
 }

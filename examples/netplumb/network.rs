@@ -1,0 +1,237 @@
+//! `netplumb network create|ls|inspect|rm|connect|disconnect`.
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+
+use clap::{ArgAction, Args};
+use ipnet::IpNet;
+use netplumb::network::inspect::to_json_pretty;
+use netplumb::network::{Container, NetworkConfig};
+
+use crate::container::{find, netns_of, with_files};
+use crate::{Ctx, Res};
+
+/// `docker network create`'s options.
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// The driver: only `bridge`.
+    #[arg(short = 'd', long, default_value = "bridge")]
+    driver: String,
+    /// A subnet (one IPv4, and one IPv6 with --ipv6); default: the next free pool.
+    #[arg(long)]
+    subnet: Vec<IpNet>,
+    /// The gateway of the subnet of its family (default: the first address).
+    #[arg(long)]
+    gateway: Vec<IpAddr>,
+    /// The range container addresses come from.
+    #[arg(long = "ip-range")]
+    ip_range: Option<IpNet>,
+    /// The bridge's name (default: br- and 12 digits of the id; docker0 for `bridge`).
+    #[arg(long)]
+    bridge: Option<String>,
+    /// The MTU of the bridge and the container links.
+    #[arg(long)]
+    mtu: Option<u32>,
+    /// No outbound traffic, no published ports.
+    #[arg(long)]
+    internal: bool,
+    /// Inter-container communication (--icc=false to forbid).
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    icc: bool,
+    /// Outbound masquerade (--masquerade=false to turn off).
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    masquerade: bool,
+    /// The default host address of published ports (default 0.0.0.0).
+    #[arg(long = "host-binding")]
+    host_binding: Option<IpAddr>,
+    /// IPv6 (needs an IPv6 --subnet).
+    #[arg(long)]
+    ipv6: bool,
+    /// A label KEY=VALUE.
+    #[arg(long = "label")]
+    labels: Vec<String>,
+    /// The network's name.
+    name: String,
+}
+
+/// Prints the new network's id.
+pub fn create(ctx: &Ctx, a: &CreateArgs) -> Res {
+    if a.driver != "bridge" {
+        return Err(format!(
+            "plugin \"{}\" not found: only the bridge driver is built in",
+            a.driver
+        )
+        .into());
+    }
+    let mut cfg = NetworkConfig::new(&a.name)
+        .internal(a.internal)
+        .icc(a.icc)
+        .masquerade(a.masquerade)
+        .ipv6(a.ipv6);
+    for s in &a.subnet {
+        cfg = cfg.subnet(*s);
+    }
+    for g in &a.gateway {
+        cfg = cfg.gateway(*g);
+    }
+    if let Some(r) = a.ip_range {
+        cfg = cfg.ip_range(r);
+    }
+    if let Some(b) = &a.bridge {
+        cfg = cfg.bridge(b);
+    }
+    if let Some(m) = a.mtu {
+        cfg = cfg.mtu(m);
+    }
+    if let Some(h) = a.host_binding {
+        cfg = cfg.host_binding(h);
+    }
+    for l in &a.labels {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        cfg = cfg.label(k, v);
+    }
+    cfg.validate()?;
+    let info = ctx.host()?.create_network(&cfg)?;
+    println!("{}", info.id);
+    Ok(())
+}
+
+/// Rows padded as Docker's tables (`tabwriter`: cells at least 10 wide, 3 spaces apart).
+fn table(rows: &[[String; 4]]) -> Vec<String> {
+    let width = |c: usize| {
+        rows.iter()
+            .map(|r| r[c].chars().count() + 3)
+            .max()
+            .unwrap_or(0)
+            .max(10)
+    };
+    let w = [width(0), width(1), width(2)];
+    rows.iter()
+        .map(|r| {
+            format!(
+                "{:<w0$}{:<w1$}{:<w2$}{}",
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                w0 = w[0],
+                w1 = w[1],
+                w2 = w[2]
+            )
+        })
+        .collect()
+}
+
+/// `NETWORK ID     NAME      DRIVER    SCOPE`.
+pub fn ls(ctx: &Ctx) -> Res {
+    let mut rows = vec![["NETWORK ID", "NAME", "DRIVER", "SCOPE"].map(String::from)];
+    for n in ctx.host()?.networks()? {
+        rows.push([
+            n.id.chars().take(12).collect(),
+            n.name,
+            "bridge".into(),
+            "local".into(),
+        ]);
+    }
+    table(&rows).iter().for_each(|l| println!("{l}"));
+    Ok(())
+}
+
+/// A JSON list of the networks found; unknown names are errors after it.
+pub fn inspect(ctx: &Ctx, names: &[String]) -> Res<ExitCode> {
+    let host = ctx.host()?;
+    let (mut found, mut missing) = (Vec::new(), Vec::new());
+    for n in names {
+        match host.inspect_network(n) {
+            Ok(i) => found.push(i),
+            Err(e) if e.is_not_found() => missing.push(n),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    println!("{}", to_json_pretty(&found));
+    for n in &missing {
+        eprintln!("Error: No such network: {n}");
+    }
+    Ok(if missing.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Removes each network (refused while containers are attached), printing its name.
+pub fn rm(ctx: &Ctx, names: &[String]) -> Res<ExitCode> {
+    let mut host = ctx.host()?;
+    let mut code = ExitCode::SUCCESS;
+    for n in names {
+        match host.network(n).and_then(|_| host.remove_network(n, false)) {
+            Ok(()) => println!("{n}"),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// Connects a container made by `run`, or a named namespace, to a network.
+pub fn connect(ctx: &Ctx, net: &str, name: &str, ip: Option<IpAddr>, aliases: &[String]) -> Res {
+    let mut host = ctx.host()?;
+    host.network(net)?;
+    let t = find(ctx, name)?;
+    if let Some(r) = &t.record {
+        if r.mode == "host" || r.mode.starts_with("container:") {
+            return Err("container sharing network namespace with another container or host cannot be connected to any other network".into());
+        }
+    }
+    if host
+        .attachments(Some(net))?
+        .iter()
+        .any(|a| a.container == t.id)
+    {
+        return Err(format!(
+            "endpoint with name {} already exists in network {net}",
+            t.name
+        )
+        .into());
+    }
+    let ns = netns_of(ctx, name)?;
+    let mut c = Container::new(&t.id, &ns).name(&t.name);
+    if let Some(r) = &t.record {
+        c = with_files(
+            ctx,
+            c,
+            &t.name,
+            &r.add_hosts,
+            [&r.dns, &r.dns_search, &r.dns_options],
+        )?;
+        if let Some(h) = &r.hostname {
+            c = c.hostname(h);
+        }
+    }
+    if let Some(ip) = ip {
+        c = c.ip(ip);
+    }
+    for a in aliases {
+        c = c.alias(a);
+    }
+    host.connect(net, &c)?;
+    Ok(())
+}
+
+/// Disconnects a container from a network.
+pub fn disconnect(ctx: &Ctx, net: &str, name: &str) -> Res {
+    let mut host = ctx.host()?;
+    host.network(net)?;
+    let t = find(ctx, name)?;
+    if !host
+        .attachments(Some(net))?
+        .iter()
+        .any(|a| a.container == t.id)
+    {
+        return Err(format!("container {name} is not connected to network {net}").into());
+    }
+    host.disconnect(net, &t.id)?;
+    Ok(())
+}

@@ -1,0 +1,431 @@
+//! The `netplumb` CLI example driven end to end, one process per command, the way a user
+//! types it: create a network, run two containers with a published port, `port`,
+//! `inspect`, traffic between them and from another machine, `exec`, `rm`, `network rm`,
+//! errors, and the `demo`.
+//!
+//! Every command runs inside a sandbox: it is spawned from the sandbox's thread, so it
+//! inherits the sandbox's network namespace (the "host") and its mount namespace, whose
+//! private `/run` holds the records (`--state-dir /run/cli-test/state`) and the named
+//! namespaces (`--netns-dir /run/cli-test/netns`). The binary is built (or found up to
+//! date) with `cargo build --example netplumb` before the sandbox starts.
+
+#![cfg(feature = "serde")]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use netplumb::addr::Addr;
+use netplumb::link::{LinkSet, Veth};
+use netplumb::netns::Sandbox;
+use netplumb::{Netns, NetnsDir, Rtnl};
+use serde_json::Value;
+
+const STATE: &str = "/run/cli-test/state";
+const NETNS: &str = "/run/cli-test/netns";
+
+/// `target/<profile>/examples/netplumb`, built by cargo (a no-op when `cargo test` has
+/// already built the examples) into the target folder this test runs from.
+fn binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test binary path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>/deps/..")
+            .to_path_buf();
+        let target_dir = profile_dir.parent().expect("target folder");
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args(["build", "--quiet", "--example", "netplumb", "--target-dir"])
+            .arg(target_dir);
+        cargo.current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cargo.arg("--release");
+        }
+        let st = cargo.status().expect("run cargo");
+        assert!(st.success(), "cargo build --example netplumb failed");
+        let bin = profile_dir.join("examples").join("netplumb");
+        assert!(bin.is_file(), "{} was not built", bin.display());
+        bin
+    })
+}
+
+/// Runs `netplumb --state-dir .. --netns-dir .. ARGS` from the calling (sandbox) thread.
+fn np_argv(args: &[&str]) -> Output {
+    Command::new(binary())
+        .args(["--state-dir", STATE, "--netns-dir", NETNS])
+        .args(args)
+        .output()
+        .expect("spawn netplumb")
+}
+
+/// [`np_argv`] with a command line split at spaces, as typed.
+fn np(line: &str) -> Output {
+    np_argv(&line.split_whitespace().collect::<Vec<_>>())
+}
+
+/// `netplumb LINE` must succeed; returns its stdout.
+fn ok(line: &str) -> String {
+    let o = np(line);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(
+        o.status.success(),
+        "netplumb {line} failed ({}):\nstdout: {out}\nstderr: {err}",
+        o.status
+    );
+    out.into_owned()
+}
+
+/// `netplumb LINE` must fail with a message on stderr; returns it.
+fn fails(line: &str) -> String {
+    let o = np(line);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        !o.status.success(),
+        "netplumb {line} succeeded: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(
+        err.starts_with("Error: "),
+        "netplumb {line}: message on stderr, got {err:?}"
+    );
+    err
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+fn is_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|c| c.is_ascii_hexdigit())
+}
+
+/// "Another machine": a namespace on an uplink of the sandbox's host, 192.0.2.2 to its
+/// 192.0.2.1.
+fn outside(s: &Sandbox) -> Netns {
+    let o = Netns::new().unwrap();
+    let mut r = common::rtnl(s);
+    r.execute(&Veth::new("uplink").peer("eth0").peer_netns(&o).up())
+        .unwrap();
+    let up = r.link("uplink").unwrap();
+    r.execute(&Addr::new(&up, "192.0.2.1/24".parse().unwrap()))
+        .unwrap();
+    let mut ro = Rtnl::open_in(&o).unwrap();
+    let e = ro.link("eth0").unwrap();
+    ro.execute(&LinkSet::new(&e).up()).unwrap();
+    ro.execute(&Addr::new(&e, "192.0.2.2/24".parse().unwrap()))
+        .unwrap();
+    o
+}
+
+/// A server in `ns` on port 80 that answers every connection with the caller's address.
+fn serve_peer(ns: &Netns) {
+    let l = ns.run(|| TcpListener::bind("0.0.0.0:80")).unwrap().unwrap();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { return };
+            let peer = c
+                .peer_addr()
+                .map(|p| p.ip().to_string())
+                .unwrap_or_default();
+            let _ = c.write_all(peer.as_bytes());
+        }
+    });
+}
+
+fn call(ns: &Netns, to: &str) -> Option<String> {
+    let to: SocketAddr = to.parse().unwrap();
+    ns.run(|| {
+        let mut s = TcpStream::connect_timeout(&to, Duration::from_millis(1500)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    })
+    .unwrap()
+}
+
+/// Network create, two containers with a published port, `port`, `network ls`; returns
+/// the ids of the network and the containers.
+fn create_and_run() -> (String, String, String) {
+    let net_id = ok("network create --subnet 10.123.0.0/24 mynet");
+    assert!(is_id(net_id.trim()), "network id: {net_id:?}");
+    let a = ok(
+        "run --name a --network mynet -p 8080:80 --add-host db.example:192.0.2.7 --dns 192.0.2.53",
+    )
+    .trim()
+    .to_owned();
+    let b = ok("run --name b --network mynet").trim().to_owned();
+    assert!(is_id(&a) && is_id(&b) && a != b, "container ids: {a} {b}");
+    assert_eq!(ok("port a"), "80/tcp -> 0.0.0.0:8080\n");
+    assert_eq!(ok("port a 80/tcp"), "0.0.0.0:8080\n");
+    assert_eq!(ok("port b"), "");
+    assert!(fails("port a 81").contains("No public port '81/tcp' published for a"));
+    let ls = ok("network ls");
+    let lines: Vec<&str> = ls.lines().collect();
+    assert_eq!(lines[0], "NETWORK ID     NAME      DRIVER    SCOPE");
+    assert_eq!(
+        lines[1],
+        format!("{}   mynet     bridge    local", &net_id[..12])
+    );
+    (net_id.trim().to_owned(), a, b)
+}
+
+/// `network inspect` and `inspect` in Docker's shape, and the files `run` wrote.
+fn inspects(net_id: &str, a: &str, b: &str) {
+    let nets = json(&ok("network inspect mynet"));
+    let n = &nets[0];
+    assert_eq!(
+        (n["Name"].as_str(), n["Id"].as_str()),
+        (Some("mynet"), Some(net_id))
+    );
+    assert_eq!(n["IPAM"]["Config"][0]["Subnet"], "10.123.0.0/24");
+    assert_eq!(n["IPAM"]["Config"][0]["Gateway"], "10.123.0.1");
+    assert_eq!(n["Containers"].as_object().unwrap().len(), 2, "{n}");
+    assert_eq!(n["Containers"][a]["Name"], "a");
+    assert_eq!(n["Containers"][a]["IPv4Address"], "10.123.0.2/24");
+    assert_eq!(n["Containers"][a]["MacAddress"], "02:42:0a:7b:00:02");
+    assert_eq!(n["Containers"][b]["IPv4Address"], "10.123.0.3/24");
+    assert_eq!(
+        n["Options"]["com.docker.network.bridge.default_bridge"],
+        "false"
+    );
+
+    let ctrs = json(&ok("inspect a"));
+    let c = &ctrs[0];
+    assert_eq!(
+        (c["Id"].as_str(), c["Name"].as_str()),
+        (Some(a), Some("/a"))
+    );
+    assert_eq!(c["HostConfig"]["NetworkMode"], "mynet");
+    let on = &c["NetworkSettings"]["Networks"]["mynet"];
+    assert_eq!(
+        (on["IPAddress"].as_str(), on["IPPrefixLen"].as_u64()),
+        (Some("10.123.0.2"), Some(24))
+    );
+    assert_eq!(
+        (on["Gateway"].as_str(), on["NetworkID"].as_str()),
+        (Some("10.123.0.1"), Some(net_id))
+    );
+    assert_eq!(
+        c["NetworkSettings"]["Ports"]["80/tcp"][0]["HostIp"],
+        "0.0.0.0"
+    );
+    assert_eq!(
+        c["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"],
+        "8080"
+    );
+    assert_eq!(c["NetworkSettings"]["SandboxKey"], format!("{NETNS}/a"));
+    let hosts = std::fs::read_to_string(c["HostsPath"].as_str().unwrap()).unwrap();
+    assert!(
+        hosts.contains("10.123.0.2") && hosts.contains("db.example"),
+        "a's /etc/hosts: {hosts}"
+    );
+    let resolv = std::fs::read_to_string(c["ResolvConfPath"].as_str().unwrap()).unwrap();
+    assert!(
+        resolv.contains("nameserver 192.0.2.53"),
+        "a's resolv.conf: {resolv}"
+    );
+}
+
+/// Traffic between the containers, to the published port from outside, `exec`.
+fn traffic(s: &Sandbox) {
+    let dir = NetnsDir::new(NETNS);
+    let (na, nb) = (dir.open("a").unwrap(), dir.open("b").unwrap());
+    assert!(
+        common::tcp_reaches(&na, "10.123.0.2:80".parse().unwrap(), &nb),
+        "b reaches a"
+    );
+    assert!(
+        common::tcp_reaches(&nb, "10.123.0.3:80".parse().unwrap(), &na),
+        "a reaches b"
+    );
+    let out = outside(s);
+    serve_peer(&na);
+    assert_eq!(
+        call(&out, "192.0.2.1:8080").as_deref(),
+        Some("192.0.2.2"),
+        "published port from outside"
+    );
+    assert_eq!(call(&nb, "10.123.0.2:80").as_deref(), Some("10.123.0.3"));
+    let dev = ok("exec a -- cat /proc/net/dev");
+    assert!(
+        dev.contains("eth0:") && !dev.contains("uplink"),
+        "exec runs in a's namespace: {dev}"
+    );
+    assert_eq!(
+        np_argv(&["exec", "b", "sh", "-c", "exit 3"]).status.code(),
+        Some(3),
+        "exit status passed on"
+    );
+    assert_eq!(np("exec a -- /no/such/program").status.code(), Some(127));
+    assert_eq!(ok("netns list"), "a\nb\n");
+}
+
+#[test]
+fn cli_end_to_end() {
+    common::sandbox("cli_end_to_end", |s| {
+        let (net_id, a, b) = create_and_run();
+        inspects(&net_id, &a, &b);
+        traffic(s);
+        assert!(fails("run --name a --network mynet").contains("is already in use by container"));
+        assert!(fails("network rm mynet").contains("active endpoints"));
+        assert!(
+            fails("network create --subnet 10.123.0.0/25 other").contains("mynet"),
+            "overlap"
+        );
+        assert_eq!(ok("rm a"), "a\n");
+        assert_eq!(ok("rm b"), "b\n");
+        assert_eq!(ok("rm a"), "a\n", "rm is idempotent");
+        assert_eq!(ok("netns list"), "", "namespaces deleted");
+        assert!(fails("port a").contains("No such container: a"));
+        let n = json(&ok("network inspect mynet"));
+        assert_eq!(
+            n[0]["Containers"],
+            serde_json::json!({}),
+            "{a} gone from the network"
+        );
+        assert_eq!(ok("network rm mynet"), "mynet\n");
+        assert_eq!(
+            ok("network ls"),
+            "NETWORK ID   NAME      DRIVER    SCOPE\n",
+            "only the header (sized as tabwriter does)"
+        );
+        let err = fails("network rm nosuch");
+        assert!(err.contains("network nosuch not found"), "{err}");
+        assert!(np("network rm nosuch").stdout.is_empty());
+        let err = fails("network inspect nosuch");
+        assert!(err.contains("No such network: nosuch"), "{err}");
+        let links = common::link_names(&mut common::rtnl(s));
+        assert_eq!(
+            links,
+            ["lo"],
+            "no bridge or veth left (the uplink went with the outside namespace)"
+        );
+    });
+}
+
+#[test]
+fn cli_other_modes_and_option_errors() {
+    common::sandbox("cli_other_modes_and_option_errors", |_s| {
+        ok("run --name solo --network none --hostname h1 --dns 192.0.2.53 --add-host db.example:192.0.2.7");
+        let dev = ok("exec solo cat /proc/net/dev");
+        assert!(
+            dev.contains("lo:") && !dev.contains("eth0"),
+            "none: only lo: {dev}"
+        );
+        let c = json(&ok("inspect solo"));
+        assert_eq!(c[0]["HostConfig"]["NetworkMode"], "none");
+        assert_eq!(c[0]["HostConfig"]["Dns"][0], "192.0.2.53");
+        assert_eq!(c[0]["Config"]["Hostname"], "h1");
+        assert_eq!(c[0]["HostConfig"]["ExtraHosts"][0], "db.example:192.0.2.7");
+        assert_eq!(c[0]["NetworkSettings"]["Networks"], serde_json::json!({}));
+        ok("run --name side --network container:solo");
+        assert_eq!(
+            ok("netns list"),
+            "solo\n",
+            "container mode shares solo's namespace"
+        );
+        assert!(fails("run --name x --network none -p 80").contains("conflicting options"));
+        assert!(fails("run --name y --network nosuch").contains("network nosuch not found"));
+        assert!(fails("run --name z -p 80:80:80:80").contains("80:80:80:80"));
+        assert!(fails("run --name ../etc --network none").contains("Invalid container name"));
+        assert!(fails("run --name d --network none --dns dns.google").contains("dns.google"));
+        assert!(fails("run --name h --network none --add-host web:1.2.3").contains("1.2.3"));
+        assert_eq!(ok("netns list"), "solo\n", "failed runs leave nothing");
+        ok("rm side solo");
+        assert_eq!(ok("netns list"), "");
+    });
+}
+
+/// A bare named namespace joins a network too (`ip netns add` + `network connect`).
+#[test]
+fn cli_connect_a_named_namespace() {
+    common::sandbox("cli_connect_a_named_namespace", |_s| {
+        ok("network create --subnet 10.124.0.0/24 --icc=false n2");
+        ok("netns add bare");
+        ok("network connect n2 bare --ip 10.124.0.9");
+        let n = json(&ok("network inspect n2"));
+        assert_eq!(
+            n[0]["Options"]["com.docker.network.bridge.enable_icc"],
+            "false"
+        );
+        let ep = n[0]["Containers"]
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .cloned()
+            .unwrap();
+        assert_eq!(
+            (ep["Name"].as_str(), ep["IPv4Address"].as_str()),
+            (Some("bare"), Some("10.124.0.9/24"))
+        );
+        assert!(fails("network connect n2 bare").contains("already exists in network n2"));
+        ok("network disconnect n2 bare");
+        assert!(fails("network disconnect n2 bare").contains("is not connected"));
+        ok("netns del bare");
+        ok("network rm n2");
+    });
+}
+
+#[test]
+fn cli_gc_after_a_namespace_vanished() {
+    common::sandbox("cli_gc_after_a_namespace_vanished", |_s| {
+        ok("network create --subnet 10.125.0.0/24 n3");
+        ok("run --name gone --network n3 -p 9090:90");
+        ok("run --name kept --network n3");
+        // The namespace vanishes behind netplumb's back (as when a runtime crashes).
+        NetnsDir::new(NETNS).delete("gone").unwrap();
+        let report = ok("gc");
+        assert!(report.contains("disconnected n3/"), "{report}");
+        assert!(report.contains("forgot container gone"), "{report}");
+        let n = json(&ok("network inspect n3"));
+        let names: Vec<&str> = n[0]["Containers"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter_map(|c| c["Name"].as_str())
+            .collect();
+        assert_eq!(names, ["kept"]);
+        assert_eq!(ok("gc"), "", "nothing left to collect");
+        ok("rm kept");
+        ok("network rm n3");
+    });
+}
+
+#[test]
+fn demo_runs_and_cleans_up() {
+    common::sandbox("demo_runs_and_cleans_up", |_s| {
+        let o = Command::new(binary())
+            .arg("demo")
+            .output()
+            .expect("spawn demo");
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "demo failed: {out}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        for want in [
+            "docker network create",
+            "you are 172.17.0.3",
+            "80/tcp -> 0.0.0.0:8080",
+            "you are 192.0.2.2",
+            "you are 192.0.2.1",
+            ": clean",
+        ] {
+            assert!(out.contains(want), "demo output lacks {want:?}:\n{out}");
+        }
+    });
+}
