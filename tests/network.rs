@@ -419,3 +419,28 @@ fn a_restarted_runtime_finds_its_networks() {
         assert!(again.firewall().state().unwrap().ports.is_empty());
     });
 }
+
+#[test]
+fn link_aliases_and_files_without_a_network() {
+    common::sandbox("link_aliases_and_files_without_a_network", |s| {
+        use netplumb::network::files::HostsFile;
+        let mut h = host(s);
+        h.create_network(&NetworkConfig::new("bridge").subnet("172.17.0.0/16".parse().unwrap())).unwrap();
+        let (n1, n2) = (ctr_ns(s, "db"), ctr_ns(s, "app"));
+        h.connect("bridge", &Container::new("dbid", &n1).name("db").expose(Proto::Tcp, 5432)).unwrap();
+        let dir = std::path::PathBuf::from("/run/files/app");
+        std::fs::create_dir_all(&dir).unwrap();
+        h.connect("bridge", &Container::new("appid", &n2).name("app").link_as("db", "database").files(&dir)).unwrap();
+        let hosts = HostsFile::parse(&std::fs::read_to_string(dir.join("hosts")).unwrap());
+        assert_eq!(hosts.addrs_of("database"), [ip("172.17.0.2")]);
+        assert_eq!(hosts.addrs_of("db"), [ip("172.17.0.2")]);
+        // --network none: files without a network.
+        let none_dir = std::path::PathBuf::from("/run/files/none");
+        std::fs::create_dir_all(&none_dir).unwrap();
+        let lone = Container::new("loneid", &Netns::new().unwrap()).hostname("lone").files(&none_dir);
+        h.write_files(&lone).unwrap();
+        assert_eq!(std::fs::read_to_string(none_dir.join("hostname")).unwrap(), "lone\n");
+        assert!(std::fs::read_to_string(none_dir.join("hosts")).unwrap().starts_with("127.0.0.1\tlocalhost"));
+        assert!(none_dir.join("resolv.conf").exists());
+    });
+}

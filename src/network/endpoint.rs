@@ -19,7 +19,7 @@ use crate::request::Request;
 use crate::netns::Netns;
 use crate::ports::{PortMapping, PublishedPort};
 use crate::route::Route;
-use super::files::{AddHost, ContainerFiles, DnsConfig, Hostname, HostsFile, ResolvConf};
+use super::files::{AddHost, ContainerFiles, DnsConfig, HostEntry, Hostname, HostsFile, ResolvConf};
 use crate::rtnl::Rtnl;
 
 /// A container to connect (`docker run --network NET ...`, `docker network connect`).
@@ -130,6 +130,13 @@ impl Container {
     /// A `--link` to another container of the network, by name or alias.
     pub fn link(mut self, other: &str) -> Self {
         self.links.push(other.to_owned());
+        self
+    }
+
+    /// A `--link OTHER:ALIAS`: as [`Container::link`], and `ALIAS` names the other
+    /// container in this one's `/etc/hosts`.
+    pub fn link_as(mut self, other: &str, alias: &str) -> Self {
+        self.links.push(format!("{other}:{alias}"));
         self
     }
 
@@ -359,6 +366,15 @@ impl Host {
             for p in &peers {
                 set_peer(&mut hosts, p)?;
             }
+            for l in &ctr.links {
+                let (target, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
+                let all = self.state.attachments(Some(&net.name))?;
+                if let Some(b) = all.iter().find(|b| b.name == target || b.aliases.iter().any(|x| x == target)) {
+                    for a in &b.addrs {
+                        hosts = hosts.add_host(HostEntry::new(a.addr(), &[alias, b.name.as_str()])?);
+                    }
+                }
+            }
             let host_resolv = ResolvConf::read_host().unwrap_or_else(|_| ResolvConf::parse(""));
             let resolv = ResolvConf::for_container(&host_resolv, &ctr.dns, net.ipv6)?;
             let files = ContainerFiles::new(dir);
@@ -382,6 +398,23 @@ impl Host {
             tx.record(format!("remove {name} from {}/hosts", pdir.display()), move || remove_peer(&pdir, &name));
         }
         Ok(())
+    }
+
+    /// Writes the files of a container that has no network to connect to
+    /// (`--network none`, `host`): `hostname`, `hosts` with the localhost lines and the
+    /// `--add-host` entries, and `resolv.conf`. Does nothing without a files folder.
+    pub fn write_files(&self, ctr: &Container) -> Result<()> {
+        let Some(dir) = &ctr.files else { return Ok(()) };
+        let hostname = Hostname::new(ctr.hostname.as_deref().unwrap_or(&ctr.id.chars().take(12).collect::<String>()))?;
+        let mut hosts = HostsFile::new().hostname(hostname.clone());
+        for e in &ctr.add_hosts {
+            for entry in e.resolve(&[])? {
+                hosts = hosts.add_host(entry);
+            }
+        }
+        let host_resolv = ResolvConf::read_host().unwrap_or_else(|_| ResolvConf::parse(""));
+        let resolv = ResolvConf::for_container(&host_resolv, &ctr.dns, false)?;
+        ContainerFiles::new(dir).write(&hostname, &hosts, &resolv)
     }
 
     /// Re-applies a network's rules now that `added` is attached (its links count); the

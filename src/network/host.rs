@@ -168,8 +168,9 @@ impl Host {
             r = r.subnet(*s);
         }
         for a in atts {
-            for target in &a.links {
-                let Some(b) = atts.iter().find(|b| &b.name == target || b.aliases.contains(target)) else { continue };
+            for link in &a.links {
+                let target = link.split_once(':').map_or(link.as_str(), |(t, _)| t);
+                let Some(b) = atts.iter().find(|b| b.name == target || b.aliases.iter().any(|x| x == target)) else { continue };
                 for (from, to) in a.addrs.iter().zip(b.addrs.iter()) {
                     for (proto, port) in &b.expose {
                         r = r.link(LinkAllow { from: from.addr(), to: to.addr(), proto: *proto, port: *port });
