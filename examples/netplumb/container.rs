@@ -145,10 +145,14 @@ fn start(ctx: &Ctx, host: &mut Host, mode: &NetworkMode, a: &RunArgs, rec: &mut 
         rec.netns = ns.path().to_path_buf();
         rec.save(&ctx.state_dir)?;
     }
+    let ctr = container(ctx, a, &rec.id, &ns)?;
     let NetworkMode::Bridge(net) = mode else {
+        // host, none and container:NAME get their files without a network.
+        if !matches!(mode, NetworkMode::Container(_)) {
+            host.write_files(&ctr)?;
+        }
         return Ok(());
     };
-    let ctr = container(ctx, a, &rec.id, &ns)?;
     if let Err(e) = host.connect(net, &ctr) {
         let _ = ctx.netns.delete(&a.name);
         return Err(e.into());
@@ -188,9 +192,9 @@ fn container(ctx: &Ctx, a: &RunArgs, id: &str, ns: &Netns) -> Res<Container> {
         c = c.publish_all();
     }
     for l in &a.link {
-        let other = l.split(':').next().unwrap_or(l);
+        let (other, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
         check_name(other)?;
-        c = c.link(other);
+        c = c.link_as(other, alias);
     }
     for alias in &a.network_alias {
         c = c.alias(alias);
