@@ -5,7 +5,9 @@
 //! ```sql
 //! CREATE TABLE net_networks (name TEXT PRIMARY KEY, data TEXT NOT NULL);
 //! CREATE TABLE net_attachments (network TEXT NOT NULL, container TEXT NOT NULL,
-//!     data TEXT NOT NULL, PRIMARY KEY (network, container));
+//!     data TEXT NOT NULL, files INTEGER NOT NULL DEFAULT 0,  -- 1: has container files
+//!     PRIMARY KEY (network, container));
+//! CREATE INDEX net_attachments_files ON net_attachments (network, files);
 //! ```
 
 use std::collections::BTreeMap;
@@ -240,7 +242,8 @@ impl State {
             "PRAGMA journal_mode=WAL;
              CREATE TABLE IF NOT EXISTS net_networks (name TEXT PRIMARY KEY, data TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS net_attachments (network TEXT NOT NULL, container TEXT NOT NULL,
-                 data TEXT NOT NULL, PRIMARY KEY (network, container));",
+                 data TEXT NOT NULL, files INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (network, container));
+             CREATE INDEX IF NOT EXISTS net_attachments_files ON net_attachments (network, files);",
         )
         .map_err(|e| db_err(path, e))?;
         Ok(State {
@@ -311,6 +314,19 @@ impl State {
         rows.collect::<std::result::Result<_, _>>().map_err(|e| db_err(&self.path, e))
     }
 
+    /// The attachments of a network whose containers have files to keep current (an
+    /// index lookup: cheap however many containers the network has).
+    pub(crate) fn attachments_with_files(&self, network: &str) -> Result<Vec<Attachment>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT container, data FROM net_attachments WHERE network = ?1 AND files = 1")
+            .map_err(|e| db_err(&self.path, e))?;
+        let rows = st
+            .query_map(params![network], |r| Ok(Attachment::decode(network, &r.get::<_, String>(0)?, &r.get::<_, String>(1)?)))
+            .map_err(|e| db_err(&self.path, e))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(|e| db_err(&self.path, e))
+    }
+
     /// The attachments of one container, on every network.
     pub(crate) fn attachments_of(&self, container: &str) -> Result<Vec<Attachment>> {
         let mut st = self
@@ -326,8 +342,8 @@ impl State {
     pub(crate) fn put_attachment(&self, a: &Attachment) -> Result<()> {
         self.conn
             .execute(
-                "INSERT OR REPLACE INTO net_attachments (network, container, data) VALUES (?1, ?2, ?3)",
-                params![a.network, a.container, a.encode()],
+                "INSERT OR REPLACE INTO net_attachments (network, container, data, files) VALUES (?1, ?2, ?3, ?4)",
+                params![a.network, a.container, a.encode(), a.files.is_some()],
             )
             .map_err(|e| db_err(&self.path, e))?;
         Ok(())
