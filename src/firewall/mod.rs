@@ -1,6 +1,16 @@
 //! Firewall rules for container networks: a backend-neutral model ([`NetworkRules`],
-//! [`PortRule`]) and the native nf_tables backend ([`Nftables`]) that writes it over
-//! `NETLINK_NETFILTER`, with no `nft` or `iptables` binary and no C library.
+//! [`PortRule`]) and two backends that write it:
+//! - [`Nftables`], native nf_tables over `NETLINK_NETFILTER`, with no `nft` or `iptables`
+//!   binary and no C library (always built);
+//! - `Iptables` (feature `iptables`), Docker's chain layout (`DOCKER`, `DOCKER-USER`,
+//!   `DOCKER-ISOLATION-STAGE-1/2`) through one `iptables-restore` per change, for hosts
+//!   whose admins read `iptables -t nat -nL` or that are managed through iptables-legacy.
+//!
+//! [`open`] picks one by [`Backend`]: explicitly, or automatically ([`Backend::detect`]:
+//! iptables when the namespace already has iptables-legacy tables, else nf_tables when
+//! the kernel has it). Both pass the same traffic tests (`tests/firewall.rs`).
+//!
+//! The rest of this page describes the nf_tables backend.
 //!
 //! Every change (create a network's rules, publish ports, remove) is one atomic nf_tables
 //! batch: all of it applies or none. Published ports are elements of maps keyed by
@@ -35,11 +45,17 @@
 //! Rules and elements carry an `nft` comment naming their network, so removing a network
 //! removes exactly what it added.
 
+#[cfg(feature = "iptables")]
+mod iptables;
 mod nft;
 mod rule;
+mod select;
 
+#[cfg(feature = "iptables")]
+pub use iptables::{Iptables, IptablesOptions, IptablesVariant, DEFAULT_LOCK_DIR};
 pub use nft::{FirewallState, Nftables, DEFAULT_TABLE, USER};
 pub use rule::{LinkAllow, NetworkRules, PortRule, Proto, NETWORK_NAME_MAX};
+pub use select::{open, AnyFirewall, Backend};
 
 use crate::error::Result;
 

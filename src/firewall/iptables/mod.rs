@@ -1,0 +1,581 @@
+//! The iptables backend (feature `iptables`): the same rule model written in Docker's
+//! chain layout through `iptables-restore` / `ip6tables-restore`, for hosts whose admins
+//! read `iptables -t nat -nL`, or that are already managed through iptables-legacy.
+//!
+//! Layout (prefix `DOCKER`, the default; `ip6tables` is the same with IPv6 addresses):
+//!
+//! ```text
+//! *nat
+//! -A PREROUTING ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER
+//! -A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER
+//! -A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE                      # per network
+//! -A POSTROUTING -s 172.17.0.2/32 -d 172.17.0.2/32 -p tcp -m tcp --dport 80 -j MASQUERADE  # per port
+//! -A DOCKER -p tcp -m tcp --dport 32768 -j DNAT --to-destination 172.17.0.2:80    # per port
+//! *filter
+//! -A FORWARD -j DOCKER-USER                                                       # always first
+//! -A FORWARD -j DOCKER-ISOLATION-STAGE-1
+//! -A FORWARD -o docker0 -m conntrack --ctstate INVALID -j DROP                   # per network
+//! -A FORWARD -i docker0 -m conntrack --ctstate INVALID -j DROP
+//! -A FORWARD -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+//! -A FORWARD -o docker0 -j DOCKER
+//! -A FORWARD -i docker0 ! -o docker0 -j ACCEPT                                   # DROP if internal
+//! -A FORWARD -i docker0 -o docker0 -j ACCEPT                                     # icc; DROP if off
+//! -A DOCKER -d 172.17.0.2/32 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT --ctorigdstport 32768 -j ACCEPT
+//! -A DOCKER -s 172.17.0.3/32 -d 172.17.0.2/32 -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT  # --link
+//! -A DOCKER -s 172.17.0.2/32 -d 172.17.0.3/32 -i docker0 -o docker0 -p tcp -m tcp --sport 80 -j ACCEPT
+//! -A DOCKER ! -i docker0 -o docker0 -j DROP
+//! -A DOCKER-ISOLATION-STAGE-1 -m conntrack --ctstate DNAT -j RETURN
+//! -A DOCKER-ISOLATION-STAGE-1 -i docker0 ! -o docker0 -j DOCKER-ISOLATION-STAGE-2
+//! -A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP
+//! ```
+//!
+//! Every rule of a network or port carries `-m comment --comment "netplumb net=NAME ..."`;
+//! the jumps from built-in chains are recognised by their target. Where it differs from
+//! Docker's default listing, and why:
+//! - the DNAT has no `! -i docker0` (and there is no `-A DOCKER -i docker0 -j RETURN`):
+//!   with no userland proxy, containers reach published ports through a host address by
+//!   DNAT (hairpin), as with Docker's `--userland-proxy=false`;
+//! - `PREROUTING` skips 127.0.0.0/8, so a loopback destination from outside is never
+//!   DNATed; the loopback-ports option adds its own `OUTPUT -d 127.0.0.0/8` jump;
+//! - the published-port accept checks that the connection was DNATed from that host
+//!   port, and DNATed connections skip the isolation stages, as in the nf_tables backend.
+//!
+//! Each change reads the rules back with one `iptables-save` per family, and applies with
+//! one `iptables-restore --noflush --wait` per family and change (nothing when nothing
+//! changes), under a per-namespace file lock of ours, so that several processes can change
+//! rules at once. Every process runs inside the backend's namespace.
+
+mod render;
+mod save;
+mod tool;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use render::{Family, Names, Place, Rule, Table, Tag};
+use save::{Edit, Ruleset};
+pub use tool::IptablesVariant;
+
+use super::rule::{check_network_name, NetworkRules, PortRule};
+use super::{Firewall, FirewallState};
+use crate::error::{Errno, Error, Op, Result};
+use crate::netns::Netns;
+
+/// The built-in chains we jump from.
+const BUILTIN: [&str; 5] = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
+
+/// The default folder of our lock files.
+pub const DEFAULT_LOCK_DIR: &str = "/run/netplumb";
+
+/// How to open an [`Iptables`] backend.
+///
+/// ```no_run
+/// use netplumb::firewall::{Iptables, IptablesVariant};
+/// let fw = Iptables::options().prefix("NETPLUMB").variant(IptablesVariant::Legacy).open_in(&netplumb::Netns::current()?)?;
+/// # Ok::<(), netplumb::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct IptablesOptions {
+    prefix: String,
+    variant: IptablesVariant,
+    bin_dir: Option<PathBuf>,
+    lock_dir: PathBuf,
+}
+
+impl Default for IptablesOptions {
+    fn default() -> Self {
+        IptablesOptions {
+            prefix: "DOCKER".to_owned(),
+            variant: IptablesVariant::Auto,
+            bin_dir: None,
+            lock_dir: PathBuf::from(DEFAULT_LOCK_DIR),
+        }
+    }
+}
+
+impl IptablesOptions {
+    /// Chain prefix (`DOCKER` by default: `DOCKER`, `DOCKER-USER`,
+    /// `DOCKER-ISOLATION-STAGE-1/2`). On a host where Docker itself runs, use another.
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.to_owned();
+        self
+    }
+
+    /// Which iptables binaries to run (default [`IptablesVariant::Auto`]).
+    pub fn variant(mut self, v: IptablesVariant) -> Self {
+        self.variant = v;
+        self
+    }
+
+    /// Looks for the binaries in `dir` only (default: `PATH`, then `/usr/sbin`, `/sbin`).
+    pub fn bin_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.bin_dir = Some(dir.into());
+        self
+    }
+
+    /// The folder of our lock files (default `/run/netplumb`). Every process changing
+    /// one namespace's rules must use the same.
+    pub fn lock_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.lock_dir = dir.into();
+        self
+    }
+
+    /// Opens the backend for namespace `ns`: finds the binaries and checks their version
+    /// (inside `ns`). Changes nothing.
+    pub fn open_in(self, ns: &Netns) -> Result<Iptables> {
+        let p = &self.prefix;
+        let ok = !p.is_empty()
+            && p.len() <= 10
+            && p.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+        if !ok {
+            return Err(Error::invalid(
+                "iptables chain prefix",
+                p,
+                "must be 1 to 10 of [A-Za-z0-9_-]",
+            ));
+        }
+        let legacy = super::select::legacy_tables_in_use(ns)?;
+        let tools = tool::Tools::find(ns, self.variant, self.bin_dir.as_deref(), legacy)?;
+        log::debug!("iptables backend in {ns}: {}", tools.version);
+        Ok(Iptables {
+            names: Names::new(p),
+            tools,
+            netns: ns.clone(),
+            lock_dir: self.lock_dir,
+        })
+    }
+}
+
+/// The iptables backend, bound to one network namespace.
+///
+/// ```no_run
+/// use netplumb::firewall::{Firewall, Iptables, NetworkRules, PortRule, Proto};
+/// let mut fw = Iptables::open_in(&netplumb::Netns::current()?)?;
+/// fw.add_network(&NetworkRules::new("bridge", "docker0").subnet("172.17.0.0/16".parse().unwrap()))?;
+/// fw.publish(&[PortRule::new("bridge", Proto::Tcp, 32768, "172.17.0.2".parse().unwrap(), 80)])?;
+/// # Ok::<(), netplumb::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Iptables {
+    names: Names,
+    tools: tool::Tools,
+    netns: Netns,
+    lock_dir: PathBuf,
+}
+
+/// What a read-modify step does to one family's rules.
+type Step<'a> = dyn FnMut(&Iptables, Family, &mut Edit) -> Result<()> + 'a;
+
+impl Iptables {
+    /// The backend for `ns` with the default options.
+    pub fn open_in(ns: &Netns) -> Result<Iptables> {
+        IptablesOptions::default().open_in(ns)
+    }
+
+    /// Options for [`IptablesOptions::open_in`].
+    pub fn options() -> IptablesOptions {
+        IptablesOptions::default()
+    }
+
+    /// The namespace this backend writes to.
+    pub fn netns(&self) -> &Netns {
+        &self.netns
+    }
+
+    /// The chain prefix.
+    pub fn prefix(&self) -> &str {
+        &self.names.docker
+    }
+
+    /// What `iptables-restore --version` said, e.g. `iptables-restore v1.8.9 (nf_tables)`.
+    pub fn version(&self) -> &str {
+        &self.tools.version
+    }
+
+    /// Removes everything of ours, the users' chain and its rules included.
+    pub fn flush(&mut self) -> Result<()> {
+        self.transact(&Family::BOTH, &mut |fw, _, e| {
+            fw.delete_where(e, |_| true);
+            fw.remove_skeleton(e, true);
+            Ok(())
+        })
+    }
+
+    /// Reads, edits and applies the rules of each family in `fams`, under our lock.
+    fn transact(&self, fams: &[Family], step: &mut Step<'_>) -> Result<()> {
+        let _lock = tool::lock(&self.lock_dir, &self.netns)?;
+        let mut edits = Vec::new();
+        for &fam in fams {
+            let mut e = Edit::new(self.read(fam)?);
+            step(self, fam, &mut e)?;
+            edits.push((fam, e));
+        }
+        for (fam, e) in edits {
+            if let Some(input) = e.input() {
+                if log::log_enabled!(log::Level::Trace) {
+                    log::trace!(
+                        "{}tables-restore --noflush --wait <<EOF\n{input}EOF",
+                        if fam == Family::V4 { "ip" } else { "ip6" }
+                    );
+                }
+                self.tools.apply(&self.netns, fam, &input, &|n| e.line(n))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn read(&self, fam: Family) -> Result<Ruleset> {
+        Ok(Ruleset::parse(&self.tools.save(&self.netns, fam)?))
+    }
+
+    /// Our tagged rules, as (table, chain, spec, tag) — in every chain.
+    fn tagged<'a>(&self, rs: &'a Ruleset) -> Vec<(Table, &'a str, &'a str, String)> {
+        let mut out = Vec::new();
+        for t in Table::BOTH {
+            for c in rs.chains(t) {
+                for r in &c.rules {
+                    if let Some(cm) = save::comment(r) {
+                        if self.names.parse_tag(&cm).is_some() {
+                            out.push((t, c.name.as_str(), r.as_str(), cm));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Deletes every tagged rule whose tag passes `pick`.
+    fn delete_where(&self, e: &mut Edit, pick: impl Fn(Tag<'_>) -> bool) {
+        let doomed: Vec<(Table, String, String)> = self
+            .tagged(&e.now)
+            .into_iter()
+            .filter(|(.., cm)| self.names.parse_tag(cm).is_some_and(&pick))
+            .map(|(t, c, r, _)| (t, c.to_owned(), r.to_owned()))
+            .collect();
+        for (t, c, r) in doomed {
+            e.delete(t, &c, &r);
+        }
+    }
+
+    /// Adds the skeleton pieces that are missing: chains, the jumps, `USER` first in
+    /// `FORWARD` with the isolation jump right after it, and the isolation bypass.
+    fn ensure_skeleton(&self, e: &mut Edit, fam: Family) {
+        let n = &self.names;
+        let sk = render::skeleton(n, fam);
+        for t in Table::BOTH {
+            for c in n.chains(t) {
+                if e.now.chain(t, c).is_none() {
+                    e.new_chain(t, c);
+                }
+            }
+        }
+        for (chain, spec) in [("PREROUTING", &sk.prerouting), ("OUTPUT", &sk.output)] {
+            if !e
+                .now
+                .rules(Table::Nat, chain)
+                .iter()
+                .any(|r| self.is_jump(r, &n.docker))
+            {
+                e.append(Table::Nat, chain, spec);
+            }
+        }
+        for (pos, (chain, spec)) in [(&n.user, &sk.user), (&n.stage1, &sk.stage1)]
+            .into_iter()
+            .enumerate()
+        {
+            let fwd = e.now.rules(Table::Filter, "FORWARD");
+            if fwd.get(pos).is_some_and(|r| self.is_jump(r, chain)) {
+                continue;
+            }
+            let stale: Vec<String> = fwd
+                .iter()
+                .filter(|r| self.is_jump(r, chain))
+                .cloned()
+                .collect();
+            for r in stale {
+                e.delete(Table::Filter, "FORWARD", &r);
+            }
+            e.insert(Table::Filter, "FORWARD", pos + 1, spec);
+        }
+        if e.now.rules(Table::Filter, &n.stage1).first() != Some(&sk.dnat_return) {
+            e.delete(Table::Filter, &n.stage1, &sk.dnat_return);
+            e.insert(Table::Filter, &n.stage1, 1, &sk.dnat_return);
+        }
+    }
+
+    /// An untagged jump to `chain` (the skeleton's jumps carry no comment).
+    fn is_jump(&self, rule: &str, chain: &str) -> bool {
+        save::target(rule) == Some(chain) && save::comment(rule).is_none()
+    }
+
+    /// Adds rules at their places.
+    fn add_rules(&self, e: &mut Edit, rules: &[Rule]) {
+        let n = &self.names;
+        let mut after = None;
+        for r in rules {
+            match r.place {
+                Place::Append => e.append(r.table, &r.chain, &r.spec),
+                Place::Top => e.insert(r.table, &r.chain, 1, &r.spec),
+                Place::AfterJumps => {
+                    let pos = *after.get_or_insert_with(|| {
+                        let fwd = e.now.rules(Table::Filter, "FORWARD");
+                        fwd.iter()
+                            .rposition(|x| self.is_jump(x, &n.stage1) || self.is_jump(x, &n.user))
+                            .map_or(1, |i| i + 2)
+                    });
+                    e.insert(r.table, &r.chain, pos, &r.spec);
+                    after = Some(pos + 1);
+                }
+            }
+        }
+    }
+
+    /// Once no tagged rule of ours is left: removes the jumps and our chains. The users'
+    /// chain (and its jump) stays while it holds rules, unless `all`.
+    fn remove_skeleton(&self, e: &mut Edit, all: bool) {
+        if !self.tagged(&e.now).is_empty() {
+            return;
+        }
+        let n = &self.names;
+        let keep_user = !all && !e.now.rules(Table::Filter, &n.user).is_empty();
+        for t in Table::BOTH {
+            let ours: Vec<&str> = n
+                .chains(t)
+                .into_iter()
+                .filter(|c| !(keep_user && *c == n.user))
+                .collect();
+            let builtin: Vec<(String, String)> = e
+                .now
+                .chains(t)
+                .iter()
+                .filter(|c| BUILTIN.contains(&c.name.as_str()))
+                .flat_map(|c| {
+                    c.rules
+                        .iter()
+                        .filter(|r| ours.iter().any(|o| self.is_jump(r, o)))
+                        .map(move |r| (c.name.clone(), r.clone()))
+                })
+                .collect();
+            for (c, r) in builtin {
+                e.delete(t, &c, &r);
+            }
+            // Our chains may jump to each other: drop those references before counting
+            // who else still uses a chain (never delete one another tool jumps to).
+            let inner: Vec<(String, String)> = ours
+                .iter()
+                .flat_map(|c| {
+                    e.now
+                        .rules(t, c)
+                        .iter()
+                        .filter(|r| save::target(r).is_some_and(|x| ours.contains(&x)))
+                        .map(move |r| (c.to_string(), r.clone()))
+                })
+                .collect();
+            for (c, r) in inner {
+                e.delete(t, &c, &r);
+            }
+            for c in ours {
+                if e.now.references(t, c) == 0 {
+                    e.remove_chain(t, c);
+                }
+            }
+        }
+    }
+
+    fn add_network_in(&self, e: &mut Edit, fam: Family, net: &NetworkRules) -> Result<()> {
+        let want = render::network(&self.names, net, fam);
+        let tag = self.names.net_tag(net);
+        let mine = |t: Tag<'_>| matches!(t, Tag::Net { network, .. } if network == net.name);
+        let have: Vec<String> = self
+            .tagged(&e.now)
+            .into_iter()
+            .filter(|(.., cm)| self.names.parse_tag(cm).is_some_and(mine))
+            .map(|(.., cm)| cm)
+            .collect();
+        if !want.is_empty() {
+            self.ensure_skeleton(e, fam);
+        }
+        if have.len() == want.len() && have.iter().all(|cm| *cm == tag) {
+            return Ok(()); // the same rules are there already
+        }
+        self.delete_where(e, mine);
+        self.add_rules(e, &want);
+        if want.is_empty() {
+            self.remove_skeleton(e, false);
+        }
+        Ok(())
+    }
+
+    fn publish_in(&self, e: &mut Edit, fam: Family, ports: &[&PortRule]) -> Result<()> {
+        self.ensure_skeleton(e, fam);
+        // The port rules there now, by port key: read once, whatever the number of ports.
+        let mut by_key: HashMap<String, Vec<(Table, String, String, String)>> = HashMap::new();
+        for (t, c, r, cm) in self.tagged(&e.now) {
+            if let Some(Tag::Port { key, .. }) = self.names.parse_tag(&cm) {
+                by_key
+                    .entry(key.to_owned())
+                    .or_default()
+                    .push((t, c.to_owned(), r.to_owned(), cm));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for p in ports {
+            let (tag, key) = (self.names.port_tag(p), render::port_key(p));
+            if !seen.insert(key.clone()) {
+                continue; // the same port twice in one call
+            }
+            let have = by_key.remove(&key).unwrap_or_default();
+            let dnat = have.iter().find(|(t, c, r, _)| {
+                *t == Table::Nat && *c == self.names.docker && save::target(r) == Some("DNAT")
+            });
+            if let Some((.., r, _)) = dnat {
+                if save::option(r, "--to-destination") != Some(render::dnat_target(p)) {
+                    return Err(Error::Kernel {
+                        op: Op::Firewall,
+                        target: format!("iptables: publish {p}"),
+                        errno: Errno::EEXIST,
+                        extack: Some(format!(
+                            "port {key} is already published to another target ({r})"
+                        )),
+                    });
+                }
+            }
+            if have.len() == 3 && have.iter().all(|(.., cm)| *cm == tag) && dnat.is_some() {
+                continue; // the same port is there already
+            }
+            for (t, c, r, _) in &have {
+                e.delete(*t, c, r);
+            }
+            self.add_rules(e, &render::port(&self.names, p));
+        }
+        Ok(())
+    }
+
+    fn state_of(&self, fam: Family, rs: &Ruleset, st: &mut FirewallState) {
+        if rs.chain(Table::Nat, &self.names.docker).is_none() {
+            return;
+        }
+        st.families.push(fam.name());
+        for (t, chain, rule, cm) in self.tagged(rs) {
+            match self.names.parse_tag(&cm) {
+                Some(Tag::Net { network, .. }) => {
+                    match st.networks.iter().position(|x| x == network) {
+                        Some(i) => st.rules[i] += 1,
+                        None => {
+                            st.networks.push(network.to_owned());
+                            st.rules.push(1);
+                        }
+                    }
+                }
+                Some(Tag::Port { network, key })
+                    if t == Table::Nat && chain == self.names.docker =>
+                {
+                    if let Some(p) = decode_port(network, key, rule) {
+                        st.ports.push(p);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Rebuilds a published port from its DNAT rule.
+fn decode_port(network: &str, key: &str, rule: &str) -> Option<PortRule> {
+    let (proto, host_ip, host_port) = render::parse_port_key(key)?;
+    let to = save::option(rule, "--to-destination")?;
+    let (ip, port) = to.rsplit_once(':')?;
+    Some(PortRule {
+        network: network.to_owned(),
+        proto,
+        host_ip,
+        host_port,
+        container_ip: ip
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok()?,
+        container_port: port.parse().ok()?,
+    })
+}
+
+impl Firewall for Iptables {
+    fn add_network(&mut self, net: &NetworkRules) -> Result<()> {
+        net.validate()?;
+        self.transact(&Family::BOTH, &mut |fw, fam, e| {
+            fw.add_network_in(e, fam, net)
+        })
+    }
+
+    fn remove_network(&mut self, name: &str) -> Result<()> {
+        check_network_name(name)?;
+        self.transact(&Family::BOTH, &mut |fw, _, e| {
+            fw.delete_where(e, |t| t.network() == name);
+            fw.remove_skeleton(e, false);
+            Ok(())
+        })
+    }
+
+    fn publish(&mut self, ports: &[PortRule]) -> Result<()> {
+        for p in ports {
+            p.validate()?;
+        }
+        let fams: Vec<Family> = Family::BOTH
+            .into_iter()
+            .filter(|f| ports.iter().any(|p| Family::of(&p.container_ip) == *f))
+            .collect();
+        self.transact(&fams, &mut |fw, fam, e| {
+            let mine: Vec<&PortRule> = ports
+                .iter()
+                .filter(|p| Family::of(&p.container_ip) == fam)
+                .collect();
+            fw.publish_in(e, fam, &mine)
+        })
+    }
+
+    fn unpublish(&mut self, ports: &[PortRule]) -> Result<()> {
+        for p in ports {
+            p.validate()?;
+        }
+        let fams: Vec<Family> = Family::BOTH
+            .into_iter()
+            .filter(|f| ports.iter().any(|p| Family::of(&p.container_ip) == *f))
+            .collect();
+        self.transact(&fams, &mut |fw, fam, e| {
+            let keys: Vec<String> = ports
+                .iter()
+                .filter(|p| Family::of(&p.container_ip) == fam)
+                .map(render::port_key)
+                .collect();
+            fw.delete_where(
+                e,
+                |t| matches!(t, Tag::Port { key, .. } if keys.iter().any(|k| k == key)),
+            );
+            Ok(())
+        })
+    }
+
+    fn state(&mut self) -> Result<FirewallState> {
+        let mut st = FirewallState::default();
+        for fam in Family::BOTH {
+            let rs = self.read(fam)?;
+            self.state_of(fam, &rs, &mut st);
+        }
+        let mut order: Vec<usize> = (0..st.networks.len()).collect();
+        order.sort_by(|&a, &b| st.networks[a].cmp(&st.networks[b]));
+        st.networks = order.iter().map(|&i| st.networks[i].clone()).collect();
+        st.rules = order.iter().map(|&i| st.rules[i]).collect();
+        st.ports.sort_by(|a, b| {
+            (&a.network, a.proto, a.host_ip, a.host_port).cmp(&(
+                &b.network,
+                b.proto,
+                b.host_ip,
+                b.host_port,
+            ))
+        });
+        Ok(st)
+    }
+}

@@ -1,0 +1,205 @@
+//! Choosing a backend: explicitly, or by what the kernel and the host already use.
+
+use std::fmt;
+use std::str::FromStr;
+
+#[cfg(feature = "iptables")]
+use super::Iptables;
+use super::{Firewall, FirewallState, NetworkRules, Nftables, PortRule};
+use crate::error::{Error, Result};
+use crate::netns::Netns;
+
+/// A firewall backend.
+///
+/// ```
+/// use netplumb::firewall::Backend;
+/// assert_eq!("iptables".parse::<Backend>().unwrap(), Backend::Iptables);
+/// assert_eq!(Backend::Auto.to_string(), "auto");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Backend {
+    /// Decide when opening (see [`Backend::detect`]).
+    #[default]
+    Auto,
+    /// The native nf_tables backend ([`Nftables`]).
+    Nftables,
+    /// The iptables backend (feature `iptables`): Docker's chain layout through
+    /// `iptables-restore`.
+    Iptables,
+}
+
+impl Backend {
+    /// The name [`FromStr`] reads: `auto`, `nftables`, `iptables`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::Nftables => "nftables",
+            Backend::Iptables => "iptables",
+        }
+    }
+
+    /// What [`Backend::Auto`] picks in namespace `ns`:
+    /// 1. [`Backend::Iptables`] when the namespace already has iptables-legacy (x_tables)
+    ///    tables (`/proc/net/ip_tables_names` or `ip6_tables_names` lists one): the host
+    ///    is managed through iptables-legacy, and nf_tables rules beside them would be
+    ///    judged separately. Needs the `iptables` feature; without it, a warning is
+    ///    logged and the rule goes on to 2.
+    /// 2. [`Backend::Nftables`] when the kernel answers nf_tables requests.
+    /// 3. [`Backend::Iptables`] otherwise (with the feature; else the nf_tables error).
+    pub fn detect(ns: &Netns) -> Result<Backend> {
+        if legacy_tables_in_use(ns)? {
+            if cfg!(feature = "iptables") {
+                return Ok(Backend::Iptables);
+            }
+            log::warn!("{ns} has iptables-legacy tables, but netplumb was built without the `iptables` feature: using nf_tables");
+        }
+        match Nftables::open_in(ns).and_then(|mut fw| fw.state()) {
+            Ok(_) => Ok(Backend::Nftables),
+            Err(_) if cfg!(feature = "iptables") => Ok(Backend::Iptables),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Backend {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Backend> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Backend::Auto),
+            "nftables" | "nft" => Ok(Backend::Nftables),
+            "iptables" => Ok(Backend::Iptables),
+            _ => Err(Error::invalid(
+                "firewall backend",
+                s,
+                "expected auto, nftables or iptables",
+            )),
+        }
+    }
+}
+
+/// Whether namespace `ns` has iptables-legacy tables (read inside it, from
+/// `/proc/thread-self/net`: `/proc/net` follows the main thread's namespace).
+pub(crate) fn legacy_tables_in_use(ns: &Netns) -> Result<bool> {
+    ns.run(|| {
+        ["ip_tables_names", "ip6_tables_names"].iter().any(|f| {
+            std::fs::read_to_string(format!("/proc/thread-self/net/{f}"))
+                .is_ok_and(|s| !s.trim().is_empty())
+        })
+    })
+}
+
+/// A backend chosen at run time ([`open`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AnyFirewall {
+    /// The native nf_tables backend.
+    Nftables(Nftables),
+    /// The iptables backend.
+    #[cfg(feature = "iptables")]
+    Iptables(Iptables),
+}
+
+/// Opens `backend` for namespace `ns` ([`Backend::Auto`]: see [`Backend::detect`]).
+///
+/// ```no_run
+/// use netplumb::firewall::{self, Backend, Firewall, NetworkRules};
+/// let mut fw = firewall::open(Backend::Auto, &netplumb::Netns::current()?)?;
+/// println!("using {}", fw.backend());
+/// fw.add_network(&NetworkRules::new("bridge", "docker0").subnet("172.17.0.0/16".parse().unwrap()))?;
+/// # Ok::<(), netplumb::Error>(())
+/// ```
+pub fn open(backend: Backend, ns: &Netns) -> Result<AnyFirewall> {
+    match backend {
+        Backend::Auto => open(Backend::detect(ns)?, ns),
+        Backend::Nftables => Ok(AnyFirewall::Nftables(Nftables::open_in(ns)?)),
+        #[cfg(feature = "iptables")]
+        Backend::Iptables => Ok(AnyFirewall::Iptables(Iptables::open_in(ns)?)),
+        #[cfg(not(feature = "iptables"))]
+        Backend::Iptables => Err(Error::invalid(
+            "firewall backend",
+            "iptables",
+            "netplumb was built without the `iptables` feature",
+        )),
+    }
+}
+
+impl AnyFirewall {
+    fn inner(&mut self) -> &mut dyn Firewall {
+        match self {
+            AnyFirewall::Nftables(fw) => fw,
+            #[cfg(feature = "iptables")]
+            AnyFirewall::Iptables(fw) => fw,
+        }
+    }
+
+    /// Which backend this is (never [`Backend::Auto`]).
+    pub fn backend(&self) -> Backend {
+        match self {
+            AnyFirewall::Nftables(_) => Backend::Nftables,
+            #[cfg(feature = "iptables")]
+            AnyFirewall::Iptables(_) => Backend::Iptables,
+        }
+    }
+
+    /// The namespace the backend writes to.
+    pub fn netns(&self) -> &Netns {
+        match self {
+            AnyFirewall::Nftables(fw) => fw.netns(),
+            #[cfg(feature = "iptables")]
+            AnyFirewall::Iptables(fw) => fw.netns(),
+        }
+    }
+
+    /// Removes everything the backend installed, the users' chain included
+    /// ([`Nftables::flush`], `Iptables::flush`).
+    pub fn flush(&mut self) -> Result<()> {
+        match self {
+            AnyFirewall::Nftables(fw) => fw.flush(),
+            #[cfg(feature = "iptables")]
+            AnyFirewall::Iptables(fw) => fw.flush(),
+        }
+    }
+}
+
+impl From<Nftables> for AnyFirewall {
+    fn from(fw: Nftables) -> Self {
+        AnyFirewall::Nftables(fw)
+    }
+}
+
+#[cfg(feature = "iptables")]
+impl From<Iptables> for AnyFirewall {
+    fn from(fw: Iptables) -> Self {
+        AnyFirewall::Iptables(fw)
+    }
+}
+
+impl Firewall for AnyFirewall {
+    fn add_network(&mut self, net: &NetworkRules) -> Result<()> {
+        self.inner().add_network(net)
+    }
+
+    fn remove_network(&mut self, name: &str) -> Result<()> {
+        self.inner().remove_network(name)
+    }
+
+    fn publish(&mut self, ports: &[PortRule]) -> Result<()> {
+        self.inner().publish(ports)
+    }
+
+    fn unpublish(&mut self, ports: &[PortRule]) -> Result<()> {
+        self.inner().unpublish(ports)
+    }
+
+    fn state(&mut self) -> Result<FirewallState> {
+        self.inner().state()
+    }
+}
