@@ -30,12 +30,19 @@ struct Row {
 fn median(v: &mut [f64]) -> (f64, f64, f64) {
     v.sort_by(f64::total_cmp);
     let k = v.len();
-    let m = if k % 2 == 1 { v[k / 2] } else { (v[k / 2 - 1] + v[k / 2]) / 2.0 };
+    let m = if k % 2 == 1 {
+        v[k / 2]
+    } else {
+        (v[k / 2 - 1] + v[k / 2]) / 2.0
+    };
     (m, v[0], v[k - 1])
 }
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn ctr(i: usize) -> (String, Container) {
@@ -55,7 +62,12 @@ fn fill(h: &mut Host, ids: &mut Vec<String>, count: usize) {
 }
 
 /// Times `reps` connects of one more container at the current fill, each undone.
-fn connect_at(h: &mut Host, base: usize, reps: usize, disconnect: Option<&mut Vec<f64>>) -> Vec<f64> {
+fn connect_at(
+    h: &mut Host,
+    base: usize,
+    reps: usize,
+    disconnect: Option<&mut Vec<f64>>,
+) -> Vec<f64> {
     let mut out = Vec::new();
     let mut dis = Vec::new();
     for r in 0..reps {
@@ -74,26 +86,50 @@ fn connect_at(h: &mut Host, base: usize, reps: usize, disconnect: Option<&mut Ve
 }
 
 fn run(n: usize, reps: usize) -> Vec<Row> {
-    let mut h = Host::open_in(&Netns::current().expect("host namespace"), "/run/netplumb-bench").expect("host");
+    let mut h = Host::open_in(
+        &Netns::current().expect("host namespace"),
+        "/run/netplumb-bench",
+    )
+    .expect("host");
     h.create_network(&NetworkConfig::new("bench").subnet("10.200.0.0/16".parse().expect("subnet")))
         .expect("network");
     let mut rows = Vec::new();
     let mut ids = Vec::new();
     let mut dis1 = Vec::new();
-    rows.push(Row { name: "connect_1", n: reps, v: connect_at(&mut h, 0, reps, Some(&mut dis1)) });
-    rows.push(Row { name: "disconnect_1", n: reps, v: dis1 });
+    rows.push(Row {
+        name: "connect_1",
+        n: reps,
+        v: connect_at(&mut h, 0, reps, Some(&mut dis1)),
+    });
+    rows.push(Row {
+        name: "disconnect_1",
+        n: reps,
+        v: dis1,
+    });
     fill(&mut h, &mut ids, 99.min(n));
-    rows.push(Row { name: "connect_100", n: reps, v: connect_at(&mut h, 99, reps, None) });
+    rows.push(Row {
+        name: "connect_100",
+        n: reps,
+        v: connect_at(&mut h, 99, reps, None),
+    });
     if n >= 1000 {
         fill(&mut h, &mut ids, 999);
-        rows.push(Row { name: "connect_1000", n: reps, v: connect_at(&mut h, 999, reps, None) });
+        rows.push(Row {
+            name: "connect_1000",
+            n: reps,
+            v: connect_at(&mut h, 999, reps, None),
+        });
     }
     let bulk: Vec<String> = ids.drain(..50.min(ids.len())).collect();
     let refs: Vec<&str> = bulk.iter().map(String::as_str).collect();
     let t = Instant::now();
     h.disconnect_many("bench", &refs).expect("disconnect many");
     let per = t.elapsed().as_secs_f64() * 1e6 / refs.len() as f64;
-    rows.push(Row { name: "disconnect_bulk_50", n: refs.len(), v: vec![per] });
+    rows.push(Row {
+        name: "disconnect_bulk_50",
+        n: refs.len(),
+        v: vec![per],
+    });
     let rest: Vec<&str> = ids.iter().map(String::as_str).collect();
     h.disconnect_many("bench", &rest).expect("cleanup");
     h.remove_network("bench", true).expect("remove network");
@@ -101,7 +137,10 @@ fn run(n: usize, reps: usize) -> Vec<Row> {
 }
 
 fn main() {
-    let (n, reps) = (env("NETPLUMB_BENCH_N", 1000), env("NETPLUMB_BENCH_REPS", 20));
+    let (n, reps) = (
+        env("NETPLUMB_BENCH_N", 1000),
+        env("NETPLUMB_BENCH_REPS", 20),
+    );
     let rows = match netplumb::netns::sandbox(|_| run(n, reps)) {
         Ok(r) => r,
         Err(e) => {

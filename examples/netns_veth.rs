@@ -38,7 +38,10 @@ fn run(r: &mut Rtnl, req: &impl Request) -> netplumb::Result<()> {
 }
 
 fn walkthrough(dir: &NetnsDir) -> Res<()> {
-    println!("ip netns add ns1; ip netns add ns2   (folder {})", dir.dir().display());
+    println!(
+        "ip netns add ns1; ip netns add ns2   (folder {})",
+        dir.dir().display()
+    );
     let ns1 = dir.create("ns1")?;
     let ns2 = dir.create("ns2")?;
     println!("ip netns list -> {:?}", dir.list()?);
@@ -50,7 +53,14 @@ fn walkthrough(dir: &NetnsDir) -> Res<()> {
 
     let (mut r1, mut r2) = (Rtnl::open_in(&ns1)?, Rtnl::open_in(&ns2)?);
     let lo = r1.link("lo")?;
-    println!("[ns1] lo is {}", if lo.is_up() { "UP" } else { "DOWN (a new namespace's lo starts down)" });
+    println!(
+        "[ns1] lo is {}",
+        if lo.is_up() {
+            "UP"
+        } else {
+            "DOWN (a new namespace's lo starts down)"
+        }
+    );
     let (v0, v1) = (r1.link("veth0")?, r2.link("veth1")?);
     run(&mut r1, &Addr::new(&v0, "10.0.0.1/24".parse()?))?;
     run(&mut r2, &Addr::new(&v1, "10.0.0.2/24".parse()?))?;
@@ -75,13 +85,22 @@ fn walkthrough(dir: &NetnsDir) -> Res<()> {
     let (n, from) = server.recv_from(&mut buf)?;
     server.send_to(&buf[..n], from)?;
     let (n, _) = client.recv_from(&mut buf)?;
-    println!("[ns1] 10.0.0.1 -> 10.0.0.2: sent and echoed {:?}", std::str::from_utf8(&buf[..n])?);
+    println!(
+        "[ns1] 10.0.0.1 -> 10.0.0.2: sent and echoed {:?}",
+        std::str::from_utf8(&buf[..n])?
+    );
 
     // Rename the peer to eth0, as a runtime does for a container.
     run(&mut r2, &LinkSet::new(&v1).down())?;
     run(&mut r2, &LinkSet::new(&v1).name("eth0"))?;
     run(&mut r2, &LinkSet::new("eth0").up())?;
-    println!("[ns2] links: {:?}", r2.links()?.iter().map(|l| l.name.as_str()).collect::<Vec<_>>());
+    println!(
+        "[ns2] links: {:?}",
+        r2.links()?
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect::<Vec<_>>()
+    );
     Ok(())
 }
 

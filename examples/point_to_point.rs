@@ -34,12 +34,26 @@ fn point_to_point() -> Res<()> {
     for (r, n) in [(&mut r1, "ctr1"), (&mut r2, "ctr2")] {
         run(r, n, &LinkSet::new("lo").up())?;
     }
-    run(&mut r1, "ctr1", &Veth::new("A").peer("B").peer_netns(&c2).up())?;
+    run(
+        &mut r1,
+        "ctr1",
+        &Veth::new("A").peer("B").peer_netns(&c2).up(),
+    )?;
     let (a, b) = (r1.link("A")?, r2.link("B")?);
     run(&mut r2, "ctr2", &LinkSet::new(&b).up())?;
-    run(&mut r1, "ctr1", &Addr::new(&a, "10.1.1.1/32".parse()?).peer("10.1.1.2".parse()?))?;
+    run(
+        &mut r1,
+        "ctr1",
+        &Addr::new(&a, "10.1.1.1/32".parse()?).peer("10.1.1.2".parse()?),
+    )?;
     run(&mut r2, "ctr2", &Addr::new(&b, "10.1.1.2/32".parse()?))?;
-    run(&mut r2, "ctr2", &Route::new("10.1.1.1/32".parse()?).dev(&b).scope(Scope::Link))?;
+    run(
+        &mut r2,
+        "ctr2",
+        &Route::new("10.1.1.1/32".parse()?)
+            .dev(&b)
+            .scope(Scope::Link),
+    )?;
 
     for (r, n) in [(&mut r1, "ctr1"), (&mut r2, "ctr2")] {
         for rt in r.main_routes()? {
@@ -61,7 +75,10 @@ fn point_to_point() -> Res<()> {
     let mut b = [0u8; 5];
     s.read_exact(&mut b)?;
     let peer = server.join().map_err(|_| "server thread panicked")??;
-    println!("[ctr1] TCP to {addr}: echoed {:?}, server saw {peer}", std::str::from_utf8(&b)?);
+    println!(
+        "[ctr1] TCP to {addr}: echoed {:?}, server saw {peer}",
+        std::str::from_utf8(&b)?
+    );
     Ok(())
 }
 

@@ -103,7 +103,12 @@ impl fmt::Display for Addr {
             Mode::Del => "del",
         };
         match self.peer {
-            Some(p) => write!(f, "ip address {verb} {} peer {p}/{}", self.net.addr(), self.net.prefix_len())?,
+            Some(p) => write!(
+                f,
+                "ip address {verb} {} peer {p}/{}",
+                self.net.addr(),
+                self.net.prefix_len()
+            )?,
             None => write!(f, "ip address {verb} {}", self.net)?,
         }
         if let Some(b) = self.broadcast {
@@ -134,10 +139,18 @@ impl Request for Addr {
             }
         }
         if self.broadcast.is_some() && !self.net.addr().is_ipv4() {
-            return Err(Error::invalid("broadcast", self.net, "only IPv4 addresses have a broadcast"));
+            return Err(Error::invalid(
+                "broadcast",
+                self.net,
+                "only IPv4 addresses have a broadcast",
+            ));
         }
         if self.nodad && self.net.addr().is_ipv4() {
-            return Err(Error::invalid("nodad", self.net, "only applies to IPv6 addresses"));
+            return Err(Error::invalid(
+                "nodad",
+                self.net,
+                "only applies to IPv6 addresses",
+            ));
         }
         Ok(())
     }

@@ -59,7 +59,9 @@ pub struct Txn {
 
 impl fmt::Debug for Txn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.steps.iter().map(|s| s.describe())).finish()
+        f.debug_list()
+            .entries(self.steps.iter().map(|s| s.describe()))
+            .finish()
     }
 }
 
@@ -75,8 +77,15 @@ impl Txn {
     }
 
     /// Records a closure as the inverse of the step that just succeeded.
-    pub fn record(&mut self, what: impl Into<String>, f: impl FnOnce() -> Result<()> + Send + 'static) {
-        self.steps.push(Box::new(FnUndo { what: what.into(), f }));
+    pub fn record(
+        &mut self,
+        what: impl Into<String>,
+        f: impl FnOnce() -> Result<()> + Send + 'static,
+    ) {
+        self.steps.push(Box::new(FnUndo {
+            what: what.into(),
+            f,
+        }));
     }
 
     /// How many inverses are recorded.
@@ -136,7 +145,10 @@ impl Drop for Txn {
         if !self.steps.is_empty() {
             let n = self.steps.len();
             let failures = self.run();
-            log::debug!("uncommitted transaction dropped: {n} step(s) undone, {} failed", failures.len());
+            log::debug!(
+                "uncommitted transaction dropped: {n} step(s) undone, {} failed",
+                failures.len()
+            );
         }
     }
 }

@@ -34,7 +34,12 @@ pub struct Neigh {
 impl Neigh {
     /// `addr` is at `mac` on link `dev`.
     pub fn new(dev: impl Into<Dev>, addr: IpAddr, mac: MacAddr) -> Self {
-        Neigh { dev: dev.into(), addr, mac, delete: false }
+        Neigh {
+            dev: dev.into(),
+            addr,
+            mac,
+            delete: false,
+        }
     }
 
     /// Deletes the entry instead (`ip neigh del`).
@@ -49,7 +54,11 @@ impl fmt::Display for Neigh {
         if self.delete {
             write!(f, "ip neigh del {} dev {}", self.addr, self.dev)
         } else {
-            write!(f, "ip neigh replace {} lladdr {} dev {} nud permanent", self.addr, self.mac, self.dev)
+            write!(
+                f,
+                "ip neigh replace {} lladdr {} dev {} nud permanent",
+                self.addr, self.mac, self.dev
+            )
         }
     }
 }
@@ -72,7 +81,11 @@ impl Request for Neigh {
     }
 
     fn encode(&self, buf: &mut MsgBuf, seq: u32) {
-        let (ty, flags) = if self.delete { (wn::RTM_DELNEIGH, NlmF::CHANGE) } else { (wn::RTM_NEWNEIGH, NlmF::NEW_REPLACE) };
+        let (ty, flags) = if self.delete {
+            (wn::RTM_DELNEIGH, NlmF::CHANGE)
+        } else {
+            (wn::RTM_NEWNEIGH, NlmF::NEW_REPLACE)
+        };
         let msg = NeighMsg {
             family: wire::addr::family_of(&self.addr),
             index: self.dev.index,
@@ -108,7 +121,13 @@ pub struct Fdb {
 impl Fdb {
     /// An entry for `mac` on device `dev`.
     pub fn new(dev: impl Into<Dev>, mac: MacAddr) -> Self {
-        Fdb { dev: dev.into(), mac, dst: None, vni: None, delete: false }
+        Fdb {
+            dev: dev.into(),
+            mac,
+            dst: None,
+            vni: None,
+            delete: false,
+        }
     }
 
     /// The remote tunnel endpoint (`dst ADDR`).
@@ -160,7 +179,11 @@ impl Request for Fdb {
     fn validate(&self) -> Result<()> {
         self.dev.check()?;
         if matches!(self.vni, Some(v) if v >= 1 << 24) {
-            return Err(Error::invalid("vni", self.vni.unwrap_or(0), "must be below 2^24"));
+            return Err(Error::invalid(
+                "vni",
+                self.vni.unwrap_or(0),
+                "must be below 2^24",
+            ));
         }
         Ok(())
     }
@@ -170,7 +193,10 @@ impl Request for Fdb {
         let (ty, flags) = if self.delete {
             (wn::RTM_DELNEIGH, NlmF::CHANGE)
         } else {
-            (wn::RTM_NEWNEIGH, NlmF::REQUEST | NlmF::ACK | NlmF::CREATE | NlmF::APPEND)
+            (
+                wn::RTM_NEWNEIGH,
+                NlmF::REQUEST | NlmF::ACK | NlmF::CREATE | NlmF::APPEND,
+            )
         };
         let msg = NeighMsg {
             family: wn::AF_BRIDGE,
@@ -205,7 +231,8 @@ fn parse_neigh(m: &RawMsg<'_>) -> Result<Option<NeighInfo>> {
     if m.ty != wn::RTM_NEWNEIGH {
         return Ok(None);
     }
-    let msg = NeighbourMessage::parse(m.payload).map_err(|_| Error::Protocol(wire::Error::BadLength("neighbour message")))?;
+    let msg = NeighbourMessage::parse(m.payload)
+        .map_err(|_| Error::Protocol(wire::Error::BadLength("neighbour message")))?;
     let mut n = NeighInfo {
         index: msg.header.ifindex,
         dst: None,

@@ -106,8 +106,13 @@ fn open_err(path: &Path, e: &std::io::Error) -> Error {
 fn open_checked(path: &Path) -> Result<(OwnedFd, (u64, u64))> {
     let meta = fs::metadata(path).map_err(|e| open_err(path, &e))?;
     let ft = meta.file_type();
-    if ft.is_dir() || ft.is_fifo() || ft.is_socket() || ft.is_char_device() || ft.is_block_device() {
-        return Err(netns_err(path, "not a network namespace (not a namespace file)", None));
+    if ft.is_dir() || ft.is_fifo() || ft.is_socket() || ft.is_char_device() || ft.is_block_device()
+    {
+        return Err(netns_err(
+            path,
+            "not a network namespace (not a namespace file)",
+            None,
+        ));
     }
     let file = OpenOptions::new()
         .read(true)
@@ -117,11 +122,20 @@ fn open_checked(path: &Path) -> Result<(OwnedFd, (u64, u64))> {
     let fd = OwnedFd::from(file);
     let fs = fstatfs(&fd).map_err(|e| netns_err(path, "cannot stat", Some(e)))?;
     if fs.filesystem_type() != NSFS_MAGIC {
-        return Err(netns_err(path, "not a network namespace (not a namespace file)", None));
+        return Err(netns_err(
+            path,
+            "not a network namespace (not a namespace file)",
+            None,
+        ));
     }
-    let ty = crate::sys::ns_type(fd.as_fd()).map_err(|e| netns_err(path, "cannot query namespace type", Some(e)))?;
+    let ty = crate::sys::ns_type(fd.as_fd())
+        .map_err(|e| netns_err(path, "cannot query namespace type", Some(e)))?;
     if ty != CloneFlags::CLONE_NEWNET.bits() {
-        return Err(netns_err(path, "not a network namespace (another namespace type)", None));
+        return Err(netns_err(
+            path,
+            "not a network namespace (another namespace type)",
+            None,
+        ));
     }
     let st = nix::sys::stat::fstat(&fd).map_err(|e| netns_err(path, "cannot stat", Some(e)))?;
     Ok((fd, (st.st_dev, st.st_ino)))
@@ -242,7 +256,9 @@ impl Netns {
     /// ```
     pub fn spawn(&self, cmd: &mut Command) -> Result<Child> {
         let prog = PathBuf::from(cmd.get_program());
-        on_thread(Some(self), move || cmd.spawn().map_err(|e| Error::io(prog, e)))
+        on_thread(Some(self), move || {
+            cmd.spawn().map_err(|e| Error::io(prog, e))
+        })
     }
 }
 
@@ -260,10 +276,18 @@ impl Default for NetnsDir {
 
 fn check_name(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > 255 {
-        return Err(Error::invalid("namespace name", name, "must be 1 to 255 bytes"));
+        return Err(Error::invalid(
+            "namespace name",
+            name,
+            "must be 1 to 255 bytes",
+        ));
     }
     if name == "." || name == ".." || name.contains('/') || name.contains('\0') {
-        return Err(Error::invalid("namespace name", name, "must not contain '/' or be '.' or '..'"));
+        return Err(Error::invalid(
+            "namespace name",
+            name,
+            "must not contain '/' or be '.' or '..'",
+        ));
     }
     Ok(())
 }
@@ -275,16 +299,34 @@ fn make_shared_mount(dir: &Path) -> Result<()> {
     // itself (the mounts would stack); across processes `ip netns add` has the same race.
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let shared = || mount(None::<&str>, dir, None::<&str>, MsFlags::MS_SHARED | MsFlags::MS_REC, None::<&str>);
+    let shared = || {
+        mount(
+            None::<&str>,
+            dir,
+            None::<&str>,
+            MsFlags::MS_SHARED | MsFlags::MS_REC,
+            None::<&str>,
+        )
+    };
     match shared() {
         Ok(()) => Ok(()),
         Err(Errno::EINVAL) => {
             // Not a mount point yet: bind it onto itself, then share it (as `ip netns add`).
-            mount(Some(dir), dir, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                .map_err(|e| netns_err(dir, "cannot bind-mount the netns folder", Some(e)))?;
+            mount(
+                Some(dir),
+                dir,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(|e| netns_err(dir, "cannot bind-mount the netns folder", Some(e)))?;
             shared().map_err(|e| netns_err(dir, "cannot make the netns folder shared", Some(e)))
         }
-        Err(e) => Err(netns_err(dir, "cannot make the netns folder shared", Some(e))),
+        Err(e) => Err(netns_err(
+            dir,
+            "cannot make the netns folder shared",
+            Some(e),
+        )),
     }
 }
 
@@ -310,7 +352,12 @@ impl NetnsDir {
         fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         make_shared_mount(&self.dir)?;
         let path = self.path(name);
-        match OpenOptions::new().write(true).create_new(true).mode_ro().open(&path) {
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode_ro()
+            .open(&path)
+        {
             Ok(_) => Ok(path),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 Err(netns_err(&path, "already exists", Some(Errno::EEXIST)))
@@ -321,9 +368,15 @@ impl NetnsDir {
 
     /// Bind-mounts `source` (a namespace file) on the claimed `path`; removes `path` on failure.
     fn bind(path: &Path, source: &Path) -> Result<Netns> {
-        let r = mount(Some(source), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(|e| netns_err(path, "cannot bind-mount the namespace", Some(e)))
-            .and_then(|()| Netns::open(path));
+        let r = mount(
+            Some(source),
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| netns_err(path, "cannot bind-mount the namespace", Some(e)))
+        .and_then(|()| Netns::open(path));
         if r.is_err() {
             let _ = umount2(path, MntFlags::MNT_DETACH);
             let _ = fs::remove_file(path);
@@ -433,7 +486,11 @@ impl NetnsDir {
         let mut pids = Vec::new();
         let rd = fs::read_dir("/proc").map_err(|e| Error::io("/proc", e))?;
         for entry in rd.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
                 continue;
             };
             let same = fs::metadata(format!("/proc/{pid}/ns/net"))
@@ -478,7 +535,9 @@ impl Sandbox {
 }
 
 fn enter_sandbox() -> Result<Sandbox> {
-    let outer = File::open("/proc/self/ns/net").and_then(|f| f.metadata()).map(|m| m.ino());
+    let outer = File::open("/proc/self/ns/net")
+        .and_then(|f| f.metadata())
+        .map(|m| m.ino());
     unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS).map_err(|e| Error::Privilege {
         what: "create sandbox namespaces",
         errno: e,
@@ -486,11 +545,21 @@ fn enter_sandbox() -> Result<Sandbox> {
     let none = None::<&str>;
     mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
         .map_err(|e| netns_err(Path::new("/"), "cannot make mounts private", Some(e)))?;
-    mount(Some("tmpfs"), "/run", Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=755"))
-        .map_err(|e| netns_err(Path::new("/run"), "cannot mount a private /run", Some(e)))?;
+    mount(
+        Some("tmpfs"),
+        "/run",
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=755"),
+    )
+    .map_err(|e| netns_err(Path::new("/run"), "cannot mount a private /run", Some(e)))?;
     let host = Netns::current()?;
     if outer.is_ok_and(|ino| ino == host.inode()) {
-        return Err(netns_err(host.path(), "sandbox did not leave the host namespace", None));
+        return Err(netns_err(
+            host.path(),
+            "sandbox did not leave the host namespace",
+            None,
+        ));
     }
     Ok(Sandbox {
         host,

@@ -210,23 +210,39 @@ impl Request for Route {
     fn validate(&self) -> Result<()> {
         let v4 = self.dst.addr().is_ipv4();
         if self.dst.trunc() != self.dst {
-            return Err(Error::invalid("destination", self.dst, "host bits set (use the network address)"));
+            return Err(Error::invalid(
+                "destination",
+                self.dst,
+                "host bits set (use the network address)",
+            ));
         }
         if let Some(g) = self.via {
             if g.is_ipv4() != v4 {
-                return Err(Error::invalid("gateway", g, "family differs from the destination"));
+                return Err(Error::invalid(
+                    "gateway",
+                    g,
+                    "family differs from the destination",
+                ));
             }
         }
         if let Some(s) = self.src {
             if s.is_ipv4() != v4 {
-                return Err(Error::invalid("source", s, "family differs from the destination"));
+                return Err(Error::invalid(
+                    "source",
+                    s,
+                    "family differs from the destination",
+                ));
             }
         }
         if let Some(d) = self.dev {
             d.check()?;
         }
         if self.mode != Mode::Del && self.via.is_none() && self.dev.is_none() {
-            return Err(Error::invalid("route", self.dst, "needs a gateway (via) or a device (dev)"));
+            return Err(Error::invalid(
+                "route",
+                self.dst,
+                "needs a gateway (via) or a device (dev)",
+            ));
         }
         if self.table == 0 {
             return Err(Error::invalid("table", 0, "must not be 0"));
@@ -237,8 +253,18 @@ impl Request for Route {
     #[inline]
     fn encode(&self, buf: &mut MsgBuf, seq: u32) {
         let (ty, flags, protocol, kind) = match self.mode {
-            Mode::Add => (wr::RTM_NEWROUTE, NlmF::NEW_EXCL, wr::RTPROT_BOOT, wr::RTN_UNICAST),
-            Mode::Replace => (wr::RTM_NEWROUTE, NlmF::NEW_REPLACE, wr::RTPROT_BOOT, wr::RTN_UNICAST),
+            Mode::Add => (
+                wr::RTM_NEWROUTE,
+                NlmF::NEW_EXCL,
+                wr::RTPROT_BOOT,
+                wr::RTN_UNICAST,
+            ),
+            Mode::Replace => (
+                wr::RTM_NEWROUTE,
+                NlmF::NEW_REPLACE,
+                wr::RTPROT_BOOT,
+                wr::RTN_UNICAST,
+            ),
             Mode::Del => (wr::RTM_DELROUTE, NlmF::CHANGE, 0, 0),
         };
         let msg = RouteMsg {

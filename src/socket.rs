@@ -227,19 +227,37 @@ impl Socket {
     /// for an ACK, and returns the first failure. The kernel handles the whole batch inside
     /// `sendmsg`, so when it aborts it early every answer it will ever send is already
     /// queued: after the first failure the rest is drained without blocking.
-    pub(crate) fn transact_batch(&mut self, buf: &MsgBuf, first: u32, count: usize, describe: Describe<'_>) -> Result<()> {
+    pub(crate) fn transact_batch(
+        &mut self,
+        buf: &MsgBuf,
+        first: u32,
+        count: usize,
+        describe: Describe<'_>,
+    ) -> Result<()> {
         self.send(buf.as_bytes())?;
         let mut pending = count;
         let mut failure: Option<Error> = None;
         while pending > 0 {
-            let flags = if failure.is_some() { libc_dontwait() } else { 0 };
+            let flags = if failure.is_some() {
+                libc_dontwait()
+            } else {
+                0
+            };
             match self.recv_flags(flags) {
                 Ok(()) => {}
                 Err(e) if failure.is_some() && e.errno() == Some(Errno::EAGAIN) => break,
                 Err(e) => return Err(e),
             }
             let rx = std::mem::take(&mut self.rx);
-            let r = Self::scan(&rx, first, count, &mut pending, &mut failure, describe, &mut |_| Ok(()));
+            let r = Self::scan(
+                &rx,
+                first,
+                count,
+                &mut pending,
+                &mut failure,
+                describe,
+                &mut |_| Ok(()),
+            );
             self.rx = rx;
             r?;
         }

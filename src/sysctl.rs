@@ -110,7 +110,11 @@ impl Sysctl {
     /// Writes `value` inside `ns` (`ip netns exec NS sysctl -w KEY=VALUE`).
     pub fn set(&self, ns: &Netns, value: &str) -> Result<()> {
         if value.is_empty() || value.contains(['\n', '\0']) {
-            return Err(Error::invalid("sysctl value", value, "must be one non-empty line"));
+            return Err(Error::invalid(
+                "sysctl value",
+                value,
+                "must be one non-empty line",
+            ));
         }
         let path = self.path()?;
         ns.run(|| std::fs::write(&path, value))?

@@ -41,7 +41,12 @@ fn no_netlink_packet_type_in_public_signatures() {
             let mut in_pub = false;
             for (i, line) in text.lines().enumerate() {
                 let t = line.trim_start();
-                if t.starts_with("pub fn") || t.starts_with("pub use") || t.starts_with("pub struct") || t.starts_with("pub enum") || t.starts_with("pub type") {
+                if t.starts_with("pub fn")
+                    || t.starts_with("pub use")
+                    || t.starts_with("pub struct")
+                    || t.starts_with("pub enum")
+                    || t.starts_with("pub type")
+                {
                     in_pub = true;
                 }
                 if in_pub && (t.contains("netlink_packet") || t.contains("netlink_sys")) {

@@ -15,13 +15,18 @@ fn allowed(module: &str) -> Option<&'static [&'static str]> {
         "netns" => &["error", "sys"],
         "rtnl" | "request" => &["wire", "error", "sys", "socket", "netns", "request", "rtnl"],
         "link" => &["wire", "error", "sys", "netns", "rtnl", "request"],
-        "addr" | "route" | "neigh" | "sysctl" => &["wire", "error", "sys", "netns", "rtnl", "request", "link"],
+        "addr" | "route" | "neigh" | "sysctl" => {
+            &["wire", "error", "sys", "netns", "rtnl", "request", "link"]
+        }
         "ipam" => &["error"],
         // firewall names link only for IfName checks
         "firewall" => &["wire", "error", "sys", "socket", "netns", "request", "link"],
         "ports" => &["error", "netns", "sysctl", "firewall"],
         "journal" => &["error", "netns"],
-        "network" => &["error", "netns", "rtnl", "request", "journal", "link", "addr", "route", "neigh", "sysctl", "firewall", "ipam", "ports"],
+        "network" => &[
+            "error", "netns", "rtnl", "request", "journal", "link", "addr", "route", "neigh",
+            "sysctl", "firewall", "ipam", "ports",
+        ],
         "lib" => return None,
         other => panic!("module {other} is missing from the layer table in tests/layering.rs"),
     })
@@ -40,7 +45,13 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn top_module(src: &Path, file: &Path) -> String {
     let rel = file.strip_prefix(src).unwrap();
-    let first = rel.components().next().unwrap().as_os_str().to_str().unwrap();
+    let first = rel
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_str()
+        .unwrap();
     first.trim_end_matches(".rs").to_string()
 }
 
@@ -57,13 +68,19 @@ fn named_modules(line: &str) -> Vec<&str> {
     let mut rest = line;
     while let Some(at) = rest.find("crate::") {
         rest = &rest[at + "crate::".len()..];
-        let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
+        let end = rest
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
         if end > 0 {
             found.push(&rest[..end]);
         }
     }
     if let Some(inner) = line.trim_start().strip_prefix("use crate::{") {
-        found.extend(inner.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| !w.is_empty()));
+        found.extend(
+            inner
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .filter(|w| !w.is_empty()),
+        );
     }
     found
 }
@@ -80,8 +97,14 @@ fn modules_import_only_from_lower_layers() {
         let text = fs::read_to_string(f).unwrap();
         for (n, line) in code_lines(&text) {
             for m in named_modules(line) {
-                if m != module && !ok.contains(&m) && !m.chars().next().is_some_and(char::is_uppercase) {
-                    bad.push(format!("{}:{n}: {module} may not use crate::{m}", f.display()));
+                if m != module
+                    && !ok.contains(&m)
+                    && !m.chars().next().is_some_and(char::is_uppercase)
+                {
+                    bad.push(format!(
+                        "{}:{n}: {module} may not use crate::{m}",
+                        f.display()
+                    ));
                 }
             }
         }
@@ -114,16 +137,26 @@ fn effects_happen_only_where_they_belong() {
         for (n, line) in code_lines(&text) {
             for (needle, places) in rules {
                 if line.contains(needle) && !places.contains(&module.as_str()) {
-                    bad.push(format!("{}:{n}: `{needle}` outside {places:?}", f.display()));
+                    bad.push(format!(
+                        "{}:{n}: `{needle}` outside {places:?}",
+                        f.display()
+                    ));
                 }
             }
             // Within firewall, only the iptables backend starts processes.
             if line.contains("Command::new") && !f.starts_with(src.join("firewall/iptables")) {
-                bad.push(format!("{}:{n}: `Command::new` outside src/firewall/iptables/", f.display()));
+                bad.push(format!(
+                    "{}:{n}: `Command::new` outside src/firewall/iptables/",
+                    f.display()
+                ));
             }
         }
     }
-    assert!(bad.is_empty(), "effects in the wrong place:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "effects in the wrong place:\n{}",
+        bad.join("\n")
+    );
 }
 
 #[test]
@@ -149,6 +182,9 @@ fn tests_and_examples_never_open_the_callers_namespace() {
 #[test]
 fn the_scanner_sees_violations() {
     assert_eq!(named_modules("use crate::link::Link;"), ["link"]);
-    assert_eq!(named_modules("use crate::{error::Error, rtnl::Rtnl};"), ["error", "Error", "rtnl", "Rtnl"]);
+    assert_eq!(
+        named_modules("use crate::{error::Error, rtnl::Rtnl};"),
+        ["error", "Error", "rtnl", "Rtnl"]
+    );
     assert!(!allowed("wire").unwrap().contains(&"link"));
 }

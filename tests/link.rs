@@ -6,7 +6,11 @@ use netplumb::link::{Link, LinkDel, LinkSet, Veth, Vxlan};
 use netplumb::{addr::Addr, Netns, Rtnl};
 
 fn veths(r: &mut Rtnl) -> Vec<Link> {
-    r.links().unwrap().into_iter().filter(|l| l.is_kind("veth")).collect()
+    r.links()
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.is_kind("veth"))
+        .collect()
 }
 
 #[test]
@@ -28,8 +32,14 @@ fn b1_named_veth_with_peer_created_in_namespace() {
     common::sandbox("b1_named_veth_with_peer_created_in_namespace", |s| {
         let ctr = s.netns_dir().create("ctr1").unwrap();
         let mut host = common::rtnl(s);
-        let v = Veth::new("veth3f2a1c0").peer("eth0").peer_netns(&ctr).mtu(1400).peer_mtu(1400)
-            .mac([0x02, 0x42, 0xac, 0x11, 0, 1]).peer_mac([0x02, 0x42, 0xac, 0x11, 0, 2]).up();
+        let v = Veth::new("veth3f2a1c0")
+            .peer("eth0")
+            .peer_netns(&ctr)
+            .mtu(1400)
+            .peer_mtu(1400)
+            .mac([0x02, 0x42, 0xac, 0x11, 0, 1])
+            .peer_mac([0x02, 0x42, 0xac, 0x11, 0, 2])
+            .up();
         assert_eq!(
             v.to_string(),
             "ip link add veth3f2a1c0 mtu 1400 address 02:42:ac:11:00:01 up type veth peer name eth0 mtu 1400 address 02:42:ac:11:00:02 netns ctr1"
@@ -39,7 +49,10 @@ fn b1_named_veth_with_peer_created_in_namespace() {
         assert!(h.is_up());
         assert_eq!(h.mtu, 1400);
         assert_eq!(h.mac.unwrap().to_string(), "02:42:ac:11:00:01");
-        assert!(host.link("eth0").unwrap_err().is_not_found(), "peer must not appear on the host");
+        assert!(
+            host.link("eth0").unwrap_err().is_not_found(),
+            "peer must not appear on the host"
+        );
         let mut inside = Rtnl::open_in(&ctr).unwrap();
         let e = inside.link("eth0").unwrap();
         assert_eq!(e.mtu, 1400);
@@ -56,12 +69,20 @@ fn b2_move_to_namespace_by_handle_and_by_pid() {
         host.execute(&Veth::new("va").peer("vb")).unwrap();
         let vb = host.link("vb").unwrap();
         host.execute(&LinkSet::new(&vb).netns(&a)).unwrap();
-        assert!(host.link("vb").unwrap_err().is_not_found(), "moved end left the source");
-        assert!(Rtnl::open_in(&a).unwrap().link("vb").is_ok(), "moved end is in the target");
+        assert!(
+            host.link("vb").unwrap_err().is_not_found(),
+            "moved end left the source"
+        );
+        assert!(
+            Rtnl::open_in(&a).unwrap().link("vb").is_ok(),
+            "moved end is in the target"
+        );
 
         // By pid: a process living in namespace b.
         let b = s.netns_dir().create("b").unwrap();
-        let mut child = b.spawn(std::process::Command::new("sleep").arg("30")).unwrap();
+        let mut child = b
+            .spawn(std::process::Command::new("sleep").arg("30"))
+            .unwrap();
         let va = host.link("va").unwrap();
         let moved = host.execute(&LinkSet::new(&va).netns(child.id()));
         let _ = child.kill();
@@ -78,7 +99,13 @@ fn b3_rename_updown_mtu_mac() {
         let mut r = common::rtnl(s);
         r.execute(&Veth::new("v0").peer("v1")).unwrap();
         let v0 = r.link("v0").unwrap();
-        r.execute(&LinkSet::new(v0.index).name("eth7").mtu(9000).mac([0x02, 0, 0, 0, 0, 7])).unwrap();
+        r.execute(
+            &LinkSet::new(v0.index)
+                .name("eth7")
+                .mtu(9000)
+                .mac([0x02, 0, 0, 0, 0, 7]),
+        )
+        .unwrap();
         let l = r.link(v0.index).unwrap();
         assert_eq!((l.name.as_str(), l.mtu), ("eth7", 9000));
         assert_eq!(l.mac.unwrap().to_string(), "02:00:00:00:00:07");
@@ -123,11 +150,17 @@ fn b4_find_veth_peer_across_namespaces() {
         let ctr = s.netns_dir().create("ctr").unwrap();
         let other = s.netns_dir().create("other").unwrap();
         let mut host = common::rtnl(s);
-        host.execute(&Veth::new("veth1234567").peer("eth0").peer_netns(&ctr)).unwrap();
+        host.execute(&Veth::new("veth1234567").peer("eth0").peer_netns(&ctr))
+            .unwrap();
         let mut inside = Rtnl::open_in(&ctr).unwrap();
         let eth0 = inside.link("eth0").unwrap();
-        assert!(eth0.link_netnsid.is_some(), "peer lives in another namespace");
-        let (ns, peer) = inside.veth_peer(&eth0, &[other.clone(), s.host().clone()]).unwrap();
+        assert!(
+            eth0.link_netnsid.is_some(),
+            "peer lives in another namespace"
+        );
+        let (ns, peer) = inside
+            .veth_peer(&eth0, &[other.clone(), s.host().clone()])
+            .unwrap();
         assert_eq!(&ns, s.host());
         assert_eq!(peer.name, "veth1234567");
         // And back from the host side.
@@ -154,7 +187,10 @@ fn b5_devices_that_cannot_move_give_a_clear_error() {
             let e = r.execute(&LinkSet::new(name).netns(&a)).unwrap_err();
             assert!(e.is_invalid(), "{name}: {e}");
             assert!(e.to_string().contains(name), "error names the link: {e}");
-            assert!(e.extack().is_some_and(|m| m.contains("netns")), "kernel says why: {e}");
+            assert!(
+                e.extack().is_some_and(|m| m.contains("netns")),
+                "kernel says why: {e}"
+            );
             assert_eq!(r.link(name).unwrap().index, before.index, "{name} stayed");
         }
         // A VXLAN device can move on current kernels (its socket stays behind).
@@ -167,42 +203,65 @@ fn b5_devices_that_cannot_move_give_a_clear_error() {
 #[test]
 fn b6_two_namespaces_joined_by_a_veth_reach_each_other() {
     common::sandbox("b6_two_namespaces_joined_by_a_veth_reach_each_other", |s| {
-        let (ns1, ns2) = (s.netns_dir().create("ns1").unwrap(), s.netns_dir().create("ns2").unwrap());
+        let (ns1, ns2) = (
+            s.netns_dir().create("ns1").unwrap(),
+            s.netns_dir().create("ns2").unwrap(),
+        );
         let mut r1 = Rtnl::open_in(&ns1).unwrap();
-        r1.execute(&Veth::new("veth0").peer("veth1").peer_netns(&ns2).up()).unwrap();
+        r1.execute(&Veth::new("veth0").peer("veth1").peer_netns(&ns2).up())
+            .unwrap();
         let mut r2 = Rtnl::open_in(&ns2).unwrap();
         let (v0, v1) = (r1.link("veth0").unwrap(), r2.link("veth1").unwrap());
         assert!(!v0.has_carrier(), "no carrier while the peer is down");
         r2.execute(&LinkSet::new(&v1).up()).unwrap();
-        assert!(r1.link("veth0").unwrap().has_carrier(), "carrier once both ends are up");
-        r1.execute(&Addr::new(&v0, "10.0.0.1/24".parse().unwrap())).unwrap();
+        assert!(
+            r1.link("veth0").unwrap().has_carrier(),
+            "carrier once both ends are up"
+        );
+        r1.execute(&Addr::new(&v0, "10.0.0.1/24".parse().unwrap()))
+            .unwrap();
         // Unreachable before the peer has an address and is up? It is up; no address yet.
         let to: std::net::SocketAddr = "10.0.0.1:7000".parse().unwrap();
-        assert!(common::udp_send_error(&ns2, to).is_some(), "no route yet from ns2");
-        r2.execute(&Addr::new(&v1, "10.0.0.2/24".parse().unwrap())).unwrap();
-        assert!(common::tcp_reaches(&ns1, "10.0.0.1:0".parse().unwrap(), &ns2));
-        assert!(common::tcp_reaches(&ns2, "10.0.0.2:0".parse().unwrap(), &ns1));
+        assert!(
+            common::udp_send_error(&ns2, to).is_some(),
+            "no route yet from ns2"
+        );
+        r2.execute(&Addr::new(&v1, "10.0.0.2/24".parse().unwrap()))
+            .unwrap();
+        assert!(common::tcp_reaches(
+            &ns1,
+            "10.0.0.1:0".parse().unwrap(),
+            &ns2
+        ));
+        assert!(common::tcp_reaches(
+            &ns2,
+            "10.0.0.2:0".parse().unwrap(),
+            &ns1
+        ));
     });
 }
 
 #[test]
 fn duplicate_and_missing_links_are_typed_errors_that_change_nothing() {
-    common::sandbox("duplicate_and_missing_links_are_typed_errors_that_change_nothing", |s| {
-        let mut r = common::rtnl(s);
-        r.execute(&Veth::new("dup0").peer("dup1")).unwrap();
-        let before = common::link_names(&mut r);
-        let e = r.execute(&Veth::new("dup0").peer("other")).unwrap_err();
-        assert!(e.is_exists(), "{e}");
-        assert!(e.to_string().contains("ip link add dup0"), "{e}");
-        assert_eq!(common::link_names(&mut r), before);
+    common::sandbox(
+        "duplicate_and_missing_links_are_typed_errors_that_change_nothing",
+        |s| {
+            let mut r = common::rtnl(s);
+            r.execute(&Veth::new("dup0").peer("dup1")).unwrap();
+            let before = common::link_names(&mut r);
+            let e = r.execute(&Veth::new("dup0").peer("other")).unwrap_err();
+            assert!(e.is_exists(), "{e}");
+            assert!(e.to_string().contains("ip link add dup0"), "{e}");
+            assert_eq!(common::link_names(&mut r), before);
 
-        let e = r.link("nosuch").unwrap_err();
-        assert!(e.is_not_found(), "{e}");
-        let e = r.execute(&LinkSet::new("nosuch").up()).unwrap_err();
-        assert!(e.is_not_found(), "{e}");
-        let e = r.execute(&LinkDel::new(9999)).unwrap_err();
-        assert!(e.is_not_found(), "{e}");
-    });
+            let e = r.link("nosuch").unwrap_err();
+            assert!(e.is_not_found(), "{e}");
+            let e = r.execute(&LinkSet::new("nosuch").up()).unwrap_err();
+            assert!(e.is_not_found(), "{e}");
+            let e = r.execute(&LinkDel::new(9999)).unwrap_err();
+            assert!(e.is_not_found(), "{e}");
+        },
+    );
 }
 
 #[test]
@@ -210,9 +269,19 @@ fn bad_names_are_refused_before_the_kernel() {
     common::sandbox("bad_names_are_refused_before_the_kernel", |s| {
         let mut r = common::rtnl(s);
         let before = common::link_names(&mut r);
-        for (name, peer) in [("veth%d", "p"), ("a", "b/c"), ("averyverylongname0", "p"), ("", "p"), ("..", "p"), ("sp ace", "p")] {
+        for (name, peer) in [
+            ("veth%d", "p"),
+            ("a", "b/c"),
+            ("averyverylongname0", "p"),
+            ("", "p"),
+            ("..", "p"),
+            ("sp ace", "p"),
+        ] {
             let e = r.execute(&Veth::new(name).peer(peer)).unwrap_err();
-            assert!(matches!(e, netplumb::Error::InvalidInput { .. }), "{name}/{peer}: {e}");
+            assert!(
+                matches!(e, netplumb::Error::InvalidInput { .. }),
+                "{name}/{peer}: {e}"
+            );
         }
         assert_eq!(common::link_names(&mut r), before, "nothing was created");
     });
@@ -234,9 +303,11 @@ fn a_kind_the_kernel_lacks_is_not_supported() {
 fn vxlan_is_created_with_its_settings() {
     common::sandbox("vxlan_is_created_with_its_settings", |s| {
         let mut r = common::rtnl(s);
-        r.execute(&netplumb::link::Bridge::new("under").up()).unwrap();
+        r.execute(&netplumb::link::Bridge::new("under").up())
+            .unwrap();
         let under = r.link("under").unwrap();
-        r.execute(&Addr::new(&under, "192.0.2.1/24".parse().unwrap())).unwrap();
+        r.execute(&Addr::new(&under, "192.0.2.1/24".parse().unwrap()))
+            .unwrap();
         let v = Vxlan::new("vxlan256", 256)
             .port(4789)
             .learning(false)
@@ -262,17 +333,27 @@ fn vxlan_is_created_with_its_settings() {
 fn bulk_delete_removes_every_link_in_one_batch() {
     common::sandbox("bulk_delete_removes_every_link_in_one_batch", |s| {
         let mut r = common::rtnl(s);
-        let specs: Vec<Veth> = (0..50).map(|i| Veth::new(&format!("bv{i}")).peer(&format!("bp{i}"))).collect();
+        let specs: Vec<Veth> = (0..50)
+            .map(|i| Veth::new(&format!("bv{i}")).peer(&format!("bp{i}")))
+            .collect();
         r.execute_batch(&specs).unwrap();
         assert_eq!(veths(&mut r).len(), 100);
         let keep = Veth::new("keep0").peer("keep1");
         r.execute(&keep).unwrap();
-        let idx: Vec<u32> = veths(&mut r).iter().filter(|l| l.name.starts_with("bv")).map(|l| l.index).collect();
+        let idx: Vec<u32> = veths(&mut r)
+            .iter()
+            .filter(|l| l.name.starts_with("bv"))
+            .map(|l| l.index)
+            .collect();
         assert_eq!(r.delete_links(&idx).unwrap(), 50);
         let left: Vec<String> = veths(&mut r).into_iter().map(|l| l.name).collect();
         assert_eq!(left.len(), 2, "only the pair we kept: {left:?}");
         assert!(left.iter().all(|n| n.starts_with("keep")));
-        assert_eq!(r.delete_links(&idx).unwrap(), 0, "already gone is not an error");
+        assert_eq!(
+            r.delete_links(&idx).unwrap(),
+            0,
+            "already gone is not an error"
+        );
     });
 }
 
@@ -281,10 +362,18 @@ fn batch_reports_the_failed_request() {
     common::sandbox("batch_reports_the_failed_request", |s| {
         let mut r = common::rtnl(s);
         r.execute(&Veth::new("x1").peer("y1")).unwrap();
-        let specs = [Veth::new("x0").peer("y0"), Veth::new("x1").peer("z1"), Veth::new("x2").peer("y2")];
+        let specs = [
+            Veth::new("x0").peer("y0"),
+            Veth::new("x1").peer("z1"),
+            Veth::new("x2").peer("y2"),
+        ];
         let e = r.execute_batch(&specs).unwrap_err();
         match &e {
-            netplumb::Error::Batch { index, count, source } => {
+            netplumb::Error::Batch {
+                index,
+                count,
+                source,
+            } => {
                 assert_eq!((*index, *count), (1, 3));
                 assert!(source.is_exists(), "{source}");
             }

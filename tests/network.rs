@@ -24,7 +24,9 @@ fn host(s: &Sandbox) -> Host {
 }
 
 fn no_dad(ns: &Netns) {
-    ns.run(|| std::fs::write("/proc/sys/net/ipv6/conf/default/accept_dad", "0")).unwrap().unwrap();
+    ns.run(|| std::fs::write("/proc/sys/net/ipv6/conf/default/accept_dad", "0"))
+        .unwrap()
+        .unwrap();
 }
 
 fn ctr_ns(s: &Sandbox, name: &str) -> Netns {
@@ -37,23 +39,32 @@ fn ctr_ns(s: &Sandbox, name: &str) -> Netns {
 fn outside(s: &Sandbox) -> Netns {
     let o = Netns::new().unwrap();
     let mut r = common::rtnl(s);
-    r.execute(&Veth::new("uplink").peer("eth0").peer_netns(&o).up()).unwrap();
+    r.execute(&Veth::new("uplink").peer("eth0").peer_netns(&o).up())
+        .unwrap();
     let up = r.link("uplink").unwrap();
-    r.execute(&Addr::new(&up, "192.0.2.1/24".parse().unwrap())).unwrap();
+    r.execute(&Addr::new(&up, "192.0.2.1/24".parse().unwrap()))
+        .unwrap();
     let mut ro = Rtnl::open_in(&o).unwrap();
     let e = ro.link("eth0").unwrap();
     ro.execute(&LinkSet::new(&e).up()).unwrap();
-    ro.execute(&Addr::new(&e, "192.0.2.2/24".parse().unwrap())).unwrap();
+    ro.execute(&Addr::new(&e, "192.0.2.2/24".parse().unwrap()))
+        .unwrap();
     o
 }
 
 fn serve(ns: &Netns, port: u16) -> u16 {
-    let l = ns.run(|| TcpListener::bind(("0.0.0.0", port))).unwrap().unwrap();
+    let l = ns
+        .run(|| TcpListener::bind(("0.0.0.0", port)))
+        .unwrap()
+        .unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for c in l.incoming() {
             let Ok(mut c) = c else { return };
-            let peer = c.peer_addr().map(|p| p.ip().to_string()).unwrap_or_default();
+            let peer = c
+                .peer_addr()
+                .map(|p| p.ip().to_string())
+                .unwrap_or_default();
             let _ = c.write_all(peer.as_bytes());
         }
     });
@@ -73,14 +84,43 @@ fn call(ns: &Netns, to: SocketAddr) -> Option<String> {
 
 /// Everything a network operation may change, as text, for before/after comparisons.
 fn snapshot(h: &mut Host) -> String {
-    let links: Vec<String> = h.rtnl().links().unwrap().iter().map(|l| format!("{} {:?} {:?}", l.name, l.kind, l.controller)).collect();
-    let addrs: Vec<String> = h.rtnl().addrs(None).unwrap().iter().map(|a| format!("{} {}", a.index, a.addr)).collect();
-    let routes: Vec<String> = h.rtnl().routes().unwrap().iter().map(|r| format!("{} {:?} {:?} {}", r.dst, r.via, r.oif, r.table)).collect();
+    let links: Vec<String> = h
+        .rtnl()
+        .links()
+        .unwrap()
+        .iter()
+        .map(|l| format!("{} {:?} {:?}", l.name, l.kind, l.controller))
+        .collect();
+    let addrs: Vec<String> = h
+        .rtnl()
+        .addrs(None)
+        .unwrap()
+        .iter()
+        .map(|a| format!("{} {}", a.index, a.addr))
+        .collect();
+    let routes: Vec<String> = h
+        .rtnl()
+        .routes()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} {:?} {:?} {}", r.dst, r.via, r.oif, r.table))
+        .collect();
     let fw = format!("{:?}", h.firewall().state().unwrap());
-    let nets: Vec<String> = h.networks().unwrap().iter().map(|n| n.name.clone()).collect();
+    let nets: Vec<String> = h
+        .networks()
+        .unwrap()
+        .iter()
+        .map(|n| n.name.clone())
+        .collect();
     let mut leases = Vec::new();
     for n in &nets {
-        leases.extend(h.ipam().leases(n).unwrap().into_iter().map(|l| l.address.to_string()));
+        leases.extend(
+            h.ipam()
+                .leases(n)
+                .unwrap()
+                .into_iter()
+                .map(|l| l.address.to_string()),
+        );
     }
     let atts = h.attachments(None).unwrap().len();
     format!("links {links:?}\naddrs {addrs:?}\nroutes {routes:?}\nfw {fw}\nnets {nets:?}\nleases {leases:?}\natts {atts}")
@@ -90,30 +130,62 @@ fn snapshot(h: &mut Host) -> String {
 fn default_bridge_network_two_containers_and_traffic() {
     common::sandbox("default_bridge_network_two_containers_and_traffic", |s| {
         let mut h = host(s);
-        let net = h.create_network(&NetworkConfig::new("bridge").subnet("172.17.0.0/16".parse().unwrap())).unwrap();
+        let net = h
+            .create_network(&NetworkConfig::new("bridge").subnet("172.17.0.0/16".parse().unwrap()))
+            .unwrap();
         assert_eq!(net.bridge, "docker0");
         assert_eq!(net.gateways, [ip("172.17.0.1")]);
         assert_eq!(net.id.len(), 64);
         let br = h.rtnl().link("docker0").unwrap();
-        assert!(h.rtnl().addrs(Some((&br).into())).unwrap().iter().any(|a| a.addr == "172.17.0.1/16".parse().unwrap()));
+        assert!(h
+            .rtnl()
+            .addrs(Some((&br).into()))
+            .unwrap()
+            .iter()
+            .any(|a| a.addr == "172.17.0.1/16".parse().unwrap()));
         let (n1, n2) = (ctr_ns(s, "c1"), ctr_ns(s, "c2"));
-        let a1 = h.connect("bridge", &Container::new("c1c1c1c1c1c1", &n1).name("busybox1")).unwrap();
-        let a2 = h.connect("bridge", &Container::new("c2c2c2c2c2c2", &n2).name("busybox2")).unwrap();
+        let a1 = h
+            .connect(
+                "bridge",
+                &Container::new("c1c1c1c1c1c1", &n1).name("busybox1"),
+            )
+            .unwrap();
+        let a2 = h
+            .connect(
+                "bridge",
+                &Container::new("c2c2c2c2c2c2", &n2).name("busybox2"),
+            )
+            .unwrap();
         assert_eq!(a1.addrs, ["172.17.0.2/16".parse().unwrap()]);
         assert_eq!(a2.addrs, ["172.17.0.3/16".parse().unwrap()]);
         assert_eq!(a1.mac.unwrap().to_string(), "02:42:ac:11:00:02");
-        assert!(a1.host_veth.starts_with("veth") && a1.host_veth.len() == 11, "{}", a1.host_veth);
+        assert!(
+            a1.host_veth.starts_with("veth") && a1.host_veth.len() == 11,
+            "{}",
+            a1.host_veth
+        );
         let hv = h.rtnl().link(a1.host_veth.as_str()).unwrap();
         assert_eq!(hv.controller, Some(br.index));
         let mut r1 = Rtnl::open_in(&n1).unwrap();
         let eth0 = r1.link("eth0").unwrap();
         assert_eq!(eth0.mac.unwrap().to_string(), "02:42:ac:11:00:02");
-        assert!(r1.main_routes().unwrap().iter().any(|r| r.is_default() && r.via == Some(ip("172.17.0.1"))));
+        assert!(r1
+            .main_routes()
+            .unwrap()
+            .iter()
+            .any(|r| r.is_default() && r.via == Some(ip("172.17.0.1"))));
         assert!(h.rtnl().link("docker0").unwrap().has_carrier());
         serve(&n2, 80);
-        assert_eq!(call(&n1, "172.17.0.3:80".parse().unwrap()).as_deref(), Some("172.17.0.2"));
+        assert_eq!(
+            call(&n1, "172.17.0.3:80".parse().unwrap()).as_deref(),
+            Some("172.17.0.2")
+        );
         // Connecting again returns the same attachment.
-        assert_eq!(h.connect("bridge", &Container::new("c1c1c1c1c1c1", &n1)).unwrap(), a1);
+        assert_eq!(
+            h.connect("bridge", &Container::new("c1c1c1c1c1c1", &n1))
+                .unwrap(),
+            a1
+        );
     });
 }
 
@@ -122,22 +194,39 @@ fn published_port_and_outbound_nat() {
     common::sandbox("published_port_and_outbound_nat", |s| {
         let mut h = host(s);
         let out = outside(s);
-        h.create_network(&NetworkConfig::new("bridge").subnet("172.17.0.0/16".parse().unwrap())).unwrap();
+        h.create_network(&NetworkConfig::new("bridge").subnet("172.17.0.0/16".parse().unwrap()))
+            .unwrap();
         let n1 = ctr_ns(s, "web");
         serve(&n1, 80);
         let a = h
-            .connect("bridge", &Container::new("webwebwebweb", &n1).publish("8080:80".parse().unwrap()).publish("80".parse().unwrap()))
+            .connect(
+                "bridge",
+                &Container::new("webwebwebweb", &n1)
+                    .publish("8080:80".parse().unwrap())
+                    .publish("80".parse().unwrap()),
+            )
             .unwrap();
         assert_eq!(a.ports.len(), 2);
         assert_eq!(a.ports[0].to_string(), "80/tcp -> 0.0.0.0:8080");
         let auto = a.ports[1].host_port;
         assert!(auto >= 1024, "a free host port: {auto}");
-        assert_eq!(call(&out, "192.0.2.1:8080".parse().unwrap()).as_deref(), Some("192.0.2.2"));
+        assert_eq!(
+            call(&out, "192.0.2.1:8080".parse().unwrap()).as_deref(),
+            Some("192.0.2.2")
+        );
         assert!(call(&out, SocketAddr::new(ip("192.0.2.1"), auto)).is_some());
         let port = serve(&out, 0);
-        assert_eq!(call(&n1, SocketAddr::new(ip("192.0.2.2"), port)).as_deref(), Some("192.0.2.1"), "masqueraded");
+        assert_eq!(
+            call(&n1, SocketAddr::new(ip("192.0.2.2"), port)).as_deref(),
+            Some("192.0.2.1"),
+            "masqueraded"
+        );
         h.disconnect("bridge", "webwebwebweb").unwrap();
-        assert_eq!(call(&out, "192.0.2.1:8080".parse().unwrap()), None, "unpublished on disconnect");
+        assert_eq!(
+            call(&out, "192.0.2.1:8080".parse().unwrap()),
+            None,
+            "unpublished on disconnect"
+        );
         assert!(h.firewall().state().unwrap().ports.is_empty());
     });
 }
@@ -158,91 +247,149 @@ fn user_network_options() {
         assert_eq!(h.rtnl().link("bridge0").unwrap().mtu, 1400);
         let n1 = ctr_ns(s, "c1");
         let a = h.connect("mybr0", &Container::new("aaaa", &n1)).unwrap();
-        assert!("192.168.5.128/25".parse::<ipnet::IpNet>().unwrap().contains(&a.addrs[0].addr()), "{:?}", a.addrs);
+        assert!(
+            "192.168.5.128/25"
+                .parse::<ipnet::IpNet>()
+                .unwrap()
+                .contains(&a.addrs[0].addr()),
+            "{:?}",
+            a.addrs
+        );
         assert_eq!(Rtnl::open_in(&n1).unwrap().link("eth0").unwrap().mtu, 1400);
         let n2 = ctr_ns(s, "c2");
-        let b = h.connect("mybr0", &Container::new("bbbb", &n2).ip(ip("192.168.5.10"))).unwrap();
+        let b = h
+            .connect("mybr0", &Container::new("bbbb", &n2).ip(ip("192.168.5.10")))
+            .unwrap();
         assert_eq!(b.addrs[0].addr(), ip("192.168.5.10"));
         let n3 = ctr_ns(s, "c3");
-        let e = h.connect("mybr0", &Container::new("cccc", &n3).ip(ip("192.168.5.10"))).unwrap_err();
+        let e = h
+            .connect("mybr0", &Container::new("cccc", &n3).ip(ip("192.168.5.10")))
+            .unwrap_err();
         assert!(e.is_exists(), "{e}");
-        assert!(h.create_network(&NetworkConfig::new("mybr0")).unwrap_err().is_exists());
-        let e = h.create_network(&NetworkConfig::new("other").subnet("192.168.5.0/25".parse().unwrap())).unwrap_err();
-        assert!(e.to_string().contains("mybr0"), "overlap names the other network: {e}");
+        assert!(h
+            .create_network(&NetworkConfig::new("mybr0"))
+            .unwrap_err()
+            .is_exists());
+        let e = h
+            .create_network(&NetworkConfig::new("other").subnet("192.168.5.0/25".parse().unwrap()))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("mybr0"),
+            "overlap names the other network: {e}"
+        );
     });
 }
 
 #[test]
 fn remove_refuses_while_connected_and_teardown_is_idempotent() {
-    common::sandbox("remove_refuses_while_connected_and_teardown_is_idempotent", |s| {
-        let mut h = host(s);
-        let before = snapshot(&mut h);
-        h.create_network(&NetworkConfig::new("n1").subnet("10.50.0.0/24".parse().unwrap())).unwrap();
-        let n1 = ctr_ns(s, "c1");
-        h.connect("n1", &Container::new("c1", &n1).publish("8080:80".parse().unwrap())).unwrap();
-        let e = h.remove_network("n1", false).unwrap_err();
-        assert!(e.is_busy(), "{e}");
-        h.disconnect("n1", "c1").unwrap();
-        h.disconnect("n1", "c1").unwrap();
-        h.remove_network("n1", false).unwrap();
-        h.remove_network("n1", false).unwrap();
-        assert_eq!(snapshot(&mut h).replace("fw FirewallState { families: [\"ip\", \"ip6\"], networks: [], rules: [], ports: [] }", "fw FirewallState { families: [], networks: [], rules: [], ports: [] }"), before);
-        // Forced removal disconnects.
-        h.create_network(&NetworkConfig::new("n2").subnet("10.51.0.0/24".parse().unwrap())).unwrap();
-        h.connect("n2", &Container::new("c1", &n1)).unwrap();
-        h.remove_network("n2", true).unwrap();
-        assert!(h.attachments(None).unwrap().is_empty());
-        assert!(Rtnl::open_in(&n1).unwrap().link("eth0").unwrap_err().is_not_found(), "container link gone");
-    });
+    common::sandbox(
+        "remove_refuses_while_connected_and_teardown_is_idempotent",
+        |s| {
+            let mut h = host(s);
+            let before = snapshot(&mut h);
+            h.create_network(&NetworkConfig::new("n1").subnet("10.50.0.0/24".parse().unwrap()))
+                .unwrap();
+            let n1 = ctr_ns(s, "c1");
+            h.connect(
+                "n1",
+                &Container::new("c1", &n1).publish("8080:80".parse().unwrap()),
+            )
+            .unwrap();
+            let e = h.remove_network("n1", false).unwrap_err();
+            assert!(e.is_busy(), "{e}");
+            h.disconnect("n1", "c1").unwrap();
+            h.disconnect("n1", "c1").unwrap();
+            h.remove_network("n1", false).unwrap();
+            h.remove_network("n1", false).unwrap();
+            assert_eq!(snapshot(&mut h).replace("fw FirewallState { families: [\"ip\", \"ip6\"], networks: [], rules: [], ports: [] }", "fw FirewallState { families: [], networks: [], rules: [], ports: [] }"), before);
+            // Forced removal disconnects.
+            h.create_network(&NetworkConfig::new("n2").subnet("10.51.0.0/24".parse().unwrap()))
+                .unwrap();
+            h.connect("n2", &Container::new("c1", &n1)).unwrap();
+            h.remove_network("n2", true).unwrap();
+            assert!(h.attachments(None).unwrap().is_empty());
+            assert!(
+                Rtnl::open_in(&n1)
+                    .unwrap()
+                    .link("eth0")
+                    .unwrap_err()
+                    .is_not_found(),
+                "container link gone"
+            );
+        },
+    );
 }
 
 #[test]
 fn a_fault_at_any_step_of_connect_or_create_leaves_nothing() {
-    common::sandbox("a_fault_at_any_step_of_connect_or_create_leaves_nothing", |s| {
-        let mut h = host(s);
-        h.firewall().add_network(&netplumb::firewall::NetworkRules::new("warmup", "none0").subnet("10.99.0.0/24".parse().unwrap())).unwrap();
-        h.firewall().remove_network("warmup").unwrap();
-        let clean = snapshot(&mut h);
-        let mut create_steps = 0;
-        for n in 0.. {
-            fault::fail_at(Some(n));
-            let r = h.create_network(&NetworkConfig::new("n1").subnet("10.60.0.0/24".parse().unwrap()).icc(false));
-            fault::fail_at(None);
-            if r.is_ok() {
-                create_steps = n;
-                break;
+    common::sandbox(
+        "a_fault_at_any_step_of_connect_or_create_leaves_nothing",
+        |s| {
+            let mut h = host(s);
+            h.firewall()
+                .add_network(
+                    &netplumb::firewall::NetworkRules::new("warmup", "none0")
+                        .subnet("10.99.0.0/24".parse().unwrap()),
+                )
+                .unwrap();
+            h.firewall().remove_network("warmup").unwrap();
+            let clean = snapshot(&mut h);
+            let mut create_steps = 0;
+            for n in 0.. {
+                fault::fail_at(Some(n));
+                let r = h.create_network(
+                    &NetworkConfig::new("n1")
+                        .subnet("10.60.0.0/24".parse().unwrap())
+                        .icc(false),
+                );
+                fault::fail_at(None);
+                if r.is_ok() {
+                    create_steps = n;
+                    break;
+                }
+                assert!(r.unwrap_err().to_string().contains("injected fault"));
+                assert_eq!(
+                    snapshot(&mut h),
+                    clean,
+                    "create failing at step {n} left something"
+                );
             }
-            assert!(r.unwrap_err().to_string().contains("injected fault"));
-            assert_eq!(snapshot(&mut h), clean, "create failing at step {n} left something");
-        }
-        assert!(create_steps >= 5, "create has {create_steps} steps");
-        let n1 = ctr_ns(s, "c1");
-        let base = snapshot(&mut h);
-        let ctr = Container::new("c1", &n1).publish("8080:80".parse().unwrap()).expose(Proto::Tcp, 80);
-        let mut connect_steps = 0;
-        for n in 0.. {
-            fault::fail_at(Some(n));
-            let r = h.connect("n1", &ctr);
-            fault::fail_at(None);
-            if r.is_ok() {
-                connect_steps = n;
-                break;
+            assert!(create_steps >= 5, "create has {create_steps} steps");
+            let n1 = ctr_ns(s, "c1");
+            let base = snapshot(&mut h);
+            let ctr = Container::new("c1", &n1)
+                .publish("8080:80".parse().unwrap())
+                .expose(Proto::Tcp, 80);
+            let mut connect_steps = 0;
+            for n in 0.. {
+                fault::fail_at(Some(n));
+                let r = h.connect("n1", &ctr);
+                fault::fail_at(None);
+                if r.is_ok() {
+                    connect_steps = n;
+                    break;
+                }
+                assert!(r.unwrap_err().to_string().contains("injected fault"));
+                assert_eq!(
+                    snapshot(&mut h),
+                    base,
+                    "connect failing at step {n} left something"
+                );
+                let inside = Rtnl::open_in(&n1).unwrap().links().unwrap();
+                assert_eq!(inside.len(), 1, "only lo in the container: {inside:?}");
             }
-            assert!(r.unwrap_err().to_string().contains("injected fault"));
-            assert_eq!(snapshot(&mut h), base, "connect failing at step {n} left something");
-            let inside = Rtnl::open_in(&n1).unwrap().links().unwrap();
-            assert_eq!(inside.len(), 1, "only lo in the container: {inside:?}");
-        }
-        eprintln!("create: {create_steps} steps, connect: {connect_steps} steps");
-        assert!(connect_steps >= 8, "connect has {connect_steps} steps");
-    });
+            eprintln!("create: {create_steps} steps, connect: {connect_steps} steps");
+            assert!(connect_steps >= 8, "connect has {connect_steps} steps");
+        },
+    );
 }
 
 #[test]
 fn fifty_containers_leave_the_sandbox_as_it_was() {
     common::sandbox("fifty_containers_leave_the_sandbox_as_it_was", |s| {
         let mut h = host(s);
-        h.create_network(&NetworkConfig::new("n1").subnet("10.70.0.0/24".parse().unwrap())).unwrap();
+        h.create_network(&NetworkConfig::new("n1").subnet("10.70.0.0/24".parse().unwrap()))
+            .unwrap();
         let before = snapshot(&mut h);
         let ids: Vec<String> = (0..50).map(|i| format!("ctr{i:02}")).collect();
         for id in &ids {
@@ -262,27 +409,75 @@ fn internal_networks_and_icc() {
         let mut h = host(s);
         let out = outside(s);
         let port = serve(&out, 0);
-        h.create_network(&NetworkConfig::new("int").subnet("10.80.0.0/24".parse().unwrap()).internal(true)).unwrap();
+        h.create_network(
+            &NetworkConfig::new("int")
+                .subnet("10.80.0.0/24".parse().unwrap())
+                .internal(true),
+        )
+        .unwrap();
         let (n1, n2) = (ctr_ns(s, "i1"), ctr_ns(s, "i2"));
         h.connect("int", &Container::new("i1", &n1)).unwrap();
         h.connect("int", &Container::new("i2", &n2)).unwrap();
-        assert!(!Rtnl::open_in(&n1).unwrap().main_routes().unwrap().iter().any(|r| r.is_default()), "no default route");
+        assert!(
+            !Rtnl::open_in(&n1)
+                .unwrap()
+                .main_routes()
+                .unwrap()
+                .iter()
+                .any(|r| r.is_default()),
+            "no default route"
+        );
         serve(&n2, 80);
-        assert!(call(&n1, "10.80.0.3:80".parse().unwrap()).is_some(), "containers talk");
-        assert_eq!(call(&n1, SocketAddr::new(ip("192.0.2.2"), port)), None, "no way out");
-        assert!(h.connect("int", &Container::new("i3", &Netns::new().unwrap()).publish("80".parse().unwrap())).unwrap_err().is_invalid());
+        assert!(
+            call(&n1, "10.80.0.3:80".parse().unwrap()).is_some(),
+            "containers talk"
+        );
+        assert_eq!(
+            call(&n1, SocketAddr::new(ip("192.0.2.2"), port)),
+            None,
+            "no way out"
+        );
+        assert!(h
+            .connect(
+                "int",
+                &Container::new("i3", &Netns::new().unwrap()).publish("80".parse().unwrap())
+            )
+            .unwrap_err()
+            .is_invalid());
 
-        h.create_network(&NetworkConfig::new("noicc").subnet("10.81.0.0/24".parse().unwrap()).icc(false)).unwrap();
+        h.create_network(
+            &NetworkConfig::new("noicc")
+                .subnet("10.81.0.0/24".parse().unwrap())
+                .icc(false),
+        )
+        .unwrap();
         let (m1, m2, m3) = (ctr_ns(s, "m1"), ctr_ns(s, "m2"), ctr_ns(s, "m3"));
-        h.connect("noicc", &Container::new("db", &m1).name("db").expose(Proto::Tcp, 80)).unwrap();
-        h.connect("noicc", &Container::new("other", &m2).name("other")).unwrap();
+        h.connect(
+            "noicc",
+            &Container::new("db", &m1).name("db").expose(Proto::Tcp, 80),
+        )
+        .unwrap();
+        h.connect("noicc", &Container::new("other", &m2).name("other"))
+            .unwrap();
         serve(&m1, 80);
         serve(&m1, 81);
         assert_eq!(call(&m2, "10.81.0.2:80".parse().unwrap()), None, "icc off");
-        h.connect("noicc", &Container::new("app", &m3).name("app").link("db")).unwrap();
-        assert!(call(&m3, "10.81.0.2:80".parse().unwrap()).is_some(), "--link opens the exposed port");
-        assert_eq!(call(&m3, "10.81.0.2:81".parse().unwrap()), None, "only that port");
-        assert_eq!(call(&m2, "10.81.0.2:80".parse().unwrap()), None, "not for others");
+        h.connect("noicc", &Container::new("app", &m3).name("app").link("db"))
+            .unwrap();
+        assert!(
+            call(&m3, "10.81.0.2:80".parse().unwrap()).is_some(),
+            "--link opens the exposed port"
+        );
+        assert_eq!(
+            call(&m3, "10.81.0.2:81".parse().unwrap()),
+            None,
+            "only that port"
+        );
+        assert_eq!(
+            call(&m2, "10.81.0.2:80".parse().unwrap()),
+            None,
+            "not for others"
+        );
         // Other networks cannot reach in.
         assert_eq!(call(&n1, "10.81.0.2:80".parse().unwrap()), None);
     });
@@ -292,13 +487,18 @@ fn internal_networks_and_icc() {
 fn gc_removes_what_dead_containers_left() {
     common::sandbox("gc_removes_what_dead_containers_left", |s| {
         let mut h = host(s);
-        h.create_network(&NetworkConfig::new("n1").subnet("10.90.0.0/24".parse().unwrap())).unwrap();
+        h.create_network(&NetworkConfig::new("n1").subnet("10.90.0.0/24".parse().unwrap()))
+            .unwrap();
         let before = snapshot(&mut h);
         let live = ctr_ns(s, "live");
         h.connect("n1", &Container::new("live", &live)).unwrap();
         let with_live = snapshot(&mut h);
         for id in ["dead1", "dead2"] {
-            h.connect("n1", &Container::new(id, &Netns::new().unwrap()).publish("80".parse().unwrap())).unwrap();
+            h.connect(
+                "n1",
+                &Container::new(id, &Netns::new().unwrap()).publish("80".parse().unwrap()),
+            )
+            .unwrap();
         }
         let r = h.gc(&["live"]).unwrap();
         assert_eq!(r.disconnected.len(), 2, "{r:?}");
@@ -313,29 +513,57 @@ fn modes_host_none_and_container() {
     common::sandbox("modes_host_none_and_container", |s| {
         use netplumb::network::NetworkMode;
         let mut h = host(s);
-        h.create_network(&NetworkConfig::new("bridge").subnet("172.17.0.0/16".parse().unwrap())).unwrap();
+        h.create_network(&NetworkConfig::new("bridge").subnet("172.17.0.0/16".parse().unwrap()))
+            .unwrap();
         let before = snapshot(&mut h);
         // F1: host mode uses the host namespace and creates nothing.
-        let hn = h.container_netns(&NetworkMode::Host, "h", Some(s.netns_dir())).unwrap();
+        let hn = h
+            .container_netns(&NetworkMode::Host, "h", Some(s.netns_dir()))
+            .unwrap();
         assert_eq!(&hn, s.host());
         assert_eq!(snapshot(&mut h), before);
         // F2: none: only lo, and it is up.
-        let none = h.container_netns(&"none".parse().unwrap(), "n", Some(s.netns_dir())).unwrap();
+        let none = h
+            .container_netns(&"none".parse().unwrap(), "n", Some(s.netns_dir()))
+            .unwrap();
         let links = Rtnl::open_in(&none).unwrap().links().unwrap();
         assert_eq!(links.len(), 1);
         assert!(links[0].name == "lo" && links[0].is_up());
         assert!(s.netns_dir().list().unwrap().contains(&"n".to_string()));
         // F3: container:web shares web's namespace: same address, 127.0.0.1 between them.
-        let web = h.container_netns(&NetworkMode::Bridge("bridge".into()), "web", Some(s.netns_dir())).unwrap();
-        let a = h.connect("bridge", &Container::new("webid", &web).name("web")).unwrap();
-        let side = h.container_netns(&"container:web".parse().unwrap(), "side", Some(s.netns_dir())).unwrap();
+        let web = h
+            .container_netns(
+                &NetworkMode::Bridge("bridge".into()),
+                "web",
+                Some(s.netns_dir()),
+            )
+            .unwrap();
+        let a = h
+            .connect("bridge", &Container::new("webid", &web).name("web"))
+            .unwrap();
+        let side = h
+            .container_netns(
+                &"container:web".parse().unwrap(),
+                "side",
+                Some(s.netns_dir()),
+            )
+            .unwrap();
         assert_eq!(side, web);
         let port = serve(&web, 0);
-        assert_eq!(call(&side, SocketAddr::new(ip("127.0.0.1"), port)).as_deref(), Some("127.0.0.1"));
+        assert_eq!(
+            call(&side, SocketAddr::new(ip("127.0.0.1"), port)).as_deref(),
+            Some("127.0.0.1")
+        );
         let addrs = Rtnl::open_in(&side).unwrap().addrs(None).unwrap();
         assert!(addrs.iter().any(|x| x.addr == a.addrs[0]), "same address");
-        assert!(h.container_netns(&"container:nobody".parse().unwrap(), "x", None).unwrap_err().is_not_found());
-        assert!("container:".parse::<NetworkMode>().unwrap_err().is_invalid());
+        assert!(h
+            .container_netns(&"container:nobody".parse().unwrap(), "x", None)
+            .unwrap_err()
+            .is_not_found());
+        assert!("container:"
+            .parse::<NetworkMode>()
+            .unwrap_err()
+            .is_invalid());
     });
 }
 
@@ -344,9 +572,13 @@ fn container_files_and_peers_by_name() {
     common::sandbox("container_files_and_peers_by_name", |s| {
         use netplumb::network::files::{parse_add_host, DnsConfig, HostsFile};
         let mut h = host(s);
-        h.create_network(&NetworkConfig::new("mybr0").subnet("172.26.0.0/16".parse().unwrap())).unwrap();
+        h.create_network(&NetworkConfig::new("mybr0").subnet("172.26.0.0/16".parse().unwrap()))
+            .unwrap();
         let (na, nb) = (ctr_ns(s, "a"), ctr_ns(s, "b"));
-        let (da, db) = (std::path::PathBuf::from("/run/files/a"), std::path::PathBuf::from("/run/files/b"));
+        let (da, db) = (
+            std::path::PathBuf::from("/run/files/a"),
+            std::path::PathBuf::from("/run/files/b"),
+        );
         for d in [&da, &db] {
             std::fs::create_dir_all(d).unwrap();
         }
@@ -362,11 +594,25 @@ fn container_files_and_peers_by_name() {
         assert!(hosts.starts_with("127.0.0.1\tlocalhost\n"), "{hosts}");
         assert!(hosts.contains("1.1.1.1\twww.example.com"), "{hosts}");
         assert!(hosts.contains("172.26.0.2\tweb"), "{hosts}");
-        assert_eq!(std::fs::read_to_string(da.join("hostname")).unwrap(), "web\n");
+        assert_eq!(
+            std::fs::read_to_string(da.join("hostname")).unwrap(),
+            "web\n"
+        );
         let resolv = std::fs::read_to_string(da.join("resolv.conf")).unwrap();
-        assert!(resolv.contains("nameserver 192.0.2.53") && resolv.contains("search example.com") && resolv.contains("options ndots:2"), "{resolv}");
+        assert!(
+            resolv.contains("nameserver 192.0.2.53")
+                && resolv.contains("search example.com")
+                && resolv.contains("options ndots:2"),
+            "{resolv}"
+        );
         // G2: a second container appears in the first one's hosts, and the other way round.
-        h.connect("mybr0", &Container::new("bbbbbbbbbbbb", &nb).name("busybox2").files(&db)).unwrap();
+        h.connect(
+            "mybr0",
+            &Container::new("bbbbbbbbbbbb", &nb)
+                .name("busybox2")
+                .files(&db),
+        )
+        .unwrap();
         let ha = HostsFile::parse(&std::fs::read_to_string(da.join("hosts")).unwrap());
         assert_eq!(ha.addrs_of("busybox2"), [ip("172.26.0.3")]);
         let hb = HostsFile::parse(&std::fs::read_to_string(db.join("hosts")).unwrap());
@@ -387,17 +633,41 @@ fn dry_run_plans_change_nothing() {
     common::sandbox("dry_run_plans_change_nothing", |s| {
         let mut h = host(s);
         let before = snapshot(&mut h);
-        let lines = h.plan_create(&NetworkConfig::new("mybr0").subnet("172.26.0.0/16".parse().unwrap())).unwrap();
-        assert!(lines.iter().any(|l| l.starts_with("ipam: create network mybr0 with 172.26.0.0/16")), "{lines:#?}");
-        assert!(lines.iter().any(|l| l.starts_with("ip link add br-")), "{lines:#?}");
+        let lines = h
+            .plan_create(&NetworkConfig::new("mybr0").subnet("172.26.0.0/16".parse().unwrap()))
+            .unwrap();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("ipam: create network mybr0 with 172.26.0.0/16")),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with("ip link add br-")),
+            "{lines:#?}"
+        );
         assert!(lines.iter().any(|l| l.contains("masquerade")), "{lines:#?}");
         assert_eq!(snapshot(&mut h), before, "a plan applies nothing");
-        h.create_network(&NetworkConfig::new("mybr0").subnet("172.26.0.0/16".parse().unwrap())).unwrap();
+        h.create_network(&NetworkConfig::new("mybr0").subnet("172.26.0.0/16".parse().unwrap()))
+            .unwrap();
         let mid = snapshot(&mut h);
         let ns = ctr_ns(s, "c");
-        let lines = h.plan_connect("mybr0", &Container::new("c", &ns).publish("8080:80".parse().unwrap())).unwrap();
-        assert!(lines.iter().any(|l| l.contains("type veth peer name eth0")), "{lines:#?}");
-        assert!(lines.iter().any(|l| l.contains("route add default via 172.26.0.1")), "{lines:#?}");
+        let lines = h
+            .plan_connect(
+                "mybr0",
+                &Container::new("c", &ns).publish("8080:80".parse().unwrap()),
+            )
+            .unwrap();
+        assert!(
+            lines.iter().any(|l| l.contains("type veth peer name eth0")),
+            "{lines:#?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("route add default via 172.26.0.1")),
+            "{lines:#?}"
+        );
         assert_eq!(snapshot(&mut h), mid);
     });
 }
@@ -406,9 +676,21 @@ fn dry_run_plans_change_nothing() {
 fn a_restarted_runtime_finds_its_networks() {
     common::sandbox("a_restarted_runtime_finds_its_networks", |s| {
         let mut h = host(s);
-        let net = h.create_network(&NetworkConfig::new("keep").subnet("10.110.0.0/24".parse().unwrap()).icc(false).label("a", "b")).unwrap();
+        let net = h
+            .create_network(
+                &NetworkConfig::new("keep")
+                    .subnet("10.110.0.0/24".parse().unwrap())
+                    .icc(false)
+                    .label("a", "b"),
+            )
+            .unwrap();
         let ns = ctr_ns(s, "c");
-        let att = h.connect("keep", &Container::new("cid", &ns).publish("8080:80".parse().unwrap())).unwrap();
+        let att = h
+            .connect(
+                "keep",
+                &Container::new("cid", &ns).publish("8080:80".parse().unwrap()),
+            )
+            .unwrap();
         drop(h);
         let mut again = host(s);
         assert_eq!(again.network("keep").unwrap(), net);
@@ -425,22 +707,43 @@ fn link_aliases_and_files_without_a_network() {
     common::sandbox("link_aliases_and_files_without_a_network", |s| {
         use netplumb::network::files::HostsFile;
         let mut h = host(s);
-        h.create_network(&NetworkConfig::new("bridge").subnet("172.17.0.0/16".parse().unwrap())).unwrap();
+        h.create_network(&NetworkConfig::new("bridge").subnet("172.17.0.0/16".parse().unwrap()))
+            .unwrap();
         let (n1, n2) = (ctr_ns(s, "db"), ctr_ns(s, "app"));
-        h.connect("bridge", &Container::new("dbid", &n1).name("db").expose(Proto::Tcp, 5432)).unwrap();
+        h.connect(
+            "bridge",
+            &Container::new("dbid", &n1)
+                .name("db")
+                .expose(Proto::Tcp, 5432),
+        )
+        .unwrap();
         let dir = std::path::PathBuf::from("/run/files/app");
         std::fs::create_dir_all(&dir).unwrap();
-        h.connect("bridge", &Container::new("appid", &n2).name("app").link_as("db", "database").files(&dir)).unwrap();
+        h.connect(
+            "bridge",
+            &Container::new("appid", &n2)
+                .name("app")
+                .link_as("db", "database")
+                .files(&dir),
+        )
+        .unwrap();
         let hosts = HostsFile::parse(&std::fs::read_to_string(dir.join("hosts")).unwrap());
         assert_eq!(hosts.addrs_of("database"), [ip("172.17.0.2")]);
         assert_eq!(hosts.addrs_of("db"), [ip("172.17.0.2")]);
         // --network none: files without a network.
         let none_dir = std::path::PathBuf::from("/run/files/none");
         std::fs::create_dir_all(&none_dir).unwrap();
-        let lone = Container::new("loneid", &Netns::new().unwrap()).hostname("lone").files(&none_dir);
+        let lone = Container::new("loneid", &Netns::new().unwrap())
+            .hostname("lone")
+            .files(&none_dir);
         h.write_files(&lone).unwrap();
-        assert_eq!(std::fs::read_to_string(none_dir.join("hostname")).unwrap(), "lone\n");
-        assert!(std::fs::read_to_string(none_dir.join("hosts")).unwrap().starts_with("127.0.0.1\tlocalhost"));
+        assert_eq!(
+            std::fs::read_to_string(none_dir.join("hostname")).unwrap(),
+            "lone\n"
+        );
+        assert!(std::fs::read_to_string(none_dir.join("hosts"))
+            .unwrap()
+            .starts_with("127.0.0.1\tlocalhost"));
         assert!(none_dir.join("resolv.conf").exists());
     });
 }

@@ -7,8 +7,8 @@ use std::cell::Cell;
 
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_netfilter::nftables::{
-    ChainAttribute, DataAttribute, ExpressionAttribute, ListAttribute, NfTablesMessage, RuleAttribute, SetAttribute,
-    SetElementAttribute, SetElementList, TableAttribute,
+    ChainAttribute, DataAttribute, ExpressionAttribute, ListAttribute, NfTablesMessage,
+    RuleAttribute, SetAttribute, SetElementAttribute, SetElementList, TableAttribute,
 };
 use netlink_packet_netfilter::{NetfilterMessage, NetfilterMessageInner};
 use netplumb::wire::nft::{self, BaseChain, CmpOp, ElemData, Expr, PayloadBase, SetSpec};
@@ -44,7 +44,10 @@ fn parse(bytes: &[u8]) -> Vec<NfTablesMessage> {
             let m = m.unwrap();
             let msg = NetlinkMessage::<NetfilterMessage>::deserialize(m.bytes).unwrap();
             match msg.payload {
-                NetlinkPayload::InnerMessage(NetfilterMessage { inner: NetfilterMessageInner::NfTables(n), .. }) => n,
+                NetlinkPayload::InnerMessage(NetfilterMessage {
+                    inner: NetfilterMessageInner::NfTables(n),
+                    ..
+                }) => n,
                 other => panic!("not an nf_tables message: {other:?}"),
             }
         })
@@ -54,21 +57,74 @@ fn parse(bytes: &[u8]) -> Vec<NfTablesMessage> {
 #[test]
 fn table_chain_and_set_parse_back() {
     let mut b = MsgBuf::new();
-    nft::table(&mut b, nft::NFT_MSG_NEWTABLE, NlmF::NEW_EXCL, 1, nft::NFPROTO_IPV4, b"netplumb");
-    let base = BaseChain { hook: nft::hook::POSTROUTING, priority: 100, kind: b"nat", policy: nft::NF_ACCEPT };
-    nft::chain(&mut b, nft::NFT_MSG_NEWCHAIN, NlmF::NEW_EXCL, 2, nft::NFPROTO_IPV4, (b"netplumb", b"postrouting"), Some(&base));
-    let spec = SetSpec { name: b"ports", id: 7, flags: nft::NFT_SET_MAP, key_type: 1, key_len: 12, data: Some((2, 8)) };
-    nft::set(&mut b, nft::NFT_MSG_NEWSET, NlmF::NEW_EXCL, 3, nft::NFPROTO_IPV4, b"netplumb", &spec);
+    nft::table(
+        &mut b,
+        nft::NFT_MSG_NEWTABLE,
+        NlmF::NEW_EXCL,
+        1,
+        nft::NFPROTO_IPV4,
+        b"netplumb",
+    );
+    let base = BaseChain {
+        hook: nft::hook::POSTROUTING,
+        priority: 100,
+        kind: b"nat",
+        policy: nft::NF_ACCEPT,
+    };
+    nft::chain(
+        &mut b,
+        nft::NFT_MSG_NEWCHAIN,
+        NlmF::NEW_EXCL,
+        2,
+        nft::NFPROTO_IPV4,
+        (b"netplumb", b"postrouting"),
+        Some(&base),
+    );
+    let spec = SetSpec {
+        name: b"ports",
+        id: 7,
+        flags: nft::NFT_SET_MAP,
+        key_type: 1,
+        key_len: 12,
+        data: Some((2, 8)),
+    };
+    nft::set(
+        &mut b,
+        nft::NFT_MSG_NEWSET,
+        NlmF::NEW_EXCL,
+        3,
+        nft::NFPROTO_IPV4,
+        b"netplumb",
+        &spec,
+    );
     let msgs = parse(b.as_bytes());
-    let NfTablesMessage::NewTable(t) = &msgs[0] else { panic!("{:?}", msgs[0]) };
-    assert!(t.attributes.contains(&TableAttribute::Name("netplumb".into())));
-    let NfTablesMessage::NewChain(c) = &msgs[1] else { panic!("{:?}", msgs[1]) };
-    assert!(c.attributes.contains(&ChainAttribute::Name("postrouting".into())));
+    let NfTablesMessage::NewTable(t) = &msgs[0] else {
+        panic!("{:?}", msgs[0])
+    };
+    assert!(t
+        .attributes
+        .contains(&TableAttribute::Name("netplumb".into())));
+    let NfTablesMessage::NewChain(c) = &msgs[1] else {
+        panic!("{:?}", msgs[1])
+    };
+    assert!(c
+        .attributes
+        .contains(&ChainAttribute::Name("postrouting".into())));
     assert!(c.attributes.contains(&ChainAttribute::Type("nat".into())));
     assert!(c.attributes.contains(&ChainAttribute::Policy(1)));
-    assert!(c.attributes.iter().any(|a| matches!(a, ChainAttribute::Hook(h) if h.len() == 2)));
-    let NfTablesMessage::NewSet(s) = &msgs[2] else { panic!("{:?}", msgs[2]) };
-    for want in [SetAttribute::Name("ports".into()), SetAttribute::KeyLen(12), SetAttribute::DataLen(8), SetAttribute::Id(7)] {
+    assert!(c
+        .attributes
+        .iter()
+        .any(|a| matches!(a, ChainAttribute::Hook(h) if h.len() == 2)));
+    let NfTablesMessage::NewSet(s) = &msgs[2] else {
+        panic!("{:?}", msgs[2])
+    };
+    for want in [
+        SetAttribute::Name("ports".into()),
+        SetAttribute::KeyLen(12),
+        SetAttribute::DataLen(8),
+        SetAttribute::Id(7),
+    ] {
         assert!(s.attributes.contains(&want), "{want:?} in {s:?}");
     }
 }
@@ -76,32 +132,87 @@ fn table_chain_and_set_parse_back() {
 #[test]
 fn elements_and_rules_parse_back() {
     let mut b = MsgBuf::new();
-    let tok = nft::begin_elems(&mut b, nft::NFT_MSG_NEWSETELEM, NlmF::NEW_EXCL, 1, nft::NFPROTO_IPV4, (b"netplumb", b"ports"));
+    let tok = nft::begin_elems(
+        &mut b,
+        nft::NFT_MSG_NEWSETELEM,
+        NlmF::NEW_EXCL,
+        1,
+        nft::NFPROTO_IPV4,
+        (b"netplumb", b"ports"),
+    );
     let mut ud = [0u8; 128];
     let n = nft::comment_udata(b"netplumb net=n1", &mut ud);
-    nft::elem(&mut b, &[6, 0, 0, 0, 0x1f, 0x90, 0, 0], ElemData::Value(&[172, 17, 0, 2, 0, 80, 0, 0]), &ud[..n]);
+    nft::elem(
+        &mut b,
+        &[6, 0, 0, 0, 0x1f, 0x90, 0, 0],
+        ElemData::Value(&[172, 17, 0, 2, 0, 80, 0, 0]),
+        &ud[..n],
+    );
     nft::end_elems(&mut b, tok);
-    let r = nft::begin_rule(&mut b, NlmF::NEW_EXCL, 2, nft::NFPROTO_IPV4, (b"netplumb", b"dnat"));
-    Expr::Meta { key: nft::meta::L4PROTO, dreg: 8 }.put(&mut b);
-    Expr::Payload { base: PayloadBase::Transport, offset: 2, len: 2, dreg: 9 }.put(&mut b);
-    Expr::Cmp { sreg: 9, op: CmpOp::Eq, data: &[0, 80] }.put(&mut b);
-    Expr::Lookup { set: b"ports_any", sreg: 8, dreg: Some(8), invert: false }.put(&mut b);
+    let r = nft::begin_rule(
+        &mut b,
+        NlmF::NEW_EXCL,
+        2,
+        nft::NFPROTO_IPV4,
+        (b"netplumb", b"dnat"),
+    );
+    Expr::Meta {
+        key: nft::meta::L4PROTO,
+        dreg: 8,
+    }
+    .put(&mut b);
+    Expr::Payload {
+        base: PayloadBase::Transport,
+        offset: 2,
+        len: 2,
+        dreg: 9,
+    }
+    .put(&mut b);
+    Expr::Cmp {
+        sreg: 9,
+        op: CmpOp::Eq,
+        data: &[0, 80],
+    }
+    .put(&mut b);
+    Expr::Lookup {
+        set: b"ports_any",
+        sreg: 8,
+        dreg: Some(8),
+        invert: false,
+    }
+    .put(&mut b);
     Expr::Verdict(nft::NFT_JUMP, Some(b"user")).put(&mut b);
     nft::end_rule(&mut b, r, &ud[..n]);
     let msgs = parse(b.as_bytes());
-    let NfTablesMessage::NewSetElement(e) = &msgs[0] else { panic!("{:?}", msgs[0]) };
+    let NfTablesMessage::NewSetElement(e) = &msgs[0] else {
+        panic!("{:?}", msgs[0])
+    };
     assert!(e.attributes.contains(&SetElementList::Set("ports".into())));
     let elems = e.attributes.iter().find_map(|a| match a {
         SetElementList::Elements(v) => Some(v),
         _ => None,
     });
-    let ListAttribute::Element(attrs) = &elems.unwrap()[0] else { panic!() };
-    assert!(attrs.contains(&SetElementAttribute::Key(DataAttribute::Value(vec![6, 0, 0, 0, 0x1f, 0x90, 0, 0]))));
-    assert!(attrs.contains(&SetElementAttribute::Data(DataAttribute::Value(vec![172, 17, 0, 2, 0, 80, 0, 0]))));
+    let ListAttribute::Element(attrs) = &elems.unwrap()[0] else {
+        panic!()
+    };
+    assert!(
+        attrs.contains(&SetElementAttribute::Key(DataAttribute::Value(vec![
+            6, 0, 0, 0, 0x1f, 0x90, 0, 0
+        ])))
+    );
+    assert!(
+        attrs.contains(&SetElementAttribute::Data(DataAttribute::Value(vec![
+            172, 17, 0, 2, 0, 80, 0, 0
+        ])))
+    );
     assert!(attrs.contains(&SetElementAttribute::UserData(ud[..n].to_vec())));
     assert_eq!(nft::udata_comment(&ud[..n]), Some(&b"netplumb net=n1"[..]));
-    let NfTablesMessage::NewRule(rule) = &msgs[1] else { panic!("{:?}", msgs[1]) };
-    assert!(rule.attributes.contains(&RuleAttribute::Chain("dnat".into())));
+    let NfTablesMessage::NewRule(rule) = &msgs[1] else {
+        panic!("{:?}", msgs[1])
+    };
+    assert!(rule
+        .attributes
+        .contains(&RuleAttribute::Chain("dnat".into())));
     let exprs = rule.attributes.iter().find_map(|a| match a {
         RuleAttribute::Expressions(v) => Some(v),
         _ => None,
@@ -130,7 +241,14 @@ fn a_warm_buffer_encodes_port_elements_without_allocating() {
         b.clear();
         nft::batch(b, false, 0);
         let n = nft::comment_udata(b"netplumb net=bridge", ud);
-        let tok = nft::begin_elems(b, nft::NFT_MSG_NEWSETELEM, NlmF::NEW_EXCL, 1, nft::NFPROTO_IPV4, (b"netplumb", b"ports"));
+        let tok = nft::begin_elems(
+            b,
+            nft::NFT_MSG_NEWSETELEM,
+            NlmF::NEW_EXCL,
+            1,
+            nft::NFPROTO_IPV4,
+            (b"netplumb", b"ports"),
+        );
         nft::elem(b, &key, ElemData::Value(&val), &ud[..n]);
         nft::end_elems(b, tok);
         nft::batch(b, true, 2);

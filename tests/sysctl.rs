@@ -13,7 +13,11 @@ fn ip_forward_is_per_namespace() {
         let host_before = Sysctl::IpForward.get(s.host()).unwrap();
         Sysctl::IpForward.set_bool(&ns, true).unwrap();
         assert!(Sysctl::IpForward.get_bool(&ns).unwrap());
-        assert_eq!(Sysctl::IpForward.get(s.host()).unwrap(), host_before, "other namespace untouched");
+        assert_eq!(
+            Sysctl::IpForward.get(s.host()).unwrap(),
+            host_before,
+            "other namespace untouched"
+        );
         Sysctl::IpForward.set_bool(&ns, false).unwrap();
         assert!(!Sysctl::IpForward.get_bool(&ns).unwrap());
         Sysctl::Ipv6Forward.set_bool(&ns, true).unwrap();
@@ -48,11 +52,15 @@ fn per_interface_keys() {
 fn bad_keys_and_values_are_refused() {
     common::sandbox("bad_keys_and_values_are_refused", |s| {
         let host = s.host();
-        let e = Sysctl::ArpNotify(Scope::dev("../../ipv4/ip_forward")).set(host, "1").unwrap_err();
+        let e = Sysctl::ArpNotify(Scope::dev("../../ipv4/ip_forward"))
+            .set(host, "1")
+            .unwrap_err();
         assert!(e.is_invalid(), "{e}");
         let e = Sysctl::IpForward.set(host, "1\n0").unwrap_err();
         assert!(e.is_invalid(), "{e}");
-        let e = Sysctl::ArpNotify(Scope::dev("nosuch0")).get(host).unwrap_err();
+        let e = Sysctl::ArpNotify(Scope::dev("nosuch0"))
+            .get(host)
+            .unwrap_err();
         assert!(e.is_not_found(), "{e}");
     });
 }

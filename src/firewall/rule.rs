@@ -69,11 +69,17 @@ pub const NETWORK_NAME_MAX: usize = 64;
 pub(crate) fn check_network_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= NETWORK_NAME_MAX
-        && name.bytes().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c));
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c));
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid("network name", name, "must be 1 to 64 of [A-Za-z0-9_.-]"))
+        Err(Error::invalid(
+            "network name",
+            name,
+            "must be 1 to 64 of [A-Za-z0-9_.-]",
+        ))
     }
 }
 
@@ -199,22 +205,42 @@ impl NetworkRules {
         check_network_name(&self.name)?;
         crate::link::IfName::unchecked(&self.bridge).check_as("bridge")?;
         if self.subnets.is_empty() {
-            return Err(Error::invalid("subnets", &self.name, "a network needs at least one subnet"));
+            return Err(Error::invalid(
+                "subnets",
+                &self.name,
+                "a network needs at least one subnet",
+            ));
         }
         let covered = |ip: &IpAddr| self.subnets.iter().any(|n| n.contains(ip));
-        let has_family = |ip: &IpAddr| self.subnets.iter().any(|n| n.addr().is_ipv4() == ip.is_ipv4());
+        let has_family = |ip: &IpAddr| {
+            self.subnets
+                .iter()
+                .any(|n| n.addr().is_ipv4() == ip.is_ipv4())
+        };
         for (i, a) in self.snat.iter().enumerate() {
             if !has_family(a) {
-                return Err(Error::invalid("snat", a, "no subnet of that address family"));
+                return Err(Error::invalid(
+                    "snat",
+                    a,
+                    "no subnet of that address family",
+                ));
             }
             if self.snat[..i].iter().any(|b| b.is_ipv4() == a.is_ipv4()) {
-                return Err(Error::invalid("snat", a, "one SNAT address per address family"));
+                return Err(Error::invalid(
+                    "snat",
+                    a,
+                    "one SNAT address per address family",
+                ));
             }
         }
         for l in &self.links {
             for ip in [l.from, l.to] {
                 if !covered(&ip) {
-                    return Err(Error::invalid("link", ip, "address outside the network's subnets"));
+                    return Err(Error::invalid(
+                        "link",
+                        ip,
+                        "address outside the network's subnets",
+                    ));
                 }
             }
             if l.from.is_ipv4() != l.to.is_ipv4() {
@@ -254,7 +280,13 @@ pub struct PortRule {
 
 impl PortRule {
     /// `host_port` on every local address to `container_ip:container_port`.
-    pub fn new(network: &str, proto: Proto, host_port: u16, container_ip: IpAddr, container_port: u16) -> Self {
+    pub fn new(
+        network: &str,
+        proto: Proto,
+        host_port: u16,
+        container_ip: IpAddr,
+        container_port: u16,
+    ) -> Self {
         PortRule {
             network: network.to_owned(),
             proto,
@@ -281,12 +313,23 @@ impl PortRule {
         (host, container): ((u16, u16), (u16, u16)),
         container_ip: IpAddr,
     ) -> Result<Vec<PortRule>> {
-        let (hn, cn) = (host.1.checked_sub(host.0), container.1.checked_sub(container.0));
+        let (hn, cn) = (
+            host.1.checked_sub(host.0),
+            container.1.checked_sub(container.0),
+        );
         let (Some(hn), Some(cn)) = (hn, cn) else {
-            return Err(Error::invalid("port range", format!("{}-{}:{}-{}", host.0, host.1, container.0, container.1), "start above end"));
+            return Err(Error::invalid(
+                "port range",
+                format!("{}-{}:{}-{}", host.0, host.1, container.0, container.1),
+                "start above end",
+            ));
         };
         if hn != cn {
-            return Err(Error::invalid("port range", format!("{}-{}:{}-{}", host.0, host.1, container.0, container.1), "host and container ranges differ in length"));
+            return Err(Error::invalid(
+                "port range",
+                format!("{}-{}:{}-{}", host.0, host.1, container.0, container.1),
+                "host and container ranges differ in length",
+            ));
         }
         let rules: Vec<PortRule> = (0..=hn)
             .map(|i| PortRule {
@@ -315,17 +358,36 @@ impl PortRule {
         }
         if let Some(h) = self.host_ip {
             if h.is_ipv4() != self.container_ip.is_ipv4() {
-                return Err(Error::invalid("host address", h, "address family differs from the container's"));
+                return Err(Error::invalid(
+                    "host address",
+                    h,
+                    "address family differs from the container's",
+                ));
             }
             if h.is_unspecified() {
-                return Err(Error::invalid("host address", h, "use no host address for every address"));
+                return Err(Error::invalid(
+                    "host address",
+                    h,
+                    "use no host address for every address",
+                ));
             }
             if h.is_multicast() {
-                return Err(Error::invalid("host address", h, "must be a unicast address"));
+                return Err(Error::invalid(
+                    "host address",
+                    h,
+                    "must be a unicast address",
+                ));
             }
         }
-        if self.container_ip.is_unspecified() || self.container_ip.is_loopback() || self.container_ip.is_multicast() {
-            return Err(Error::invalid("container address", self.container_ip, "must be a unicast container address"));
+        if self.container_ip.is_unspecified()
+            || self.container_ip.is_loopback()
+            || self.container_ip.is_multicast()
+        {
+            return Err(Error::invalid(
+                "container address",
+                self.container_ip,
+                "must be a unicast container address",
+            ));
         }
         Ok(())
     }
@@ -343,7 +405,11 @@ impl fmt::Display for PortRule {
             IpAddr::V6(c) => format!("[{c}]"),
             c => c.to_string(),
         };
-        write!(f, "{}: {} {host}:{} -> {ctr}:{}", self.network, self.proto, self.host_port, self.container_port)
+        write!(
+            f,
+            "{}: {} {host}:{} -> {ctr}:{}",
+            self.network, self.proto, self.host_port, self.container_port
+        )
     }
 }
 
@@ -362,28 +428,89 @@ mod tests {
     fn network_rules_validation_names_the_field() {
         let ok = NetworkRules::new("n1", "br0").subnet("10.1.0.0/24".parse().unwrap());
         ok.validate().unwrap();
-        assert_eq!(field(NetworkRules::new("bad name", "br0").subnet("10.0.0.0/8".parse().unwrap()).validate().unwrap_err()), "network name");
-        assert_eq!(field(NetworkRules::new("n", "br/0").subnet("10.0.0.0/8".parse().unwrap()).validate().unwrap_err()), "bridge");
-        assert_eq!(field(NetworkRules::new("n", "br0").validate().unwrap_err()), "subnets");
-        assert_eq!(field(ok.clone().snat("fd00::1".parse().unwrap()).validate().unwrap_err()), "snat");
-        let bad_link = LinkAllow { from: "10.1.0.2".parse().unwrap(), to: "10.9.0.3".parse().unwrap(), proto: Proto::Tcp, port: 80 };
+        assert_eq!(
+            field(
+                NetworkRules::new("bad name", "br0")
+                    .subnet("10.0.0.0/8".parse().unwrap())
+                    .validate()
+                    .unwrap_err()
+            ),
+            "network name"
+        );
+        assert_eq!(
+            field(
+                NetworkRules::new("n", "br/0")
+                    .subnet("10.0.0.0/8".parse().unwrap())
+                    .validate()
+                    .unwrap_err()
+            ),
+            "bridge"
+        );
+        assert_eq!(
+            field(NetworkRules::new("n", "br0").validate().unwrap_err()),
+            "subnets"
+        );
+        assert_eq!(
+            field(
+                ok.clone()
+                    .snat("fd00::1".parse().unwrap())
+                    .validate()
+                    .unwrap_err()
+            ),
+            "snat"
+        );
+        let bad_link = LinkAllow {
+            from: "10.1.0.2".parse().unwrap(),
+            to: "10.9.0.3".parse().unwrap(),
+            proto: Proto::Tcp,
+            port: 80,
+        };
         assert_eq!(field(ok.link(bad_link).validate().unwrap_err()), "link");
     }
 
     #[test]
     fn port_rule_validation_names_the_field() {
         let c: IpAddr = "172.17.0.2".parse().unwrap();
-        PortRule::new("n", Proto::Tcp, 8080, c, 80).validate().unwrap();
-        assert_eq!(field(PortRule::new("n", Proto::Tcp, 0, c, 80).validate().unwrap_err()), "host port");
-        assert_eq!(field(PortRule::new("n", Proto::Tcp, 1, c, 0).validate().unwrap_err()), "container port");
+        PortRule::new("n", Proto::Tcp, 8080, c, 80)
+            .validate()
+            .unwrap();
+        assert_eq!(
+            field(
+                PortRule::new("n", Proto::Tcp, 0, c, 80)
+                    .validate()
+                    .unwrap_err()
+            ),
+            "host port"
+        );
+        assert_eq!(
+            field(
+                PortRule::new("n", Proto::Tcp, 1, c, 0)
+                    .validate()
+                    .unwrap_err()
+            ),
+            "container port"
+        );
         let v6 = PortRule::new("n", Proto::Udp, 53, c, 53).host_ip("::1".parse().unwrap());
         assert_eq!(field(v6.validate().unwrap_err()), "host address");
-        assert_eq!(field(PortRule::new("n", Proto::Tcp, 1, "127.0.0.1".parse().unwrap(), 1).validate().unwrap_err()), "container address");
+        assert_eq!(
+            field(
+                PortRule::new("n", Proto::Tcp, 1, "127.0.0.1".parse().unwrap(), 1)
+                    .validate()
+                    .unwrap_err()
+            ),
+            "container address"
+        );
         let r = PortRule::range("n", Proto::Tcp, None, ((8000, 8010), (80, 90)), c).unwrap();
         assert_eq!(r.len(), 11);
         assert_eq!((r[10].host_port, r[10].container_port), (8010, 90));
-        assert_eq!(field(PortRule::range("n", Proto::Tcp, None, ((8000, 8010), (80, 85)), c).unwrap_err()), "port range");
-        assert_eq!(field(PortRule::range("n", Proto::Tcp, None, ((9, 8), (9, 8)), c).unwrap_err()), "port range");
+        assert_eq!(
+            field(PortRule::range("n", Proto::Tcp, None, ((8000, 8010), (80, 85)), c).unwrap_err()),
+            "port range"
+        );
+        assert_eq!(
+            field(PortRule::range("n", Proto::Tcp, None, ((9, 8), (9, 8)), c).unwrap_err()),
+            "port range"
+        );
     }
 
     #[test]

@@ -84,7 +84,11 @@ impl Request for Bridge {
         if let Some(d) = self.data.forward_delay {
             // The kernel accepts 2 to 30 seconds when STP is on.
             if self.data.stp == Some(true) && !(200..=3000).contains(&d) {
-                return Err(Error::invalid("forward delay", d, "must be 200 to 3000 centiseconds with STP on"));
+                return Err(Error::invalid(
+                    "forward delay",
+                    d,
+                    "must be 200 to 3000 centiseconds with STP on",
+                ));
             }
         }
         Ok(())
@@ -95,7 +99,15 @@ impl Request for Bridge {
         let attrs = self.common.attrs(Some(self.name.as_bytes()));
         let info: IfInfo = self.common.ifinfo();
         let kind = LinkKind::Bridge(self.data);
-        wl::link_msg(buf, wl::RTM_NEWLINK, NlmF::NEW_EXCL, seq, &info, &attrs, Some(&kind));
+        wl::link_msg(
+            buf,
+            wl::RTM_NEWLINK,
+            NlmF::NEW_EXCL,
+            seq,
+            &info,
+            &attrs,
+            Some(&kind),
+        );
     }
 }
 
@@ -159,7 +171,12 @@ impl fmt::Display for BridgePort {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ip link set dev {} type bridge_slave", self.link)?;
         let d = &self.data;
-        for (k, v) in [("hairpin", d.hairpin), ("learning", d.learning), ("flood", d.flood), ("isolated", d.isolated)] {
+        for (k, v) in [
+            ("hairpin", d.hairpin),
+            ("learning", d.learning),
+            ("flood", d.flood),
+            ("isolated", d.isolated),
+        ] {
             if let Some(v) = v {
                 write!(f, " {k} {}", onoff(v))?;
             }
@@ -185,6 +202,14 @@ impl Request for BridgePort {
         };
         let info = IfInfo::index(self.link.index());
         let kind = LinkKind::BridgePort(self.data);
-        wl::link_msg(buf, wl::RTM_NEWLINK, NlmF::CHANGE, seq, &info, &attrs, Some(&kind));
+        wl::link_msg(
+            buf,
+            wl::RTM_NEWLINK,
+            NlmF::CHANGE,
+            seq,
+            &info,
+            &attrs,
+            Some(&kind),
+        );
     }
 }

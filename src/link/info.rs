@@ -250,7 +250,8 @@ pub(crate) fn parse_link(m: &RawMsg<'_>) -> Result<Option<Link>> {
 impl Rtnl {
     /// Every link of the namespace (`ip link show`), by index.
     pub fn links(&mut self) -> Result<Vec<Link>> {
-        let enc = |b: &mut wire::MsgBuf, s| wire::link::dump_links(b, s, wire::link::AF_UNSPEC, None);
+        let enc =
+            |b: &mut wire::MsgBuf, s| wire::link::dump_links(b, s, wire::link::AF_UNSPEC, None);
         let mut v = self.dump("links", Op::GetLink, &enc, &mut parse_link)?;
         v.sort_by_key(|l| l.index);
         Ok(v)
@@ -273,7 +274,9 @@ impl Rtnl {
             },
         );
         match r {
-            Err(e) if e.errno() == Some(Errno::ENODEV) => Err(Error::NotFound(format!("link {id}"))),
+            Err(e) if e.errno() == Some(Errno::ENODEV) => {
+                Err(Error::NotFound(format!("link {id}")))
+            }
             Err(e) => Err(e),
             Ok(()) => found.ok_or_else(|| Error::NotFound(format!("link {id}"))),
         }

@@ -233,7 +233,11 @@ impl LinkCommon {
     }
 
     pub(crate) fn ifinfo(&self) -> crate::wire::link::IfInfo {
-        let up = if self.up { crate::wire::link::IFF_UP } else { 0 };
+        let up = if self.up {
+            crate::wire::link::IFF_UP
+        } else {
+            0
+        };
         crate::wire::link::IfInfo {
             flags: up,
             change: up,

@@ -66,7 +66,9 @@ impl IfName {
         if b == b"." || b == b".." {
             return bad("'.' and '..' are not link names");
         }
-        if b.iter().any(|&c| c == b'/' || c == b':' || c.is_ascii_whitespace() || c == 0) {
+        if b.iter()
+            .any(|&c| c == b'/' || c == b':' || c.is_ascii_whitespace() || c == 0)
+        {
             return bad("contains '/', ':', whitespace or NUL");
         }
         if b.contains(&b'%') {
@@ -131,7 +133,11 @@ impl MacAddr {
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
     }
 }
 
@@ -175,7 +181,17 @@ mod tests {
         for ok in ["eth0", "veth3f2a1c0", "a", "123456789012345"] {
             assert!(IfName::new(ok).is_ok(), "{ok}");
         }
-        for bad in ["", ".", "..", "a/b", "a b", "veth%d", "1234567890123456", "a:1", "tab\t"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a b",
+            "veth%d",
+            "1234567890123456",
+            "a:1",
+            "tab\t",
+        ] {
             let e = IfName::new(bad).unwrap_err();
             assert!(e.is_invalid(), "{bad}: {e}");
             assert!(e.to_string().contains("link name"), "{e}");

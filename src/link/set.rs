@@ -143,7 +143,11 @@ impl Request for LinkSet {
         if let Some(n) = &self.rename {
             n.check_as("new link name")?;
             if !self.link.has_index() {
-                return Err(Error::invalid("link", self.link, "a rename must address the link by index"));
+                return Err(Error::invalid(
+                    "link",
+                    self.link,
+                    "a rename must address the link by index",
+                ));
             }
         }
         LinkCommon {
@@ -237,7 +241,11 @@ impl Request for LinkDel {
     fn validate(&self) -> Result<()> {
         match &self.link {
             Some(l) => l.check(),
-            None if self.group == 0 => Err(Error::invalid("group", 0, "deleting group 0 would delete every default link")),
+            None if self.group == 0 => Err(Error::invalid(
+                "group",
+                0,
+                "deleting group 0 would delete every default link",
+            )),
             None => Ok(()),
         }
     }

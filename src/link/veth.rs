@@ -105,7 +105,11 @@ impl Request for Veth {
         if let Some(p) = &self.peer {
             p.check_as("peer name")?;
             if self.peer_netns.is_none() && Some(p) == self.name.as_ref() {
-                return Err(Error::invalid("peer name", p, "same as the link's name in the same namespace"));
+                return Err(Error::invalid(
+                    "peer name",
+                    p,
+                    "same as the link's name in the same namespace",
+                ));
             }
         }
         self.common.check("link")?;
@@ -127,6 +131,14 @@ impl Request for Veth {
             },
         };
         let info: IfInfo = self.common.ifinfo();
-        wl::link_msg(buf, wl::RTM_NEWLINK, NlmF::NEW_EXCL, seq, &info, &attrs, Some(&kind));
+        wl::link_msg(
+            buf,
+            wl::RTM_NEWLINK,
+            NlmF::NEW_EXCL,
+            seq,
+            &info,
+            &attrs,
+            Some(&kind),
+        );
     }
 }

@@ -126,7 +126,11 @@ impl Request for Vxlan {
         }
         if let (Some(r), Some(l)) = (self.data.remote, self.data.local) {
             if r.is_ipv4() != l.is_ipv4() {
-                return Err(Error::invalid("remote", r, "family differs from the local address"));
+                return Err(Error::invalid(
+                    "remote",
+                    r,
+                    "family differs from the local address",
+                ));
             }
         }
         if self.data.port == Some(0) {
@@ -140,6 +144,14 @@ impl Request for Vxlan {
         let attrs = self.common.attrs(Some(self.name.as_bytes()));
         let info: IfInfo = self.common.ifinfo();
         let kind = LinkKind::Vxlan(self.data);
-        wl::link_msg(buf, wl::RTM_NEWLINK, NlmF::NEW_EXCL, seq, &info, &attrs, Some(&kind));
+        wl::link_msg(
+            buf,
+            wl::RTM_NEWLINK,
+            NlmF::NEW_EXCL,
+            seq,
+            &info,
+            &attrs,
+            Some(&kind),
+        );
     }
 }

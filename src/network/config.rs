@@ -137,23 +137,46 @@ impl NetworkConfig {
 
     /// Checks the configuration without touching anything.
     pub fn validate(&self) -> Result<()> {
-        crate::firewall::NetworkRules::new(&self.name, "x").subnet("10.0.0.0/8".parse().unwrap_or_default()).validate()?;
+        crate::firewall::NetworkRules::new(&self.name, "x")
+            .subnet("10.0.0.0/8".parse().unwrap_or_default())
+            .validate()?;
         if let Some(b) = &self.bridge {
             IfName::unchecked(b).check_as("bridge")?;
         }
-        let fam = |v4: bool| self.subnets.iter().filter(move |s| s.addr().is_ipv4() == v4).count();
+        let fam = |v4: bool| {
+            self.subnets
+                .iter()
+                .filter(move |s| s.addr().is_ipv4() == v4)
+                .count()
+        };
         if fam(true) > 1 || fam(false) > 1 {
-            return Err(Error::invalid("subnet", &self.name, "at most one IPv4 and one IPv6 subnet"));
+            return Err(Error::invalid(
+                "subnet",
+                &self.name,
+                "at most one IPv4 and one IPv6 subnet",
+            ));
         }
         if fam(false) == 1 && !self.ipv6 {
-            return Err(Error::invalid("subnet", &self.name, "an IPv6 subnet needs ipv6 enabled"));
+            return Err(Error::invalid(
+                "subnet",
+                &self.name,
+                "an IPv6 subnet needs ipv6 enabled",
+            ));
         }
         if self.ipv6 && fam(false) == 0 {
             return Err(Error::invalid("ipv6", &self.name, "give an IPv6 subnet"));
         }
         for g in &self.gateways {
-            let Some(s) = self.subnets.iter().find(|s| s.addr().is_ipv4() == g.is_ipv4()) else {
-                return Err(Error::invalid("gateway", g, "no subnet of its address family"));
+            let Some(s) = self
+                .subnets
+                .iter()
+                .find(|s| s.addr().is_ipv4() == g.is_ipv4())
+            else {
+                return Err(Error::invalid(
+                    "gateway",
+                    g,
+                    "no subnet of its address family",
+                ));
             };
             if !s.contains(g) {
                 return Err(Error::invalid("gateway", g, "outside the subnet"));
@@ -161,11 +184,19 @@ impl NetworkConfig {
         }
         if let Some(r) = &self.ip_range {
             if !self.subnets.iter().any(|s| s.contains(r)) {
-                return Err(Error::invalid("ip range", r, "not inside a subnet of the network"));
+                return Err(Error::invalid(
+                    "ip range",
+                    r,
+                    "not inside a subnet of the network",
+                ));
             }
         }
         if matches!(self.mtu, Some(m) if !(68..=65535).contains(&m)) {
-            return Err(Error::invalid("mtu", self.mtu.unwrap_or(0), "must be 68 to 65535"));
+            return Err(Error::invalid(
+                "mtu",
+                self.mtu.unwrap_or(0),
+                "must be 68 to 65535",
+            ));
         }
         Ok(())
     }

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 
 use super::fault;
+use super::files::{
+    AddHost, ContainerFiles, DnsConfig, HostEntry, Hostname, HostsFile, ResolvConf,
+};
 use super::host::{del_link, ipam_name, mac_of, Host};
 use super::state::{Attachment, NetworkInfo};
 use crate::addr::Addr;
@@ -15,11 +18,10 @@ use crate::firewall::{Firewall, Nftables, PortRule, Proto};
 use crate::ipam::{Ipam, Owner};
 use crate::journal::Txn;
 use crate::link::{BridgePort, IfName, LinkSet, MacAddr, Veth};
-use crate::request::Request;
 use crate::netns::Netns;
 use crate::ports::{PortMapping, PublishedPort};
+use crate::request::Request;
 use crate::route::Route;
-use super::files::{AddHost, ContainerFiles, DnsConfig, HostEntry, Hostname, HostsFile, ResolvConf};
 use crate::rtnl::Rtnl;
 
 /// A container to connect (`docker run --network NET ...`, `docker network connect`).
@@ -173,8 +175,17 @@ impl Container {
     }
 
     fn validate(&self) -> Result<()> {
-        if self.id.is_empty() || !self.id.bytes().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c)) {
-            return Err(Error::invalid("container id", &self.id, "must be [A-Za-z0-9_.-]+"));
+        if self.id.is_empty()
+            || !self
+                .id
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
+        {
+            return Err(Error::invalid(
+                "container id",
+                &self.id,
+                "must be [A-Za-z0-9_.-]+",
+            ));
         }
         IfName::unchecked(&self.ifname).check_as("container interface")?;
         for p in &self.ports {
@@ -188,7 +199,9 @@ impl Container {
 fn host_veth_name(container: &str, network: &str, salt: u32) -> String {
     let h = format!("{container}/{network}/{salt}")
         .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
     format!("veth{:07x}", h & 0xfff_ffff)
 }
 
@@ -202,7 +215,11 @@ impl Host {
             return Ok(a);
         }
         if net.internal && !ctr.ports.is_empty() {
-            return Err(Error::invalid("ports", network, "an internal network publishes no ports"));
+            return Err(Error::invalid(
+                "ports",
+                network,
+                "an internal network publishes no ports",
+            ));
         }
         let mut tx = Txn::new();
         match self.connect_steps(&net, ctr, &mut tx) {
@@ -214,7 +231,12 @@ impl Host {
         }
     }
 
-    fn connect_steps(&mut self, net: &NetworkInfo, ctr: &Container, tx: &mut Txn) -> Result<Attachment> {
+    fn connect_steps(
+        &mut self,
+        net: &NetworkInfo,
+        ctr: &Container,
+        tx: &mut Txn,
+    ) -> Result<Attachment> {
         let first_network = self.state.attachments_of(&ctr.id)?.is_empty();
         let mut att = Attachment {
             network: net.name.clone(),
@@ -226,7 +248,10 @@ impl Host {
             links: ctr.links.clone(),
             aliases: ctr.aliases.clone(),
             files: ctr.files.clone(),
-            hostname: ctr.hostname.clone().unwrap_or_else(|| ctr.id.chars().take(12).collect()),
+            hostname: ctr
+                .hostname
+                .clone()
+                .unwrap_or_else(|| ctr.id.chars().take(12).collect()),
             ..Attachment::default()
         };
         self.lease_steps(net, ctr, &mut att, tx)?;
@@ -236,8 +261,14 @@ impl Host {
         self.files_steps(net, ctr, &att, tx)?;
         fault::point("record")?;
         self.state.put_attachment(&att)?;
-        let (db, n, c) = (self.state.path().to_owned(), att.network.clone(), att.container.clone());
-        tx.record(format!("forget {c} on {n}"), move || super::state::State::open(&db)?.delete_attachment(&n, &c));
+        let (db, n, c) = (
+            self.state.path().to_owned(),
+            att.network.clone(),
+            att.container.clone(),
+        );
+        tx.record(format!("forget {c} on {n}"), move || {
+            super::state::State::open(&db)?.delete_attachment(&n, &c)
+        });
         if !ctr.links.is_empty() || !net.icc {
             fault::point("links")?;
             self.apply_rules(net, &ctr.id, tx)?;
@@ -245,7 +276,13 @@ impl Host {
         Ok(att)
     }
 
-    fn lease_steps(&mut self, net: &NetworkInfo, ctr: &Container, att: &mut Attachment, tx: &mut Txn) -> Result<()> {
+    fn lease_steps(
+        &mut self,
+        net: &NetworkInfo,
+        ctr: &Container,
+        att: &mut Attachment,
+        tx: &mut Txn,
+    ) -> Result<()> {
         let owner = Owner::new(ctr.id.clone(), ctr.ifname.clone());
         for s in net.subnets.clone() {
             fault::point("lease")?;
@@ -258,14 +295,23 @@ impl Host {
             };
             let (db, o) = (self.state.path().to_owned(), owner.clone());
             tx.record(format!("release {} of {name}", lease.address), move || {
-                Ipam::open(&db)?.release_owner(&name, &o).map(|_| ()).map_err(Error::from)
+                Ipam::open(&db)?
+                    .release_owner(&name, &o)
+                    .map(|_| ())
+                    .map_err(Error::from)
             });
             att.addrs.push(lease.cidr());
         }
         Ok(())
     }
 
-    fn veth_steps(&mut self, net: &NetworkInfo, ctr: &Container, att: &mut Attachment, tx: &mut Txn) -> Result<()> {
+    fn veth_steps(
+        &mut self,
+        net: &NetworkInfo,
+        ctr: &Container,
+        att: &mut Attachment,
+        tx: &mut Txn,
+    ) -> Result<()> {
         let mac = ctr.mac.unwrap_or_else(|| mac_of(att.addrs[0].addr()));
         att.mac = Some(mac);
         fault::point("veth")?;
@@ -296,24 +342,45 @@ impl Host {
         // Hairpin lets a container reach its own published ports through a host address;
         // with ICC off, ports without links are isolated (no frames between them at all).
         let isolated = !net.icc && ctr.links.is_empty() && ctr.expose.is_empty();
-        self.rtnl.execute(&BridgePort::new(att.host_veth.as_str()).hairpin(true).isolated(isolated))?;
+        self.rtnl.execute(
+            &BridgePort::new(att.host_veth.as_str())
+                .hairpin(true)
+                .isolated(isolated),
+        )?;
         Ok(())
     }
 
-    fn inside_steps(&mut self, net: &NetworkInfo, ctr: &Container, att: &Attachment, first: bool) -> Result<()> {
+    fn inside_steps(
+        &mut self,
+        net: &NetworkInfo,
+        ctr: &Container,
+        att: &Attachment,
+        first: bool,
+    ) -> Result<()> {
         fault::point("container link")?;
         let mut inside = Rtnl::open_in(&ctr.netns)?;
         let link = inside.link(ctr.ifname.as_str())?;
         fault::point("container address")?;
         // lo and eth0 up, the addresses, the default route: one batch.
-        let mut reqs: Vec<Box<dyn Request>> = vec![Box::new(LinkSet::new("lo").up()), Box::new(LinkSet::new(&link).up())];
+        let mut reqs: Vec<Box<dyn Request>> = vec![
+            Box::new(LinkSet::new("lo").up()),
+            Box::new(LinkSet::new(&link).up()),
+        ];
         for a in &att.addrs {
-            let add = if a.addr().is_ipv4() { Addr::new(&link, *a).auto_broadcast() } else { Addr::new(&link, *a).nodad() };
+            let add = if a.addr().is_ipv4() {
+                Addr::new(&link, *a).auto_broadcast()
+            } else {
+                Addr::new(&link, *a).nodad()
+            };
             reqs.push(Box::new(add));
         }
         if first && !net.internal {
             for g in &net.gateways {
-                let r = if g.is_ipv4() { Route::default_v4() } else { Route::default_v6() };
+                let r = if g.is_ipv4() {
+                    Route::default_v4()
+                } else {
+                    Route::default_v6()
+                };
                 reqs.push(Box::new(r.via(*g).dev(&link)));
             }
         }
@@ -321,28 +388,47 @@ impl Host {
         inside.execute_batch(&reqs)
     }
 
-    fn port_steps(&mut self, net: &NetworkInfo, ctr: &Container, att: &mut Attachment, tx: &mut Txn) -> Result<()> {
+    fn port_steps(
+        &mut self,
+        net: &NetworkInfo,
+        ctr: &Container,
+        att: &mut Attachment,
+        tx: &mut Txn,
+    ) -> Result<()> {
         if ctr.ports.is_empty() {
             return Ok(());
         }
         fault::point("port allocation")?;
-        let alloc = self.ports.clone().default_host_ip(net.host_binding.unwrap_or([0, 0, 0, 0].into()));
+        let alloc = self
+            .ports
+            .clone()
+            .default_host_ip(net.host_binding.unwrap_or([0, 0, 0, 0].into()));
         let published = alloc.publish(&ctr.ports)?;
         let (undo_alloc, p) = (alloc.clone(), published.clone());
-        tx.record(format!("release {} host port(s)", p.len()), move || undo_alloc.release(&p));
+        tx.record(format!("release {} host port(s)", p.len()), move || {
+            undo_alloc.release(&p)
+        });
         let rules = port_rules(&net.name, &att.addrs, &published)?;
         fault::point("firewall ports")?;
         self.fw.publish(&rules)?;
         let ns = self.netns.clone();
         let undo_rules = rules.clone();
-        tx.record(format!("unpublish {} port(s)", rules.len()), move || Nftables::open_in(&ns)?.unpublish(&undo_rules));
+        tx.record(format!("unpublish {} port(s)", rules.len()), move || {
+            Nftables::open_in(&ns)?.unpublish(&undo_rules)
+        });
         att.ports = published;
         Ok(())
     }
 
     /// Writes the container's `hostname`, `hosts` and `resolv.conf` (when it has a files
     /// folder), and adds it to the `hosts` of its peers on a user-defined network (G2).
-    fn files_steps(&mut self, net: &NetworkInfo, ctr: &Container, att: &Attachment, tx: &mut Txn) -> Result<()> {
+    fn files_steps(
+        &mut self,
+        net: &NetworkInfo,
+        ctr: &Container,
+        att: &Attachment,
+        tx: &mut Txn,
+    ) -> Result<()> {
         // Peers' names go in this container's hosts (all of them, only when it has files);
         // this container goes in the hosts of the peers that have files.
         let user_net = net.name != super::DEFAULT_NETWORK;
@@ -377,9 +463,13 @@ impl Host {
             for l in &ctr.links {
                 let (target, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
                 let all = self.state.attachments(Some(&net.name))?;
-                if let Some(b) = all.iter().find(|b| b.name == target || b.aliases.iter().any(|x| x == target)) {
+                if let Some(b) = all
+                    .iter()
+                    .find(|b| b.name == target || b.aliases.iter().any(|x| x == target))
+                {
                     for a in &b.addrs {
-                        hosts = hosts.add_host(HostEntry::new(a.addr(), &[alias, b.name.as_str()])?);
+                        hosts =
+                            hosts.add_host(HostEntry::new(a.addr(), &[alias, b.name.as_str()])?);
                     }
                 }
             }
@@ -388,12 +478,19 @@ impl Host {
             let files = ContainerFiles::new(dir);
             files.write(&hostname, &hosts, &resolv)?;
             let d = dir.clone();
-            tx.record(format!("rm {}/{{hostname,hosts,resolv.conf}}", d.display()), move || {
-                for f in [ContainerFiles::HOSTNAME, ContainerFiles::HOSTS, ContainerFiles::RESOLV_CONF] {
-                    let _ = std::fs::remove_file(d.join(f));
-                }
-                Ok(())
-            });
+            tx.record(
+                format!("rm {}/{{hostname,hosts,resolv.conf}}", d.display()),
+                move || {
+                    for f in [
+                        ContainerFiles::HOSTNAME,
+                        ContainerFiles::HOSTS,
+                        ContainerFiles::RESOLV_CONF,
+                    ] {
+                        let _ = std::fs::remove_file(d.join(f));
+                    }
+                    Ok(())
+                },
+            );
         }
         for p in with_files.iter().filter(|p| p.container != att.container) {
             let Some(pdir) = &p.files else { continue };
@@ -403,7 +500,10 @@ impl Host {
             set_peer(&mut h, att)?;
             pf.update_hosts(&h)?;
             let (pdir, name) = (pdir.clone(), att.name.clone());
-            tx.record(format!("remove {name} from {}/hosts", pdir.display()), move || remove_peer(&pdir, &name));
+            tx.record(
+                format!("remove {name} from {}/hosts", pdir.display()),
+                move || remove_peer(&pdir, &name),
+            );
         }
         Ok(())
     }
@@ -413,7 +513,11 @@ impl Host {
     /// `--add-host` entries, and `resolv.conf`. Does nothing without a files folder.
     pub fn write_files(&self, ctr: &Container) -> Result<()> {
         let Some(dir) = &ctr.files else { return Ok(()) };
-        let hostname = Hostname::new(ctr.hostname.as_deref().unwrap_or(&ctr.id.chars().take(12).collect::<String>()))?;
+        let hostname = Hostname::new(
+            ctr.hostname
+                .as_deref()
+                .unwrap_or(&ctr.id.chars().take(12).collect::<String>()),
+        )?;
         let mut hosts = HostsFile::new().hostname(hostname.clone());
         for e in &ctr.add_hosts {
             for entry in e.resolve(&[])? {
@@ -433,7 +537,10 @@ impl Host {
         let before: Vec<Attachment> = atts.into_iter().filter(|a| a.container != added).collect();
         let old = self.rules(net, &before);
         let ns = self.netns.clone();
-        tx.record(format!("restore firewall rules of {}", net.name), move || Nftables::open_in(&ns)?.add_network(&old));
+        tx.record(
+            format!("restore firewall rules of {}", net.name),
+            move || Nftables::open_in(&ns)?.add_network(&old),
+        );
         Ok(())
     }
 
@@ -484,7 +591,9 @@ impl Host {
             }
         }
         self.delete_veths(&atts)?;
-        let v6 = net.as_ref().map_or(true, |n| n.subnets.iter().any(|s| !s.addr().is_ipv4()));
+        let v6 = net
+            .as_ref()
+            .map_or(true, |n| n.subnets.iter().any(|s| !s.addr().is_ipv4()));
         for a in &atts {
             let owner = Owner::new(a.container.clone(), a.ifname.clone());
             for fam in [false, true].into_iter().filter(|f| !f || v6) {
@@ -518,8 +627,15 @@ impl Host {
 fn port_rules(network: &str, addrs: &[IpNet], ports: &[PublishedPort]) -> Result<Vec<PortRule>> {
     let mut out = Vec::with_capacity(ports.len());
     for p in ports {
-        let Some(c) = addrs.iter().find(|a| a.addr().is_ipv4() == p.host_ip.is_ipv4()) else {
-            return Err(Error::invalid("host address", p.host_ip, "the container has no address of that family"));
+        let Some(c) = addrs
+            .iter()
+            .find(|a| a.addr().is_ipv4() == p.host_ip.is_ipv4())
+        else {
+            return Err(Error::invalid(
+                "host address",
+                p.host_ip,
+                "the container has no address of that family",
+            ));
         };
         let mut r = PortRule::new(network, p.proto, p.host_port, c.addr(), p.container_port);
         if !p.host_ip.is_unspecified() {
@@ -555,7 +671,9 @@ fn remove_peer(dir: &std::path::Path, name: &str) -> Result<()> {
 /// Removes `names` from the `hosts` file in `dir`, writing it once.
 fn remove_peers(dir: &std::path::Path, names: &[&str]) -> Result<()> {
     let files = ContainerFiles::new(dir);
-    let Ok(mut h) = files.read_hosts() else { return Ok(()) };
+    let Ok(mut h) = files.read_hosts() else {
+        return Ok(());
+    };
     let mut changed = false;
     for n in names {
         changed |= h.remove_peer(n);

@@ -69,9 +69,13 @@ pub(crate) fn ipam_name(network: &str, v6: bool) -> String {
 
 fn random_id() -> String {
     let mut b = [0u8; 32];
-    let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
+    let ok = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
     if ok.is_err() {
-        let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
         b[..16].copy_from_slice(&t.to_le_bytes());
         b[16..20].copy_from_slice(&std::process::id().to_le_bytes());
     }
@@ -80,7 +84,9 @@ fn random_id() -> String {
 
 /// RFC 3339 UTC time, as Docker prints `Created`.
 fn now_rfc3339() -> String {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let (secs, nanos) = (d.as_secs() as i64, d.subsec_nanos());
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil from days (Howard Hinnant's algorithm).
@@ -150,7 +156,9 @@ impl Host {
 
     /// One network; [`Error::NotFound`] when there is none of that name.
     pub fn network(&self, name: &str) -> Result<NetworkInfo> {
-        self.state.network(name)?.ok_or_else(|| Error::NotFound(format!("network {name}")))
+        self.state
+            .network(name)?
+            .ok_or_else(|| Error::NotFound(format!("network {name}")))
     }
 
     /// The containers attached to network `name` (every network with `None`).
@@ -170,10 +178,20 @@ impl Host {
         for a in atts {
             for link in &a.links {
                 let target = link.split_once(':').map_or(link.as_str(), |(t, _)| t);
-                let Some(b) = atts.iter().find(|b| b.name == target || b.aliases.iter().any(|x| x == target)) else { continue };
+                let Some(b) = atts
+                    .iter()
+                    .find(|b| b.name == target || b.aliases.iter().any(|x| x == target))
+                else {
+                    continue;
+                };
                 for (from, to) in a.addrs.iter().zip(b.addrs.iter()) {
                     for (proto, port) in &b.expose {
-                        r = r.link(LinkAllow { from: from.addr(), to: to.addr(), proto: *proto, port: *port });
+                        r = r.link(LinkAllow {
+                            from: from.addr(),
+                            to: to.addr(),
+                            proto: *proto,
+                            port: *port,
+                        });
                     }
                 }
             }
@@ -204,7 +222,11 @@ impl Host {
             id: id.clone(),
             created: now_rfc3339(),
             bridge: cfg.bridge.clone().unwrap_or_else(|| {
-                if cfg.name == DEFAULT_NETWORK { DEFAULT_BRIDGE.to_owned() } else { format!("br-{}", &id[..12]) }
+                if cfg.name == DEFAULT_NETWORK {
+                    DEFAULT_BRIDGE.to_owned()
+                } else {
+                    format!("br-{}", &id[..12])
+                }
             }),
             ip_range: cfg.ip_range,
             mtu: cfg.mtu,
@@ -222,16 +244,29 @@ impl Host {
         fault::point("firewall")?;
         self.fw.add_network(&self.rules(&info, &[]))?;
         let (ns, name) = (self.netns.clone(), info.name.clone());
-        tx.record(format!("remove firewall rules of {name}"), move || Nftables::open_in(&ns)?.remove_network(&name));
+        tx.record(format!("remove firewall rules of {name}"), move || {
+            Nftables::open_in(&ns)?.remove_network(&name)
+        });
         fault::point("record")?;
         self.state.insert_network(&info)?;
         let (db, name) = (self.state.path().to_owned(), info.name.clone());
-        tx.record(format!("forget network {name}"), move || super::state::State::open(&db)?.delete_network(&name));
+        tx.record(format!("forget network {name}"), move || {
+            super::state::State::open(&db)?.delete_network(&name)
+        });
         Ok(info)
     }
 
-    fn ipam_steps(&mut self, cfg: &NetworkConfig, info: &mut NetworkInfo, tx: &mut Txn) -> Result<()> {
-        let fams: Vec<bool> = if cfg.ipv6 { vec![false, true] } else { vec![false] };
+    fn ipam_steps(
+        &mut self,
+        cfg: &NetworkConfig,
+        info: &mut NetworkInfo,
+        tx: &mut Txn,
+    ) -> Result<()> {
+        let fams: Vec<bool> = if cfg.ipv6 {
+            vec![false, true]
+        } else {
+            vec![false]
+        };
         for v6 in fams {
             fault::point("ipam")?;
             let name = ipam_name(&cfg.name, v6);
@@ -249,13 +284,19 @@ impl Host {
                 spec = spec.ipv6();
             }
             let net = match self.ipam.create_network(&spec) {
-                Err(IpamError::NetworkExists { .. }) => return Err(Error::Exists(format!("address pool of network {}", cfg.name))),
+                Err(IpamError::NetworkExists { .. }) => {
+                    return Err(Error::Exists(format!(
+                        "address pool of network {}",
+                        cfg.name
+                    )))
+                }
                 r => r?,
             };
             let db = self.state.path().to_owned();
-            tx.record(format!("release subnet {} of {name}", net.subnet), move || {
-                Ipam::open(&db)?.remove_network(&name).map_err(Error::from)
-            });
+            tx.record(
+                format!("release subnet {} of {name}", net.subnet),
+                move || Ipam::open(&db)?.remove_network(&name).map_err(Error::from),
+            );
             info.subnets.push(net.subnet);
             if let Some(g) = net.gateway {
                 info.gateways.push(g);
@@ -273,7 +314,11 @@ impl Host {
         };
         let br = match existing {
             Some(l) if !l.is_kind("bridge") => {
-                return Err(Error::invalid("bridge", &info.bridge, "an existing link of that name is not a bridge"))
+                return Err(Error::invalid(
+                    "bridge",
+                    &info.bridge,
+                    "an existing link of that name is not a bridge",
+                ))
             }
             Some(l) => {
                 if !l.is_up() {
@@ -296,15 +341,22 @@ impl Host {
         let present = self.rtnl.addrs(Some((&br).into()))?;
         for (s, g) in info.subnets.clone().iter().zip(info.gateways.clone()) {
             fault::point("gateway address")?;
-            let net = IpNet::new(g, s.prefix_len()).map_err(|_| Error::invalid("gateway", g, "bad prefix"))?;
+            let net = IpNet::new(g, s.prefix_len())
+                .map_err(|_| Error::invalid("gateway", g, "bad prefix"))?;
             if present.iter().any(|a| a.addr == net) {
                 continue;
             }
-            let add = if g.is_ipv4() { Addr::new(&br, net).auto_broadcast() } else { Addr::new(&br, net).nodad() };
+            let add = if g.is_ipv4() {
+                Addr::new(&br, net).auto_broadcast()
+            } else {
+                Addr::new(&br, net).nodad()
+            };
             self.rtnl.execute(&add)?;
             info.bridge_addrs.push(net);
             let (ns, dev) = (self.netns.clone(), br.index);
-            tx.record(format!("ip addr del {net} dev {}", br.name), move || Rtnl::open_in(&ns)?.execute(&Addr::new(dev, net).delete()));
+            tx.record(format!("ip addr del {net} dev {}", br.name), move || {
+                Rtnl::open_in(&ns)?.execute(&Addr::new(dev, net).delete())
+            });
         }
         Ok(())
     }
@@ -313,13 +365,19 @@ impl Host {
         if info.internal {
             return Ok(());
         }
-        let keys: &[Sysctl] = if info.ipv6 { &[Sysctl::IpForward, Sysctl::Ipv6Forward] } else { &[Sysctl::IpForward] };
+        let keys: &[Sysctl] = if info.ipv6 {
+            &[Sysctl::IpForward, Sysctl::Ipv6Forward]
+        } else {
+            &[Sysctl::IpForward]
+        };
         for key in keys {
             fault::point("forwarding")?;
             if !key.get_bool(&self.netns)? {
                 key.set_bool(&self.netns, true)?;
                 let (ns, key) = (self.netns.clone(), *key);
-                tx.record(format!("sysctl -w {key}=0"), move || key.set_bool(&ns, false));
+                tx.record(format!("sysctl -w {key}=0"), move || {
+                    key.set_bool(&ns, false)
+                });
             }
         }
         Ok(())
@@ -329,11 +387,16 @@ impl Host {
     /// unless `force`, which disconnects them first. A network that is not there is not an
     /// error.
     pub fn remove_network(&mut self, name: &str, force: bool) -> Result<()> {
-        let Some(info) = self.state.network(name)? else { return Ok(()) };
+        let Some(info) = self.state.network(name)? else {
+            return Ok(());
+        };
         let atts = self.state.attachments(Some(name))?;
         if !atts.is_empty() && !force {
             let names: Vec<&str> = atts.iter().map(|a| a.name.as_str()).collect();
-            return Err(Error::Busy(format!("network {name} has active endpoints ({})", names.join(", "))));
+            return Err(Error::Busy(format!(
+                "network {name} has active endpoints ({})",
+                names.join(", ")
+            )));
         }
         for a in &atts {
             self.disconnect(name, &a.container)?;
@@ -364,19 +427,36 @@ impl Host {
         for a in self.state.attachments(None)? {
             if !live.contains(&a.container.as_str()) {
                 self.disconnect(&a.network, &a.container)?;
-                report.disconnected.push(format!("{}/{}", a.network, a.container));
+                report
+                    .disconnected
+                    .push(format!("{}/{}", a.network, a.container));
             }
         }
-        let known: Vec<String> = self.state.attachments(None)?.into_iter().map(|a| a.host_veth).collect();
-        let bridges: Vec<String> = self.state.networks()?.into_iter().map(|n| n.bridge).collect();
+        let known: Vec<String> = self
+            .state
+            .attachments(None)?
+            .into_iter()
+            .map(|a| a.host_veth)
+            .collect();
+        let bridges: Vec<String> = self
+            .state
+            .networks()?
+            .into_iter()
+            .map(|n| n.bridge)
+            .collect();
         let links = self.rtnl.links()?;
-        let ours: Vec<u32> = links.iter().filter(|l| bridges.contains(&l.name)).map(|l| l.index).collect();
+        let ours: Vec<u32> = links
+            .iter()
+            .filter(|l| bridges.contains(&l.name))
+            .map(|l| l.index)
+            .collect();
         let stray: Vec<&crate::link::Link> = links
             .iter()
             .filter(|l| l.is_kind("veth") && l.controller.is_some_and(|c| ours.contains(&c)))
             .filter(|l| !known.contains(&l.name))
             .collect();
-        self.rtnl.delete_links(&stray.iter().map(|l| l.index).collect::<Vec<_>>())?;
+        self.rtnl
+            .delete_links(&stray.iter().map(|l| l.index).collect::<Vec<_>>())?;
         report.stray_links = stray.iter().map(|l| l.name.clone()).collect();
         let owners: Vec<crate::ipam::Owner> = self
             .state

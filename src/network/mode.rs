@@ -41,7 +41,9 @@ impl FromStr for NetworkMode {
             "none" => NetworkMode::None,
             "default" => NetworkMode::Bridge(super::DEFAULT_NETWORK.to_owned()),
             _ => match s.strip_prefix("container:") {
-                Some("") => return Err(Error::invalid("network mode", s, "container: needs a name")),
+                Some("") => {
+                    return Err(Error::invalid("network mode", s, "container: needs a name"))
+                }
                 Some(other) => NetworkMode::Container(other.to_owned()),
                 None => NetworkMode::Bridge(s.to_owned()),
             },
@@ -66,7 +68,12 @@ impl Host {
     /// as a named namespace of `dir`), or a new one with `lo` up — named `name` in `dir`
     /// when `dir` is given (as `ip netns add`), else unnamed. For a bridge mode, connect
     /// the returned namespace with [`Host::connect`].
-    pub fn container_netns(&mut self, mode: &NetworkMode, name: &str, dir: Option<&NetnsDir>) -> Result<Netns> {
+    pub fn container_netns(
+        &mut self,
+        mode: &NetworkMode,
+        name: &str,
+        dir: Option<&NetnsDir>,
+    ) -> Result<Netns> {
         match mode {
             NetworkMode::Host => Ok(self.netns.clone()),
             NetworkMode::Container(other) => self.netns_of(other, dir),
@@ -89,11 +96,10 @@ impl Host {
 
     /// The namespace of container `other` (by name or id).
     fn netns_of(&self, other: &str, dir: Option<&NetnsDir>) -> Result<Netns> {
-        let found = self
-            .state
-            .attachments(None)?
-            .into_iter()
-            .find(|a| (a.name == other || a.container == other) && !a.netns.as_os_str().is_empty());
+        let found =
+            self.state.attachments(None)?.into_iter().find(|a| {
+                (a.name == other || a.container == other) && !a.netns.as_os_str().is_empty()
+            });
         match (found, dir) {
             (Some(a), _) => Netns::open(&a.netns),
             (None, Some(d)) => d.open(other),

@@ -14,11 +14,23 @@ fn rule_lines(r: &NetworkRules, out: &mut Vec<String>) {
     let t = DEFAULT_TABLE;
     for s in r.subnets() {
         let fam = if s.addr().is_ipv4() { "ip" } else { "ip6" };
-        out.push(format!("nft add rule {fam} {t} postrouting {fam} saddr {s} oifname != \"{}\" masquerade", r.bridge()));
+        out.push(format!(
+            "nft add rule {fam} {t} postrouting {fam} saddr {s} oifname != \"{}\" masquerade",
+            r.bridge()
+        ));
         out.push(format!("nft add rule {fam} {t} postrouting ct status dnat {fam} saddr {s} {fam} daddr {s} masquerade"));
-        out.push(format!("nft add rule {fam} {t} forward oifname \"{}\" ct state established,related accept", r.bridge()));
-        out.push(format!("nft add rule {fam} {t} forward iifname \"{0}\" oifname \"{0}\" accept|drop (icc)", r.bridge()));
-        out.push(format!("nft add rule {fam} {t} forward iifname \"{}\" oifname @bridges drop", r.bridge()));
+        out.push(format!(
+            "nft add rule {fam} {t} forward oifname \"{}\" ct state established,related accept",
+            r.bridge()
+        ));
+        out.push(format!(
+            "nft add rule {fam} {t} forward iifname \"{0}\" oifname \"{0}\" accept|drop (icc)",
+            r.bridge()
+        ));
+        out.push(format!(
+            "nft add rule {fam} {t} forward iifname \"{}\" oifname @bridges drop",
+            r.bridge()
+        ));
     }
 }
 
@@ -40,12 +52,24 @@ impl Host {
             Some(s) => s.to_string(),
             None => "the first free subnet of the address pools".into(),
         };
-        out.push(format!("ipam: create network {} with {}", cfg.name, describe(true)));
+        out.push(format!(
+            "ipam: create network {} with {}",
+            cfg.name,
+            describe(true)
+        ));
         if cfg.ipv6 {
-            out.push(format!("ipam: create network {}/v6 with {}", cfg.name, describe(false)));
+            out.push(format!(
+                "ipam: create network {}/v6 with {}",
+                cfg.name,
+                describe(false)
+            ));
         }
         let bridge = cfg.bridge.clone().unwrap_or_else(|| {
-            if cfg.name == DEFAULT_NETWORK { DEFAULT_BRIDGE.into() } else { "br-<id>".into() }
+            if cfg.name == DEFAULT_NETWORK {
+                DEFAULT_BRIDGE.into()
+            } else {
+                "br-<id>".into()
+            }
         });
         let mut plan = Plan::new();
         if self.rtnl.link(bridge.as_str()).is_err() {
@@ -62,7 +86,10 @@ impl Host {
         if !cfg.internal && !Sysctl::IpForward.get_bool(&self.netns)? {
             out.push("sysctl -w net.ipv4.ip_forward=1".into());
         }
-        let mut r = NetworkRules::new(&cfg.name, &bridge).masquerade(cfg.masquerade).icc(cfg.icc).internal(cfg.internal);
+        let mut r = NetworkRules::new(&cfg.name, &bridge)
+            .masquerade(cfg.masquerade)
+            .icc(cfg.icc)
+            .internal(cfg.internal);
         for s in &cfg.subnets {
             r = r.subnet(*s);
         }
@@ -73,22 +100,51 @@ impl Host {
     /// The changes [`Host::connect`] would make, one line each. Nothing is applied.
     pub fn plan_connect(&mut self, network: &str, ctr: &Container) -> Result<Vec<String>> {
         let net = self.network(network)?;
-        let mut out = vec![format!("ipam: allocate {} on {network} for {}/{}", ctr.ip.map_or("the next free address".into(), |i| i.to_string()), ctr.id, ctr.ifname)];
+        let mut out = vec![format!(
+            "ipam: allocate {} on {network} for {}/{}",
+            ctr.ip
+                .map_or("the next free address".into(), |i| i.to_string()),
+            ctr.id,
+            ctr.ifname
+        )];
         let veth = "veth<7 hex>";
         let mut plan = Plan::new();
-        plan.push(Veth::new("vethXXXXXXX").up().peer(&ctr.ifname).peer_netns(&ctr.netns))?;
+        plan.push(
+            Veth::new("vethXXXXXXX")
+                .up()
+                .peer(&ctr.ifname)
+                .peer_netns(&ctr.netns),
+        )?;
         out.extend(plan.lines().iter().map(|l| l.replace("vethXXXXXXX", veth)));
         out.push(format!("ip link set dev {veth} master {} up", net.bridge));
-        out.push(BridgePort::new("vethXXXXXXX").hairpin(true).to_string().replace("vethXXXXXXX", veth));
-        out.push(format!("ip -n {} link set lo up; ip -n {0} link set {} up", ctr.netns, ctr.ifname));
-        out.push(format!("ip -n {} address add <address>/{} dev {}", ctr.netns, net.subnets.first().map_or(0, |s| s.prefix_len()), ctr.ifname));
+        out.push(
+            BridgePort::new("vethXXXXXXX")
+                .hairpin(true)
+                .to_string()
+                .replace("vethXXXXXXX", veth),
+        );
+        out.push(format!(
+            "ip -n {} link set lo up; ip -n {0} link set {} up",
+            ctr.netns, ctr.ifname
+        ));
+        out.push(format!(
+            "ip -n {} address add <address>/{} dev {}",
+            ctr.netns,
+            net.subnets.first().map_or(0, |s| s.prefix_len()),
+            ctr.ifname
+        ));
         if !net.internal {
             for g in &net.gateways {
-                out.push(format!("ip -n {} route add default via {g} dev {}", ctr.netns, ctr.ifname));
+                out.push(format!(
+                    "ip -n {} route add default via {g} dev {}",
+                    ctr.netns, ctr.ifname
+                ));
             }
         }
         for p in &ctr.ports {
-            out.push(format!("ports: publish {p}; nft add element ip {DEFAULT_TABLE} ports {{ ... }}"));
+            out.push(format!(
+                "ports: publish {p}; nft add element ip {DEFAULT_TABLE} ports {{ ... }}"
+            ));
         }
         if ctr.files.is_some() {
             out.push("write hostname, hosts, resolv.conf".into());

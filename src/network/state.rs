@@ -100,7 +100,9 @@ fn join<T: ToString>(v: &[T]) -> String {
 }
 
 fn split<T: std::str::FromStr>(s: &str) -> Vec<T> {
-    s.split_whitespace().filter_map(|x| x.parse().ok()).collect()
+    s.split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect()
 }
 
 fn lines(pairs: &[(&str, String)]) -> String {
@@ -113,7 +115,11 @@ fn fields(data: &str) -> BTreeMap<&str, &str> {
 
 impl NetworkInfo {
     fn encode(&self) -> String {
-        let labels: Vec<String> = self.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let labels: Vec<String> = self
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         lines(&[
             ("id", self.id.clone()),
             ("created", self.created.clone()),
@@ -122,12 +128,18 @@ impl NetworkInfo {
             ("bridge_addrs", join(&self.bridge_addrs)),
             ("subnets", join(&self.subnets)),
             ("gateways", join(&self.gateways)),
-            ("ip_range", self.ip_range.map(|r| r.to_string()).unwrap_or_default()),
+            (
+                "ip_range",
+                self.ip_range.map(|r| r.to_string()).unwrap_or_default(),
+            ),
             ("mtu", self.mtu.map(|m| m.to_string()).unwrap_or_default()),
             ("internal", self.internal.to_string()),
             ("icc", self.icc.to_string()),
             ("masquerade", self.masquerade.to_string()),
-            ("host_binding", self.host_binding.map(|h| h.to_string()).unwrap_or_default()),
+            (
+                "host_binding",
+                self.host_binding.map(|h| h.to_string()).unwrap_or_default(),
+            ),
             ("ipv6", self.ipv6.to_string()),
             ("labels", labels.join("\u{1f}")),
         ])
@@ -162,19 +174,31 @@ impl NetworkInfo {
 }
 
 fn port_text(p: &PublishedPort) -> String {
-    format!("{},{},{},{}", p.proto, p.host_ip, p.host_port, p.container_port)
+    format!(
+        "{},{},{},{}",
+        p.proto, p.host_ip, p.host_port, p.container_port
+    )
 }
 
 fn port_parse(s: &str) -> Option<PublishedPort> {
     let mut it = s.split(',');
     let proto: Proto = it.next()?.parse().ok()?;
     let ip: IpAddr = it.next()?.parse().ok()?;
-    Some(PublishedPort::new(proto, ip, it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+    Some(PublishedPort::new(
+        proto,
+        ip,
+        it.next()?.parse().ok()?,
+        it.next()?.parse().ok()?,
+    ))
 }
 
 impl Attachment {
     fn encode(&self) -> String {
-        let expose: Vec<String> = self.expose.iter().map(|(p, n)| format!("{n}/{p}")).collect();
+        let expose: Vec<String> = self
+            .expose
+            .iter()
+            .map(|(p, n)| format!("{n}/{p}"))
+            .collect();
         lines(&[
             ("name", self.name.clone()),
             ("ifname", self.ifname.clone()),
@@ -182,11 +206,24 @@ impl Attachment {
             ("netns", self.netns.display().to_string()),
             ("mac", self.mac.map(|m| m.to_string()).unwrap_or_default()),
             ("addrs", join(&self.addrs)),
-            ("ports", self.ports.iter().map(port_text).collect::<Vec<_>>().join(" ")),
+            (
+                "ports",
+                self.ports
+                    .iter()
+                    .map(port_text)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
             ("expose", expose.join(" ")),
             ("links", self.links.join(" ")),
             ("aliases", self.aliases.join(" ")),
-            ("files", self.files.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
+            (
+                "files",
+                self.files
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ),
             ("hostname", self.hostname.clone()),
         ])
     }
@@ -204,7 +241,10 @@ impl Attachment {
             netns: PathBuf::from(get("netns")),
             mac: get("mac").parse().ok(),
             addrs: split(get("addrs")),
-            ports: get("ports").split_whitespace().filter_map(port_parse).collect(),
+            ports: get("ports")
+                .split_whitespace()
+                .filter_map(port_parse)
+                .collect(),
             expose: get("expose")
                 .split_whitespace()
                 .filter_map(|e| {
@@ -214,7 +254,9 @@ impl Attachment {
                 .collect(),
             links: words("links"),
             aliases: words("aliases"),
-            files: Some(get("files")).filter(|s| !s.is_empty()).map(PathBuf::from),
+            files: Some(get("files"))
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
             hostname: get("hostname").to_owned(),
         }
     }
@@ -237,7 +279,8 @@ impl State {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
         let conn = Connection::open(path).map_err(|e| db_err(path, e))?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(|e| db_err(path, e))?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(|e| db_err(path, e))?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
              CREATE TABLE IF NOT EXISTS net_networks (name TEXT PRIMARY KEY, data TEXT NOT NULL);
@@ -258,25 +301,43 @@ impl State {
 
     pub(crate) fn network(&self, name: &str) -> Result<Option<NetworkInfo>> {
         self.conn
-            .query_row("SELECT data FROM net_networks WHERE name = ?1", params![name], |r| r.get::<_, String>(0))
+            .query_row(
+                "SELECT data FROM net_networks WHERE name = ?1",
+                params![name],
+                |r| r.get::<_, String>(0),
+            )
             .optional()
             .map(|d| d.map(|d| NetworkInfo::decode(name, &d)))
             .map_err(|e| db_err(&self.path, e))
     }
 
     pub(crate) fn networks(&self) -> Result<Vec<NetworkInfo>> {
-        let mut st = self.conn.prepare("SELECT name, data FROM net_networks ORDER BY name").map_err(|e| db_err(&self.path, e))?;
-        let rows = st
-            .query_map([], |r| Ok(NetworkInfo::decode(&r.get::<_, String>(0)?, &r.get::<_, String>(1)?)))
+        let mut st = self
+            .conn
+            .prepare("SELECT name, data FROM net_networks ORDER BY name")
             .map_err(|e| db_err(&self.path, e))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(|e| db_err(&self.path, e))
+        let rows = st
+            .query_map([], |r| {
+                Ok(NetworkInfo::decode(
+                    &r.get::<_, String>(0)?,
+                    &r.get::<_, String>(1)?,
+                ))
+            })
+            .map_err(|e| db_err(&self.path, e))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(|e| db_err(&self.path, e))
     }
 
     /// Inserts a network; fails with "exists" if the name is taken.
     pub(crate) fn insert_network(&self, n: &NetworkInfo) -> Result<()> {
-        match self.conn.execute("INSERT INTO net_networks (name, data) VALUES (?1, ?2)", params![n.name, n.encode()]) {
+        match self.conn.execute(
+            "INSERT INTO net_networks (name, data) VALUES (?1, ?2)",
+            params![n.name, n.encode()],
+        ) {
             Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
                 Err(exists(&n.name))
             }
             Err(e) => Err(db_err(&self.path, e)),
@@ -284,7 +345,9 @@ impl State {
     }
 
     pub(crate) fn delete_network(&self, name: &str) -> Result<()> {
-        self.conn.execute("DELETE FROM net_networks WHERE name = ?1", params![name]).map_err(|e| db_err(&self.path, e))?;
+        self.conn
+            .execute("DELETE FROM net_networks WHERE name = ?1", params![name])
+            .map_err(|e| db_err(&self.path, e))?;
         Ok(())
     }
 
@@ -308,10 +371,15 @@ impl State {
             .map_err(|e| db_err(&self.path, e))?;
         let rows = st
             .query_map(params![network], |r| {
-                Ok(Attachment::decode(&r.get::<_, String>(0)?, &r.get::<_, String>(1)?, &r.get::<_, String>(2)?))
+                Ok(Attachment::decode(
+                    &r.get::<_, String>(0)?,
+                    &r.get::<_, String>(1)?,
+                    &r.get::<_, String>(2)?,
+                ))
             })
             .map_err(|e| db_err(&self.path, e))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(|e| db_err(&self.path, e))
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(|e| db_err(&self.path, e))
     }
 
     /// The attachments of a network whose containers have files to keep current (an
@@ -322,21 +390,37 @@ impl State {
             .prepare("SELECT container, data FROM net_attachments WHERE network = ?1 AND files = 1")
             .map_err(|e| db_err(&self.path, e))?;
         let rows = st
-            .query_map(params![network], |r| Ok(Attachment::decode(network, &r.get::<_, String>(0)?, &r.get::<_, String>(1)?)))
+            .query_map(params![network], |r| {
+                Ok(Attachment::decode(
+                    network,
+                    &r.get::<_, String>(0)?,
+                    &r.get::<_, String>(1)?,
+                ))
+            })
             .map_err(|e| db_err(&self.path, e))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(|e| db_err(&self.path, e))
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(|e| db_err(&self.path, e))
     }
 
     /// The attachments of one container, on every network.
     pub(crate) fn attachments_of(&self, container: &str) -> Result<Vec<Attachment>> {
         let mut st = self
             .conn
-            .prepare("SELECT network, data FROM net_attachments WHERE container = ?1 ORDER BY network")
+            .prepare(
+                "SELECT network, data FROM net_attachments WHERE container = ?1 ORDER BY network",
+            )
             .map_err(|e| db_err(&self.path, e))?;
         let rows = st
-            .query_map(params![container], |r| Ok(Attachment::decode(&r.get::<_, String>(0)?, container, &r.get::<_, String>(1)?)))
+            .query_map(params![container], |r| {
+                Ok(Attachment::decode(
+                    &r.get::<_, String>(0)?,
+                    container,
+                    &r.get::<_, String>(1)?,
+                ))
+            })
             .map_err(|e| db_err(&self.path, e))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(|e| db_err(&self.path, e))
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(|e| db_err(&self.path, e))
     }
 
     pub(crate) fn put_attachment(&self, a: &Attachment) -> Result<()> {
@@ -351,7 +435,10 @@ impl State {
 
     pub(crate) fn delete_attachment(&self, network: &str, container: &str) -> Result<()> {
         self.conn
-            .execute("DELETE FROM net_attachments WHERE network = ?1 AND container = ?2", params![network, container])
+            .execute(
+                "DELETE FROM net_attachments WHERE network = ?1 AND container = ?2",
+                params![network, container],
+            )
             .map_err(|e| db_err(&self.path, e))?;
         Ok(())
     }
@@ -370,7 +457,10 @@ mod tests {
         let n = NetworkInfo {
             name: "n".into(),
             id: "ab".repeat(32),
-            subnets: vec!["172.26.0.0/16".parse().unwrap(), "fd00::/64".parse().unwrap()],
+            subnets: vec![
+                "172.26.0.0/16".parse().unwrap(),
+                "fd00::/64".parse().unwrap(),
+            ],
             gateways: vec!["172.26.0.1".parse().unwrap()],
             labels: [("a".to_string(), "b=c".to_string())].into(),
             icc: false,
@@ -381,7 +471,12 @@ mod tests {
         let a = Attachment {
             network: "n".into(),
             container: "c1".into(),
-            ports: vec![PublishedPort::new(Proto::Udp, "::".parse().unwrap(), 5353, 53)],
+            ports: vec![PublishedPort::new(
+                Proto::Udp,
+                "::".parse().unwrap(),
+                5353,
+                53,
+            )],
             expose: vec![(Proto::Tcp, 80)],
             links: vec!["db".into()],
             mac: Some(MacAddr([2, 0x42, 172, 26, 0, 2])),

@@ -7,10 +7,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use nix::errno::Errno;
 
 // NS_GET_NSTYPE = _IO(0xb7, 0x3), see ioctl_ns(2).
-nix::ioctl_none_bad!(
-    ns_get_nstype_raw,
-    nix::request_code_none!(0xb7, 0x3)
-);
+nix::ioctl_none_bad!(ns_get_nstype_raw, nix::request_code_none!(0xb7, 0x3));
 
 /// The namespace type (`CLONE_NEW*`) of a namespace file descriptor (`NS_GET_NSTYPE`).
 pub fn ns_type(fd: BorrowedFd<'_>) -> Result<i32, Errno> {

@@ -261,7 +261,10 @@ impl MsgBuf {
     /// emitters split element lists to stay far below it); debug builds check it.
     #[inline(always)]
     pub fn end_nest(&mut self, nest: Nest) {
-        debug_assert!(self.bytes.len() - nest.0 <= u16::MAX as usize, "nested attribute over 64 KiB");
+        debug_assert!(
+            self.bytes.len() - nest.0 <= u16::MAX as usize,
+            "nested attribute over 64 KiB"
+        );
         let len = (self.bytes.len() - nest.0) as u16;
         self.bytes[nest.0..nest.0 + 2].copy_from_slice(&len.to_ne_bytes());
     }

@@ -380,7 +380,15 @@ pub fn del_link(buf: &mut MsgBuf, seq: u32, index: u32, group: Option<u32>) {
         group,
         ..LinkAttrs::default()
     };
-    link_msg(buf, RTM_DELLINK, NlmF::CHANGE, seq, &IfInfo::index(index), &attrs, None);
+    link_msg(
+        buf,
+        RTM_DELLINK,
+        NlmF::CHANGE,
+        seq,
+        &IfInfo::index(index),
+        &attrs,
+        None,
+    );
 }
 
 /// `RTM_GETLINK` of one link, by index or (when `index == 0`) by name.

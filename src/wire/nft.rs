@@ -296,7 +296,11 @@ pub fn begin(buf: &mut MsgBuf, msg: u16, flags: NlmF, seq: u32, family: u8) -> M
 /// `NFNL_MSG_BATCH_BEGIN` / `END` for the nf_tables subsystem.
 #[inline]
 pub fn batch(buf: &mut MsgBuf, end: bool, seq: u32) {
-    let ty = if end { NFNL_MSG_BATCH_END } else { NFNL_MSG_BATCH_BEGIN };
+    let ty = if end {
+        NFNL_MSG_BATCH_END
+    } else {
+        NFNL_MSG_BATCH_BEGIN
+    };
     let m = buf.begin_msg(ty, NlmF::REQUEST.bits(), seq);
     let res = NFNL_SUBSYS_NFTABLES.to_be_bytes();
     buf.put(&[0, 0, res[0], res[1]]);
@@ -368,7 +372,15 @@ pub struct SetSpec<'a> {
 }
 
 /// `NFT_MSG_{NEW,DEL}SET`.
-pub fn set(buf: &mut MsgBuf, msg: u16, flags: NlmF, seq: u32, family: u8, table: &[u8], s: &SetSpec<'_>) {
+pub fn set(
+    buf: &mut MsgBuf,
+    msg: u16,
+    flags: NlmF,
+    seq: u32,
+    family: u8,
+    table: &[u8],
+    s: &SetSpec<'_>,
+) {
     let m = begin(buf, msg, flags, seq, family);
     buf.attr_str(NFTA_SET_TABLE, table);
     buf.attr_str(NFTA_SET_NAME, s.name);
@@ -398,7 +410,14 @@ pub enum ElemData<'a> {
 
 /// Starts `NFT_MSG_{NEW,DEL}SETELEM` for `set`; add elements with [`elem`], close with
 /// [`end_elems`].
-pub fn begin_elems(buf: &mut MsgBuf, msg: u16, flags: NlmF, seq: u32, family: u8, (table, set): (&[u8], &[u8])) -> (Msg, Nest) {
+pub fn begin_elems(
+    buf: &mut MsgBuf,
+    msg: u16,
+    flags: NlmF,
+    seq: u32,
+    family: u8,
+    (table, set): (&[u8], &[u8]),
+) -> (Msg, Nest) {
     let m = begin(buf, msg, flags, seq, family);
     buf.attr_str(NFTA_SET_ELEM_LIST_TABLE, table);
     buf.attr_str(NFTA_SET_ELEM_LIST_SET, set);
@@ -451,7 +470,13 @@ fn verdict(buf: &mut MsgBuf, code: i32, chain: Option<&[u8]>) {
 
 /// Starts `NFT_MSG_NEWRULE` (appended to `chain`); add expressions with [`Expr::put`],
 /// close with [`end_rule`].
-pub fn begin_rule(buf: &mut MsgBuf, flags: NlmF, seq: u32, family: u8, (table, chain): (&[u8], &[u8])) -> (Msg, Nest) {
+pub fn begin_rule(
+    buf: &mut MsgBuf,
+    flags: NlmF,
+    seq: u32,
+    family: u8,
+    (table, chain): (&[u8], &[u8]),
+) -> (Msg, Nest) {
     let m = begin(buf, NFT_MSG_NEWRULE, flags, seq, family);
     buf.attr_str(NFTA_RULE_TABLE, table);
     buf.attr_str(NFTA_RULE_CHAIN, chain);
@@ -470,7 +495,13 @@ pub fn end_rule(buf: &mut MsgBuf, (m, n): (Msg, Nest), userdata: &[u8]) {
 }
 
 /// `NFT_MSG_DELRULE` of the rule with `handle`.
-pub fn del_rule(buf: &mut MsgBuf, seq: u32, family: u8, (table, chain): (&[u8], &[u8]), handle: u64) {
+pub fn del_rule(
+    buf: &mut MsgBuf,
+    seq: u32,
+    family: u8,
+    (table, chain): (&[u8], &[u8]),
+    handle: u64,
+) {
     let m = begin(buf, NFT_MSG_DELRULE, NlmF::CHANGE, seq, family);
     buf.attr_str(NFTA_RULE_TABLE, table);
     buf.attr_str(NFTA_RULE_CHAIN, chain);
@@ -632,7 +663,12 @@ impl Expr<'_> {
 
     fn put_data(&self, buf: &mut MsgBuf) {
         match *self {
-            Expr::Payload { base, offset, len, dreg } => {
+            Expr::Payload {
+                base,
+                offset,
+                len,
+                dreg,
+            } => {
                 // NFTA_PAYLOAD_DREG, BASE, OFFSET, LEN
                 attr_be32(buf, 1, dreg);
                 attr_be32(buf, 2, base as u32);
@@ -665,7 +701,12 @@ impl Expr<'_> {
                 buf.attr(NFTA_DATA_VALUE, data);
                 buf.end_nest(n);
             }
-            Expr::Bitwise { sreg, dreg, mask, xor } => {
+            Expr::Bitwise {
+                sreg,
+                dreg,
+                mask,
+                xor,
+            } => {
                 // NFTA_BITWISE_SREG, DREG, LEN, MASK, XOR
                 attr_be32(buf, 1, sreg);
                 attr_be32(buf, 2, dreg);
@@ -676,7 +717,12 @@ impl Expr<'_> {
                     buf.end_nest(n);
                 }
             }
-            Expr::Lookup { set, sreg, dreg, invert } => {
+            Expr::Lookup {
+                set,
+                sreg,
+                dreg,
+                invert,
+            } => {
                 buf.attr_str(NFTA_LOOKUP_SET, set);
                 attr_be32(buf, NFTA_LOOKUP_SREG, sreg);
                 if let Some(d) = dreg {
@@ -699,7 +745,12 @@ impl Expr<'_> {
                 attr_be32(buf, 2, NFT_FIB_RESULT_ADDRTYPE);
                 attr_be32(buf, 3, NFTA_FIB_F_DADDR);
             }
-            Expr::Nat { kind, family, addr, port } => {
+            Expr::Nat {
+                kind,
+                family,
+                addr,
+                port,
+            } => {
                 // NFTA_NAT_TYPE, FAMILY, REG_ADDR_MIN, (REG_PROTO_MIN)
                 attr_be32(buf, 1, kind as u32);
                 attr_be32(buf, 2, family as u32);

@@ -3,7 +3,9 @@
 //! set elements, which can be thousands, with the crate's own single-pass walker.
 
 use netlink_packet_core::Parseable;
-use netlink_packet_netfilter::nftables::{RuleAttribute, RuleMessage, TableAttribute, TableMessage};
+use netlink_packet_netfilter::nftables::{
+    RuleAttribute, RuleMessage, TableAttribute, TableMessage,
+};
 
 use super::super::rule::PortRule;
 use super::network::network_of;
@@ -68,22 +70,36 @@ fn malformed(_: netlink_packet_core::DecodeError) -> Error {
 pub(super) fn tables(sock: &mut Socket, table: &str) -> Result<Vec<u8>> {
     let out = std::cell::RefCell::new(Vec::new());
     let enc = |b: &mut MsgBuf, s| nft::dump(b, nft::NFT_MSG_GETTABLE, s, 0, None);
-    sock.dump("nf_tables tables", Op::GetFirewall, &enc, &mut || out.borrow_mut().clear(), &mut |m| {
-        if m.ty != msg_type(nft::NFT_MSG_NEWTABLE) {
-            return Ok(());
-        }
-        let t = TableMessage::parse(body(m)).map_err(malformed)?;
-        let ours = t.attributes.iter().any(|a| matches!(a, TableAttribute::Name(n) if n == table));
-        if ours {
-            out.borrow_mut().push(family_of(m));
-        }
-        Ok(())
-    })?;
+    sock.dump(
+        "nf_tables tables",
+        Op::GetFirewall,
+        &enc,
+        &mut || out.borrow_mut().clear(),
+        &mut |m| {
+            if m.ty != msg_type(nft::NFT_MSG_NEWTABLE) {
+                return Ok(());
+            }
+            let t = TableMessage::parse(body(m)).map_err(malformed)?;
+            let ours = t
+                .attributes
+                .iter()
+                .any(|a| matches!(a, TableAttribute::Name(n) if n == table));
+            if ours {
+                out.borrow_mut().push(family_of(m));
+            }
+            Ok(())
+        },
+    )?;
     Ok(out.into_inner())
 }
 
 /// Runs a dump, treating a missing table or set as empty.
-fn dump_or_empty(sock: &mut Socket, what: &'static str, enc: &dyn Fn(&mut MsgBuf, u32), on: &mut dyn FnMut(&RawMsg<'_>) -> Result<()>) -> Result<()> {
+fn dump_or_empty(
+    sock: &mut Socket,
+    what: &'static str,
+    enc: &dyn Fn(&mut MsgBuf, u32),
+    on: &mut dyn FnMut(&RawMsg<'_>) -> Result<()>,
+) -> Result<()> {
     match sock.dump(what, Op::GetFirewall, enc, &mut || {}, on) {
         Err(e) if e.errno() == Some(Errno::ENOENT) => Ok(()),
         r => r,
@@ -91,7 +107,9 @@ fn dump_or_empty(sock: &mut Socket, what: &'static str, enc: &dyn Fn(&mut MsgBuf
 }
 
 fn comment_of(udata: &[u8]) -> Option<String> {
-    nft::udata_comment(udata).and_then(|c| std::str::from_utf8(c).ok()).map(str::to_owned)
+    nft::udata_comment(udata)
+        .and_then(|c| std::str::from_utf8(c).ok())
+        .map(str::to_owned)
 }
 
 /// Every rule of ours in family `af`, with its chain, handle and comment.
@@ -174,14 +192,23 @@ fn parse_elements(msg: &[u8], out: &mut Vec<Elem>) -> Result<()> {
     Ok(())
 }
 
-const SETS: [&str; 4] = [skeleton::PORTS, skeleton::PORTS_ANY, skeleton::PUBLISHED, skeleton::BRIDGES];
+const SETS: [&str; 4] = [
+    skeleton::PORTS,
+    skeleton::PORTS_ANY,
+    skeleton::PUBLISHED,
+    skeleton::BRIDGES,
+];
 
 /// The rules and (with `elems`) the set elements tagged with `network`.
 pub(super) fn tagged(sock: &mut Socket, table: &str, network: &str, elems: bool) -> Result<Tagged> {
     let mut t = Tagged::default();
     let mine = |c: &str| network_of(c.as_bytes()) == Some(network);
     for af in [nft::NFPROTO_IPV4, nft::NFPROTO_IPV6] {
-        t.rules.extend(rules(sock, table, af)?.into_iter().filter(|r| mine(&r.comment)));
+        t.rules.extend(
+            rules(sock, table, af)?
+                .into_iter()
+                .filter(|r| mine(&r.comment)),
+        );
         if !elems {
             continue;
         }
@@ -229,6 +256,13 @@ pub(super) fn state(sock: &mut Socket, table: &str) -> Result<FirewallState> {
     order.sort_by(|&a, &b| st.networks[a].cmp(&st.networks[b]));
     st.networks = order.iter().map(|&i| st.networks[i].clone()).collect();
     st.rules = order.iter().map(|&i| st.rules[i]).collect();
-    st.ports.sort_by(|a, b| (&a.network, a.proto, a.host_ip, a.host_port).cmp(&(&b.network, b.proto, b.host_ip, b.host_port)));
+    st.ports.sort_by(|a, b| {
+        (&a.network, a.proto, a.host_ip, a.host_port).cmp(&(
+            &b.network,
+            b.proto,
+            b.host_ip,
+            b.host_port,
+        ))
+    });
     Ok(st)
 }

@@ -88,10 +88,20 @@ fn port_at(b: &[u8]) -> Option<u16> {
 
 /// Rebuilds a [`PortRule`] from a dumped element of `ports` (`any == false`) or
 /// `ports_any`; `None` for bytes that are not ours.
-pub(super) fn decode(network: &str, v6: bool, any: bool, key: &[u8], value: &[u8]) -> Option<PortRule> {
+pub(super) fn decode(
+    network: &str,
+    v6: bool,
+    any: bool,
+    key: &[u8],
+    value: &[u8],
+) -> Option<PortRule> {
     let alen = if v6 { 16 } else { 4 };
     let proto = Proto::from_number(*key.first()?)?;
-    let (host_ip, port_at_off) = if any { (None, 4) } else { (Some(addr_at(key.get(4..)?, v6)?), 4 + alen) };
+    let (host_ip, port_at_off) = if any {
+        (None, 4)
+    } else {
+        (Some(addr_at(key.get(4..)?, v6)?), 4 + alen)
+    };
     Some(PortRule {
         network: network.to_owned(),
         proto,
@@ -108,17 +118,27 @@ mod tests {
 
     #[test]
     fn keys_round_trip() {
-        let p = PortRule::new("n", Proto::Udp, 5353, "fd00::2".parse().unwrap(), 53).host_ip("fd00::1".parse().unwrap());
+        let p = PortRule::new("n", Proto::Udp, 5353, "fd00::2".parse().unwrap(), 53)
+            .host_ip("fd00::1".parse().unwrap());
         let (k, v) = (map_key(&p), map_value(&p));
         assert_eq!(k.as_slice().len(), 24);
         assert_eq!(v.as_slice().len(), 20);
-        assert_eq!(decode("n", true, false, k.as_slice(), v.as_slice()), Some(p));
+        assert_eq!(
+            decode("n", true, false, k.as_slice(), v.as_slice()),
+            Some(p)
+        );
         let q = PortRule::new("n", Proto::Tcp, 8080, "172.17.0.2".parse().unwrap(), 80);
         let (k, v) = (map_key(&q), map_value(&q));
         assert_eq!(k.as_slice(), [6, 0, 0, 0, 0x1f, 0x90, 0, 0]);
         assert_eq!(v.as_slice(), [172, 17, 0, 2, 0, 80, 0, 0]);
-        assert_eq!(decode("n", false, true, k.as_slice(), v.as_slice()), Some(q.clone()));
-        assert_eq!(published_key(&q).as_slice(), [172, 17, 0, 2, 6, 0, 0, 0, 0, 80, 0, 0, 0x1f, 0x90, 0, 0]);
+        assert_eq!(
+            decode("n", false, true, k.as_slice(), v.as_slice()),
+            Some(q.clone())
+        );
+        assert_eq!(
+            published_key(&q).as_slice(),
+            [172, 17, 0, 2, 6, 0, 0, 0, 0, 80, 0, 0, 0x1f, 0x90, 0, 0]
+        );
         assert_eq!(decode("n", false, true, &[99, 0, 0, 0], v.as_slice()), None);
     }
 }

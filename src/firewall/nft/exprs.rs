@@ -71,8 +71,17 @@ pub(super) fn ip_bytes(ip: &IpAddr) -> [u8; 16] {
 }
 
 /// `meta iifname|oifname NAME` (or `!=`).
-pub(super) fn ifname_cmp<'a>(out: bool, name: &'a [u8; 16], op: CmpOp, len: usize) -> [Expr<'a>; 2] {
-    let key = if out { nft::meta::OIFNAME } else { nft::meta::IIFNAME };
+pub(super) fn ifname_cmp<'a>(
+    out: bool,
+    name: &'a [u8; 16],
+    op: CmpOp,
+    len: usize,
+) -> [Expr<'a>; 2] {
+    let key = if out {
+        nft::meta::OIFNAME
+    } else {
+        nft::meta::IIFNAME
+    };
     [
         Expr::Meta { key, dreg: reg(0) },
         Expr::Cmp {
@@ -193,7 +202,11 @@ pub(super) fn th_port(dst: bool, port: &[u8; 2]) -> [Expr<'_>; 2] {
 /// Loads `meta l4proto . ADDR . th dport` into registers from `first` on (the key of the
 /// port maps); `addr` is `None` for the any-address map, and then only the first two
 /// expressions are meant (the count is returned beside them).
-pub(super) fn load_port_key(fam: Fam, addr: Option<bool>, first: u32) -> ([Expr<'static>; 3], usize) {
+pub(super) fn load_port_key(
+    fam: Fam,
+    addr: Option<bool>,
+    first: u32,
+) -> ([Expr<'static>; 3], usize) {
     let proto = Expr::Meta {
         key: nft::meta::L4PROTO,
         dreg: first,

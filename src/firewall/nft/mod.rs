@@ -65,15 +65,33 @@ impl Batch {
     }
 
     /// Appends a rule to `chain` of our table in family `af`.
-    pub(super) fn rule(&mut self, af: u8, table: &str, chain: &str, comment: &[u8], exprs: &[Expr<'_>]) {
-        let seq = self.seq(|| format!("nft add rule {} {table} {chain}", skeleton::family_name(af)));
+    pub(super) fn rule(
+        &mut self,
+        af: u8,
+        table: &str,
+        chain: &str,
+        comment: &[u8],
+        exprs: &[Expr<'_>],
+    ) {
+        let seq =
+            self.seq(|| format!("nft add rule {} {table} {chain}", skeleton::family_name(af)));
         let flags = NlmF::REQUEST | NlmF::ACK | NlmF::CREATE | NlmF::APPEND;
-        let r = nft::begin_rule(&mut self.buf, flags, seq, af, (table.as_bytes(), chain.as_bytes()));
+        let r = nft::begin_rule(
+            &mut self.buf,
+            flags,
+            seq,
+            af,
+            (table.as_bytes(), chain.as_bytes()),
+        );
         for e in exprs {
             e.put(&mut self.buf);
         }
         let mut ud = [0u8; 128];
-        let n = if comment.is_empty() { 0 } else { nft::comment_udata(comment, &mut ud) };
+        let n = if comment.is_empty() {
+            0
+        } else {
+            nft::comment_udata(comment, &mut ud)
+        };
         nft::end_rule(&mut self.buf, r, &ud[..n]);
     }
 }
@@ -138,8 +156,17 @@ impl Nftables {
         self.begin();
         for af in present {
             let t = self.table.clone();
-            let seq = self.batch.seq(|| format!("nft delete table {} {t}", skeleton::family_name(af)));
-            nft::table(&mut self.batch.buf, nft::NFT_MSG_DELTABLE, NlmF::CHANGE, seq, af, t.as_bytes());
+            let seq = self
+                .batch
+                .seq(|| format!("nft delete table {} {t}", skeleton::family_name(af)));
+            nft::table(
+                &mut self.batch.buf,
+                nft::NFT_MSG_DELTABLE,
+                NlmF::CHANGE,
+                seq,
+                af,
+                t.as_bytes(),
+            );
         }
         self.ready = false;
         self.commit()
@@ -161,7 +188,8 @@ impl Nftables {
         self.sock.next_seq(n as u32 + 1);
         let what = &self.batch.what;
         let describe = |i: usize| (Op::Firewall, what.get(i).cloned().unwrap_or_default());
-        self.sock.transact_batch(&self.batch.buf, first, n, &describe)
+        self.sock
+            .transact_batch(&self.batch.buf, first, n, &describe)
     }
 
     /// The families (`NFPROTO_*`) in which our table exists.
@@ -200,7 +228,9 @@ impl Nftables {
                     self.ready = true;
                     return Ok(());
                 }
-                Err(e) if tries == 0 && matches!(e.errno(), Some(Errno::EEXIST | Errno::ENOENT)) => {
+                Err(e)
+                    if tries == 0 && matches!(e.errno(), Some(Errno::EEXIST | Errno::ENOENT)) =>
+                {
                     self.ready = false;
                     tries += 1;
                 }
@@ -212,7 +242,11 @@ impl Nftables {
     fn elems(&mut self, msg: u16, ports: &[PortRule]) {
         let table = self.table.clone();
         for fam in skeleton::FAMILIES {
-            for (set, pick) in [(skeleton::PORTS, 0), (skeleton::PORTS_ANY, 1), (skeleton::PUBLISHED, 2)] {
+            for (set, pick) in [
+                (skeleton::PORTS, 0),
+                (skeleton::PORTS_ANY, 1),
+                (skeleton::PUBLISHED, 2),
+            ] {
                 let chosen: Vec<&PortRule> = ports
                     .iter()
                     .filter(|p| Fam::of(&p.container_ip) == fam)
@@ -225,15 +259,41 @@ impl Nftables {
         }
     }
 
-    fn elems_msg(&mut self, msg: u16, fam: Fam, (table, set): (&str, &str), ports: &[&PortRule], published: bool) {
-        let verb = if msg == nft::NFT_MSG_NEWSETELEM { "add" } else { "destroy" };
+    fn elems_msg(
+        &mut self,
+        msg: u16,
+        fam: Fam,
+        (table, set): (&str, &str),
+        ports: &[&PortRule],
+        published: bool,
+    ) {
+        let verb = if msg == nft::NFT_MSG_NEWSETELEM {
+            "add"
+        } else {
+            "destroy"
+        };
         let seq = self.batch.seq(|| {
             let first = ports.first().map(|p| p.to_string()).unwrap_or_default();
-            format!("nft {verb} element {} {table} {set} ({} elements: {first}, ...)", skeleton::family_name(fam.af), ports.len())
+            format!(
+                "nft {verb} element {} {table} {set} ({} elements: {first}, ...)",
+                skeleton::family_name(fam.af),
+                ports.len()
+            )
         });
-        let flags = if msg == nft::NFT_MSG_NEWSETELEM { NlmF::REQUEST | NlmF::ACK | NlmF::CREATE } else { NlmF::CHANGE };
+        let flags = if msg == nft::NFT_MSG_NEWSETELEM {
+            NlmF::REQUEST | NlmF::ACK | NlmF::CREATE
+        } else {
+            NlmF::CHANGE
+        };
         let buf = &mut self.batch.buf;
-        let tok = nft::begin_elems(buf, msg, flags, seq, fam.af, (table.as_bytes(), set.as_bytes()));
+        let tok = nft::begin_elems(
+            buf,
+            msg,
+            flags,
+            seq,
+            fam.af,
+            (table.as_bytes(), set.as_bytes()),
+        );
         // The comment, built once per run of ports of one network (usually all of them).
         let (mut tagged, mut ud, mut n) = (None::<&str>, [0u8; 128], 0);
         for p in ports {
@@ -246,7 +306,11 @@ impl Nftables {
                 nft::elem(buf, elems::published_key(p).as_slice(), ElemData::None, ud);
             } else {
                 let v = elems::map_value(p);
-                let data = if msg == nft::NFT_MSG_NEWSETELEM { ElemData::Value(v.as_slice()) } else { ElemData::None };
+                let data = if msg == nft::NFT_MSG_NEWSETELEM {
+                    ElemData::Value(v.as_slice())
+                } else {
+                    ElemData::None
+                };
                 nft::elem(buf, elems::map_key(p).as_slice(), data, ud);
             }
         }
@@ -259,21 +323,56 @@ impl Nftables {
         let table = self.table.clone();
         let found = dump::tagged(&mut self.sock, &table, network, true)?;
         let mut n = 0;
-        for r in found.rules.iter().filter(|r| Some(r.comment.as_str()) != keep) {
-            let seq = self.batch.seq(|| format!("nft delete rule {} {table} {} handle {}", skeleton::family_name(r.af), r.chain, r.handle));
-            nft::del_rule(&mut self.batch.buf, seq, r.af, (table.as_bytes(), r.chain.as_bytes()), r.handle);
+        for r in found
+            .rules
+            .iter()
+            .filter(|r| Some(r.comment.as_str()) != keep)
+        {
+            let seq = self.batch.seq(|| {
+                format!(
+                    "nft delete rule {} {table} {} handle {}",
+                    skeleton::family_name(r.af),
+                    r.chain,
+                    r.handle
+                )
+            });
+            nft::del_rule(
+                &mut self.batch.buf,
+                seq,
+                r.af,
+                (table.as_bytes(), r.chain.as_bytes()),
+                r.handle,
+            );
             n += 1;
         }
         // Elements come grouped by family and set: one message per group (and per
         // ELEMS_PER_MSG elements), not one per element.
         let mut rest = &found.elems[..];
         while let Some(first) = rest.first() {
-            let same = rest.iter().take(ELEMS_PER_MSG).take_while(|e| (e.af, e.set) == (first.af, first.set)).count();
+            let same = rest
+                .iter()
+                .take(ELEMS_PER_MSG)
+                .take_while(|e| (e.af, e.set) == (first.af, first.set))
+                .count();
             let (group, tail) = rest.split_at(same);
             rest = tail;
-            let seq = self.batch.seq(|| format!("nft delete element {} {table} {} ({} elements)", skeleton::family_name(first.af), first.set, group.len()));
+            let seq = self.batch.seq(|| {
+                format!(
+                    "nft delete element {} {table} {} ({} elements)",
+                    skeleton::family_name(first.af),
+                    first.set,
+                    group.len()
+                )
+            });
             let buf = &mut self.batch.buf;
-            let tok = nft::begin_elems(buf, nft::NFT_MSG_DELSETELEM, NlmF::CHANGE, seq, first.af, (table.as_bytes(), first.set.as_bytes()));
+            let tok = nft::begin_elems(
+                buf,
+                nft::NFT_MSG_DELSETELEM,
+                NlmF::CHANGE,
+                seq,
+                first.af,
+                (table.as_bytes(), first.set.as_bytes()),
+            );
             for e in group {
                 nft::elem(buf, &e.key, ElemData::None, &[]);
             }
@@ -291,7 +390,11 @@ impl Firewall for Nftables {
         let table = self.table.clone();
         self.apply(&mut |fw| {
             // Tables created by this very batch hold nothing yet: skip reading them back.
-            let existing = if fw.fresh { dump::Tagged::default() } else { dump::tagged(&mut fw.sock, &table, &net.name, false)? };
+            let existing = if fw.fresh {
+                dump::Tagged::default()
+            } else {
+                dump::tagged(&mut fw.sock, &table, &net.name, false)?
+            };
             if !existing.rules.is_empty() && existing.rules.iter().all(|r| r.comment == tag) {
                 return Ok(()); // the same rules are there already
             }
@@ -302,10 +405,26 @@ impl Firewall for Nftables {
             }
             let mut ud = [0u8; 128];
             let n = nft::comment_udata(network::elem_tag(&net.name).as_bytes(), &mut ud);
-            for fam in skeleton::FAMILIES.into_iter().filter(|f| net.subnets.iter().any(|s| Fam::of(&s.addr()) == *f)) {
-                let seq = fw.batch.seq(|| format!("nft add element {} {table} bridges {{ {} }}", skeleton::family_name(fam.af), net.bridge));
+            for fam in skeleton::FAMILIES
+                .into_iter()
+                .filter(|f| net.subnets.iter().any(|s| Fam::of(&s.addr()) == *f))
+            {
+                let seq = fw.batch.seq(|| {
+                    format!(
+                        "nft add element {} {table} bridges {{ {} }}",
+                        skeleton::family_name(fam.af),
+                        net.bridge
+                    )
+                });
                 let buf = &mut fw.batch.buf;
-                let tok = nft::begin_elems(buf, nft::NFT_MSG_NEWSETELEM, NlmF::REQUEST | NlmF::ACK | NlmF::CREATE, seq, fam.af, (table.as_bytes(), skeleton::BRIDGES.as_bytes()));
+                let tok = nft::begin_elems(
+                    buf,
+                    nft::NFT_MSG_NEWSETELEM,
+                    NlmF::REQUEST | NlmF::ACK | NlmF::CREATE,
+                    seq,
+                    fam.af,
+                    (table.as_bytes(), skeleton::BRIDGES.as_bytes()),
+                );
                 nft::elem(buf, &exprs::ifname(&net.bridge), ElemData::None, &ud[..n]);
                 nft::end_elems(buf, tok);
             }
@@ -355,8 +474,21 @@ impl Nftables {
     fn remove_tagged_rules_only(&mut self, existing: &dump::Tagged) -> Result<()> {
         let table = self.table.clone();
         for r in &existing.rules {
-            let seq = self.batch.seq(|| format!("nft delete rule {} {table} {} handle {}", skeleton::family_name(r.af), r.chain, r.handle));
-            nft::del_rule(&mut self.batch.buf, seq, r.af, (table.as_bytes(), r.chain.as_bytes()), r.handle);
+            let seq = self.batch.seq(|| {
+                format!(
+                    "nft delete rule {} {table} {} handle {}",
+                    skeleton::family_name(r.af),
+                    r.chain,
+                    r.handle
+                )
+            });
+            nft::del_rule(
+                &mut self.batch.buf,
+                seq,
+                r.af,
+                (table.as_bytes(), r.chain.as_bytes()),
+                r.handle,
+            );
         }
         Ok(())
     }

@@ -17,7 +17,12 @@ use crate::wire::nft::{self, CmpOp, Expr, NatType, PayloadBase};
 /// The comment that marks a network's rules: its name and a hash of its settings, so a
 /// re-apply with the same settings is recognised and one with new settings replaces.
 pub(super) fn tag(net: &NetworkRules) -> String {
-    format!("{}{} h={:016x}", NET_TAG, net.name, fnv(format!("{net:?}").as_bytes()))
+    format!(
+        "{}{} h={:016x}",
+        NET_TAG,
+        net.name,
+        fnv(format!("{net:?}").as_bytes())
+    )
 }
 
 /// The comment of a network's set elements (no hash: elements are per port).
@@ -35,7 +40,9 @@ pub(super) fn network_of(comment: &[u8]) -> Option<&str> {
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// Context shared by the rules of one network and family.
@@ -81,7 +88,11 @@ pub(super) fn add(b: &mut Batch, fam: Fam, table: &str, net: &NetworkRules, tag:
 
 fn postrouting(b: &mut Batch, n: &Net<'_>, net: &NetworkRules, subnets: &[Prefix]) {
     let [o0, o1] = n.dev(true, CmpOp::Neq);
-    let snat = net.snat.iter().find(|a| Fam::of(a) == n.fam).map(exprs::ip_bytes);
+    let snat = net
+        .snat
+        .iter()
+        .find(|a| Fam::of(a) == n.fam)
+        .map(exprs::ip_bytes);
     for p in subnets {
         let [s0, s1, s2] = exprs::addr_in(n.fam, true, p, reg(0));
         if !net.internal {
@@ -108,7 +119,11 @@ fn postrouting(b: &mut Batch, n: &Net<'_>, net: &NetworkRules, subnets: &[Prefix
         let dnat = Bits::new(nft::ct::STATUS_DNAT);
         let [c0, c1, c2] = exprs::ct_any(nft::ct::STATUS, &dnat);
         let [d0, d1, d2] = exprs::addr_in(n.fam, false, p, reg(0));
-        n.rule(b, POSTROUTING, &[c0, c1, c2, s0, s1, s2, d0, d1, d2, Expr::Masq]);
+        n.rule(
+            b,
+            POSTROUTING,
+            &[c0, c1, c2, s0, s1, s2, d0, d1, d2, Expr::Masq],
+        );
     }
     if net.loopback && n.fam == super::exprs::V4 {
         // The host reaching a port published on 127.0.0.1 (needs route_localnet).
@@ -117,12 +132,19 @@ fn postrouting(b: &mut Batch, n: &Net<'_>, net: &NetworkRules, subnets: &[Prefix
         let [c0, c1, c2] = exprs::ct_any(nft::ct::STATUS, &dnat);
         let [s0, s1, s2] = exprs::addr_in(n.fam, true, &lo, reg(0));
         let [b0, b1] = n.dev(true, CmpOp::Eq);
-        n.rule(b, POSTROUTING, &[c0, c1, c2, s0, s1, s2, b0, b1, Expr::Masq]);
+        n.rule(
+            b,
+            POSTROUTING,
+            &[c0, c1, c2, s0, s1, s2, b0, b1, Expr::Masq],
+        );
     }
 }
 
 fn forward(b: &mut Batch, n: &Net<'_>, net: &NetworkRules) {
-    let (accept, drop) = (Expr::Verdict(nft::NF_ACCEPT, None), Expr::Verdict(nft::NF_DROP, None));
+    let (accept, drop) = (
+        Expr::Verdict(nft::NF_ACCEPT, None),
+        Expr::Verdict(nft::NF_DROP, None),
+    );
     let [i0, i1] = n.dev(false, CmpOp::Eq);
     let [o0, o1] = n.dev(true, CmpOp::Eq);
     let invalid = Bits::new(nft::ct::STATE_INVALID);
@@ -134,10 +156,22 @@ fn forward(b: &mut Batch, n: &Net<'_>, net: &NetworkRules) {
     n.rule(b, FORWARD, &[o0, o1, e0, e1, e2, accept]);
     for l in net.links.iter().filter(|l| Fam::of(&l.from) == n.fam) {
         for (dir, (src, dst)) in [(true, (l.from, l.to)), (false, (l.to, l.from))] {
-            link_rule(n, l, (src, dst), dir, &mut |e| n.rule(b, FORWARD, &[i0, i1, o0, o1, e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], accept]));
+            link_rule(n, l, (src, dst), dir, &mut |e| {
+                n.rule(
+                    b,
+                    FORWARD,
+                    &[
+                        i0, i1, o0, o1, e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], accept,
+                    ],
+                )
+            });
         }
     }
-    n.rule(b, FORWARD, &[i0, i1, o0, o1, if net.icc { accept } else { drop }]);
+    n.rule(
+        b,
+        FORWARD,
+        &[i0, i1, o0, o1, if net.icc { accept } else { drop }],
+    );
     let isolate = Expr::Lookup {
         set: BRIDGES.as_bytes(),
         sreg: reg(0),
@@ -149,12 +183,22 @@ fn forward(b: &mut Batch, n: &Net<'_>, net: &NetworkRules) {
         dreg: reg(0),
     };
     n.rule(b, FORWARD, &[i0, i1, load_oif, isolate, drop]);
-    n.rule(b, FORWARD, &[i0, i1, if net.internal { drop } else { accept }]);
+    n.rule(
+        b,
+        FORWARD,
+        &[i0, i1, if net.internal { drop } else { accept }],
+    );
     n.rule(b, FORWARD, &[o0, o1, drop]);
 }
 
 /// The eight expressions of `ip saddr SRC ip daddr DST meta l4proto P th dport|sport PORT`.
-fn link_rule(n: &Net<'_>, l: &LinkAllow, (src, dst): (IpAddr, IpAddr), dport: bool, emit: &mut dyn FnMut([Expr<'_>; 8])) {
+fn link_rule(
+    n: &Net<'_>,
+    l: &LinkAllow,
+    (src, dst): (IpAddr, IpAddr),
+    dport: bool,
+    emit: &mut dyn FnMut([Expr<'_>; 8]),
+) {
     let (s, d) = (exprs::ip_bytes(&src), exprs::ip_bytes(&dst));
     let len = n.fam.len as usize;
     let proto = [l.proto.number()];
@@ -172,5 +216,14 @@ fn link_rule(n: &Net<'_>, l: &LinkAllow, (src, dst): (IpAddr, IpAddr), dport: bo
     };
     let [p0, p1] = exprs::l4proto(&proto);
     let [t0, t1] = exprs::th_port(dport, &port);
-    emit([load(true), cmp(&s[..len]), load(false), cmp(&d[..len]), p0, p1, t0, t1]);
+    emit([
+        load(true),
+        cmp(&s[..len]),
+        load(false),
+        cmp(&d[..len]),
+        p0,
+        p1,
+        t0,
+        t1,
+    ]);
 }

@@ -73,7 +73,15 @@ fn sets(b: &mut Batch, fam: Fam, table: &str) {
             data,
         };
         let seq = b.seq(|| format!("nft add set {} {table} {name}", family_name(fam.af)));
-        nft::set(&mut b.buf, nft::NFT_MSG_NEWSET, NlmF::NEW_EXCL, seq, fam.af, table.as_bytes(), &spec);
+        nft::set(
+            &mut b.buf,
+            nft::NFT_MSG_NEWSET,
+            NlmF::NEW_EXCL,
+            seq,
+            fam.af,
+            table.as_bytes(),
+            &spec,
+        );
     }
 }
 
@@ -89,7 +97,15 @@ fn chains(b: &mut Batch, af: u8, table: &str, list: &[(&str, Option<BaseChain<'_
     for (name, base) in list {
         let seq = b.seq(|| format!("nft add chain {} {table} {name}", family_name(af)));
         let names = (table.as_bytes(), name.as_bytes());
-        nft::chain(&mut b.buf, nft::NFT_MSG_NEWCHAIN, NlmF::NEW_EXCL, seq, af, names, base.as_ref());
+        nft::chain(
+            &mut b.buf,
+            nft::NFT_MSG_NEWCHAIN,
+            NlmF::NEW_EXCL,
+            seq,
+            af,
+            names,
+            base.as_ref(),
+        );
     }
 }
 
@@ -98,9 +114,23 @@ fn chains(b: &mut Batch, af: u8, table: &str, list: &[(&str, Option<BaseChain<'_
 /// succeed: the loser's batch fails as a whole and it retries without the skeleton.
 pub(super) fn add(b: &mut Batch, fam: Fam, table: &str) {
     let seq = b.seq(|| format!("nft add table {} {table}", family_name(fam.af)));
-    nft::table(&mut b.buf, nft::NFT_MSG_NEWTABLE, NlmF::NEW_EXCL, seq, fam.af, table.as_bytes());
+    nft::table(
+        &mut b.buf,
+        nft::NFT_MSG_NEWTABLE,
+        NlmF::NEW_EXCL,
+        seq,
+        fam.af,
+        table.as_bytes(),
+    );
     sets(b, fam, table);
-    let base = |hook, priority, kind: &'static [u8]| Some(BaseChain { hook, priority, kind, policy: nft::NF_ACCEPT });
+    let base = |hook, priority, kind: &'static [u8]| {
+        Some(BaseChain {
+            hook,
+            priority,
+            kind,
+            policy: nft::NF_ACCEPT,
+        })
+    };
     chains(
         b,
         fam.af,
@@ -115,7 +145,13 @@ pub(super) fn add(b: &mut Batch, fam: Fam, table: &str) {
         ],
     );
     prerouting(b, fam, table);
-    b.rule(fam.af, table, OUTPUT, b"", &[Expr::Verdict(nft::NFT_JUMP, Some(DNAT.as_bytes()))]);
+    b.rule(
+        fam.af,
+        table,
+        OUTPUT,
+        b"",
+        &[Expr::Verdict(nft::NFT_JUMP, Some(DNAT.as_bytes()))],
+    );
     dnat(b, fam, table);
     forward(b, fam, table);
 }
@@ -126,8 +162,20 @@ fn prerouting(b: &mut Batch, fam: Fam, table: &str) {
     let lo = if fam == V4 { "127.0.0.0/8" } else { "::1/128" };
     let p = exprs::Prefix::new(&lo.parse().unwrap_or_default());
     let [a, m, c] = exprs::addr_in(fam, false, &p, reg(0));
-    b.rule(fam.af, table, PREROUTING, b"", &[a, m, c, Expr::Verdict(nft::NFT_RETURN, None)]);
-    b.rule(fam.af, table, PREROUTING, b"", &[Expr::Verdict(nft::NFT_JUMP, Some(DNAT.as_bytes()))]);
+    b.rule(
+        fam.af,
+        table,
+        PREROUTING,
+        b"",
+        &[a, m, c, Expr::Verdict(nft::NFT_RETURN, None)],
+    );
+    b.rule(
+        fam.af,
+        table,
+        PREROUTING,
+        b"",
+        &[Expr::Verdict(nft::NFT_JUMP, Some(DNAT.as_bytes()))],
+    );
 }
 
 fn dnat(b: &mut Batch, fam: Fam, table: &str) {
@@ -144,7 +192,13 @@ fn dnat(b: &mut Batch, fam: Fam, table: &str) {
         invert: false,
     };
     let (k, _) = exprs::load_port_key(fam, Some(false), reg(0));
-    b.rule(fam.af, table, DNAT, b"", &[k[0], k[1], k[2], lookup(PORTS), nat]);
+    b.rule(
+        fam.af,
+        table,
+        DNAT,
+        b"",
+        &[k[0], k[1], k[2], lookup(PORTS), nat],
+    );
     let local = nft::RTN_LOCAL.to_ne_bytes();
     let (k, n) = exprs::load_port_key(fam, None, reg(0));
     debug_assert_eq!(n, 2);
@@ -156,11 +210,23 @@ fn dnat(b: &mut Batch, fam: Fam, table: &str) {
             data: &local,
         },
     ];
-    b.rule(fam.af, table, DNAT, b"", &[fib[0], fib[1], k[0], k[1], lookup(PORTS_ANY), nat]);
+    b.rule(
+        fam.af,
+        table,
+        DNAT,
+        b"",
+        &[fib[0], fib[1], k[0], k[1], lookup(PORTS_ANY), nat],
+    );
 }
 
 fn forward(b: &mut Batch, fam: Fam, table: &str) {
-    b.rule(fam.af, table, FORWARD, b"", &[Expr::Verdict(nft::NFT_JUMP, Some(USER.as_bytes()))]);
+    b.rule(
+        fam.af,
+        table,
+        FORWARD,
+        b"",
+        &[Expr::Verdict(nft::NFT_JUMP, Some(USER.as_bytes()))],
+    );
     // A connection our maps DNATed to a container port is let through:
     // ct status dnat  ip daddr . meta l4proto . th dport . ct original proto-dst @published
     let dnat = Bits::new(nft::ct::STATUS_DNAT);
@@ -195,7 +261,15 @@ fn forward(b: &mut Batch, fam: Fam, table: &str) {
         invert: false,
     };
     let accept = Expr::Verdict(nft::NF_ACCEPT, None);
-    b.rule(fam.af, table, FORWARD, b"", &[c0, c1, c2, load[0], load[1], load[2], load[3], lookup, accept]);
+    b.rule(
+        fam.af,
+        table,
+        FORWARD,
+        b"",
+        &[
+            c0, c1, c2, load[0], load[1], load[2], load[3], lookup, accept,
+        ],
+    );
 }
 
 /// Both IP families, in the order they are set up.
