@@ -49,6 +49,10 @@ fn binary() -> &'static Path {
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             cargo.arg("--release");
         }
+        // The same features as this test, so the binary has the same backends.
+        if cfg!(feature = "iptables") {
+            cargo.args(["--features", "iptables"]);
+        }
         let st = cargo.status().expect("run cargo");
         assert!(st.success(), "cargo build --example netplumb failed");
         let bin = profile_dir.join("examples").join("netplumb");
@@ -427,5 +431,38 @@ fn demo_runs_and_cleans_up() {
         ] {
             assert!(out.contains(want), "demo output lacks {want:?}:\n{out}");
         }
+    });
+}
+
+/// `--firewall` picks the backend, and `network inspect` says which one holds a network.
+#[test]
+fn cli_firewall_backend_choice() {
+    common::sandbox("cli_firewall_backend_choice", |_s| {
+        ok("--firewall nftables network create --subnet 10.124.0.0/24 fwnft");
+        let n = json(&ok("network inspect fwnft"));
+        assert_eq!(n[0]["Options"]["netplumb.firewall"], "nftables", "{n}");
+        let o = np("--firewall pf network ls");
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(
+            !o.status.success() && err.contains("pf"),
+            "names the bad value: {err}"
+        );
+        let have_iptables = std::path::Path::new("/usr/sbin/iptables-restore").exists();
+        if cfg!(feature = "iptables")
+            && (have_iptables || std::env::var("CI").as_deref() == Ok("true"))
+        {
+            ok("--firewall iptables network create --subnet 10.125.0.0/24 fwipt");
+            let n = json(&ok("network inspect fwipt"));
+            assert_eq!(n[0]["Options"]["netplumb.firewall"], "iptables", "{n}");
+            ok("--firewall iptables run --name ipc --network fwipt -p 8085:80");
+            assert_eq!(ok("port ipc").trim(), "80/tcp -> 0.0.0.0:8085");
+            ok("--firewall iptables rm ipc");
+            ok("--firewall iptables network rm fwipt");
+        } else {
+            eprintln!(
+                "SKIPPED cli_firewall_backend_choice (iptables part): feature or binaries missing"
+            );
+        }
+        ok("network rm fwnft");
     });
 }

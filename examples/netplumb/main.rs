@@ -47,6 +47,9 @@ struct Cli {
     /// Where named namespaces are (as `ip netns`).
     #[arg(long, global = true, default_value = "/var/run/netns")]
     netns_dir: PathBuf,
+    /// The firewall backend: nftables, iptables (built with the `iptables` feature) or auto.
+    #[arg(long, global = true, default_value = "auto")]
+    firewall: netplumb::firewall::Backend,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -195,14 +198,17 @@ pub struct Ctx {
     pub state_dir: PathBuf,
     /// `--netns-dir`.
     pub netns: NetnsDir,
+    /// `--firewall`.
+    pub firewall: netplumb::firewall::Backend,
 }
 
 impl Ctx {
     /// The library's context for the namespace this command runs in.
     pub fn host(&self) -> Res<netplumb::network::Host> {
-        Ok(netplumb::network::Host::open_in(
+        Ok(netplumb::network::Host::open_with(
             &Netns::current()?,
             &self.state_dir,
+            self.firewall,
         )?)
     }
 }
@@ -212,6 +218,7 @@ fn main() -> ExitCode {
     let ctx = Ctx {
         state_dir: cli.state_dir,
         netns: NetnsDir::new(cli.netns_dir),
+        firewall: cli.firewall,
     };
     match dispatch(&ctx, cli.cmd) {
         Ok(code) => code,

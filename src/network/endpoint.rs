@@ -14,7 +14,7 @@ use super::host::{del_link, ipam_name, mac_of, Host};
 use super::state::{Attachment, NetworkInfo};
 use crate::addr::Addr;
 use crate::error::{Error, Result};
-use crate::firewall::{Firewall, Nftables, PortRule, Proto};
+use crate::firewall::{self, Firewall, PortRule, Proto};
 use crate::ipam::{Ipam, Owner};
 use crate::journal::Txn;
 use crate::link::{BridgePort, IfName, LinkSet, MacAddr, Veth};
@@ -411,10 +411,10 @@ impl Host {
         let rules = port_rules(&net.name, &att.addrs, &published)?;
         fault::point("firewall ports")?;
         self.fw.publish(&rules)?;
-        let ns = self.netns.clone();
+        let (ns, backend) = (self.netns.clone(), self.fw.backend());
         let undo_rules = rules.clone();
         tx.record(format!("unpublish {} port(s)", rules.len()), move || {
-            Nftables::open_in(&ns)?.unpublish(&undo_rules)
+            firewall::open(backend, &ns)?.unpublish(&undo_rules)
         });
         att.ports = published;
         Ok(())
@@ -536,10 +536,10 @@ impl Host {
         self.fw.add_network(&self.rules(net, &atts))?;
         let before: Vec<Attachment> = atts.into_iter().filter(|a| a.container != added).collect();
         let old = self.rules(net, &before);
-        let ns = self.netns.clone();
+        let (ns, backend) = (self.netns.clone(), self.fw.backend());
         tx.record(
             format!("restore firewall rules of {}", net.name),
-            move || Nftables::open_in(&ns)?.add_network(&old),
+            move || firewall::open(backend, &ns)?.add_network(&old),
         );
         Ok(())
     }

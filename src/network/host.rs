@@ -12,7 +12,7 @@ use super::fault;
 use super::state::{Attachment, NetworkInfo, State};
 use crate::addr::Addr;
 use crate::error::{Error, Result};
-use crate::firewall::{Firewall, LinkAllow, NetworkRules, Nftables};
+use crate::firewall::{self, AnyFirewall, Backend, Firewall, LinkAllow, NetworkRules};
 use crate::ipam::{Ipam, IpamError, NetworkSpec};
 use crate::journal::Txn;
 use crate::link::{Bridge, LinkDel, LinkSet};
@@ -39,7 +39,7 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/netplumb";
 pub struct Host {
     pub(crate) netns: Netns,
     pub(crate) rtnl: Rtnl,
-    pub(crate) fw: Nftables,
+    pub(crate) fw: AnyFirewall,
     pub(crate) ipam: Ipam,
     pub(crate) ports: PortAllocator,
     pub(crate) state: State,
@@ -109,14 +109,20 @@ fn now_rfc3339() -> String {
 
 impl Host {
     /// Opens the context for namespace `ns`, with records (IPAM database, port registry)
-    /// under `state_dir`.
+    /// under `state_dir`, and the firewall backend chosen automatically
+    /// ([`Backend::detect`]).
     pub fn open_in(ns: &Netns, state_dir: impl Into<PathBuf>) -> Result<Host> {
+        Host::open_with(ns, state_dir, Backend::Auto)
+    }
+
+    /// As [`Host::open_in`], with the firewall backend `backend` (`--firewall`).
+    pub fn open_with(ns: &Netns, state_dir: impl Into<PathBuf>, backend: Backend) -> Result<Host> {
         let state_dir = state_dir.into();
         let db = state_dir.join("ipam.db");
         Ok(Host {
             netns: ns.clone(),
             rtnl: Rtnl::open_in(ns)?,
-            fw: Nftables::open_in(ns)?,
+            fw: firewall::open(backend, ns)?,
             ipam: Ipam::open(&db)?,
             ports: PortAllocator::new(ns).registry_dir(state_dir.join("ports")),
             state: State::open(&db)?,
@@ -135,7 +141,7 @@ impl Host {
     }
 
     /// The firewall backend.
-    pub fn firewall(&mut self) -> &mut Nftables {
+    pub fn firewall(&mut self) -> &mut AnyFirewall {
         &mut self.fw
     }
 
@@ -236,6 +242,7 @@ impl Host {
             host_binding: Some(cfg.host_binding),
             ipv6: cfg.ipv6,
             labels: cfg.labels.clone(),
+            firewall: self.fw.backend().to_string(),
             ..NetworkInfo::default()
         };
         self.ipam_steps(cfg, &mut info, tx)?;
@@ -243,9 +250,9 @@ impl Host {
         self.forwarding_steps(&info, tx)?;
         fault::point("firewall")?;
         self.fw.add_network(&self.rules(&info, &[]))?;
-        let (ns, name) = (self.netns.clone(), info.name.clone());
+        let (ns, name, backend) = (self.netns.clone(), info.name.clone(), self.fw.backend());
         tx.record(format!("remove firewall rules of {name}"), move || {
-            Nftables::open_in(&ns)?.remove_network(&name)
+            firewall::open(backend, &ns)?.remove_network(&name)
         });
         fault::point("record")?;
         self.state.insert_network(&info)?;

@@ -313,7 +313,7 @@ fn options(net: &NetworkInfo) -> BTreeMap<String, String> {
     let host_binding = net
         .host_binding
         .map_or_else(|| "0.0.0.0".to_owned(), |h| h.to_string());
-    BTreeMap::from([
+    let mut opts = BTreeMap::from([
         (
             bridge("default_bridge"),
             (net.name == DEFAULT_NETWORK).to_string(),
@@ -326,7 +326,12 @@ fn options(net: &NetworkInfo) -> BTreeMap<String, String> {
             "com.docker.network.driver.mtu".to_owned(),
             net.mtu.unwrap_or(DEFAULT_MTU).to_string(),
         ),
-    ])
+    ]);
+    // Which firewall backend holds the network's rules (netplumb's own key).
+    if !net.firewall.is_empty() {
+        opts.insert("netplumb.firewall".to_owned(), net.firewall.clone());
+    }
+    opts
 }
 
 impl ContainerNetworks {

@@ -59,6 +59,8 @@ pub struct NetworkInfo {
     pub ipv6: bool,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// The firewall backend that holds the network's rules (`nftables`, `iptables`).
+    pub firewall: String,
 }
 
 /// A container's link to a network.
@@ -142,6 +144,7 @@ impl NetworkInfo {
             ),
             ("ipv6", self.ipv6.to_string()),
             ("labels", labels.join("\u{1f}")),
+            ("firewall", self.firewall.clone()),
         ])
     }
 
@@ -169,6 +172,7 @@ impl NetworkInfo {
                 .filter_map(|kv| kv.split_once('='))
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
+            firewall: get("firewall").to_owned(),
         }
     }
 }
