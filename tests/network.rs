@@ -82,6 +82,15 @@ fn call(ns: &Netns, to: SocketAddr) -> Option<String> {
     .unwrap()
 }
 
+/// IPv6 link-local addresses and their routes, and multicast routes: the kernel adds them
+/// by itself, some time after a link gets carrier, so they are not compared.
+fn kernel_made(net: &ipnet::IpNet) -> bool {
+    match net.addr() {
+        IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80 || a.is_multicast(),
+        IpAddr::V4(_) => false,
+    }
+}
+
 /// Everything a network operation may change, as text, for before/after comparisons.
 fn snapshot(h: &mut Host) -> String {
     let links: Vec<String> = h
@@ -96,6 +105,7 @@ fn snapshot(h: &mut Host) -> String {
         .addrs(None)
         .unwrap()
         .iter()
+        .filter(|a| !kernel_made(&a.addr))
         .map(|a| format!("{} {}", a.index, a.addr))
         .collect();
     let routes: Vec<String> = h
@@ -103,6 +113,7 @@ fn snapshot(h: &mut Host) -> String {
         .routes()
         .unwrap()
         .iter()
+        .filter(|r| !kernel_made(&r.dst))
         .map(|r| format!("{} {:?} {:?} {}", r.dst, r.via, r.oif, r.table))
         .collect();
     let fw = format!("{:?}", h.firewall().state().unwrap());

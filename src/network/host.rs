@@ -119,12 +119,15 @@ impl Host {
     pub fn open_with(ns: &Netns, state_dir: impl Into<PathBuf>, backend: Backend) -> Result<Host> {
         let state_dir = state_dir.into();
         let db = state_dir.join("ipam.db");
+        // The dynamic port range is read once, not on every connect.
+        let ports = PortAllocator::new(ns).registry_dir(state_dir.join("ports"));
+        let ports = ports.clone().range(ports.dynamic_range()?);
         Ok(Host {
             netns: ns.clone(),
             rtnl: Rtnl::open_in(ns)?,
             fw: firewall::open(backend, ns)?,
             ipam: Ipam::open(&db)?,
-            ports: PortAllocator::new(ns).registry_dir(state_dir.join("ports")),
+            ports,
             state: State::open(&db)?,
             state_dir,
         })
