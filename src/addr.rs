@@ -41,7 +41,7 @@ pub struct Addr {
 }
 
 impl Addr {
-    /// Adds `net` (the address and its prefix length) to link `dev` (a [`Link`] or an
+    /// Adds `net` (the address and its prefix length) to link `dev` (a [`Link`](crate::link::Link) or an
     /// index).
     pub fn new(dev: impl Into<Dev>, net: IpNet) -> Self {
         Addr {
