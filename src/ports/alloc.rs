@@ -9,7 +9,7 @@ use nix::errno::Errno;
 
 use super::published::PublishedPort;
 use super::range::{HostPorts, PortRange, Proto};
-use super::registry::{Locked, Registry};
+use super::registry::{Cached, Locked, Registry, Stamp};
 use super::spec::PortMapping;
 use crate::error::{Error, ErrorKind, Result};
 use crate::netns::Netns;
@@ -147,6 +147,8 @@ pub struct PortAllocator {
     dir: PathBuf,
     range: Option<PortRange>,
     default_ip: IpAddr,
+    /// The registry as this process last read or wrote it (shared by clones).
+    cache: std::sync::Arc<std::sync::Mutex<Option<Cached>>>,
 }
 
 /// One container port to place.
@@ -173,6 +175,7 @@ impl PortAllocator {
             dir: PathBuf::from(DEFAULT_REGISTRY_DIR),
             range: None,
             default_ip: DEFAULT_HOST_IP,
+            cache: Default::default(),
         }
     }
 
@@ -180,6 +183,7 @@ impl PortAllocator {
     #[must_use]
     pub fn registry_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.dir = dir.into();
+        self.cache = Default::default();
         self
     }
 
@@ -224,9 +228,10 @@ impl PortAllocator {
     pub fn publish(&self, mappings: &[PortMapping]) -> Result<Vec<PublishedPort>> {
         let jobs = self.plan(mappings)?;
         let locked = Locked::acquire(&self.dir)?;
-        let mut reg = locked.load()?;
+        let (stamp, mut reg) = locked.load(self.take_cache())?;
         let published = self.netns.run(|| assign(&mut reg, &jobs))??;
-        locked.store(&reg)?;
+        let stamp = locked.store(stamp, &mut reg)?;
+        self.put_cache(stamp, reg);
         if log::log_enabled!(log::Level::Trace) {
             for p in &published {
                 log::trace!("publish {p}");
@@ -239,20 +244,35 @@ impl PortAllocator {
     /// Ports that are not published are ignored, so releasing twice is harmless.
     pub fn release(&self, ports: &[PublishedPort]) -> Result<()> {
         let locked = Locked::acquire(&self.dir)?;
-        let mut reg = locked.load()?;
+        let (mut stamp, mut reg) = locked.load(self.take_cache())?;
         let mut changed = false;
         for p in ports {
             changed |= reg.remove(p);
         }
         if changed {
-            locked.store(&reg)?;
+            stamp = locked.store(stamp, &mut reg)?;
         }
+        self.put_cache(stamp, reg);
         Ok(())
     }
 
     /// Every port published through the registry, ordered by protocol and host port.
     pub fn published(&self) -> Result<Vec<PublishedPort>> {
-        Ok(Locked::acquire(&self.dir)?.load()?.all())
+        let locked = Locked::acquire(&self.dir)?;
+        let (stamp, reg) = locked.load(self.take_cache())?;
+        let all = reg.all();
+        self.put_cache(stamp, reg);
+        Ok(all)
+    }
+
+    fn take_cache(&self) -> Option<Cached> {
+        self.cache.lock().ok().and_then(|mut c| c.take())
+    }
+
+    fn put_cache(&self, stamp: Stamp, reg: Registry) {
+        if let Ok(mut c) = self.cache.lock() {
+            *c = Some((stamp, reg));
+        }
     }
 
     /// Validates `mappings` and splits them into one job per container port.
@@ -338,8 +358,8 @@ fn take_fixed(reg: &Registry, job: &Job, port: u16) -> Result<u16> {
 /// The first free port of `range` after the range's cursor, going round; moves the cursor.
 fn take_any(reg: &mut Registry, job: &Job, range: PortRange) -> Result<u16> {
     let key = (job.proto, job.ip, range);
-    let first = match reg.cursors.get(&key) {
-        Some(&last) if range.contains(last) && last < range.end() => last + 1,
+    let first = match reg.cursor(&key) {
+        Some(last) if range.contains(last) && last < range.end() => last + 1,
         _ => range.start(),
     };
     let (start, count) = (u32::from(range.start()), u32::from(range.count()));
@@ -350,7 +370,7 @@ fn take_any(reg: &mut Registry, job: &Job, range: PortRange) -> Result<u16> {
             continue;
         }
         if probe(job.proto, SocketAddr::new(job.ip, port))? {
-            reg.cursors.insert(key, port);
+            reg.set_cursor(key, port);
             return Ok(port);
         }
     }
