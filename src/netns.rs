@@ -239,7 +239,16 @@ impl Netns {
     /// # Ok::<(), netplumb::Error>(())
     /// ```
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
+        if self.is_current() {
+            // Already there: no thread to start, nothing to switch.
+            return Ok(f());
+        }
         on_thread(Some(self), || Ok(f()))
+    }
+
+    /// Whether the calling thread is in this namespace.
+    fn is_current(&self) -> bool {
+        fs::metadata(THREAD_SELF_NET).is_ok_and(|m| (m.dev(), m.ino()) == self.id)
     }
 
     /// Spawns `cmd` inside this namespace (`ip netns exec NAME cmd`). The child inherits the

@@ -315,14 +315,14 @@ impl Host {
         let mac = ctr.mac.unwrap_or_else(|| mac_of(att.addrs[0].addr()));
         att.mac = Some(mac);
         fault::point("veth")?;
-        let br = self.rtnl.link(net.bridge.as_str())?;
-        let mut salt = 0;
+        let mut br = self.bridge_index(&net.bridge, false)?;
+        let (mut salt, mut looked_up) = (0, false);
         loop {
             att.host_veth = host_veth_name(&ctr.id, &net.name, salt);
             // One request: the pair, the peer straight in the container, the host end up
             // and already a port of the bridge.
             let mut v = Veth::new(&att.host_veth)
-                .controller(br.index)
+                .controller(br)
                 .up()
                 .peer(&ctr.ifname)
                 .peer_netns(&ctr.netns)
@@ -332,6 +332,15 @@ impl Host {
             }
             match self.rtnl.execute(&v) {
                 Err(e) if e.is_exists() && salt < 8 => salt += 1,
+                // The cached bridge index may be stale (bridge recreated): look it up once.
+                Err(e) if !e.is_exists() && !looked_up => {
+                    looked_up = true;
+                    let fresh = self.bridge_index(&net.bridge, true)?;
+                    if fresh == br {
+                        return Err(e);
+                    }
+                    br = fresh;
+                }
                 r => break r?,
             }
         }

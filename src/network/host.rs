@@ -44,6 +44,8 @@ pub struct Host {
     pub(crate) ports: PortAllocator,
     pub(crate) state: State,
     pub(crate) state_dir: PathBuf,
+    /// Bridge indexes by name, looked up once (a connect needs the index).
+    pub(crate) bridges: std::collections::HashMap<String, u32>,
 }
 
 /// What [`Host::gc`] removed.
@@ -130,6 +132,7 @@ impl Host {
             ports,
             state: State::open(&db)?,
             state_dir,
+            bridges: Default::default(),
         })
     }
 
@@ -156,6 +159,16 @@ impl Host {
     /// The folder of the records.
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
+    }
+
+    /// The index of bridge `name`, from the cache unless `fresh`.
+    pub(crate) fn bridge_index(&mut self, name: &str, fresh: bool) -> Result<u32> {
+        if let (false, Some(&i)) = (fresh, self.bridges.get(name)) {
+            return Ok(i);
+        }
+        let i = self.rtnl.link(name)?.index;
+        self.bridges.insert(name.to_owned(), i);
+        Ok(i)
     }
 
     /// The networks, by name.
@@ -413,6 +426,7 @@ impl Host {
         }
         // Firewall first, the bridge last (nothing is forwarded into a half-removed network).
         self.fw.remove_network(name)?;
+        self.bridges.remove(&info.bridge);
         if info.bridge_created {
             del_link(&self.netns, &info.bridge)?;
         } else if let Ok(br) = self.rtnl.link(info.bridge.as_str()) {
