@@ -13,17 +13,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::time::Duration;
 
-use netplumb::addr::Addr;
-use netplumb::link::{LinkSet, Veth};
 use netplumb::netns::Sandbox;
-use netplumb::{Netns, NetnsDir, Rtnl};
+use netplumb::{Netns, NetnsDir};
 use serde_json::Value;
 
 const STATE: &str = "/run/cli-test/state";
@@ -114,49 +110,17 @@ fn is_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|c| c.is_ascii_hexdigit())
 }
 
-/// "Another machine": a namespace on an uplink of the sandbox's host, 192.0.2.2 to its
-/// 192.0.2.1.
 fn outside(s: &Sandbox) -> Netns {
-    let o = Netns::new().unwrap();
-    let mut r = common::rtnl(s);
-    r.execute(&Veth::new("uplink").peer("eth0").peer_netns(&o).up())
-        .unwrap();
-    let up = r.link("uplink").unwrap();
-    r.execute(&Addr::new(&up, "192.0.2.1/24".parse().unwrap()))
-        .unwrap();
-    let mut ro = Rtnl::open_in(&o).unwrap();
-    let e = ro.link("eth0").unwrap();
-    ro.execute(&LinkSet::new(&e).up()).unwrap();
-    ro.execute(&Addr::new(&e, "192.0.2.2/24".parse().unwrap()))
-        .unwrap();
-    o
+    common::outside(s)
 }
 
 /// A server in `ns` on port 80 that answers every connection with the caller's address.
 fn serve_peer(ns: &Netns) {
-    let l = ns.run(|| TcpListener::bind("0.0.0.0:80")).unwrap().unwrap();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut c) = c else { return };
-            let peer = c
-                .peer_addr()
-                .map(|p| p.ip().to_string())
-                .unwrap_or_default();
-            let _ = c.write_all(peer.as_bytes());
-        }
-    });
+    common::serve_peer(ns, SocketAddr::from(([0, 0, 0, 0], 80)));
 }
 
 fn call(ns: &Netns, to: &str) -> Option<String> {
-    let to: SocketAddr = to.parse().unwrap();
-    ns.run(|| {
-        let mut s = TcpStream::connect_timeout(&to, Duration::from_millis(1500)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        Some(out)
-    })
-    .unwrap()
+    common::call_peer(ns, to.parse().unwrap())
 }
 
 /// Network create, two containers with a published port, `port`, `network ls`; returns

@@ -17,8 +17,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::Duration;
 
@@ -216,36 +215,6 @@ fn net0() -> NetworkRules {
         .subnet("fd77::/64".parse().unwrap())
 }
 
-/// A TCP server in `ns` on `bind` that answers each connection with its own address as
-/// seen by it and the peer's address. Returns the port.
-fn tcp_server(ns: &Netns, bind: SocketAddr) -> u16 {
-    let l = ns.run(|| TcpListener::bind(bind)).unwrap().unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut c) = c else { return };
-            let peer = c
-                .peer_addr()
-                .map(|p| p.ip().to_string())
-                .unwrap_or_default();
-            let _ = c.write_all(peer.as_bytes());
-        }
-    });
-    port
-}
-
-/// Connects from `ns` to `to`; returns what the server said (the client address it saw).
-fn tcp_call(ns: &Netns, to: SocketAddr) -> Option<String> {
-    ns.run(|| {
-        let mut s = TcpStream::connect_timeout(&to, Duration::from_millis(1500)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        Some(out)
-    })
-    .unwrap()
-}
-
 fn sa(ip: &str, port: u16) -> SocketAddr {
     SocketAddr::new(self::ip(ip), port)
 }
@@ -253,22 +222,23 @@ fn sa(ip: &str, port: u16) -> SocketAddr {
 fn published_port_reaches_the_container_on_its_host_address_only(s: &Sandbox, open: Opener) {
     let mut w = world(s, open);
     w.fw.add_network(&net0()).unwrap();
-    tcp_server(&w.c[0], sa("0.0.0.0", 80));
+    common::serve_peer(&w.c[0], sa("0.0.0.0", 80));
     let p = PortRule::new("net0", Proto::Tcp, 8080, ip("10.77.0.2"), 80).host_ip(ip("192.0.2.1"));
     w.fw.publish(std::slice::from_ref(&p)).unwrap();
     assert_eq!(w.fw.state().unwrap().ports, vec![p]);
-    let seen = tcp_call(&w.outside, sa("192.0.2.1", 8080)).expect("published port reachable");
+    let seen =
+        common::call_peer(&w.outside, sa("192.0.2.1", 8080)).expect("published port reachable");
     assert_eq!(
         seen, "192.0.2.2",
         "the container sees the real client (no SNAT inbound)"
     );
     assert_eq!(
-        tcp_call(&w.outside, sa("198.51.100.1", 8080)),
+        common::call_peer(&w.outside, sa("198.51.100.1", 8080)),
         None,
         "not on another host address"
     );
     assert_eq!(
-        tcp_call(&w.outside, sa("10.77.0.2", 80)),
+        common::call_peer(&w.outside, sa("10.77.0.2", 80)),
         None,
         "containers are not reachable directly"
     );
@@ -287,7 +257,7 @@ fn any_address_udp_and_ipv6_ports(s: &Sandbox, open: Opener) {
             let _ = udp.send_to(&b[..n], from);
         }
     });
-    tcp_server(&w.c[0], sa("::", 80));
+    common::serve_peer(&w.c[0], sa("::", 80));
     w.fw.publish(&[
         PortRule::new("net0", Proto::Udp, 5353, ip("10.77.0.3"), 53),
         PortRule::new("net0", Proto::Tcp, 8080, ip("fd77::2"), 80),
@@ -307,25 +277,25 @@ fn any_address_udp_and_ipv6_ports(s: &Sandbox, open: Opener) {
             "udp via {host}"
         );
     }
-    let seen = tcp_call(&w.outside, sa("2001:db8::1", 8080)).expect("IPv6 published port");
+    let seen = common::call_peer(&w.outside, sa("2001:db8::1", 8080)).expect("IPv6 published port");
     assert_eq!(seen, "2001:db8::2");
 }
 
 fn outbound_masquerade_and_hairpin(s: &Sandbox, open: Opener) {
     let mut w = world(s, open);
     w.fw.add_network(&net0()).unwrap();
-    let port = tcp_server(&w.outside, sa("0.0.0.0", 0));
+    let port = common::serve_peer(&w.outside, sa("0.0.0.0", 0));
     assert_eq!(
-        tcp_call(&w.c[0], sa("192.0.2.2", port)).as_deref(),
+        common::call_peer(&w.c[0], sa("192.0.2.2", port)).as_deref(),
         Some("192.0.2.1"),
         "masqueraded to the host"
     );
-    tcp_server(&w.c[0], sa("0.0.0.0", 80));
+    common::serve_peer(&w.c[0], sa("0.0.0.0", 80));
     w.fw.publish(&[PortRule::new("net0", Proto::Tcp, 8080, ip("10.77.0.2"), 80)])
         .unwrap();
     // c2 reaches c1's published port through the host address.
     assert!(
-        tcp_call(&w.c[1], sa("192.0.2.1", 8080)).is_some(),
+        common::call_peer(&w.c[1], sa("192.0.2.1", 8080)).is_some(),
         "same-network hairpin"
     );
     // c1 reaches its own published port: needs hairpin mode on its bridge port.
@@ -333,25 +303,29 @@ fn outbound_masquerade_and_hairpin(s: &Sandbox, open: Opener) {
         .execute(&BridgePort::new("vethbr01").hairpin(true))
         .unwrap();
     assert!(
-        tcp_call(&w.c[0], sa("192.0.2.1", 8080)).is_some(),
+        common::call_peer(&w.c[0], sa("192.0.2.1", 8080)).is_some(),
         "self hairpin"
     );
     // Masquerade off: the outside sees the container's own address (and cannot answer).
     w.fw.add_network(&net0().masquerade(false)).unwrap();
-    assert_eq!(tcp_call(&w.c[0], sa("192.0.2.2", port)), None);
+    assert_eq!(common::call_peer(&w.c[0], sa("192.0.2.2", port)), None);
 }
 
 fn icc_off_blocks_containers_and_links_open_one_port(s: &Sandbox, open: Opener) {
     let mut w = world(s, open);
-    tcp_server(&w.c[1], sa("0.0.0.0", 80));
-    tcp_server(&w.c[1], sa("0.0.0.0", 81));
+    common::serve_peer(&w.c[1], sa("0.0.0.0", 80));
+    common::serve_peer(&w.c[1], sa("0.0.0.0", 81));
     w.fw.add_network(&net0()).unwrap();
     assert!(
-        tcp_call(&w.c[0], sa("10.77.0.3", 80)).is_some(),
+        common::call_peer(&w.c[0], sa("10.77.0.3", 80)).is_some(),
         "icc on by default"
     );
     w.fw.add_network(&net0().icc(false)).unwrap();
-    assert_eq!(tcp_call(&w.c[0], sa("10.77.0.3", 80)), None, "icc off");
+    assert_eq!(
+        common::call_peer(&w.c[0], sa("10.77.0.3", 80)),
+        None,
+        "icc off"
+    );
     let link = LinkAllow {
         from: ip("10.77.0.2"),
         to: ip("10.77.0.3"),
@@ -360,16 +334,16 @@ fn icc_off_blocks_containers_and_links_open_one_port(s: &Sandbox, open: Opener) 
     };
     w.fw.add_network(&net0().icc(false).link(link)).unwrap();
     assert!(
-        tcp_call(&w.c[0], sa("10.77.0.3", 80)).is_some(),
+        common::call_peer(&w.c[0], sa("10.77.0.3", 80)).is_some(),
         "--link opens its port"
     );
     assert_eq!(
-        tcp_call(&w.c[0], sa("10.77.0.3", 81)),
+        common::call_peer(&w.c[0], sa("10.77.0.3", 81)),
         None,
         "and only that port"
     );
     assert_eq!(
-        tcp_call(&w.c[1], sa("10.77.0.2", 80)),
+        common::call_peer(&w.c[1], sa("10.77.0.2", 80)),
         None,
         "and only that direction"
     );
@@ -390,15 +364,15 @@ fn networks_are_isolated_and_removal_is_exact(s: &Sandbox, open: Opener) {
     w.fw.add_network(&net0()).unwrap();
     let only0 = w.fw.state().unwrap();
     w.fw.add_network(&net1).unwrap();
-    tcp_server(&c3, sa("0.0.0.0", 80));
-    tcp_server(&w.c[0], sa("0.0.0.0", 80));
+    common::serve_peer(&c3, sa("0.0.0.0", 80));
+    common::serve_peer(&w.c[0], sa("0.0.0.0", 80));
     assert_eq!(
-        tcp_call(&w.c[0], sa("10.78.0.2", 80)),
+        common::call_peer(&w.c[0], sa("10.78.0.2", 80)),
         None,
         "net0 -> net1 blocked"
     );
     assert_eq!(
-        tcp_call(&c3, sa("10.77.0.2", 80)),
+        common::call_peer(&c3, sa("10.77.0.2", 80)),
         None,
         "net1 -> net0 blocked"
     );
@@ -455,10 +429,10 @@ fn applying_twice_changes_nothing(s: &Sandbox, open: Opener) {
 fn the_users_chain_verdict_wins(s: &Sandbox, open: Opener) {
     let mut w = world(s, open);
     w.fw.add_network(&net0()).unwrap();
-    tcp_server(&w.c[0], sa("0.0.0.0", 80));
+    common::serve_peer(&w.c[0], sa("0.0.0.0", 80));
     w.fw.publish(&[PortRule::new("net0", Proto::Tcp, 8080, ip("10.77.0.2"), 80)])
         .unwrap();
-    assert!(tcp_call(&w.outside, sa("192.0.2.1", 8080)).is_some());
+    assert!(common::call_peer(&w.outside, sa("192.0.2.1", 8080)).is_some());
     let nft_backend = w.fw.backend() == Backend::Nftables;
     let added = if nft_backend {
         nft(
@@ -488,7 +462,7 @@ fn the_users_chain_verdict_wins(s: &Sandbox, open: Opener) {
         return;
     };
     assert_eq!(
-        tcp_call(&w.outside, sa("192.0.2.1", 8080)),
+        common::call_peer(&w.outside, sa("192.0.2.1", 8080)),
         None,
         "the user's drop wins"
     );
@@ -613,12 +587,12 @@ fn iptables_cmd(w: &World, name: &str, args: &[&str]) {
 fn a_port_on_127_0_0_1_is_not_reachable_from_outside(s: &Sandbox, open: Opener) {
     let mut w = world(s, open);
     w.fw.add_network(&net0()).unwrap();
-    tcp_server(&w.c[0], sa("0.0.0.0", 80));
+    common::serve_peer(&w.c[0], sa("0.0.0.0", 80));
     let lo = PortRule::new("net0", Proto::Tcp, 8080, ip("10.77.0.2"), 80).host_ip(ip("127.0.0.1"));
     w.fw.publish(&[lo]).unwrap();
     for host in ["192.0.2.1", "198.51.100.1"] {
         assert_eq!(
-            tcp_call(&w.outside, sa(host, 8080)),
+            common::call_peer(&w.outside, sa(host, 8080)),
             None,
             "not from outside via {host}"
         );
@@ -627,20 +601,20 @@ fn a_port_on_127_0_0_1_is_not_reachable_from_outside(s: &Sandbox, open: Opener) 
     let rl = Sysctl::RouteLocalnet(netplumb::sysctl::Scope::dev("br0"));
     assert_eq!(rl.get(&w.host).unwrap(), "0");
     assert_eq!(
-        tcp_call(&w.host, sa("127.0.0.1", 8080)),
+        common::call_peer(&w.host, sa("127.0.0.1", 8080)),
         None,
         "off by default"
     );
     w.fw.add_network(&net0().loopback_ports(true)).unwrap();
     rl.set_bool(&w.host, true).unwrap();
     assert_eq!(
-        tcp_call(&w.host, sa("127.0.0.1", 8080)).as_deref(),
+        common::call_peer(&w.host, sa("127.0.0.1", 8080)).as_deref(),
         Some("10.77.0.1"),
         "the host, masqueraded"
     );
     for host in ["192.0.2.1", "198.51.100.1"] {
         assert_eq!(
-            tcp_call(&w.outside, sa(host, 8080)),
+            common::call_peer(&w.outside, sa(host, 8080)),
             None,
             "still not from outside via {host}"
         );

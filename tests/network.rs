@@ -3,13 +3,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
 
-use netplumb::addr::Addr;
 use netplumb::firewall::{Firewall, Proto};
-use netplumb::link::{LinkSet, Veth};
 use netplumb::netns::Sandbox;
 use netplumb::network::{fault, Container, Host, NetworkConfig};
 use netplumb::{Netns, Rtnl};
@@ -35,51 +31,16 @@ fn ctr_ns(s: &Sandbox, name: &str) -> Netns {
     ns
 }
 
-/// An "outside" namespace on an uplink of the host: host 192.0.2.1, outside 192.0.2.2.
 fn outside(s: &Sandbox) -> Netns {
-    let o = Netns::new().unwrap();
-    let mut r = common::rtnl(s);
-    r.execute(&Veth::new("uplink").peer("eth0").peer_netns(&o).up())
-        .unwrap();
-    let up = r.link("uplink").unwrap();
-    r.execute(&Addr::new(&up, "192.0.2.1/24".parse().unwrap()))
-        .unwrap();
-    let mut ro = Rtnl::open_in(&o).unwrap();
-    let e = ro.link("eth0").unwrap();
-    ro.execute(&LinkSet::new(&e).up()).unwrap();
-    ro.execute(&Addr::new(&e, "192.0.2.2/24".parse().unwrap()))
-        .unwrap();
-    o
+    common::outside(s)
 }
 
 fn serve(ns: &Netns, port: u16) -> u16 {
-    let l = ns
-        .run(|| TcpListener::bind(("0.0.0.0", port)))
-        .unwrap()
-        .unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for c in l.incoming() {
-            let Ok(mut c) = c else { return };
-            let peer = c
-                .peer_addr()
-                .map(|p| p.ip().to_string())
-                .unwrap_or_default();
-            let _ = c.write_all(peer.as_bytes());
-        }
-    });
-    port
+    common::serve_peer(ns, SocketAddr::from(([0, 0, 0, 0], port)))
 }
 
 fn call(ns: &Netns, to: SocketAddr) -> Option<String> {
-    ns.run(|| {
-        let mut s = TcpStream::connect_timeout(&to, Duration::from_millis(1500)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        Some(out)
-    })
-    .unwrap()
+    common::call_peer(ns, to)
 }
 
 /// IPv6 link-local addresses and their routes, and multicast routes: the kernel adds them

@@ -95,3 +95,57 @@ pub fn udp_send_error(ns: &Netns, to: SocketAddr) -> Option<std::io::Error> {
     })
     .expect("enter namespace")
 }
+
+/// A TCP server in `ns` on `bind` that answers each connection with the address it sees
+/// the client at, then closes. Returns the port.
+pub fn serve_peer(ns: &Netns, bind: SocketAddr) -> u16 {
+    let l = ns
+        .run(|| TcpListener::bind(bind))
+        .expect("enter namespace")
+        .expect("bind server");
+    let port = l.local_addr().expect("server address").port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { return };
+            let peer = c
+                .peer_addr()
+                .map(|p| p.ip().to_string())
+                .unwrap_or_default();
+            let _ = c.write_all(peer.as_bytes());
+        }
+    });
+    port
+}
+
+/// Connects from `ns` to `to`; returns what a [`serve_peer`] server said (the client
+/// address it saw), or `None` when the connection fails.
+pub fn call_peer(ns: &Netns, to: SocketAddr) -> Option<String> {
+    ns.run(|| {
+        let mut s = TcpStream::connect_timeout(&to, Duration::from_millis(1500)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    })
+    .expect("enter namespace")
+}
+
+/// "Another machine": a namespace on an uplink of the sandbox's host, 192.0.2.2 to the
+/// host's 192.0.2.1.
+pub fn outside(s: &Sandbox) -> Netns {
+    use netplumb::addr::Addr;
+    use netplumb::link::{LinkSet, Veth};
+    let o = Netns::new().expect("outside namespace");
+    let mut r = rtnl(s);
+    r.execute(&Veth::new("uplink").peer("eth0").peer_netns(&o).up())
+        .expect("uplink");
+    let up = r.link("uplink").expect("uplink");
+    r.execute(&Addr::new(&up, "192.0.2.1/24".parse().expect("addr")))
+        .expect("host address");
+    let mut ro = Rtnl::open_in(&o).expect("rtnl outside");
+    let e = ro.link("eth0").expect("eth0");
+    ro.execute(&LinkSet::new(&e).up()).expect("eth0 up");
+    ro.execute(&Addr::new(&e, "192.0.2.2/24".parse().expect("addr")))
+        .expect("outside address");
+    o
+}

@@ -317,34 +317,12 @@ impl Nftables {
         nft::end_elems(buf, tok);
     }
 
-    /// Adds to the batch the deletion of every rule and element tagged with `network`
-    /// (except rules tagged exactly `keep`).
-    fn remove_tagged(&mut self, network: &str, keep: Option<&str>) -> Result<usize> {
+    /// Adds to the batch the deletion of every rule and element tagged with `network`.
+    fn remove_tagged(&mut self, network: &str) -> Result<usize> {
         let table = self.table.clone();
         let found = dump::tagged(&mut self.sock, &table, network, true)?;
-        let mut n = 0;
-        for r in found
-            .rules
-            .iter()
-            .filter(|r| Some(r.comment.as_str()) != keep)
-        {
-            let seq = self.batch.seq(|| {
-                format!(
-                    "nft delete rule {} {table} {} handle {}",
-                    skeleton::family_name(r.af),
-                    r.chain,
-                    r.handle
-                )
-            });
-            nft::del_rule(
-                &mut self.batch.buf,
-                seq,
-                r.af,
-                (table.as_bytes(), r.chain.as_bytes()),
-                r.handle,
-            );
-            n += 1;
-        }
+        self.del_rules(&found.rules);
+        let mut n = found.rules.len();
         // Elements come grouped by family and set: one message per group (and per
         // ELEMS_PER_MSG elements), not one per element.
         let mut rest = &found.elems[..];
@@ -399,7 +377,7 @@ impl Firewall for Nftables {
                 return Ok(()); // the same rules are there already
             }
             // Different settings under the same name: replace, in the same batch.
-            fw.remove_tagged_rules_only(&existing)?;
+            fw.del_rules(&existing.rules);
             for fam in skeleton::FAMILIES {
                 network::add(&mut fw.batch, fam, &table, net, &tag);
             }
@@ -438,7 +416,7 @@ impl Firewall for Nftables {
             return Ok(());
         }
         self.begin();
-        self.remove_tagged(name, None)?;
+        self.remove_tagged(name)?;
         self.commit()
     }
 
@@ -471,9 +449,10 @@ impl Firewall for Nftables {
 }
 
 impl Nftables {
-    fn remove_tagged_rules_only(&mut self, existing: &dump::Tagged) -> Result<()> {
+    /// Adds to the batch the deletion of `rules` (by handle).
+    fn del_rules(&mut self, rules: &[dump::TaggedRule]) {
         let table = self.table.clone();
-        for r in &existing.rules {
+        for r in rules {
             let seq = self.batch.seq(|| {
                 format!(
                     "nft delete rule {} {table} {} handle {}",
@@ -490,6 +469,5 @@ impl Nftables {
                 r.handle,
             );
         }
-        Ok(())
     }
 }
