@@ -33,7 +33,7 @@
 //! Environment: `NETPLUMB_FW_REPS` (samples per publish row, default 200),
 //! `NETPLUMB_FW_NET_REPS` (samples of `network_base_rules`, default 50),
 //! `NETPLUMB_FW_SHOW_SCRIPT` (set: print the base-rules `nft` script). Results go to
-//! `target/bench-results/firewall.json`: the fields of /work/shared/BENCH.md plus `mean`,
+//! `target/bench-results/firewall.json`: the common fields of benches/README.md plus `mean`,
 //! `baseline_min`, `baseline_max`, `baseline_after_delete_median` (publish rows),
 //! `baseline_startup_us` (an empty `nft -f` in the same kind of namespace), `prefilled`
 //! (publish rows) and `open_us` (`network_base_rules`).

@@ -26,7 +26,7 @@
 //! Environment: `NETPLUMB_FW_REPS` (samples per row, default 100),
 //! `NETPLUMB_FW_LEGACY=1` (also rows `publish_port_at_K_iptables_legacy` with the
 //! iptables-legacy binaries). Results go to `target/bench-results/firewall_iptables.json`
-//! (fields of /work/shared/BENCH.md plus `mean`, `baseline_min`, `baseline_max`,
+//! (the common fields of benches/README.md plus `mean`, `baseline_min`, `baseline_max`,
 //! `baseline_startup_us` (`iptables --version` in the same namespace: the start-up of
 //! one process), `prefilled`, `appends_median`, `nftables_median` and `version`).
 //!
@@ -362,6 +362,29 @@ fn main() {
     let dir = results_dir();
     std::fs::create_dir_all(&dir).expect("create bench-results dir");
     let path = dir.join("firewall_iptables.json");
-    std::fs::write(&path, json(&rows)).expect("write firewall_iptables.json");
+    let ours = json(&rows);
+    std::fs::write(&path, &ours).expect("write firewall_iptables.json");
     println!("wrote {}", path.display());
+    // Also beside the nftables figures in firewall.json (its other rows kept).
+    let fw = dir.join("firewall.json");
+    let old = std::fs::read_to_string(&fw).unwrap_or_default();
+    std::fs::write(&fw, merge_rows(&old, &ours)).expect("write firewall.json");
+    println!("merged into {}", fw.display());
+}
+
+/// `old`'s rows that are not ours (no `_iptables` in the name) followed by `ours`, as one
+/// JSON array. Both are arrays written one object per line.
+fn merge_rows(old: &str, ours: &str) -> String {
+    let rows = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| l.trim().trim_end_matches(',').to_owned())
+            .filter(|l| l.starts_with('{'))
+            .collect()
+    };
+    let mut all: Vec<String> = rows(old)
+        .into_iter()
+        .filter(|r| !r.contains("_iptables"))
+        .collect();
+    all.extend(rows(ours));
+    format!("[\n  {}\n]\n", all.join(",\n  "))
 }

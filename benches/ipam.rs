@@ -9,7 +9,7 @@
 //! host-local), so the free addresses are holes spread over the whole range. Nothing
 //! here needs privileges; all state lives in a temp dir.
 //!
-//! Writes `target/bench-results/ipam.json` (fields of BENCH.md plus `mean`, `fill_pct`
+//! Writes `target/bench-results/ipam.json` (the common fields of benches/README.md plus `mean`, `fill_pct`
 //! and `flat_ratio`, this fill's median over the 1 % median). Environment: `NETPLUMB_BENCH_N`
 //! pairs for the SQLite store (default 2,000; ten times that for memory),
 //! `NETPLUMB_BENCH_HL_N` pairs for host-local (default 100 at 1 %, a fifth of that above).
