@@ -14,8 +14,9 @@
 //! format (no peer baseline here: the side-by-side comparison with CNI and netavark is a
 //! separate harness). Without privileges it prints `SKIPPED attach bench: ...` and exits 0.
 
+mod common;
+use common::{results_dir, stats};
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use netplumb::network::{Container, Host, NetworkConfig};
@@ -25,17 +26,6 @@ struct Row {
     name: &'static str,
     n: usize,
     v: Vec<f64>,
-}
-
-fn median(v: &mut [f64]) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    let k = v.len();
-    let m = if k % 2 == 1 {
-        v[k / 2]
-    } else {
-        (v[k / 2 - 1] + v[k / 2]) / 2.0
-    };
-    (m, v[0], v[k - 1])
 }
 
 fn env(name: &str, default: usize) -> usize {
@@ -151,7 +141,8 @@ fn main() {
     let mut json = String::from("[\n");
     println!("| operation | n | median µs | min | max |\n|---|---:|---:|---:|---:|");
     for (i, mut r) in rows.into_iter().enumerate() {
-        let (m, lo, hi) = median(&mut r.v);
+        let st = stats(&mut r.v);
+        let (m, lo, hi) = (st.median, st.min, st.max);
         println!("| {} | {} | {m:.1} | {lo:.1} | {hi:.1} |", r.name, r.n);
         let sep = if i == 0 { "" } else { ",\n" };
         let _ = write!(
@@ -162,10 +153,7 @@ fn main() {
         );
     }
     json.push_str("\n]\n");
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
-        .join("bench-results");
+    let dir = results_dir();
     let _ = std::fs::create_dir_all(&dir);
     std::fs::write(dir.join("attach.json"), json).expect("write attach.json");
 }

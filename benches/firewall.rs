@@ -41,6 +41,8 @@
 //! Without the privileges to make namespaces it prints `SKIPPED firewall bench: ...` and
 //! exits 0. Without an `nft` binary the baseline fields are `null`.
 
+mod common;
+use common::{results_dir, stats, Stats};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -69,31 +71,6 @@ const NETWORK: &str = "net0";
 const CONTAINER: &str = "10.77.0.2";
 /// The comment netplumb puts on a network's set elements (mirrored by the nft files).
 const ELEM_COMMENT: &str = "netplumb net=net0";
-
-#[derive(Debug, Clone, Copy)]
-struct Stats {
-    median: f64,
-    min: f64,
-    max: f64,
-    mean: f64,
-}
-
-fn stats(v: &mut [f64]) -> Stats {
-    assert!(!v.is_empty(), "no samples");
-    v.sort_by(f64::total_cmp);
-    let k = v.len();
-    let median = if k % 2 == 1 {
-        v[k / 2]
-    } else {
-        (v[k / 2 - 1] + v[k / 2]) / 2.0
-    };
-    Stats {
-        median,
-        min: v[0],
-        max: v[k - 1],
-        mean: v.iter().sum::<f64>() / k as f64,
-    }
-}
 
 /// One line of the table and one object of the JSON file.
 struct Row {
@@ -590,17 +567,6 @@ fn verdict(rows: &[Row]) -> String {
         }
     }
     s
-}
-
-fn results_dir() -> PathBuf {
-    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(t) => manifest.join(t), // an absolute path replaces `manifest`
-        None => manifest.join("target"),
-    };
-    target.join("bench-results")
 }
 
 fn main() {

@@ -33,9 +33,10 @@
 //! Without the privileges to make namespaces it prints `SKIPPED firewall_iptables bench:
 //! ...` and exits 0; without iptables binaries it fails, naming what to install.
 
+mod common;
+use common::{results_dir, stats, Stats};
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -50,31 +51,6 @@ const SAMPLE_BASE: u16 = 40_000;
 const WARMUP: usize = 3;
 const NETWORK: &str = "net0";
 const CONTAINER: &str = "10.77.0.2";
-
-#[derive(Debug, Clone, Copy)]
-struct Stats {
-    median: f64,
-    min: f64,
-    max: f64,
-    mean: f64,
-}
-
-fn stats(v: &mut [f64]) -> Stats {
-    assert!(!v.is_empty(), "no samples");
-    v.sort_by(f64::total_cmp);
-    let k = v.len();
-    let median = if k % 2 == 1 {
-        v[k / 2]
-    } else {
-        (v[k / 2 - 1] + v[k / 2]) / 2.0
-    };
-    Stats {
-        median,
-        min: v[0],
-        max: v[k - 1],
-        mean: v.iter().sum::<f64>() / k as f64,
-    }
-}
 
 struct Row {
     name: String,
@@ -306,17 +282,6 @@ fn table(rows: &[Row]) -> String {
         );
     }
     s
-}
-
-fn results_dir() -> PathBuf {
-    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(t) => manifest.join(t),
-        None => manifest.join("target"),
-    };
-    target.join("bench-results")
 }
 
 fn main() {

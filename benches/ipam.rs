@@ -14,6 +14,8 @@
 //! pairs for the SQLite store (default 2,000; ten times that for memory),
 //! `NETPLUMB_BENCH_HL_N` pairs for host-local (default 100 at 1 %, a fifth of that above).
 
+mod common;
+use common::results_dir;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -248,17 +250,6 @@ fn table(rows: &[Row]) -> String {
         );
     }
     s
-}
-
-fn results_dir() -> PathBuf {
-    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(t) => manifest.join(t), // an absolute path replaces `manifest`
-        None => manifest.join("target"),
-    };
-    target.join("bench-results")
 }
 
 /// Measures one fill level: SQLite, memory and host-local.

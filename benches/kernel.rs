@@ -19,6 +19,8 @@
 //! Without the privileges to make namespaces it prints `SKIPPED kernel bench: ...` and
 //! exits 0.
 
+mod common;
+use common::{results_dir, stats, Stats};
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -64,31 +66,6 @@ struct World {
     dev: u32,
     /// Indexes of the `vethN` ends, for the delete measurements.
     veths: Vec<u32>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Stats {
-    median: f64,
-    min: f64,
-    max: f64,
-    mean: f64,
-}
-
-fn stats(v: &mut [f64]) -> Stats {
-    assert!(!v.is_empty(), "no samples");
-    v.sort_by(f64::total_cmp);
-    let k = v.len();
-    let median = if k % 2 == 1 {
-        v[k / 2]
-    } else {
-        (v[k / 2 - 1] + v[k / 2]) / 2.0
-    };
-    Stats {
-        median,
-        min: v[0],
-        max: v[k - 1],
-        mean: v.iter().sum::<f64>() / k as f64,
-    }
 }
 
 /// One line of the table and one object of the JSON file.
@@ -540,17 +517,6 @@ fn table(rows: &[Row]) -> String {
         );
     }
     s
-}
-
-fn results_dir() -> PathBuf {
-    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(t) => manifest.join(t), // an absolute path replaces `manifest`
-        None => manifest.join("target"),
-    };
-    target.join("bench-results")
 }
 
 fn main() {

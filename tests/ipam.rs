@@ -3,9 +3,9 @@
 //! order, exhaustion, release, garbage collection, typed errors naming the bad value, and
 //! the compare-and-swap retry path. Multi-process tests are in `ipam_procs.rs`.
 
+mod common;
+use common::TempDir;
 use std::net::IpAddr;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use netplumb::ipam::{
     parse_subnet, Ipam, IpamError, MemoryStore, NetworkSpec, Owner, Pool, Pools, Released,
@@ -14,27 +14,6 @@ use netplumb::ipam::{
 use netplumb::ErrorKind;
 
 type Dyn = Ipam<Box<dyn Store>>;
-
-/// A folder under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let p =
-            std::env::temp_dir().join(format!("netplumb-ipam-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Runs `f` on a memory store and on a SQLite store, both with `pools`.
 fn each_store_with(pools: Pools, f: impl Fn(&Dyn)) {

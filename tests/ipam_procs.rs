@@ -8,6 +8,8 @@
 //! to stdout, after the step's transaction committed (`HELD`, `FREED`) or before it
 //! started (`ALLOC`, `FREEING`), so the parent knows which step a kill interrupted.
 
+mod common;
+use common::{Rng, TempDir};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::IpAddr;
@@ -16,49 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use netplumb::ipam::{Ipam, IpamError, NetworkSpec, Owner, SqliteStore};
-
-/// A folder under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("netplumb-ipamp-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// xorshift64*, seeded from the clock (the seed is printed, so a failure can be rerun).
-struct Rng(u64);
-
-impl Rng {
-    fn from_clock() -> Self {
-        let t = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap();
-        let seed = t.as_nanos() as u64 ^ (std::process::id() as u64) << 32 | 1;
-        Rng(seed)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 const STORM_NET: &str = "storm";
 const STORM_SUBNET: &str = "10.30.0.0/24";
@@ -137,7 +99,7 @@ fn storm(ipam: &Ipam, id: &str, out: &mut impl Write) {
             Err(e) => panic!("{e}"),
         }
         if !mine.is_empty() && rng.below(2) == 0 {
-            let (a, o) = mine.swap_remove(rng.below(mine.len() as u64) as usize);
+            let (a, o) = mine.swap_remove(rng.below(mine.len()));
             writeln!(out, "FREEING {a} {o}").unwrap();
             assert!(
                 ipam.release(STORM_NET, a).unwrap().was_held(),
@@ -340,9 +302,9 @@ fn storm_round(db: &Path, round: usize, n: usize, rng: &mut Rng) {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    std::thread::sleep(Duration::from_millis(50 + rng.below(300)));
+    std::thread::sleep(Duration::from_millis(50 + rng.below(300) as u64));
     for w in &mut workers {
-        std::thread::sleep(Duration::from_millis(rng.below(25)));
+        std::thread::sleep(Duration::from_millis(rng.below(25) as u64));
         w.child.kill().unwrap(); // SIGKILL
     }
     let (mut replays, mut stats) = (Vec::new(), [0; 3]);

@@ -3,9 +3,10 @@
 //! stores, memory snapshots, and a property test: random allocate/release/GC sequences
 //! on both stores never hand out an address that is held, and agree with a model.
 
+mod common;
+use common::{Rng, TempDir};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -15,27 +16,6 @@ use netplumb::ipam::{
 };
 
 type Dyn = Ipam<Box<dyn Store>>;
-
-/// A folder under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let p =
-            std::env::temp_dir().join(format!("netplumb-ipams-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Runs `f` on a memory store and on a SQLite store.
 fn each_store(f: impl Fn(&Dyn, &str)) {
@@ -242,21 +222,6 @@ fn memory_snapshots_round_trip() {
         copy.allocate("n", &owner(9)).unwrap().address,
         ip("10.16.0.7")
     );
-}
-
-/// xorshift64*: small, seeded, so a failure reproduces from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 /// What the leases must be: address → owner, and owner → address.

@@ -2,24 +2,11 @@
 //! random mutations of well-formed replies go through message framing, ACK/extended-ACK
 //! decoding and attribute iteration. Deterministic (seeded), so a failure reproduces.
 
+mod common;
+use common::Rng;
 use netplumb::wire::nlmsg::{NLMSGERR_ATTR_MSG, NLMSG_ERROR};
 use netplumb::wire::parse::Attrs;
 use netplumb::wire::{Ack, Messages, MsgBuf, NlmF};
-
-/// xorshift64*: small, seeded, good enough to spray bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// Feeds `bytes` to every parser and counts what they accepted.
 fn parse_all(bytes: &[u8]) -> usize {

@@ -200,6 +200,17 @@ impl NetworkRules {
         &self.subnets
     }
 
+    /// A hash of every setting, stable across processes and builds: the backends put it
+    /// in their rule comments, so a re-apply with the same settings is recognised and one
+    /// with new settings replaces.
+    pub(crate) fn settings_hash(&self) -> u64 {
+        format!("{self:?}")
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            })
+    }
+
     /// Checks the rules without a backend.
     pub fn validate(&self) -> Result<()> {
         check_network_name(&self.name)?;

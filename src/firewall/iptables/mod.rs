@@ -564,18 +564,7 @@ impl Firewall for Iptables {
             let rs = self.read(fam)?;
             self.state_of(fam, &rs, &mut st);
         }
-        let mut order: Vec<usize> = (0..st.networks.len()).collect();
-        order.sort_by(|&a, &b| st.networks[a].cmp(&st.networks[b]));
-        st.networks = order.iter().map(|&i| st.networks[i].clone()).collect();
-        st.rules = order.iter().map(|&i| st.rules[i]).collect();
-        st.ports.sort_by(|a, b| {
-            (&a.network, a.proto, a.host_ip, a.host_port).cmp(&(
-                &b.network,
-                b.proto,
-                b.host_ip,
-                b.host_port,
-            ))
-        });
+        st.sort();
         Ok(st)
     }
 }

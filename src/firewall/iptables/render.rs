@@ -126,7 +126,7 @@ impl Names {
             "{} net={} h={:016x}",
             self.head,
             net.name,
-            fnv(format!("{net:?}").as_bytes())
+            net.settings_hash()
         )
     }
 
@@ -165,12 +165,6 @@ impl<'a> Tag<'a> {
             Tag::Net { network, .. } | Tag::Port { network, .. } => network,
         }
     }
-}
-
-fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    })
 }
 
 /// A port's identity: `tcp/*:8080`, `udp/192.0.2.1:53`, `tcp/[2001:db8::1]:80`.

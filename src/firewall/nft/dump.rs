@@ -54,6 +54,25 @@ pub struct FirewallState {
     pub ports: Vec<PortRule>,
 }
 
+impl FirewallState {
+    /// Puts networks (with their rule counts) and ports in a stable order, whatever order
+    /// the backend read them in.
+    pub(crate) fn sort(&mut self) {
+        let mut pairs: Vec<(String, usize)> =
+            self.networks.drain(..).zip(self.rules.drain(..)).collect();
+        pairs.sort();
+        (self.networks, self.rules) = pairs.into_iter().unzip();
+        self.ports.sort_by(|a, b| {
+            (&a.network, a.proto, a.host_ip, a.host_port).cmp(&(
+                &b.network,
+                b.proto,
+                b.host_ip,
+                b.host_port,
+            ))
+        });
+    }
+}
+
 fn family_of(m: &RawMsg<'_>) -> u8 {
     m.payload.first().copied().unwrap_or(0)
 }
@@ -252,17 +271,6 @@ pub(super) fn state(sock: &mut Socket, table: &str) -> Result<FirewallState> {
             }
         }
     }
-    let mut order: Vec<usize> = (0..st.networks.len()).collect();
-    order.sort_by(|&a, &b| st.networks[a].cmp(&st.networks[b]));
-    st.networks = order.iter().map(|&i| st.networks[i].clone()).collect();
-    st.rules = order.iter().map(|&i| st.rules[i]).collect();
-    st.ports.sort_by(|a, b| {
-        (&a.network, a.proto, a.host_ip, a.host_port).cmp(&(
-            &b.network,
-            b.proto,
-            b.host_ip,
-            b.host_port,
-        ))
-    });
+    st.sort();
     Ok(st)
 }

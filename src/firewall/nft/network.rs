@@ -17,12 +17,7 @@ use crate::wire::nft::{self, CmpOp, Expr, NatType, PayloadBase};
 /// The comment that marks a network's rules: its name and a hash of its settings, so a
 /// re-apply with the same settings is recognised and one with new settings replaces.
 pub(super) fn tag(net: &NetworkRules) -> String {
-    format!(
-        "{}{} h={:016x}",
-        NET_TAG,
-        net.name,
-        fnv(format!("{net:?}").as_bytes())
-    )
+    format!("{}{} h={:016x}", NET_TAG, net.name, net.settings_hash())
 }
 
 /// The comment of a network's set elements (no hash: elements are per port).
@@ -37,12 +32,6 @@ pub(super) const NET_TAG: &str = "netplumb net=";
 pub(super) fn network_of(comment: &[u8]) -> Option<&str> {
     let s = std::str::from_utf8(comment).ok()?.strip_prefix(NET_TAG)?;
     Some(s.split(' ').next().unwrap_or(s))
-}
-
-fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    })
 }
 
 /// Context shared by the rules of one network and family.
