@@ -55,6 +55,8 @@
 
 pub mod addr;
 pub mod error;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod firewall;
 pub mod ipam;
 pub mod journal;
@@ -62,6 +64,7 @@ pub mod link;
 pub mod neigh;
 pub mod netns;
 pub mod network;
+pub mod overlay;
 pub mod ports;
 pub mod request;
 pub mod route;

@@ -9,7 +9,7 @@ fn allowed(module: &str) -> Option<&'static [&'static str]> {
     Some(match module {
         "wire" => &[],
         // error names the leaf errors of wire, ipam and ports for `#[from]`
-        "error" => &["wire", "sys", "ipam", "ports"],
+        "error" => &["wire", "sys", "ipam", "ports", "etcd"],
         "sys" => &["error"],
         "socket" => &["wire", "error", "sys"],
         "netns" => &["error", "sys"],
@@ -18,7 +18,9 @@ fn allowed(module: &str) -> Option<&'static [&'static str]> {
         "addr" | "route" | "neigh" | "sysctl" => {
             &["wire", "error", "sys", "netns", "rtnl", "request", "link"]
         }
-        "ipam" => &["error"],
+        // etcd dials inside a chosen namespace
+        "etcd" => &["error", "netns"],
+        "ipam" => &["error", "etcd"],
         // firewall names link only for IfName checks
         "firewall" => &["wire", "error", "sys", "socket", "netns", "request", "link"],
         "ports" => &["error", "netns", "sysctl", "firewall"],
@@ -26,6 +28,10 @@ fn allowed(module: &str) -> Option<&'static [&'static str]> {
         "network" => &[
             "error", "netns", "rtnl", "request", "journal", "link", "addr", "route", "neigh",
             "sysctl", "firewall", "ipam", "ports",
+        ],
+        "overlay" => &[
+            "error", "netns", "rtnl", "request", "journal", "link", "addr", "route", "neigh",
+            "sysctl", "firewall", "ipam", "network", "etcd",
         ],
         "lib" => return None,
         other => panic!("module {other} is missing from the layer table in tests/layering.rs"),

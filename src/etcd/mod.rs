@@ -1,0 +1,1 @@
+//! A synchronous etcd v3 client (placeholder: being written).
