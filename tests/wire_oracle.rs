@@ -378,6 +378,7 @@ fn vxlan_create_full() {
         .local(Ipv4Addr::new(192, 0, 2, 1).into())
         .port(4789)
         .learning(false)
+        .proxy(true)
         .dev(3)
         .ttl(64)
         .mtu(1450);
@@ -395,6 +396,7 @@ fn vxlan_create_full() {
                     InfoVxlan::Local(Ipv4Addr::new(192, 0, 2, 1)),
                     InfoVxlan::Ttl(64),
                     InfoVxlan::Learning(false),
+                    InfoVxlan::Proxy(true),
                     InfoVxlan::Port(4789),
                 ])),
             ]),

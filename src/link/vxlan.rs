@@ -16,8 +16,8 @@ pub const VXLAN_PORT: u16 = 4789;
 ///
 /// ```
 /// use netplumb::link::Vxlan;
-/// let v = Vxlan::new("vxlan0", 256).port(4789).learning(false).mtu(1450);
-/// assert_eq!(v.to_string(), "ip link add vxlan0 mtu 1450 type vxlan id 256 dstport 4789 nolearning");
+/// let v = Vxlan::new("vxlan0", 256).port(4789).learning(false).proxy(true).mtu(1450);
+/// assert_eq!(v.to_string(), "ip link add vxlan0 mtu 1450 type vxlan id 256 dstport 4789 nolearning proxy");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
@@ -40,6 +40,7 @@ impl Vxlan {
                 dev: None,
                 ttl: None,
                 learning: None,
+                proxy: None,
                 port: None,
             },
         }
@@ -77,6 +78,14 @@ impl Vxlan {
         self
     }
 
+    /// Answer ARP requests and IPv6 neighbour solicitations from the device's own
+    /// neighbour table instead of flooding them (`proxy`): what an overlay with a
+    /// control plane uses.
+    pub fn proxy(mut self, on: bool) -> Self {
+        self.data.proxy = Some(on);
+        self
+    }
+
     /// The outer TTL (`ttl N`).
     pub fn ttl(mut self, ttl: u8) -> Self {
         self.data.ttl = Some(ttl);
@@ -106,8 +115,13 @@ impl fmt::Display for Vxlan {
             write!(f, " ttl {t}")?;
         }
         match self.data.learning {
-            Some(true) => f.write_str(" learning"),
-            Some(false) => f.write_str(" nolearning"),
+            Some(true) => f.write_str(" learning")?,
+            Some(false) => f.write_str(" nolearning")?,
+            None => {}
+        }
+        match self.data.proxy {
+            Some(true) => f.write_str(" proxy"),
+            Some(false) => f.write_str(" noproxy"),
             None => Ok(()),
         }
     }

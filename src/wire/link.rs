@@ -78,6 +78,8 @@ pub const IFLA_VXLAN_LOCAL: u16 = 4;
 pub const IFLA_VXLAN_TTL: u16 = 5;
 /// `IFLA_VXLAN_LEARNING`.
 pub const IFLA_VXLAN_LEARNING: u16 = 7;
+/// `IFLA_VXLAN_PROXY`: answer ARP/ND from the device's neighbour table.
+pub const IFLA_VXLAN_PROXY: u16 = 11;
 /// `IFLA_VXLAN_PORT` (network byte order).
 pub const IFLA_VXLAN_PORT: u16 = 15;
 /// `IFLA_VXLAN_GROUP6`.
@@ -231,6 +233,8 @@ pub struct VxlanData {
     pub ttl: Option<u8>,
     /// `IFLA_VXLAN_LEARNING`.
     pub learning: Option<bool>,
+    /// `IFLA_VXLAN_PROXY`.
+    pub proxy: Option<bool>,
     /// `IFLA_VXLAN_PORT`, host byte order here, written big-endian.
     pub port: Option<u16>,
 }
@@ -325,6 +329,7 @@ impl LinkKind<'_> {
                     buf.attr_u8(IFLA_VXLAN_TTL, v);
                 }
                 put_bool(buf, IFLA_VXLAN_LEARNING, d.learning);
+                put_bool(buf, IFLA_VXLAN_PROXY, d.proxy);
                 if let Some(p) = d.port {
                     buf.attr_be16(IFLA_VXLAN_PORT, p);
                 }
