@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 pub use nix::errno::Errno;
 
+#[cfg(feature = "etcd")]
+use crate::etcd::EtcdError;
 use crate::ipam::IpamError;
 use crate::ports::{AllocError, PortSpecError};
 use crate::wire;
@@ -105,6 +107,8 @@ pub enum ErrorKind {
     /// A pool ran out: no free address in a network, no free subnet in the address pools,
     /// no free host port in a range.
     Exhausted,
+    /// A remote store could not be reached or did not answer in time.
+    Unavailable,
     /// Anything else.
     Other,
 }
@@ -181,6 +185,10 @@ pub enum Error {
     /// A host port could not be published.
     #[error(transparent)]
     PortAlloc(#[from] AllocError),
+    /// A call to etcd failed (feature `etcd`).
+    #[cfg(feature = "etcd")]
+    #[error(transparent)]
+    Etcd(#[from] EtcdError),
     /// The kernel sent a reply we could not parse.
     #[error("malformed netlink reply: {0}")]
     Protocol(#[from] wire::Error),
@@ -270,6 +278,8 @@ impl Error {
             Error::Ipam(e) => e.kind(),
             Error::PortSpec(_) => ErrorKind::Invalid,
             Error::PortAlloc(e) => e.kind(),
+            #[cfg(feature = "etcd")]
+            Error::Etcd(e) => e.kind(),
             _ => match self.errno() {
                 Some(Errno::EEXIST) => ErrorKind::Exists,
                 Some(Errno::ENODEV | Errno::ENOENT | Errno::ESRCH | Errno::EADDRNOTAVAIL) => {
@@ -312,6 +322,11 @@ impl Error {
     /// A pool ran out (no free address or subnet).
     pub fn is_exhausted(&self) -> bool {
         self.kind() == ErrorKind::Exhausted
+    }
+
+    /// A remote store (etcd) could not be reached or did not answer in time.
+    pub fn is_unavailable(&self) -> bool {
+        self.kind() == ErrorKind::Unavailable
     }
 
     /// The kernel does not support this (for instance, a link kind whose module is missing).

@@ -1,1 +1,83 @@
-//! A synchronous etcd v3 client (placeholder: being written).
+//! A synchronous etcd v3 client (feature `etcd`): keys, ranges, transactions, leases and
+//! watches, as plain blocking calls (`etcdctl get/put/del/txn/lease/watch`).
+//!
+//! It speaks JSON to etcd's HTTP gateway (`POST /v3/kv/range`, `/v3/kv/txn`,
+//! `/v3/lease/grant`, `/v3/watch`, …; etcd 3.4 and later), over a minimal HTTP/1.1 client
+//! of its own on [`std::net::TcpStream`]: `POST` with `Content-Length` on keep-alive
+//! connections, responses framed by `Content-Length` or chunked encoding, watch messages
+//! read one JSON object at a time from the chunked stream. There is no async runtime and
+//! no HTTP crate, because
+//!
+//! - the library is synchronous, and a runtime would be a heavy thing to start for a few
+//!   requests;
+//! - the gateway needs no more HTTP than this (no TLS here: put etcd on a trusted
+//!   network, or reach it through a local proxy);
+//! - connections must be openable inside a chosen network namespace
+//!   ([`EtcdConfig::dial_in`]): the socket is created on a helper thread inside it and
+//!   keeps that namespace, which is one [`Netns::run`](crate::Netns::run) around the
+//!   connect here.
+//!
+//! Every call has a deadline ([`EtcdConfig::timeout`], 5 s by default, connecting
+//! included) and fails with an [`EtcdError`] inside [`crate::Error::Etcd`]: an endpoint
+//! that refuses or does not answer in time is [`ErrorKind::Unavailable`], so callers can
+//! tell "etcd is down" from "etcd said no" without matching strings.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use netplumb::etcd::{CmpOp, Compare, Etcd, EtcdConfig, LeaseKeeper, Txn, TxnOp};
+//!
+//! let etcd = Etcd::connect(EtcdConfig::new("http://10.0.0.5:2379,10.0.0.6:2379")?)?;
+//!
+//! // etcdctl put / get
+//! etcd.put("/netplumb/config", "{}", None)?;
+//! let cfg = etcd.get("/netplumb/config")?.expect("written above");
+//!
+//! // Compare-and-swap: write only if nobody changed it since we read it.
+//! let r = etcd.txn(&Txn::new()
+//!     .when(Compare::mod_revision("/netplumb/config", CmpOp::Equal, cfg.mod_revision))
+//!     .then(TxnOp::put("/netplumb/config", r#"{"mtu":1450}"#, None)))?;
+//! assert!(r.succeeded);
+//!
+//! // A key that lives as long as this process: it expires 10 s after a crash.
+//! let lease = LeaseKeeper::grant(&etcd, Duration::from_secs(10))?;
+//! etcd.put("/netplumb/hosts/host-a", "10.0.0.5", Some(lease.id()))?;
+//! # Ok::<(), netplumb::Error>(())
+//! ```
+//!
+//! [`ErrorKind::Unavailable`]: crate::ErrorKind::Unavailable
+
+mod client;
+mod config;
+mod error;
+mod http;
+mod kv;
+mod lease;
+mod watch;
+
+pub use client::Etcd;
+pub use config::EtcdConfig;
+pub use error::EtcdError;
+pub use kv::{CmpOp, Compare, KeyValue, RangeResponse, Txn, TxnOp, TxnOpResponse, TxnResponse};
+pub use lease::LeaseKeeper;
+pub use watch::{Event, EventKind, Watch};
+
+/// The range end that makes `key..range_end` cover every key starting with `prefix`: the
+/// prefix with its last byte below `0xff` incremented and the rest cut off. For an empty
+/// prefix (or all `0xff`), `"\0"`, which etcd reads as "every key from here on".
+///
+/// ```
+/// use netplumb::etcd::prefix_end;
+/// assert_eq!(prefix_end(b"/hosts/"), b"/hosts0");
+/// assert_eq!(prefix_end(b"a\xff"), b"b");
+/// assert_eq!(prefix_end(b""), b"\0");
+/// ```
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}

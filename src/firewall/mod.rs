@@ -50,12 +50,14 @@ mod iptables;
 mod nft;
 mod rule;
 mod select;
+mod vxlan;
 
 #[cfg(feature = "iptables")]
 pub use iptables::{Iptables, IptablesOptions, IptablesVariant, DEFAULT_LOCK_DIR};
 pub use nft::{FirewallState, Nftables, DEFAULT_TABLE, USER};
 pub use rule::{LinkAllow, NetworkRules, PortRule, Proto, NETWORK_NAME_MAX};
 pub use select::{open, AnyFirewall, Backend};
+pub use vxlan::VxlanGuard;
 
 use crate::error::Result;
 

@@ -170,7 +170,17 @@ impl IpamError {
             IpamError::NetworkNotFound { .. } => ErrorKind::NotFound,
             IpamError::PoolsExhausted { .. } | IpamError::Exhausted { .. } => ErrorKind::Exhausted,
             IpamError::NetworkInUse { .. } | IpamError::Conflict { .. } => ErrorKind::Busy,
-            IpamError::Store { .. } | IpamError::Corrupt { .. } => ErrorKind::Other,
+            #[cfg(feature = "etcd")]
+            IpamError::Store { source, .. } => {
+                match source.downcast_ref::<crate::etcd::EtcdError>() {
+                    // A store that could not be reached or did not answer in time.
+                    Some(e) => e.kind(),
+                    None => ErrorKind::Other,
+                }
+            }
+            #[cfg(not(feature = "etcd"))]
+            IpamError::Store { .. } => ErrorKind::Other,
+            IpamError::Corrupt { .. } => ErrorKind::Other,
         }
     }
 

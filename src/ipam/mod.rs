@@ -86,6 +86,8 @@
 
 mod alloc;
 mod error;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 mod network;
 mod pool;
 pub mod sqlite;
@@ -104,6 +106,8 @@ pub use network::{Network, NetworkSpec};
 pub use pool::{parse_address, parse_subnet, Pool, Pools};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{MemoryStore, Store, Transaction};
+#[cfg(feature = "etcd")]
+pub use self::etcd::EtcdStore;
 
 use alloc::Holder;
 

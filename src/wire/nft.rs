@@ -7,7 +7,8 @@
 //! Every integer attribute of nf_tables is big-endian. Nested attributes carry
 //! `NLA_F_NESTED`, as libnftnl writes them.
 
-use super::{Msg, MsgBuf, Nest, NlmF, NLA_F_NESTED};
+use super::parse::Attrs;
+use super::{Error, Msg, MsgBuf, Nest, NlmF, NLA_F_NESTED};
 
 /// `NFNL_SUBSYS_NFTABLES`.
 pub const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -106,6 +107,8 @@ pub const NFTA_SET_DATA_TYPE: u16 = 6;
 pub const NFTA_SET_DATA_LEN: u16 = 7;
 /// `NFTA_SET_ID`.
 pub const NFTA_SET_ID: u16 = 10;
+/// `NFTA_SET_USERDATA`.
+pub const NFTA_SET_USERDATA: u16 = 13;
 /// `NFTA_SET_ELEM_LIST_TABLE`.
 pub const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 /// `NFTA_SET_ELEM_LIST_SET`.
@@ -251,6 +254,9 @@ pub enum CmpOp {
     Eq = 0,
     /// `NFT_CMP_NEQ`.
     Neq = 1,
+    /// `NFT_CMP_GTE`: greater than or equal, comparing the bytes as a big-endian number
+    /// (`nft` writes `@th,96,24 >= 0` with it, which holds whenever the field is there).
+    Gte = 5,
 }
 
 /// `enum nft_nat_types`.
@@ -381,6 +387,19 @@ pub fn set(
     table: &[u8],
     s: &SetSpec<'_>,
 ) {
+    set_with_udata(buf, (msg, flags, seq), family, table, s, &[]);
+}
+
+/// `NFT_MSG_{NEW,DEL}SET` (`(msg, flags, seq)`) whose new set carries `NFTA_SET_USERDATA`,
+/// for instance a [`typeof_udata`] so that `nft list` can print its keys.
+pub fn set_with_udata(
+    buf: &mut MsgBuf,
+    (msg, flags, seq): (u16, NlmF, u32),
+    family: u8,
+    table: &[u8],
+    s: &SetSpec<'_>,
+    udata: &[u8],
+) {
     let m = begin(buf, msg, flags, seq, family);
     buf.attr_str(NFTA_SET_TABLE, table);
     buf.attr_str(NFTA_SET_NAME, s.name);
@@ -393,8 +412,111 @@ pub fn set(
             attr_be32(buf, NFTA_SET_DATA_LEN, len);
         }
         attr_be32(buf, NFTA_SET_ID, s.id);
+        if !udata.is_empty() {
+            buf.attr(NFTA_SET_USERDATA, udata);
+        }
     }
     buf.end_msg(m);
+}
+
+/// One field of a set key as `nft` names it after `typeof`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyField {
+    /// `ip saddr` (`NFPROTO_IPV4`) or `ip6 saddr` (`NFPROTO_IPV6`).
+    Saddr(u8),
+    /// A raw payload field, offset and length in bits: `@th,96,24` is
+    /// `Raw(PayloadBase::Transport, 96, 24)`.
+    Raw(PayloadBase, u32, u32),
+}
+
+/// `NFTNL_UDATA_SET_KEYBYTEORDER`.
+pub const UDATA_SET_KEYBYTEORDER: u8 = 0;
+/// `NFTNL_UDATA_SET_KEY_TYPEOF`.
+pub const UDATA_SET_KEY_TYPEOF: u8 = 3;
+/// `nft`'s `EXPR_PAYLOAD` and `EXPR_CONCAT`, as its `typeof` userdata names them.
+const NFT_EXPR_PAYLOAD: u32 = 7;
+const NFT_EXPR_CONCAT: u32 = 13;
+/// `nft`'s `BYTEORDER_BIG_ENDIAN`.
+const NFT_BYTEORDER_BIG_ENDIAN: u32 = 2;
+
+/// Userdata TLVs (type, length byte, value; integers host-endian, as libnftnl writes
+/// them) in a fixed buffer; what does not fit is left out.
+struct Udata<'a> {
+    out: &'a mut [u8; 128],
+    n: usize,
+}
+
+impl Udata<'_> {
+    fn put(&mut self, ty: u8, v: &[u8]) {
+        if let Some(d) = self.out.get_mut(self.n..self.n + 2 + v.len()) {
+            d[0] = ty;
+            d[1] = v.len() as u8;
+            d[2..].copy_from_slice(v);
+            self.n += 2 + v.len();
+        }
+    }
+
+    fn u32(&mut self, ty: u8, v: u32) {
+        self.put(ty, &v.to_ne_bytes());
+    }
+
+    fn nest(&mut self, ty: u8, inner: impl FnOnce(&mut Self)) {
+        let at = self.n;
+        self.put(ty, &[]);
+        inner(self);
+        if let Some(l) = self.out.get_mut(at + 1) {
+            *l = (self.n - at - 2).min(255) as u8;
+        }
+    }
+
+    /// `NFTNL_UDATA_SET_TYPEOF_{EXPR,DATA}` (or `..._KEY_CONCAT_SUB_*`: same numbers).
+    fn payload(&mut self, f: &KeyField) {
+        self.u32(0, NFT_EXPR_PAYLOAD);
+        // NFTNL_UDATA_SET_KEY_PAYLOAD_{DESC,TYPE,BASE,OFFSET,LEN}
+        self.nest(1, |u| match *f {
+            KeyField::Saddr(af) => {
+                // nft's PROTO_DESC_IP / IP6 and its IPHDR_SADDR / IP6HDR_SADDR
+                let (desc, field) = if af == NFPROTO_IPV6 {
+                    (13, 8)
+                } else {
+                    (12, 11)
+                };
+                u.u32(0, desc);
+                u.u32(1, field);
+            }
+            KeyField::Raw(base, offset, len) => {
+                u.u32(0, 0);
+                u.u32(1, 0);
+                u.u32(2, base as u32 + 1);
+                u.u32(3, offset);
+                u.u32(4, len);
+            }
+        });
+    }
+}
+
+/// Writes the set userdata that `nft` stores for `typeof F1 . F2 ...`, so that it can
+/// print keys it has no data type for; returns its length.
+pub fn typeof_udata(fields: &[KeyField], out: &mut [u8; 128]) -> usize {
+    let mut u = Udata { out, n: 0 };
+    let order = if fields.len() == 1 {
+        NFT_BYTEORDER_BIG_ENDIAN
+    } else {
+        0
+    };
+    u.u32(UDATA_SET_KEYBYTEORDER, order);
+    u.nest(UDATA_SET_KEY_TYPEOF, |u| match fields {
+        [one] => u.payload(one),
+        _ => {
+            u.u32(0, NFT_EXPR_CONCAT);
+            u.nest(1, |u| {
+                for (i, f) in fields.iter().enumerate() {
+                    u.nest(i as u8, |u| u.payload(f));
+                }
+            });
+        }
+    });
+    u.n
 }
 
 /// What a set element maps to.
@@ -624,6 +746,11 @@ pub enum Expr<'a> {
     Counter,
 }
 
+/// `NFTA_COUNTER_BYTES` (big-endian `u64`, in a dumped `counter` expression).
+pub const NFTA_COUNTER_BYTES: u16 = 1;
+/// `NFTA_COUNTER_PACKETS` (big-endian `u64`).
+pub const NFTA_COUNTER_PACKETS: u16 = 2;
+
 /// `NFTA_LOOKUP_*`.
 const NFTA_LOOKUP_SET: u16 = 1;
 const NFTA_LOOKUP_SREG: u16 = 2;
@@ -761,5 +888,138 @@ impl Expr<'_> {
             }
             Expr::Masq | Expr::Counter => {}
         }
+    }
+}
+
+/// What a dumped rule (`NFT_MSG_NEWRULE` in a `NFT_MSG_GETRULE` reply) says about itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RuleInfo<'a> {
+    /// `NFTA_RULE_HANDLE`.
+    pub handle: u64,
+    /// The comment in `NFTA_RULE_USERDATA`, if any.
+    pub comment: Option<&'a [u8]>,
+    /// Packets counted by the rule's `counter` expressions, summed.
+    pub packets: u64,
+}
+
+fn be64(v: &[u8]) -> u64 {
+    v.get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
+/// Reads a dumped rule; `msg` is the payload after `struct nfgenmsg`.
+pub fn parse_rule(msg: &[u8]) -> Result<RuleInfo<'_>, Error> {
+    let mut r = RuleInfo::default();
+    for a in Attrs::new(msg) {
+        match a? {
+            (NFTA_RULE_HANDLE, v) => r.handle = be64(v),
+            (NFTA_RULE_USERDATA, v) => r.comment = udata_comment(v),
+            (NFTA_RULE_EXPRESSIONS, list) => {
+                for e in Attrs::new(list) {
+                    r.packets += counter_packets(e?.1)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(r)
+}
+
+/// The packets of a `counter` expression (0 for any other expression).
+fn counter_packets(expr: &[u8]) -> Result<u64, Error> {
+    let (mut counter, mut packets) = (false, 0);
+    for a in Attrs::new(expr) {
+        match a? {
+            (NFTA_EXPR_NAME, n) => counter = n.starts_with(b"counter\0"),
+            (NFTA_EXPR_DATA, d) => {
+                for x in Attrs::new(d) {
+                    if let (NFTA_COUNTER_PACKETS, v) = x? {
+                        packets = be64(v);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(if counter { packets } else { 0 })
+}
+
+/// Calls `f` with the key of every element of a set-element message (a
+/// `NFT_MSG_GETSETELEM` reply); `msg` is the payload after `struct nfgenmsg`.
+pub fn elem_keys(msg: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<(), Error> {
+    for a in Attrs::new(msg) {
+        let (ty, list) = a?;
+        if ty != NFTA_SET_ELEM_LIST_ELEMENTS {
+            continue;
+        }
+        for item in Attrs::new(list) {
+            for x in Attrs::new(item?.1) {
+                let (ty, key) = x?;
+                if ty != NFTA_SET_ELEM_KEY {
+                    continue;
+                }
+                for v in Attrs::new(key) {
+                    if let (NFTA_DATA_VALUE, k) = v? {
+                        f(k);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Messages;
+
+    /// A request's body reads back like a dump of the same object.
+    #[test]
+    fn rules_and_elements_read_back() {
+        let mut b = MsgBuf::new();
+        let r = begin_rule(&mut b, NlmF::CHANGE, 1, NFPROTO_IPV4, (b"t", b"c"));
+        Expr::Counter.put(&mut b);
+        Expr::Verdict(NF_DROP, None).put(&mut b);
+        let mut ud = [0u8; 128];
+        let n = comment_udata(b"hello", &mut ud);
+        end_rule(&mut b, r, &ud[..n]);
+        let tok = begin_elems(&mut b, NFT_MSG_NEWSETELEM, NlmF::CHANGE, 2, 2, (b"t", b"s"));
+        elem(&mut b, &[1, 2, 3, 0], ElemData::None, &[]);
+        elem(&mut b, &[4, 5, 6, 0, 7, 8, 9, 0], ElemData::None, b"x");
+        end_elems(&mut b, tok);
+        let msgs: Vec<_> = Messages::new(b.as_bytes()).map(|m| m.unwrap()).collect();
+        let rule = parse_rule(&msgs[0].payload[4..]).unwrap();
+        assert_eq!(rule.comment, Some(&b"hello"[..]));
+        assert_eq!((rule.handle, rule.packets), (0, 0));
+        let mut keys = Vec::new();
+        elem_keys(&msgs[1].payload[4..], &mut |k| keys.push(k.to_vec())).unwrap();
+        assert_eq!(keys, [vec![1, 2, 3, 0], vec![4, 5, 6, 0, 7, 8, 9, 0]]);
+        assert!(parse_rule(&[9, 0, 1, 0]).is_err());
+    }
+
+    /// The bytes `nft` 1.0.6 stores for `typeof @th,96,24` and
+    /// `typeof ip saddr . @th,96,24` (little-endian host).
+    #[cfg(target_endian = "little")]
+    #[test]
+    fn typeof_udata_is_what_nft_writes() {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let vni = KeyField::Raw(PayloadBase::Transport, 96, 24);
+        let mut out = [0u8; 128];
+        let n = typeof_udata(&[vni], &mut out);
+        assert_eq!(
+            hex(&out[..n]),
+            "0004020000000326000407000000011e00040000000001040000000002040300000003046000000004041800\
+             0000"
+        );
+        let n = typeof_udata(&[KeyField::Saddr(NFPROTO_IPV4), vni], &mut out);
+        assert_eq!(
+            hex(&out[..n]),
+            "000400000000034600040d000000013e0014000407000000010c00040c00000001040b00000001260004070000\
+             00011e000400000000010400000000020403000000030460000000040418000000"
+        );
+        let n = typeof_udata(&[KeyField::Saddr(NFPROTO_IPV6), vni], &mut out);
+        assert!(hex(&out[..n]).contains("0c00040d0000000104080000000126"));
     }
 }

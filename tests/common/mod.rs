@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod etcd;
+
 use netplumb::netns::Sandbox;
 use netplumb::{Netns, Rtnl};
 

@@ -1,0 +1,271 @@
+//! Overlay networks with etcd on loopback: what an address allocation through the shared
+//! store costs, and what connecting a container to an overlay network costs.
+//!
+//! - `overlay_alloc`: one allocate + release pair through `Ipam<EtcdStore>` (two etcd
+//!   transactions each, with their compare-and-swap), one host alone.
+//! - `overlay_alloc_3hosts`: the same pair while three hosts (three clients on three
+//!   threads) allocate on the same network at once, so compare-and-swap conflicts and
+//!   retries are part of the figure.
+//! - `overlay_connect`: `Overlay::connect` of a container on host 2 of a three-host
+//!   scene whose overlay bridge and VXLAN device already exist (the first container made
+//!   them): lease in etcd, veth, address, endpoint published to etcd, gateway-bridge
+//!   connect with default route and masquerade, FDB/neighbour sync. The bridge-network
+//!   connect of the same host (`Host::connect`) is measured in the same run as
+//!   `bridge_connect_median`, for scale.
+//!
+//! etcd (`/usr/bin/etcd`) runs inside the bench's own sandbox namespace on 127.0.0.1 with
+//! a temporary data dir, and is killed at the end. Writes
+//! `target/bench-results/overlay.json` (the common fields of benches/README.md; no peer
+//! does this without a daemon, so `baseline` is null). Environment: `NETPLUMB_BENCH_N`
+//! allocation pairs (default 300), `NETPLUMB_BENCH_CONNECTS` containers (default 40).
+
+mod common;
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{results_dir, stats};
+use netplumb::addr::Addr;
+use netplumb::etcd::{Etcd, EtcdConfig};
+use netplumb::ipam::{EtcdStore, Ipam, Owner};
+use netplumb::link::{Bridge, LinkSet, Veth};
+use netplumb::network::{Container, Host, NetworkConfig};
+use netplumb::overlay::{
+    EtcdDiscovery, EtcdNetworks, Overlay, OverlaySpec, PeerDiscovery, PeerHost,
+};
+use netplumb::{Netns, Rtnl};
+
+fn env_n(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct EtcdProc(Child, std::path::PathBuf);
+
+impl Drop for EtcdProc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+fn start_etcd() -> EtcdProc {
+    let mut lo = Rtnl::open().expect("rtnl");
+    lo.execute(&LinkSet::new("lo").up()).expect("lo up");
+    let dir = std::env::temp_dir().join(format!("netplumb-bench-etcd-{}", std::process::id()));
+    let child = Command::new("/usr/bin/etcd")
+        .args(["--name", "bench", "--data-dir"])
+        .arg(&dir)
+        .args([
+            "--listen-client-urls=http://127.0.0.1:2379",
+            "--advertise-client-urls=http://127.0.0.1:2379",
+            "--listen-peer-urls=http://127.0.0.1:2380",
+            "--initial-advertise-peer-urls=http://127.0.0.1:2380",
+            "--initial-cluster=bench=http://127.0.0.1:2380",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("/usr/bin/etcd (Debian package etcd-server) must be installed");
+    let p = EtcdProc(child, dir);
+    let end = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect("127.0.0.1:2379").is_err() {
+        assert!(Instant::now() < end, "etcd did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Wait until it serves requests, not just accepts connections.
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(e) = Etcd::connect(EtcdConfig::new("127.0.0.1:2379").expect("url")) {
+            if e.get("/probe").is_ok() {
+                break;
+            }
+        }
+        assert!(Instant::now() < end, "etcd does not answer");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    p
+}
+
+fn client() -> Etcd {
+    Etcd::connect(EtcdConfig::new("127.0.0.1:2379").expect("url")).expect("etcd client")
+}
+
+/// One allocate + release pair per sample, in microseconds.
+fn alloc_pairs(ipam: &Ipam<EtcdStore>, net: &str, tag: &str, n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|i| {
+            let owner = Owner::new(format!("{tag}-{i}"), "eth0");
+            let t = Instant::now();
+            let lease = ipam.allocate(net, &owner).expect("allocate");
+            let freed = ipam.release(net, lease.address).expect("release");
+            assert!(freed.was_held(), "released an address it did not hold");
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect()
+}
+
+fn machine(sandbox: &mut Rtnl, n: u8) -> Netns {
+    let ns = Netns::new().expect("namespace");
+    let br = sandbox.link("ul0").expect("underlay bridge");
+    sandbox
+        .execute(
+            &Veth::new(&format!("ul-{n}"))
+                .controller(br.index)
+                .up()
+                .peer("eth0")
+                .peer_netns(&ns),
+        )
+        .expect("underlay veth");
+    let mut r = Rtnl::open_in(&ns).expect("rtnl");
+    r.execute(&LinkSet::new("lo").up()).expect("lo");
+    let e = r.link("eth0").expect("eth0");
+    r.execute(&LinkSet::new(&e).up()).expect("eth0 up");
+    r.execute(&Addr::new(
+        &e,
+        format!("192.168.99.{n}/24").parse().unwrap(),
+    ))
+    .expect("underlay address");
+    ns
+}
+
+fn row(name: &str, v: &mut [f64], extra: &str) -> String {
+    let s = stats(v);
+    format!(
+        "  {{\"name\": \"{name}\", \"unit\": \"us\", \"median\": {:.1}, \"min\": {:.1}, \"max\": {:.1}, \"mean\": {:.1}, \"n\": {}, \"baseline\": null, \"baseline_median\": null, \"ratio\": null{extra}}}",
+        s.median, s.min, s.max, s.mean, v.len()
+    )
+}
+
+fn bench() -> Vec<String> {
+    let _etcd = start_etcd();
+    let n = env_n("NETPLUMB_BENCH_N", 300);
+    let connects = env_n("NETPLUMB_BENCH_CONNECTS", 40);
+    let mut rows = Vec::new();
+
+    // Allocation: host 1 creates the network, every host allocates through its own client.
+    let nets = EtcdNetworks::new(client());
+    let ipam1 = Ipam::new(EtcdStore::new(client()));
+    let _ = nets.create(
+        &ipam1,
+        &OverlaySpec::new("alloc").subnet("10.1.0.0/16".parse().unwrap()),
+    )
+    .expect("create network");
+    let mut alone = alloc_pairs(&ipam1, "alloc", "solo", n);
+    let s = stats(&mut alone);
+    println!("overlay_alloc         median {:8.1} us  (n={n})", s.median);
+    rows.push(row("overlay_alloc", &mut alone, ", \"hosts\": 1"));
+    let mut together: Vec<f64> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..3)
+            .map(|h| {
+                sc.spawn(move || {
+                    let ipam = Ipam::new(EtcdStore::new(client()));
+                    alloc_pairs(&ipam, "alloc", &format!("h{h}"), n / 3)
+                })
+            })
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let s = stats(&mut together);
+    println!(
+        "overlay_alloc_3hosts  median {:8.1} us  (n={})",
+        s.median,
+        together.len()
+    );
+    rows.push(row("overlay_alloc_3hosts", &mut together, ", \"hosts\": 3"));
+
+    // Connect: three hosts on an underlay bridge, the overlay's devices made by a first
+    // container on each, then `connects` more on host 2.
+    let mut sandbox = Rtnl::open().expect("rtnl");
+    sandbox
+        .execute(&Bridge::new("ul0").stp(false).up())
+        .expect("underlay bridge");
+    let ov1 = nets.create(&ipam1, &OverlaySpec::new("ov1")).expect("ov1");
+    let mut dirs = Vec::new();
+    let mut hosts: Vec<Overlay<EtcdStore>> = (1..=3u8)
+        .map(|i| {
+            let ns = machine(&mut sandbox, i);
+            let dir = std::env::temp_dir()
+                .join(format!("netplumb-bench-overlay-{}-{i}", std::process::id()));
+            dirs.push(dir.clone());
+            let host = Host::open_in(&ns, &dir).expect("host");
+            let me = PeerHost {
+                id: format!("h{i}"),
+                underlay: format!("192.168.99.{i}").parse().unwrap(),
+            };
+            let d: Arc<dyn PeerDiscovery> = Arc::new(EtcdDiscovery::new(client()));
+            Overlay::new(host, me, Ipam::new(EtcdStore::new(client())), d).expect("overlay")
+        })
+        .collect();
+    let mut firsts = Vec::new();
+    for (i, h) in hosts.iter_mut().enumerate() {
+        let ns = Netns::new().expect("namespace");
+        h.connect(&ov1, &Container::new(&format!("first{i}"), &ns))
+            .expect("first connect");
+        firsts.push(ns);
+    }
+    let ctrs: Vec<Netns> = (0..connects)
+        .map(|_| Netns::new().expect("namespace"))
+        .collect();
+    let mut times: Vec<f64> = ctrs
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| {
+            let t = Instant::now();
+            hosts[1]
+                .connect(&ov1, &Container::new(&format!("c{i}"), ns))
+                .expect("overlay connect");
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    // The same host's bridge-network connect, for scale.
+    let h2 = hosts[1].host_mut();
+    h2.create_network(&NetworkConfig::new("br1").subnet("10.77.0.0/16".parse().unwrap()))
+        .expect("bridge network");
+    let bctrs: Vec<Netns> = (0..connects)
+        .map(|_| Netns::new().expect("namespace"))
+        .collect();
+    let mut btimes: Vec<f64> = bctrs
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| {
+            let t = Instant::now();
+            h2.connect("br1", &Container::new(&format!("b{i}"), ns))
+                .expect("bridge connect");
+            t.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    let b = stats(&mut btimes);
+    let s = stats(&mut times);
+    println!(
+        "overlay_connect       median {:8.1} us  (n={connects}; bridge connect {:.1} us)",
+        s.median, b.median
+    );
+    rows.push(row(
+        "overlay_connect",
+        &mut times,
+        &format!(", \"bridge_connect_median\": {:.1}", b.median),
+    ));
+    drop(hosts);
+    for d in dirs {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    rows
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return; // `cargo test --benches` / `--list`: nothing to enumerate.
+    }
+    let rows = netplumb::netns::sandbox(|_| bench()).expect("sandbox (needs root)");
+    let dir = results_dir();
+    std::fs::create_dir_all(&dir).expect("results dir");
+    let json = format!("[\n{}\n]\n", rows.join(",\n"));
+    std::fs::write(dir.join("overlay.json"), json).expect("write overlay.json");
+    println!("wrote {}", dir.join("overlay.json").display());
+}

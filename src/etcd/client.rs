@@ -1,0 +1,522 @@
+//! [`Etcd`]: the client handle, its connection pool and endpoint failover, and the KV and
+//! lease calls.
+
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::config::EtcdConfig;
+use super::http::{dial, Conn, HttpError, Response};
+use super::kv::{put_json, range_json, WireRange, WireTxn, WireWrite, I64};
+use super::{prefix_end, EtcdError, KeyValue, RangeResponse, Txn, TxnResponse, Watch};
+use crate::error::Result;
+
+/// Idle keep-alive connections kept per client.
+const MAX_IDLE: usize = 8;
+
+/// gRPC's NOT_FOUND, which the gateway sends for an unknown lease.
+const NOT_FOUND: i64 = 5;
+
+/// A synchronous etcd v3 client, speaking JSON to etcd's HTTP gateway (`/v3/…`, etcd 3.4
+/// and later).
+///
+/// Cheap to clone (an [`Arc`] inside) and usable from any number of threads: each call
+/// takes an idle keep-alive connection from a small pool, or opens one, trying the
+/// endpoints in order from the last one that answered. Every call returns within the
+/// configured timeout, with [`EtcdError`] (inside [`crate::Error::Etcd`]) on failure.
+///
+/// ```no_run
+/// use netplumb::etcd::{Etcd, EtcdConfig};
+/// let etcd = Etcd::connect(EtcdConfig::new("http://127.0.0.1:2379")?)?;
+/// etcd.put("/greeting", "hello", None)?;
+/// let kv = etcd.get("/greeting")?.expect("just written");
+/// assert_eq!(kv.value, b"hello");
+/// # Ok::<(), netplumb::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Etcd {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: EtcdConfig,
+    idle: Mutex<Vec<Conn>>,
+    /// The endpoint to try first.
+    preferred: AtomicUsize,
+}
+
+impl fmt::Debug for Etcd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Etcd")
+            .field("endpoints", &self.inner.cfg.endpoints())
+            .field("timeout", &self.inner.cfg.timeout)
+            .field("netns", &self.inner.cfg.netns)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Etcd {
+    /// A client for `cfg`, after checking with one cheap read that an endpoint answers.
+    ///
+    /// ```no_run
+    /// use netplumb::etcd::{Etcd, EtcdConfig};
+    /// let etcd = Etcd::connect(EtcdConfig::new("10.0.0.5:2379,10.0.0.6:2379")?)?;
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    pub fn connect(cfg: EtcdConfig) -> Result<Etcd> {
+        let etcd = Etcd {
+            inner: Arc::new(Inner {
+                cfg,
+                idle: Mutex::new(Vec::new()),
+                preferred: AtomicUsize::new(0),
+            }),
+        };
+        etcd.range(b"\0", None, 1)?;
+        Ok(etcd)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EtcdConfig {
+        &self.inner.cfg
+    }
+
+    /// The value at `key` (`etcdctl get KEY`).
+    ///
+    /// ```no_run
+    /// # let etcd = netplumb::etcd::Etcd::connect(netplumb::etcd::EtcdConfig::new("127.0.0.1:2379")?)?;
+    /// if let Some(kv) = etcd.get("/config/mtu")? {
+    ///     println!("{} (revision {})", kv.value_str().unwrap_or("?"), kv.mod_revision);
+    /// }
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<KeyValue>> {
+        Ok(self.range(key, None, 0)?.kvs.into_iter().next())
+    }
+
+    /// The keys in `key..range_end` (just `key` without a range end), at most `limit` of
+    /// them (0: all), in key order (`etcdctl get KEY END --limit N`). A range end of
+    /// `"\0"` means every key from `key` on; [`prefix_end`] gives a prefix's range end.
+    ///
+    /// ```no_run
+    /// # let etcd = netplumb::etcd::Etcd::connect(netplumb::etcd::EtcdConfig::new("127.0.0.1:2379")?)?;
+    /// let first = etcd.range("/a", Some(b"/b"), 10)?;
+    /// if first.more {
+    ///     println!("{} keys in all", first.count);
+    /// }
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    pub fn range(
+        &self,
+        key: impl AsRef<[u8]>,
+        range_end: Option<&[u8]>,
+        limit: i64,
+    ) -> Result<RangeResponse> {
+        self.range_at(key, range_end, limit, 0)
+    }
+
+    /// As [`range`](Etcd::range), but reading the store as it was at `revision` (0:
+    /// now), so that several reads see one snapshot. A revision compacted away fails
+    /// with [`EtcdError::Compacted`].
+    ///
+    /// ```no_run
+    /// # let etcd = netplumb::etcd::Etcd::connect(netplumb::etcd::EtcdConfig::new("127.0.0.1:2379")?)?;
+    /// let a = etcd.range("/a", None, 0)?;
+    /// let b = etcd.range_at("/b", None, 0, a.revision)?; // as of the first read
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    pub fn range_at(
+        &self,
+        key: impl AsRef<[u8]>,
+        range_end: Option<&[u8]>,
+        limit: i64,
+        revision: i64,
+    ) -> Result<RangeResponse> {
+        let req = range_json(key.as_ref(), range_end, limit, revision);
+        match self.call::<WireRange>("range", "/v3/kv/range", &req) {
+            Err(crate::Error::Etcd(EtcdError::Server { message, .. }))
+                if revision != 0 && message.contains("compacted") =>
+            {
+                Err(EtcdError::Compacted { revision }.into())
+            }
+            r => Ok(r?.into()),
+        }
+    }
+
+    /// Every key starting with `prefix`, in key order (`etcdctl get --prefix PREFIX`);
+    /// an empty prefix means every key.
+    ///
+    /// ```no_run
+    /// # let etcd = netplumb::etcd::Etcd::connect(netplumb::etcd::EtcdConfig::new("127.0.0.1:2379")?)?;
+    /// for kv in etcd.prefix("/netplumb/")? {
+    ///     println!("{}", String::from_utf8_lossy(&kv.key));
+    /// }
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Result<Vec<KeyValue>> {
+        let p = prefix.as_ref();
+        Ok(self.range(first_key(p), Some(&prefix_end(p)), 0)?.kvs)
+    }
+
+    /// Writes `value` at `key`, attached to `lease` if given (`etcdctl put KEY VALUE
+    /// --lease ID`). Returns the revision of the write.
+    ///
+    /// ```no_run
+    /// # let etcd = netplumb::etcd::Etcd::connect(netplumb::etcd::EtcdConfig::new("127.0.0.1:2379")?)?;
+    /// let rev = etcd.put("/config/mtu", "1450", None)?;
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    pub fn put(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        lease: Option<i64>,
+    ) -> Result<i64> {
+        let req = put_json(key.as_ref(), value.as_ref(), lease);
+        let r: WireWrite = self.call("put", "/v3/kv/put", &req)?;
+        Ok(r.header.revision.0)
+    }
+
+    /// Deletes `key` (`etcdctl del KEY`); returns how many keys went (0 or 1).
+    ///
+    /// ```no_run
+    /// # let etcd = netplumb::etcd::Etcd::connect(netplumb::etcd::EtcdConfig::new("127.0.0.1:2379")?)?;
+    /// etcd.delete("/config/mtu")?;
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<i64> {
+        self.delete_range(key.as_ref(), None)
+    }
+
+    /// Deletes every key starting with `prefix` (`etcdctl del --prefix PREFIX`; an empty
+    /// prefix means every key); returns how many went.
+    ///
+    /// ```no_run
+    /// # let etcd = netplumb::etcd::Etcd::connect(netplumb::etcd::EtcdConfig::new("127.0.0.1:2379")?)?;
+    /// let n = etcd.delete_prefix("/scratch/")?;
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    pub fn delete_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<i64> {
+        let p = prefix.as_ref();
+        self.delete_range(first_key(p), Some(&prefix_end(p)))
+    }
+
+    fn delete_range(&self, key: &[u8], end: Option<&[u8]>) -> Result<i64> {
+        let req = range_json(key, end, 0, 0);
+        let r: WireWrite = self.call("delete", "/v3/kv/deleterange", &req)?;
+        Ok(r.deleted.0)
+    }
+
+    /// Runs a transaction (`etcdctl txn`): its comparisons and the branch they select
+    /// happen atomically, at one revision.
+    ///
+    /// ```no_run
+    /// use netplumb::etcd::{CmpOp, Compare, Txn, TxnOp};
+    /// # let etcd = netplumb::etcd::Etcd::connect(netplumb::etcd::EtcdConfig::new("127.0.0.1:2379")?)?;
+    /// let seen = etcd.get("/counter")?.map_or(0, |kv| kv.mod_revision);
+    /// let r = etcd.txn(&Txn::new()
+    ///     .when(Compare::mod_revision("/counter", CmpOp::Equal, seen))
+    ///     .then(TxnOp::put("/counter", "2", None)))?;
+    /// if !r.succeeded {
+    ///     println!("someone else wrote /counter first");
+    /// }
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    pub fn txn(&self, txn: &Txn) -> Result<TxnResponse> {
+        let r: WireTxn = self.call("txn", "/v3/kv/txn", &txn.to_json())?;
+        TxnResponse::try_from(r).map_err(|d| EtcdError::protocol("txn", d).into())
+    }
+
+    /// Grants a lease of `ttl` (whole seconds, at least 1) and returns its id
+    /// (`etcdctl lease grant`). Keys put with it vanish when it expires or is revoked.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # let etcd = netplumb::etcd::Etcd::connect(netplumb::etcd::EtcdConfig::new("127.0.0.1:2379")?)?;
+    /// let lease = etcd.grant(Duration::from_secs(10))?;
+    /// etcd.put("/hosts/a", "10.0.0.5", Some(lease))?;
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    pub fn grant(&self, ttl: Duration) -> Result<i64> {
+        let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+        let req = json!({ "TTL": secs.max(1).to_string() });
+        let r: WireLease = self.call("lease grant", "/v3/lease/grant", &req)?;
+        if !r.error.is_empty() {
+            return Err(EtcdError::Server {
+                op: "lease grant",
+                code: 0,
+                message: r.error,
+            }
+            .into());
+        }
+        Ok(r.id.0)
+    }
+
+    /// Renews lease `id` once (`etcdctl lease keep-alive --once`); returns its TTL, or
+    /// `None` if it has expired or was revoked. [`super::LeaseKeeper`] does this in the
+    /// background.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # let etcd = netplumb::etcd::Etcd::connect(netplumb::etcd::EtcdConfig::new("127.0.0.1:2379")?)?;
+    /// # let lease = etcd.grant(Duration::from_secs(10))?;
+    /// if etcd.keep_alive(lease)?.is_none() {
+    ///     println!("lease {lease} is gone, and its keys with it");
+    /// }
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    pub fn keep_alive(&self, id: i64) -> Result<Option<Duration>> {
+        let req = json!({ "ID": id.to_string() });
+        // A streaming call: the one reply comes wrapped in {"result": …}.
+        let r: Streamed<WireLease> = self.call("lease keep-alive", "/v3/lease/keepalive", &req)?;
+        let r = r.into_result("lease keep-alive")?;
+        Ok((r.ttl.0 > 0).then(|| Duration::from_secs(r.ttl.0 as u64)))
+    }
+
+    /// Revokes lease `id`, deleting its keys (`etcdctl lease revoke`). Revoking a lease
+    /// that has already expired is not an error.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # let etcd = netplumb::etcd::Etcd::connect(netplumb::etcd::EtcdConfig::new("127.0.0.1:2379")?)?;
+    /// # let lease = etcd.grant(Duration::from_secs(10))?;
+    /// etcd.revoke(lease)?;
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    pub fn revoke(&self, id: i64) -> Result<()> {
+        let req = json!({ "ID": id.to_string() });
+        match self.call::<Value>("lease revoke", "/v3/lease/revoke", &req) {
+            Err(crate::Error::Etcd(EtcdError::Server {
+                code: NOT_FOUND, ..
+            })) => Ok(()),
+            r => r.map(drop),
+        }
+    }
+
+    /// Watches `key` (or `key..range_end`) for changes from `start_revision` on (`None`:
+    /// from now), on a connection of its own (`etcdctl watch`).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use netplumb::etcd::{prefix_end, EventKind};
+    /// # let etcd = netplumb::etcd::Etcd::connect(netplumb::etcd::EtcdConfig::new("127.0.0.1:2379")?)?;
+    /// let mut w = etcd.watch("/hosts/", Some(&prefix_end(b"/hosts/")), None)?;
+    /// while let Some(events) = w.next(Duration::from_secs(30))? {
+    ///     for e in events {
+    ///         let verb = if e.kind == EventKind::Put { "up" } else { "down" };
+    ///         println!("{} {verb}", String::from_utf8_lossy(&e.kv.key));
+    ///     }
+    /// }
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    pub fn watch(
+        &self,
+        key: impl AsRef<[u8]>,
+        range_end: Option<&[u8]>,
+        start_revision: Option<i64>,
+    ) -> Result<Watch> {
+        let mut create = range_json(key.as_ref(), range_end, 0, 0);
+        if let (Some(rev), Value::Object(m)) = (start_revision, &mut create) {
+            m.insert("start_revision".into(), rev.to_string().into());
+        }
+        let body = serde_json::to_vec(&json!({ "create_request": create }))
+            .map_err(|e| EtcdError::protocol("watch", e.to_string()))?;
+        let deadline = Instant::now() + self.inner.cfg.timeout;
+        let mut conn = self.open(deadline)?;
+        let head = conn
+            .send("/v3/watch", &body, deadline)
+            .and_then(|()| conn.read_head(deadline))
+            .map_err(|e| http_err(&conn.name, "watch", e))?;
+        Watch::start(conn, head, deadline)
+    }
+
+    /// Posts `req` to `path` and parses the reply of a 200 as `T`.
+    fn call<T: DeserializeOwned>(&self, op: &'static str, path: &str, req: &Value) -> Result<T> {
+        let body = serde_json::to_vec(req).map_err(|e| EtcdError::protocol(op, e.to_string()))?;
+        let deadline = Instant::now() + self.inner.cfg.timeout;
+        let resp = self.exchange(op, path, &body, deadline)?;
+        if resp.status != 200 {
+            return Err(status_err(op, resp.status, &resp.body).into());
+        }
+        serde_json::from_slice(&resp.body)
+            .map_err(|e| EtcdError::protocol(op, format!("{e} in {}", snippet(&resp.body))).into())
+    }
+
+    /// One request and its response, on a pooled connection or a new one. A pooled
+    /// connection that broke before any byte of the answer came (the server closed it
+    /// while idle, or restarted) is dropped and the request sent on a new one.
+    fn exchange(
+        &self,
+        op: &'static str,
+        path: &str,
+        body: &[u8],
+        deadline: Instant,
+    ) -> Result<Response> {
+        loop {
+            let (mut conn, pooled) = match self.take_idle() {
+                Some(c) => (c, true),
+                None => (self.open(deadline)?, false),
+            };
+            match conn.exchange(path, body, deadline) {
+                Ok(r) => {
+                    if r.reusable {
+                        self.put_idle(conn);
+                    }
+                    return Ok(r);
+                }
+                Err(HttpError::Io(e))
+                    if pooled && !conn.answered && e.kind() != io::ErrorKind::TimedOut =>
+                {
+                    log::debug!(
+                        "etcd: idle connection to {} broke ({e}); redialing",
+                        conn.name
+                    );
+                }
+                Err(e) => return Err(http_err(&conn.name, op, e).into()),
+            }
+        }
+    }
+
+    fn take_idle(&self) -> Option<Conn> {
+        let mut idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(c) = idle.pop() {
+            if c.is_reusable() {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    fn put_idle(&self, conn: Conn) {
+        let mut idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+
+    /// Opens a connection, trying every endpoint once from the preferred one, each with
+    /// a fair share of the time left.
+    fn open(&self, deadline: Instant) -> Result<Conn> {
+        let cfg = &self.inner.cfg;
+        let n = cfg.endpoints.len();
+        let first = self.inner.preferred.load(Ordering::Relaxed) % n;
+        let mut last = None;
+        for i in 0..n {
+            let idx = (first + i) % n;
+            let ep = &cfg.endpoints[idx];
+            let share = deadline.saturating_duration_since(Instant::now()) / (n - i) as u32;
+            let r = if share.is_zero() {
+                Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
+            } else {
+                dial(ep, cfg.netns.as_ref(), share)?
+            };
+            match r {
+                Ok(s) => {
+                    self.inner.preferred.store(idx, Ordering::Relaxed);
+                    return Ok(Conn::new(s, ep.to_string()));
+                }
+                Err(e) => {
+                    log::debug!("etcd: cannot connect to {ep}: {e}");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(EtcdError::Unreachable {
+            endpoint: cfg.endpoints().join(", "),
+            source: last.unwrap_or_else(|| io::Error::other("no endpoint")),
+        }
+        .into())
+    }
+}
+
+/// The first key of a prefix's range: etcd refuses an empty key, and no key sorts
+/// before `"\0"`.
+fn first_key(prefix: &[u8]) -> &[u8] {
+    if prefix.is_empty() {
+        b"\0"
+    } else {
+        prefix
+    }
+}
+
+/// The error of an HTTP-level failure on a connection to `endpoint`.
+pub(super) fn http_err(endpoint: &str, op: &'static str, e: HttpError) -> EtcdError {
+    match e {
+        HttpError::Io(e) => EtcdError::io(endpoint, op, e),
+        HttpError::Framing(d) => EtcdError::protocol(op, d),
+    }
+}
+
+/// The gateway's error body: `{"error": …, "message": …, "code": N}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct WireError {
+    pub(super) message: String,
+    pub(super) error: String,
+    pub(super) code: i64,
+    /// In errors inside a stream.
+    pub(super) grpc_code: i64,
+}
+
+impl WireError {
+    pub(super) fn into_error(self, op: &'static str) -> EtcdError {
+        let message = if self.message.is_empty() {
+            self.error
+        } else {
+            self.message
+        };
+        let code = if self.code != 0 {
+            self.code
+        } else {
+            self.grpc_code
+        };
+        EtcdError::Server { op, code, message }
+    }
+}
+
+/// The error of a response that is not a 200.
+pub(super) fn status_err(op: &'static str, status: u16, body: &[u8]) -> EtcdError {
+    match serde_json::from_slice::<WireError>(body) {
+        Ok(e) if !(e.message.is_empty() && e.error.is_empty()) => e.into_error(op),
+        _ => EtcdError::protocol(op, format!("HTTP status {status}: {}", snippet(body))),
+    }
+}
+
+/// The start of a body, for error messages.
+pub(super) fn snippet(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    format!("{s:?}")
+}
+
+/// A message of a streaming call: `{"result": …}` or `{"error": …}`.
+#[derive(Debug, Deserialize)]
+pub(super) struct Streamed<T> {
+    pub(super) result: Option<T>,
+    pub(super) error: Option<WireError>,
+}
+
+impl<T> Streamed<T> {
+    pub(super) fn into_result(self, op: &'static str) -> Result<T, EtcdError> {
+        match (self.result, self.error) {
+            (_, Some(e)) => Err(e.into_error(op)),
+            (Some(r), None) => Ok(r),
+            (None, None) => Err(EtcdError::protocol(op, "neither result nor error")),
+        }
+    }
+}
+
+/// A lease grant's or keep-alive's reply.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct WireLease {
+    #[serde(rename = "ID")]
+    id: I64,
+    #[serde(rename = "TTL")]
+    ttl: I64,
+    error: String,
+}

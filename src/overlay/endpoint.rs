@@ -1,0 +1,430 @@
+//! Connecting containers to overlay networks and disconnecting them, each connect inside
+//! one undo journal.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::config::OverlayNetwork;
+use super::discovery::PeerEndpoint;
+use super::driver::{delete_link, hold, open_guard, unguard, Overlay};
+use crate::addr::Addr;
+use crate::error::{Error, Result};
+use crate::ipam::{IpamError, Lease, Owner, Store};
+use crate::journal::Txn;
+use crate::link::{Bridge, Link, LinkSet, MacAddr, Veth, Vxlan, VXLAN_PORT};
+use crate::network::{fault, Attachment, Container};
+use crate::request::Request;
+use crate::rtnl::Rtnl;
+
+/// A container's link to an overlay network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OverlayAttachment {
+    /// The overlay network's name.
+    pub network: String,
+    /// The container's id.
+    pub container: String,
+    /// The overlay interface inside the container (`eth0`).
+    pub ifname: String,
+    /// The container's overlay address with the subnet's prefix.
+    pub addr: IpNet,
+    /// The overlay interface's MAC (`02:42:` and the address, unless given).
+    pub mac: MacAddr,
+    /// The overlay interface's MTU.
+    pub mtu: u32,
+    /// The host end of the overlay veth (`veth` + 7 hex digits), a port of [`bridge`](Self::bridge).
+    pub host_veth: String,
+    /// The network's bridge on this host (`ov-` + VNI).
+    pub bridge: String,
+    /// The network's VXLAN device on this host (`vx-` + VNI).
+    pub vxlan: String,
+    /// The VNI.
+    pub vni: u32,
+    /// The container's attachment to the gateway bridge (`eth1`, which carries the
+    /// default route).
+    pub gateway: Attachment,
+}
+
+impl<S: Store + 'static> Overlay<S> {
+    /// Connects a container to an overlay network (`docker run --network ov1`), all or
+    /// nothing. The network must have been created ([`Overlay::create_network`]) on some
+    /// host. Connecting a connected container returns its attachment.
+    ///
+    /// The first local container of a network creates the network's bridge, guards its
+    /// VNI, creates its VXLAN device and joins discovery. Each container gets an overlay
+    /// address from the shared IPAM ([`Container::ip`] asks for a specific one), a veth
+    /// whose container end ([`Container::ifname`], `eth0`) has the MAC derived from the
+    /// address and the overlay MTU but no default route, its endpoint published, and a
+    /// second interface `eth1` on the gateway bridge (created if absent) with the default
+    /// route. Then the network is [`sync`](Overlay::sync)ed. A container on several overlay
+    /// networks needs an interface name for each ([`Container::ifname`]: `eth0`, `eth2`,
+    /// …); they share its `eth1`.
+    ///
+    /// ```no_run
+    /// # fn f(ov: &mut netplumb::overlay::Overlay<netplumb::ipam::MemoryStore>,
+    /// #      ov1: &netplumb::overlay::OverlayNetwork) -> netplumb::Result<()> {
+    /// let ns = netplumb::NetnsDir::default().create("web")?;
+    /// let att = ov.connect(ov1, &netplumb::network::Container::new("3f2a1c0d9e8b", &ns))?;
+    /// assert_eq!(att.ifname, "eth0");
+    /// # Ok(()) }
+    /// ```
+    pub fn connect(&mut self, net: &OverlayNetwork, ctr: &Container) -> Result<OverlayAttachment> {
+        net.validate()?;
+        check_container(ctr)?;
+        let lock = self.lock.clone();
+        let _held = hold(&lock);
+        let stored = match self.ipam.network(&net.name) {
+            Err(IpamError::NetworkNotFound { .. }) => {
+                return Err(Error::NotFound(format!("overlay network {}", net.name)))
+            }
+            r => r?,
+        };
+        if stored.subnet != net.subnet {
+            return Err(Error::invalid(
+                "subnet",
+                net.subnet,
+                "differs from the network's subnet in the store",
+            ));
+        }
+        if let Some(a) = self.existing(net, ctr)? {
+            return Ok(a);
+        }
+        let mtu = self.mtu_of(net)?;
+        let mut tx = Txn::new();
+        match self.connect_steps(net, ctr, mtu, &mut tx) {
+            Ok(a) => {
+                tx.commit();
+                Ok(a)
+            }
+            Err(e) => Err(tx.fail(e)),
+        }
+    }
+
+    fn connect_steps(
+        &mut self,
+        net: &OverlayNetwork,
+        ctr: &Container,
+        mtu: u32,
+        tx: &mut Txn,
+    ) -> Result<OverlayAttachment> {
+        let bridge = self.network_steps(net, mtu, tx)?;
+        let lease = self.lease_step(net, ctr, tx)?;
+        let mac = ctr.mac.unwrap_or_else(|| mac_of(lease.address));
+        let host_veth = veth_name(&ctr.id, &net.name);
+        fault::point("overlay veth")?;
+        // One request: the pair, the container end straight in the container with its MAC
+        // and MTU, the host end up and a port of the overlay bridge.
+        let veth = Veth::new(&host_veth)
+            .controller(bridge.index)
+            .mtu(mtu)
+            .up()
+            .peer(&ctr.ifname)
+            .peer_netns(&ctr.netns)
+            .peer_mac(mac)
+            .peer_mtu(mtu);
+        self.host.rtnl().execute(&veth)?;
+        // Deleting the host end deletes the container end and its address too.
+        let (ns, name) = (self.host.netns().clone(), host_veth.clone());
+        tx.record(format!("ip link del {name}"), move || {
+            delete_link(&ns, &name)
+        });
+        self.inside_step(ctr, lease.cidr())?;
+        fault::point("publish endpoint")?;
+        let ep = PeerEndpoint {
+            host: self.me.id.clone(),
+            ip: lease.address,
+            mac,
+        };
+        self.discovery.publish(&net.name, &ep)?;
+        let (d, n) = (self.discovery.clone(), net.name.clone());
+        tx.record(format!("withdraw {} from {n}", ep.ip), move || {
+            d.withdraw(&n, &ep.host, ep.ip)
+        });
+        self.ensure_gwbridge(tx)?;
+        let gateway = self.connect_gwbridge(ctr, tx)?;
+        fault::point("overlay sync")?;
+        self.sync_locked(net)?;
+        Ok(OverlayAttachment {
+            network: net.name.clone(),
+            container: ctr.id.clone(),
+            ifname: ctr.ifname.clone(),
+            addr: lease.cidr(),
+            mac,
+            mtu,
+            host_veth,
+            bridge: bridge.name,
+            vxlan: net.vxlan_name(),
+            vni: net.vxlan_id(),
+            gateway,
+        })
+    }
+
+    /// The network's bridge, VXLAN guard, VXLAN device and discovery membership on this
+    /// host, made unless the VXLAN device exists. Returns the bridge.
+    fn network_steps(&mut self, net: &OverlayNetwork, mtu: u32, tx: &mut Txn) -> Result<Link> {
+        let bridge = self.bridge_step(net, mtu, tx)?;
+        let (vxn, vni) = (net.vxlan_name(), net.vxlan_id());
+        match lookup(self.host.rtnl(), &vxn)? {
+            Some(l) if l.vxlan.is_some_and(|v| v.vni == vni) => return Ok(bridge),
+            Some(_) => {
+                return Err(Error::invalid(
+                    "vxlan",
+                    &vxn,
+                    "an existing link of that name is not a VXLAN device of this VNI",
+                ))
+            }
+            None => {}
+        }
+        let ns = self.host.netns().clone();
+        // The guard goes first: the device never exists unguarded.
+        fault::point("vxlan guard")?;
+        self.guard()?.guard(vni)?;
+        let (gns, under) = (ns.clone(), self.me.underlay);
+        tx.record(format!("unguard vni {vni}"), move || {
+            unguard(&mut open_guard(&gns, under)?, vni)
+        });
+        fault::point("vxlan")?;
+        let vx = Vxlan::new(&vxn, vni)
+            .port(VXLAN_PORT)
+            .local(self.me.underlay)
+            .dev(self.underlay.index)
+            .learning(false)
+            .proxy(true)
+            .mtu(mtu)
+            .controller(bridge.index)
+            .up();
+        self.host.rtnl().execute(&vx)?;
+        tx.record(format!("ip link del {vxn}"), move || delete_link(&ns, &vxn));
+        fault::point("join")?;
+        self.discovery.join(&net.name, &self.me)?;
+        let (d, n, id) = (self.discovery.clone(), net.name.clone(), self.me.id.clone());
+        tx.record(format!("leave {n}"), move || d.leave(&n, &id));
+        Ok(bridge)
+    }
+
+    /// The network's bridge: no address, no STP, the overlay MTU; reused if it exists.
+    fn bridge_step(&mut self, net: &OverlayNetwork, mtu: u32, tx: &mut Txn) -> Result<Link> {
+        let brn = net.bridge_name();
+        fault::point("overlay bridge")?;
+        match lookup(self.host.rtnl(), &brn)? {
+            Some(l) if l.is_kind("bridge") => Ok(l),
+            Some(_) => Err(Error::invalid(
+                "bridge",
+                &brn,
+                "an existing link of that name is not a bridge",
+            )),
+            None => {
+                self.host
+                    .rtnl()
+                    .execute(&Bridge::new(&brn).stp(false).mtu(mtu).up())?;
+                let (ns, name) = (self.host.netns().clone(), brn.clone());
+                tx.record(format!("ip link del {name}"), move || {
+                    delete_link(&ns, &name)
+                });
+                self.host.rtnl().link(brn.as_str())
+            }
+        }
+    }
+
+    fn lease_step(&mut self, net: &OverlayNetwork, ctr: &Container, tx: &mut Txn) -> Result<Lease> {
+        fault::point("overlay lease")?;
+        let owner = Owner::new(ctr.id.clone(), ctr.ifname.clone());
+        let lease = match ctr.ip {
+            Some(ip) => self.ipam.allocate_addr(&net.name, &owner, ip)?,
+            None => self.ipam.allocate(&net.name, &owner)?,
+        };
+        let (ipam, n) = (self.ipam.clone(), net.name.clone());
+        tx.record(format!("release {} of {n}", lease.address), move || {
+            ipam.release_owner(&n, &owner)
+                .map(|_| ())
+                .map_err(Error::from)
+        });
+        Ok(lease)
+    }
+
+    /// `lo` and the overlay interface up, the address: one batch, no default route.
+    fn inside_step(&mut self, ctr: &Container, cidr: IpNet) -> Result<()> {
+        fault::point("overlay address")?;
+        let mut inside = Rtnl::open_in(&ctr.netns)?;
+        let link = inside.link(ctr.ifname.as_str())?;
+        let addr = if cidr.addr().is_ipv4() {
+            Addr::new(&link, cidr).auto_broadcast()
+        } else {
+            Addr::new(&link, cidr).nodad()
+        };
+        let reqs: [Box<dyn Request>; 3] = [
+            Box::new(LinkSet::new("lo").up()),
+            Box::new(LinkSet::new(&link).up()),
+            Box::new(addr),
+        ];
+        inside.execute_batch(&reqs)
+    }
+
+    /// The attachment of a container that is connected already, if it is.
+    fn existing(
+        &mut self,
+        net: &OverlayNetwork,
+        ctr: &Container,
+    ) -> Result<Option<OverlayAttachment>> {
+        let Some(lease) = self.lease_of(net, &ctr.id)? else {
+            return Ok(None);
+        };
+        let host_veth = veth_name(&ctr.id, &net.name);
+        let Some(veth) = lookup(self.host.rtnl(), &host_veth)? else {
+            return Ok(None);
+        };
+        let gw = self
+            .host
+            .attachments(Some(super::GWBRIDGE_NETWORK))?
+            .into_iter()
+            .find(|a| a.container == ctr.id);
+        let Some(gateway) = gw else { return Ok(None) };
+        Ok(Some(OverlayAttachment {
+            network: net.name.clone(),
+            container: ctr.id.clone(),
+            ifname: lease.owner.ifname.clone(),
+            addr: lease.cidr(),
+            mac: ctr.mac.unwrap_or_else(|| mac_of(lease.address)),
+            mtu: veth.mtu,
+            host_veth,
+            bridge: net.bridge_name(),
+            vxlan: net.vxlan_name(),
+            vni: net.vxlan_id(),
+            gateway,
+        }))
+    }
+
+    /// The lease container `id` holds on `net` (none when the network is gone).
+    fn lease_of(&self, net: &OverlayNetwork, id: &str) -> Result<Option<Lease>> {
+        match self.ipam.leases(&net.name) {
+            Ok(v) => Ok(v.into_iter().find(|l| l.owner.container == id)),
+            Err(IpamError::NetworkNotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Disconnects a container (`docker network disconnect ov1 CTR`), in the reverse order
+    /// of [`Overlay::connect`]: the gateway bridge attachment unless another overlay
+    /// network of the container still uses it (and the gateway bridge network itself when
+    /// the driver created it and this was its last container), the published endpoint,
+    /// the veth, the address lease. When the last local container of
+    /// the network leaves, the host leaves discovery and the VXLAN device, the guard and
+    /// the bridge go. Idempotent: a container that is not connected is not an error.
+    ///
+    /// ```no_run
+    /// # fn f(ov: &mut netplumb::overlay::Overlay<netplumb::ipam::MemoryStore>,
+    /// #      ov1: &netplumb::overlay::OverlayNetwork) -> netplumb::Result<()> {
+    /// ov.disconnect(ov1, "3f2a1c0d9e8b")?;
+    /// ov.disconnect(ov1, "3f2a1c0d9e8b")?; // nothing left to do
+    /// # Ok(()) }
+    /// ```
+    pub fn disconnect(&mut self, net: &OverlayNetwork, container: &str) -> Result<()> {
+        net.validate()?;
+        let lock = self.lock.clone();
+        let _held = hold(&lock);
+        // The way out is shared by the container's overlay networks on this host.
+        if !self.on_other_overlay(container, &net.name)? {
+            self.disconnect_gwbridge(container)?;
+        }
+        let host_veth = veth_name(container, &net.name);
+        let here = lookup(self.host.rtnl(), &host_veth)?.is_some();
+        let view = self.discovery.view(&net.name)?;
+        if let Some(lease) = self.lease_of(net, container)? {
+            let published = view
+                .endpoints
+                .iter()
+                .any(|e| e.host == self.me.id && e.ip == lease.address);
+            // A lease of a container on another host is not ours to release.
+            if here || published {
+                self.discovery
+                    .withdraw(&net.name, &self.me.id, lease.address)?;
+                delete_link(self.host.netns(), &host_veth)?;
+                let _ = self.ipam.release(&net.name, lease.address)?;
+            }
+        } else {
+            delete_link(self.host.netns(), &host_veth)?;
+        }
+        let view = self.discovery.view(&net.name)?;
+        if !view.endpoints.iter().any(|e| e.host == self.me.id) {
+            self.teardown(net)?;
+        }
+        Ok(())
+    }
+
+    /// Whether container `id` is connected here to an overlay network other than `except`.
+    fn on_other_overlay(&mut self, id: &str, except: &str) -> Result<bool> {
+        for n in self.ipam.networks()? {
+            if n.name != except && lookup(self.host.rtnl(), &veth_name(id, &n.name))?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Takes the network off this host: leave discovery (the others stop sending), delete
+    /// the VXLAN device (nothing is received), drop the guard, delete the bridge last.
+    fn teardown(&mut self, net: &OverlayNetwork) -> Result<()> {
+        let (vxn, brn) = (net.vxlan_name(), net.bridge_name());
+        self.discovery.leave(&net.name, &self.me.id)?;
+        delete_link(self.host.netns(), &vxn)?;
+        let g = self.guard()?;
+        if g.vnis()?.contains(&net.vxlan_id()) {
+            unguard(g, net.vxlan_id())?;
+        }
+        delete_link(self.host.netns(), &brn)
+    }
+}
+
+/// The link named `name`, if there is one.
+fn lookup(rtnl: &mut Rtnl, name: &str) -> Result<Option<Link>> {
+    match rtnl.link(name) {
+        Ok(l) => Ok(Some(l)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn check_container(ctr: &Container) -> Result<()> {
+    let ok = |c: u8| c.is_ascii_alphanumeric() || b"_.-".contains(&c);
+    if ctr.id.is_empty() || !ctr.id.bytes().all(ok) {
+        return Err(Error::invalid(
+            "container id",
+            &ctr.id,
+            "must be [A-Za-z0-9_.-]+",
+        ));
+    }
+    crate::link::IfName::unchecked(&ctr.ifname).check_as("container interface")?;
+    if ctr.ifname == super::GWBRIDGE_IFNAME || ctr.ifname == "lo" {
+        return Err(Error::invalid(
+            "container interface",
+            &ctr.ifname,
+            "is taken by the gateway bridge or loopback",
+        ));
+    }
+    Ok(())
+}
+
+/// `veth` and 7 hex digits derived from the container and the network, so that a
+/// disconnect finds it from the container id alone.
+fn veth_name(container: &str, network: &str) -> String {
+    let h = format!("overlay/{container}/{network}")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+    format!("veth{:07x}", h & 0xfff_ffff)
+}
+
+/// The MAC Docker derives from an address: `02:42` and the IPv4 address (or the last four
+/// bytes of an IPv6 one).
+fn mac_of(ip: IpAddr) -> MacAddr {
+    let b = match ip {
+        IpAddr::V4(a) => a.octets(),
+        IpAddr::V6(a) => {
+            let o = a.octets();
+            [o[12], o[13], o[14], o[15]]
+        }
+    };
+    MacAddr([0x02, 0x42, b[0], b[1], b[2], b[3]])
+}

@@ -1,0 +1,218 @@
+//! Reconciling one host's kernel state with the [`PeerView`](super::PeerView) of an
+//! overlay network: VXLAN allowances for the remote hosts, FDB entries for their tunnel
+//! endpoints, permanent neighbour entries for their containers.
+//!
+//! | for | kernel state | equivalent command |
+//! |---|---|---|
+//! | each remote host | guard allowance | `nft add element ip netplumb_vxlan … { VNI . UNDERLAY }` |
+//! | each remote host | BUM flooding | `bridge fdb append 00:00:00:00:00:00 dev VX dst UNDERLAY` |
+//! | each remote endpoint | unicast | `bridge fdb append MAC dev VX dst UNDERLAY` |
+//! | each remote endpoint | proxy ARP/ND | `ip neigh replace IP lladdr MAC dev VX nud permanent` |
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+use super::config::OverlayNetwork;
+use super::discovery::{PeerDiscovery, PeerHost};
+use crate::error::Result;
+use crate::firewall::VxlanGuard;
+use crate::link::MacAddr;
+use crate::neigh::{Fdb, Neigh};
+use crate::netns::Netns;
+use crate::rtnl::Rtnl;
+
+/// `NUD_PERMANENT` (neighbour state of entries written by hand).
+const NUD_PERMANENT: u16 = 0x80;
+
+/// One piece of kernel state an overlay sync added or removed.
+///
+/// ```
+/// use netplumb::overlay::OverlayEntry;
+/// let e = OverlayEntry::Fdb { mac: [0; 6].into(), dst: "192.168.99.2".parse().unwrap() };
+/// assert_eq!(e.to_string(), "fdb 00:00:00:00:00:00 dst 192.168.99.2");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum OverlayEntry {
+    /// VXLAN packets of the network's VNI from this remote host are let in.
+    Peer {
+        /// The remote host's underlay address.
+        underlay: IpAddr,
+    },
+    /// Frames for `mac` go through the tunnel to `dst` (the all-zero MAC: broadcast and
+    /// unknown unicast, one entry per remote host).
+    Fdb {
+        /// The destination MAC.
+        mac: MacAddr,
+        /// The remote tunnel endpoint.
+        dst: IpAddr,
+    },
+    /// `ip` is at `mac` (answered locally by the VXLAN device's ARP/ND proxy).
+    Neigh {
+        /// The remote container's overlay address.
+        ip: IpAddr,
+        /// Its MAC.
+        mac: MacAddr,
+    },
+}
+
+impl fmt::Display for OverlayEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OverlayEntry::Peer { underlay } => write!(f, "vxlan peer {underlay}"),
+            OverlayEntry::Fdb { mac, dst } => write!(f, "fdb {mac} dst {dst}"),
+            OverlayEntry::Neigh { ip, mac } => write!(f, "neigh {ip} lladdr {mac}"),
+        }
+    }
+}
+
+/// What a [`sync`](super::Overlay::sync) changed.
+///
+/// ```
+/// use netplumb::overlay::SyncReport;
+/// assert!(SyncReport::default().is_empty());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SyncReport {
+    /// Entries written, in the order they were written.
+    pub added: Vec<OverlayEntry>,
+    /// Entries removed, in the order they were removed.
+    pub removed: Vec<OverlayEntry>,
+}
+
+impl SyncReport {
+    /// Nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
+    }
+}
+
+/// What a reconciliation works with: handles in the host namespace and discovery.
+pub(crate) struct Reconciler<'a> {
+    pub(crate) rtnl: &'a mut Rtnl,
+    /// Opened on first need: a host without the network gets no guard table.
+    pub(crate) guard: &'a mut Option<VxlanGuard>,
+    pub(crate) netns: &'a Netns,
+    pub(crate) discovery: &'a dyn PeerDiscovery,
+    pub(crate) me: &'a PeerHost,
+}
+
+/// What the view asks for.
+#[derive(Default)]
+struct Desired {
+    peers: BTreeSet<IpAddr>,
+    fdb: BTreeSet<(MacAddr, IpAddr)>,
+    neigh: BTreeSet<(IpAddr, MacAddr)>,
+}
+
+impl Reconciler<'_> {
+    /// Brings the kernel state of `net` in line with discovery. Returns the revision of the
+    /// view it used. Does nothing when this host has no VXLAN device for the network (no
+    /// local container).
+    pub(crate) fn run(&mut self, net: &OverlayNetwork) -> Result<(u64, SyncReport)> {
+        let view = self.discovery.view(&net.name)?;
+        let mut report = SyncReport::default();
+        let vx = match self.rtnl.link(net.vxlan_name().as_str()) {
+            Ok(l) => l,
+            Err(e) if e.is_not_found() => return Ok((view.revision, report)),
+            Err(e) => return Err(e),
+        };
+        let want = self.desired(net, &view);
+        let vni = net.vxlan_id();
+        let guard = match self.guard.take() {
+            Some(g) => g,
+            None => super::driver::open_guard(self.netns, self.me.underlay)?,
+        };
+        let guard = self.guard.insert(guard);
+        // Allowances first: replies from a new peer must get in once frames go to it.
+        let have_peers: BTreeSet<IpAddr> = guard
+            .peers()?
+            .into_iter()
+            .filter(|(v, _)| *v == vni)
+            .map(|(_, p)| p)
+            .collect();
+        if have_peers != want.peers {
+            let list: Vec<IpAddr> = want.peers.iter().copied().collect();
+            guard.set_peers(vni, &list)?;
+            for &underlay in want.peers.difference(&have_peers) {
+                report.added.push(OverlayEntry::Peer { underlay });
+            }
+            for &underlay in have_peers.difference(&want.peers) {
+                report.removed.push(OverlayEntry::Peer { underlay });
+            }
+        }
+        let have_fdb: BTreeSet<(MacAddr, IpAddr)> = self
+            .rtnl
+            .fdb(&vx)?
+            .into_iter()
+            .filter_map(|n| Some((n.mac?, n.dst?)))
+            .collect();
+        let have_neigh: BTreeSet<(IpAddr, MacAddr)> = self
+            .rtnl
+            .neighs(&vx)?
+            .into_iter()
+            .filter(|n| n.state & NUD_PERMANENT != 0)
+            .filter_map(|n| Some((n.dst?, n.mac?)))
+            .filter(|(ip, _)| net.subnet.contains(ip))
+            .collect();
+        for &(mac, dst) in have_fdb.difference(&want.fdb) {
+            ignore(self.rtnl.execute(&Fdb::new(&vx, mac).dst(dst).delete()))?;
+            report.removed.push(OverlayEntry::Fdb { mac, dst });
+        }
+        for &(ip, mac) in have_neigh.difference(&want.neigh) {
+            ignore(self.rtnl.execute(&Neigh::new(&vx, ip, mac).delete()))?;
+            report.removed.push(OverlayEntry::Neigh { ip, mac });
+        }
+        for &(mac, dst) in want.fdb.difference(&have_fdb) {
+            ignore(self.rtnl.execute(&Fdb::new(&vx, mac).dst(dst)))?;
+            report.added.push(OverlayEntry::Fdb { mac, dst });
+        }
+        for &(ip, mac) in want.neigh.difference(&have_neigh) {
+            self.rtnl.execute(&Neigh::new(&vx, ip, mac))?;
+            report.added.push(OverlayEntry::Neigh { ip, mac });
+        }
+        if !report.is_empty() {
+            log::debug!(
+                "overlay {}: +{} -{} entries",
+                net.name,
+                report.added.len(),
+                report.removed.len()
+            );
+        }
+        Ok((view.revision, report))
+    }
+
+    fn desired(&self, net: &OverlayNetwork, view: &super::PeerView) -> Desired {
+        let remotes: BTreeMap<&str, IpAddr> = view
+            .hosts
+            .iter()
+            .filter(|h| h.id != self.me.id)
+            .map(|h| (h.id.as_str(), h.underlay))
+            .collect();
+        let mut d = Desired::default();
+        for &u in remotes.values() {
+            d.peers.insert(u);
+            d.fdb.insert((MacAddr([0; 6]), u));
+        }
+        for e in &view.endpoints {
+            let Some(&u) = remotes.get(e.host.as_str()) else {
+                continue;
+            };
+            if net.subnet.contains(&e.ip) {
+                d.fdb.insert((e.mac, u));
+                d.neigh.insert((e.ip, e.mac));
+            }
+        }
+        d
+    }
+}
+
+/// An entry already there (adding) or already gone (deleting) is what was wanted.
+fn ignore(r: Result<()>) -> Result<()> {
+    match r {
+        Err(e) if e.is_not_found() || e.is_exists() => Ok(()),
+        r => r,
+    }
+}

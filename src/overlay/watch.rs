@@ -1,0 +1,206 @@
+//! [`OverlayWatch`]: a background thread that follows discovery for one overlay network
+//! and reconciles the host's kernel state whenever the view changes.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::config::OverlayNetwork;
+use super::discovery::{PeerDiscovery, PeerHost};
+use super::driver::hold;
+use super::sync::Reconciler;
+use crate::error::{Error, Result};
+use crate::firewall::VxlanGuard;
+use crate::netns::Netns;
+use crate::rtnl::Rtnl;
+
+/// How long one wait on discovery lasts: the bound on how late a stop is noticed.
+const POLL: Duration = Duration::from_millis(200);
+/// How often the kernel state is reconciled even when the view did not change (repairs
+/// entries removed by hand, and a sync that found the network not yet set up here).
+const RESYNC: Duration = Duration::from_secs(2);
+/// The longest pause after a failure before retrying.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What the watcher thread needs: everything by value, nothing borrowed from the
+/// [`Overlay`](super::Overlay).
+pub(super) struct WatchCtx {
+    pub(super) netns: Netns,
+    pub(super) me: PeerHost,
+    pub(super) net: OverlayNetwork,
+    pub(super) discovery: Arc<dyn PeerDiscovery>,
+    pub(super) lock: Arc<Mutex<()>>,
+}
+
+/// A running watcher ([`Overlay::watch`](super::Overlay::watch)). [`stop`](Self::stop) it
+/// or drop it: either returns once the thread has finished (within a fraction of a
+/// second).
+///
+/// ```no_run
+/// # fn f(ov: &netplumb::overlay::Overlay<netplumb::ipam::MemoryStore>,
+/// #      ov1: &netplumb::overlay::OverlayNetwork) -> netplumb::Result<()> {
+/// let w = ov.watch(ov1)?;
+/// // ... containers come and go on other hosts; this host follows ...
+/// println!("{} syncs", w.syncs());
+/// w.stop();
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct OverlayWatch {
+    network: String,
+    stop: Arc<AtomicBool>,
+    syncs: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl OverlayWatch {
+    pub(super) fn start(ctx: WatchCtx) -> Result<OverlayWatch> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let syncs = Arc::new(AtomicU64::new(0));
+        let network = ctx.net.name.clone();
+        let (s, n) = (stop.clone(), syncs.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("overlay-{}", ctx.net.vxlan_id()))
+            .spawn(move || Watcher::new(ctx, s, n).run())
+            .map_err(|e| Error::io("overlay watcher thread", e))?;
+        Ok(OverlayWatch {
+            network,
+            stop,
+            syncs,
+            thread: Some(thread),
+        })
+    }
+
+    /// The network being watched.
+    pub fn network(&self) -> &str {
+        &self.network
+    }
+
+    /// How many syncs completed so far.
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
+    }
+
+    /// Stops the thread and waits for it.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                log::error!("overlay {}: watcher thread panicked", self.network);
+            }
+        }
+    }
+}
+
+impl Drop for OverlayWatch {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// The thread's state: its own handles in the host namespace, opened (and reopened after
+/// a failure) on demand.
+struct Watcher {
+    ctx: WatchCtx,
+    stop: Arc<AtomicBool>,
+    syncs: Arc<AtomicU64>,
+    rtnl: Option<Rtnl>,
+    guard: Option<VxlanGuard>,
+}
+
+impl Watcher {
+    fn new(ctx: WatchCtx, stop: Arc<AtomicBool>, syncs: Arc<AtomicU64>) -> Self {
+        Watcher {
+            ctx,
+            stop,
+            syncs,
+            rtnl: None,
+            guard: None,
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn run(mut self) {
+        let name = self.ctx.net.name.clone();
+        let (mut seen, mut due, mut failures) = (0u64, true, 0u32);
+        let mut last = Instant::now();
+        while !self.stopped() {
+            if due || last.elapsed() >= RESYNC {
+                match self.sync_once() {
+                    Ok(rev) => {
+                        (seen, due, failures, last) = (rev, false, 0, Instant::now());
+                        self.syncs.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        log::warn!("overlay {name}: sync failed ({failures} in a row): {e}");
+                        // Fresh handles next time: the old ones may be what failed.
+                        (self.rtnl, self.guard) = (None, None);
+                        self.pause(backoff(failures));
+                        continue;
+                    }
+                }
+            }
+            match self.ctx.discovery.wait(&name, seen, POLL) {
+                Ok(Some(_)) => due = true,
+                Ok(None) => {}
+                Err(e) => {
+                    log::warn!("overlay {name}: waiting on discovery failed: {e}");
+                    self.pause(backoff(1));
+                    due = true;
+                }
+            }
+        }
+        log::debug!("overlay {name}: watcher stopped");
+    }
+
+    /// One reconciliation under the overlay lock; returns the view's revision.
+    fn sync_once(&mut self) -> Result<u64> {
+        let rtnl = match self.rtnl.take() {
+            Some(r) => r,
+            None => Rtnl::open_in(&self.ctx.netns)?,
+        };
+        let rtnl = self.rtnl.insert(rtnl);
+        let _held = hold(&self.ctx.lock);
+        let (rev, report) = Reconciler {
+            rtnl,
+            guard: &mut self.guard,
+            netns: &self.ctx.netns,
+            discovery: &*self.ctx.discovery,
+            me: &self.ctx.me,
+        }
+        .run(&self.ctx.net)?;
+        for e in &report.added {
+            log::trace!("overlay {}: + {e}", self.ctx.net.name);
+        }
+        for e in &report.removed {
+            log::trace!("overlay {}: - {e}", self.ctx.net.name);
+        }
+        Ok(rev)
+    }
+
+    /// Sleeps for `d`, waking early when stopped.
+    fn pause(&self, d: Duration) {
+        let end = Instant::now() + d;
+        while !self.stopped() {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+    }
+}
+
+/// 100 ms doubling per failure in a row, at most [`MAX_BACKOFF`].
+fn backoff(failures: u32) -> Duration {
+    (Duration::from_millis(100) * 2u32.saturating_pow(failures.min(8))).min(MAX_BACKOFF)
+}

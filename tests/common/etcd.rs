@@ -1,0 +1,180 @@
+//! A throwaway etcd server for tests: `/usr/bin/etcd` as a child process inside the
+//! calling thread's network namespace (a sandbox's, where 127.0.0.1:2379 and :2380 are
+//! free and private), with its data in a temp dir. Killed, and its data removed, on drop.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use netplumb::link::LinkSet;
+use netplumb::{Netns, Rtnl};
+
+use super::TempDir;
+
+/// The etcd binary the tests run.
+pub const ETCD: &str = "/usr/bin/etcd";
+
+/// Whether etcd is installed. Under `CI=true` a missing binary fails the test; elsewhere
+/// this prints `SKIPPED <test>: …` and the test returns.
+pub fn available(test: &str) -> bool {
+    if std::path::Path::new(ETCD).is_file() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: {ETCD} is missing under CI=true");
+    }
+    eprintln!("SKIPPED {test}: needs {ETCD}");
+    false
+}
+
+/// A running (or stopped) etcd on 127.0.0.1:2379 of one namespace.
+pub struct EtcdServer {
+    child: Option<Child>,
+    ns: Netns,
+    dir: TempDir,
+}
+
+impl EtcdServer {
+    /// Starts etcd in the calling thread's namespace (bringing its loopback up) and
+    /// waits until it answers `/health`. Panics (with the server's log) if it does not.
+    pub fn start() -> Self {
+        let ns = Netns::current().expect("current namespace");
+        let mut rtnl = Rtnl::open_in(&ns).expect("rtnl");
+        rtnl.execute(&LinkSet::new("lo").up()).expect("loopback up");
+        let mut srv = EtcdServer {
+            child: None,
+            ns,
+            dir: TempDir::new("etcd"),
+        };
+        srv.spawn();
+        srv
+    }
+
+    /// `http://127.0.0.1:2379`.
+    pub fn url(&self) -> String {
+        "http://127.0.0.1:2379".to_string()
+    }
+
+    /// The namespace the server listens in.
+    pub fn netns(&self) -> &Netns {
+        &self.ns
+    }
+
+    /// Kills the server (SIGKILL, as a crash) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same data, in the same namespace.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Compacts the history up to `revision` (a raw gateway call, independent of the
+    /// client under test).
+    pub fn compact(&self, revision: i64) {
+        let body = format!("{{\"revision\":\"{revision}\",\"physical\":true}}");
+        let reply = self.raw("POST", "/v3/kv/compaction", &body);
+        assert!(
+            reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"),
+            "compaction: {reply}"
+        );
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.0.join("etcd.log")
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.log()).expect("etcd log file");
+        let err = log.try_clone().expect("etcd log file");
+        let (client, peer) = ("http://127.0.0.1:2379", "http://127.0.0.1:2380");
+        let mut cmd = Command::new(ETCD);
+        cmd.arg("--name=default")
+            .arg(format!("--data-dir={}", self.dir.0.join("data").display()))
+            .args([
+                "--listen-client-urls",
+                client,
+                "--advertise-client-urls",
+                client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                peer,
+                "--initial-advertise-peer-urls",
+                peer,
+            ])
+            .arg(format!("--initial-cluster=default={peer}"))
+            // A one-member cluster elects itself within milliseconds at these settings.
+            .args(["--heartbeat-interval=10", "--election-timeout=100"])
+            .args(["--logger=zap", "--log-level=warn"])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err);
+        self.child = Some(self.ns.spawn(&mut cmd).expect("spawn etcd"));
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("etcd exited with {status}: {}", self.log_text());
+            }
+            if self
+                .raw("GET", "/health", "")
+                .contains("\"health\":\"true\"")
+            {
+                return;
+            }
+            if Instant::now() > deadline {
+                let log = self.log_text();
+                self.stop();
+                panic!("etcd not ready after 30 s: {log}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log()).unwrap_or_default()
+    }
+
+    /// One HTTP/1.0 request from inside the server's namespace; the whole reply, or ""
+    /// if the server cannot be reached.
+    fn raw(&self, method: &str, path: &str, body: &str) -> String {
+        let req = format!(
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.ns
+            .run(move || -> std::io::Result<String> {
+                let addr = "127.0.0.1:2379".parse().expect("address");
+                let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+                s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                s.write_all(req.as_bytes())?;
+                let mut out = String::new();
+                s.read_to_string(&mut out)?;
+                Ok(out)
+            })
+            .expect("enter etcd namespace")
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for EtcdServer {
+    fn drop(&mut self) {
+        // Before the temp dir (a later field) is removed.
+        self.stop();
+    }
+}
