@@ -31,6 +31,7 @@ use netplumb::addr::Addr;
 use netplumb::etcd::{Etcd, EtcdConfig};
 use netplumb::ipam::{EtcdStore, Ipam, Owner};
 use netplumb::link::{Bridge, LinkSet, Veth};
+use netplumb::netns::Sandbox;
 use netplumb::network::{Container, Host, NetworkConfig};
 use netplumb::overlay::{
     EtcdDiscovery, EtcdNetworks, Overlay, OverlaySpec, PeerDiscovery, PeerHost,
@@ -54,8 +55,8 @@ impl Drop for EtcdProc {
     }
 }
 
-fn start_etcd() -> EtcdProc {
-    let mut lo = Rtnl::open().expect("rtnl");
+fn start_etcd(sb: &Sandbox) -> EtcdProc {
+    let mut lo = Rtnl::open_in(sb.host()).expect("rtnl");
     lo.execute(&LinkSet::new("lo").up()).expect("lo up");
     let dir = std::env::temp_dir().join(format!("netplumb-bench-etcd-{}", std::process::id()));
     let child = Command::new("/usr/bin/etcd")
@@ -142,8 +143,8 @@ fn row(name: &str, v: &mut [f64], extra: &str) -> String {
     )
 }
 
-fn bench() -> Vec<String> {
-    let _etcd = start_etcd();
+fn bench(sb: &Sandbox) -> Vec<String> {
+    let _etcd = start_etcd(sb);
     let n = env_n("NETPLUMB_BENCH_N", 300);
     let connects = env_n("NETPLUMB_BENCH_CONNECTS", 40);
     let mut rows = Vec::new();
@@ -151,11 +152,12 @@ fn bench() -> Vec<String> {
     // Allocation: host 1 creates the network, every host allocates through its own client.
     let nets = EtcdNetworks::new(client());
     let ipam1 = Ipam::new(EtcdStore::new(client()));
-    let _ = nets.create(
-        &ipam1,
-        &OverlaySpec::new("alloc").subnet("10.1.0.0/16".parse().unwrap()),
-    )
-    .expect("create network");
+    let _ = nets
+        .create(
+            &ipam1,
+            &OverlaySpec::new("alloc").subnet("10.1.0.0/16".parse().unwrap()),
+        )
+        .expect("create network");
     let mut alone = alloc_pairs(&ipam1, "alloc", "solo", n);
     let s = stats(&mut alone);
     println!("overlay_alloc         median {:8.1} us  (n={n})", s.median);
@@ -181,7 +183,7 @@ fn bench() -> Vec<String> {
 
     // Connect: three hosts on an underlay bridge, the overlay's devices made by a first
     // container on each, then `connects` more on host 2.
-    let mut sandbox = Rtnl::open().expect("rtnl");
+    let mut sandbox = Rtnl::open_in(sb.host()).expect("rtnl");
     sandbox
         .execute(&Bridge::new("ul0").stp(false).up())
         .expect("underlay bridge");
@@ -262,7 +264,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return; // `cargo test --benches` / `--list`: nothing to enumerate.
     }
-    let rows = netplumb::netns::sandbox(|_| bench()).expect("sandbox (needs root)");
+    let rows = netplumb::netns::sandbox(bench).expect("sandbox (needs root)");
     let dir = results_dir();
     std::fs::create_dir_all(&dir).expect("results dir");
     let json = format!("[\n{}\n]\n", rows.join(",\n"));

@@ -92,8 +92,8 @@ impl Drop for StateDir {
     }
 }
 
-fn scene(etcd: &Etcd, prefix: &str) -> Res<()> {
-    let mut sandbox = Rtnl::open()?;
+fn scene(sb: &netplumb::netns::Sandbox, etcd: &Etcd, prefix: &str) -> Res<()> {
+    let mut sandbox = Rtnl::open_in(sb.host())?;
     sandbox.execute(&Bridge::new("ul0").stp(false).up())?;
     let outside = machine(&mut sandbox, 100)?;
     let ipam = || Ipam::new(EtcdStore::new(etcd.clone()).prefix(&format!("{prefix}ipam/")));
@@ -198,7 +198,7 @@ fn main() -> Res<()> {
     let etcd = Etcd::connect(EtcdConfig::new(&url)?.dial_in(&here))?;
     let prefix = format!("/netplumb-example/{}/", std::process::id());
     println!("etcd {url}, keys under {prefix}");
-    let r = netplumb::netns::sandbox(|_| scene(&etcd, &prefix))?;
+    let r = netplumb::netns::sandbox(|sb| scene(sb, &etcd, &prefix))?;
     etcd.delete_prefix(&prefix)?;
     r?;
     println!("clean: sandbox gone, keys under {prefix} deleted");

@@ -348,6 +348,30 @@ fn server_killed_mid_run_then_restarted() {
 }
 
 #[test]
+fn a_frozen_server_times_out_then_recovers() {
+    with_etcd("a_frozen_server_times_out", |srv, etcd| {
+        etcd.put("/k", "v", None).unwrap(); // leaves an idle pooled connection
+        let mut w = etcd.watch("/k", None, None).unwrap();
+        srv.freeze(true);
+        let e = etcd.get("/k").unwrap_err();
+        assert!(
+            matches!(etcd_error(&e), EtcdError::Timeout { op: "range", .. }),
+            "{e}"
+        );
+        assert!(e.is_unavailable());
+        let e = Etcd::connect(etcd.config().clone()).unwrap_err();
+        assert!(matches!(etcd_error(&e), EtcdError::Timeout { .. }), "{e}");
+        // A watch just sees nothing happen.
+        assert_eq!(w.next(Duration::from_millis(300)).unwrap(), None);
+        srv.freeze(false);
+        assert_eq!(etcd.get("/k").unwrap().unwrap().value, b"v");
+        etcd.put("/k", "w", None).unwrap();
+        let events = w.next(Duration::from_secs(5)).unwrap().unwrap();
+        assert_eq!(events[0].kv.value, b"w");
+    });
+}
+
+#[test]
 fn bad_urls_name_the_bad_part() {
     for (url, part) in [
         ("https://10.0.0.5:2379", "https"),
@@ -400,4 +424,16 @@ fn dial_in_reaches_etcd_in_another_namespace() {
         });
         drop(srv);
     });
+}
+
+#[test]
+fn handles_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Etcd>();
+    send_sync::<EtcdConfig>();
+    send_sync::<EtcdError>();
+    send_sync::<netplumb::ipam::EtcdStore>();
+    send_sync::<LeaseKeeper>();
+    send::<netplumb::etcd::Watch>();
 }

@@ -474,7 +474,7 @@ fn interleaved_transactions_conflict() {
         // transaction commits.
         let mut t3 = store.begin().unwrap();
         t3.network("n").unwrap();
-        ipam.release("n", a).unwrap();
+        assert!(ipam.release("n", a).unwrap().was_held());
         assert_eq!(t3.leases("n").unwrap().len(), 1, "reads see one snapshot");
         t3.commit().unwrap();
     });

@@ -19,7 +19,8 @@ use netplumb::neigh::{Fdb, Neigh};
 use netplumb::netns::Sandbox;
 use netplumb::network::{fault, Container, Host};
 use netplumb::overlay::{
-    Overlay, OverlayNetwork, OverlayWatch, PeerDiscovery, PeerHost, StaticPeers, GWBRIDGE_NETWORK,
+    Overlay, OverlayAttachment, OverlayNetwork, OverlayWatch, PeerDiscovery, PeerHost, StaticPeers,
+    GWBRIDGE_NETWORK,
 };
 use netplumb::{Error, Netns, Rtnl};
 
@@ -119,7 +120,7 @@ impl Cluster {
 
     /// Connects a fresh container namespace `id` on host `i` (0-based). Keep the namespace:
     /// dropping it deletes the container's interfaces.
-    fn run(&mut self, i: usize, id: &str) -> (Netns, netplumb::overlay::OverlayAttachment) {
+    fn run(&mut self, i: usize, id: &str) -> (Netns, OverlayAttachment) {
         let ns = Netns::new().unwrap();
         let att = self.nodes[i]
             .ov
@@ -226,6 +227,38 @@ fn tcp(server: &Netns, at: &str, client: &Netns) -> bool {
     common::tcp_reaches(server, SocketAddr::new(ip(at), 0), client)
 }
 
+/// The VXLAN device and bridge of h1, as the kernel (and `ip`, a witness) reports them.
+fn check_devices(h1ns: &Netns, a1: &OverlayAttachment) {
+    let mut h1 = Rtnl::open_in(h1ns).unwrap();
+    let vx = h1.link("vx-000100").unwrap();
+    let info = vx.vxlan.unwrap();
+    assert_eq!((info.vni, info.port, info.learning), (256, 4789, false));
+    assert_eq!(info.local, Some(ip("192.168.99.1")));
+    assert_eq!(vx.mtu, 1450);
+    assert!(vx.is_up());
+    let br = h1.link("ov-000100").unwrap();
+    assert_eq!(vx.controller, Some(br.index));
+    assert_eq!(
+        h1.link(a1.host_veth.as_str()).unwrap().controller,
+        Some(br.index)
+    );
+    let br_addrs = h1.addrs(Some((&br).into())).unwrap();
+    assert!(
+        br_addrs.iter().all(|a| kernel_made(&a.addr)),
+        "the overlay bridge is pure L2: {br_addrs:?}"
+    );
+    let shown = ip_cmd(h1ns, &["-d", "link", "show", "dev", "vx-000100"]);
+    for word in [
+        "vxlan id 256",
+        "local 192.168.99.1 dev eth0",
+        "dstport 4789",
+        "nolearning",
+        "proxy",
+    ] {
+        assert!(shown.contains(word), "{word:?} missing from: {shown}");
+    }
+}
+
 #[test]
 fn containers_on_three_hosts_talk_over_vxlan() {
     common::sandbox("containers_on_three_hosts_talk_over_vxlan", |s| {
@@ -254,35 +287,7 @@ fn containers_on_three_hosts_talk_over_vxlan() {
         assert_eq!(eth0.mtu, 1450);
         assert_eq!(eth0.mac.unwrap().to_string(), "02:42:0a:00:09:02");
 
-        // The VXLAN device and the bridge on h1.
-        let mut h1 = Rtnl::open_in(&c.nodes[0].ns).unwrap();
-        let vx = h1.link("vx-000100").unwrap();
-        let info = vx.vxlan.unwrap();
-        assert_eq!((info.vni, info.port, info.learning), (256, 4789, false));
-        assert_eq!(info.local, Some(ip("192.168.99.1")));
-        assert_eq!(vx.mtu, 1450);
-        assert!(vx.is_up());
-        let br = h1.link("ov-000100").unwrap();
-        assert_eq!(vx.controller, Some(br.index));
-        assert_eq!(
-            h1.link(a1.host_veth.as_str()).unwrap().controller,
-            Some(br.index)
-        );
-        let br_addrs = h1.addrs(Some((&br).into())).unwrap();
-        assert!(
-            br_addrs.iter().all(|a| kernel_made(&a.addr)),
-            "the overlay bridge is pure L2: {br_addrs:?}"
-        );
-        let shown = ip_cmd(&c.nodes[0].ns, &["-d", "link", "show", "dev", "vx-000100"]);
-        for word in [
-            "vxlan id 256",
-            "local 192.168.99.1",
-            "dstport 4789",
-            "nolearning",
-            "proxy",
-        ] {
-            assert!(shown.contains(word), "{word:?} missing from: {shown}");
-        }
+        check_devices(&c.nodes[0].ns, &a1);
 
         // Every host converges on entries for the other two hosts and their containers.
         let all = [(1, "10.0.9.2"), (2, "10.0.9.3"), (3, "10.0.9.4")];
@@ -451,6 +456,14 @@ fn watchers_forget_a_host_that_leaves() {
         eventually("h2 removed from h1", || entries(&h1) == Entries::default());
         let mut r2 = Rtnl::open_in(&h2).unwrap();
         assert!(r2.link("vx-000100").is_err() && r2.link("ov-000100").is_err());
+        // Whether a host still has containers is the kernel's word, not discovery's: h3
+        // (no longer listed) keeps the network while one of its containers remains.
+        let (_n4, _) = c.run(2, "c4");
+        c.nodes[2].ov.disconnect(&ov1(), "c3").unwrap();
+        let mut r3 = Rtnl::open_in(&c.nodes[2].ns).unwrap();
+        assert!(r3.link("vx-000100").is_ok(), "c4 still uses it");
+        c.nodes[2].ov.disconnect(&ov1(), "c4").unwrap();
+        assert!(r3.link("vx-000100").is_err() && r3.link("ov-000100").is_err());
     });
 }
 

@@ -350,6 +350,11 @@ impl Etcd {
     /// One request and its response, on a pooled connection or a new one. A pooled
     /// connection that broke before any byte of the answer came (the server closed it
     /// while idle, or restarted) is dropped and the request sent on a new one.
+    ///
+    /// That resend could apply a request twice if a server died after applying it and
+    /// before answering, and another endpoint then takes it; etcd's compare-and-swap
+    /// transactions fail the second time instead, and a repeated put or delete leaves
+    /// the same state.
     fn exchange(
         &self,
         op: &'static str,
@@ -369,9 +374,7 @@ impl Etcd {
                     }
                     return Ok(r);
                 }
-                Err(HttpError::Io(e))
-                    if pooled && !conn.answered && e.kind() != io::ErrorKind::TimedOut =>
-                {
+                Err(HttpError::Io(e)) if pooled && !conn.answered && !timed_out(&e) => {
                     log::debug!(
                         "etcd: idle connection to {} broke ({e}); redialing",
                         conn.name
@@ -432,6 +435,14 @@ impl Etcd {
         }
         .into())
     }
+}
+
+/// Whether an I/O error is a read or write timeout (`EAGAIN` from a socket timeout).
+pub(super) fn timed_out(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
 }
 
 /// The first key of a prefix's range: etcd refuses an empty key, and no key sorts

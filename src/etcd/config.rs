@@ -82,7 +82,9 @@ impl EtcdConfig {
     }
 
     /// How long one call may take, connecting included (default 5 s). A watch waits as
-    /// long as [`Watch::next`](super::Watch::next) is told to instead.
+    /// long as [`Watch::next`](super::Watch::next) is told to instead. Host names are
+    /// resolved by the system resolver, under its own timeouts: give addresses where
+    /// that matters.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout.max(Duration::from_millis(1));
         self

@@ -379,6 +379,27 @@ mod tests {
     }
 
     #[test]
+    fn random_bytes_never_panic() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b"0123456789abcdefxyz;: \r\n\r\nHTTP/1.1 200";
+        for _ in 0..20_000 {
+            let len = (next() % 40) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let mut buf = bytes.clone();
+            while let Ok(Some(_)) = take_chunk(&mut buf) {}
+            let _ = parse_head(&String::from_utf8_lossy(&bytes));
+        }
+    }
+
+    #[test]
     fn bad_framing_is_an_error_not_a_panic() {
         for bad in [&b"zz\r\n"[..], b"3\r\nabcXY", b"ffffffffffffffffff\r\n"] {
             assert!(take_chunk(&mut bad.to_vec()).is_err(), "{bad:?}");

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::client::{http_err, status_err, Streamed};
+use super::client::{http_err, status_err, timed_out, Streamed};
 use super::http::{Conn, Head, HttpError};
 use super::kv::{WireKv, I64};
 use super::{EtcdError, KeyValue};
@@ -144,14 +144,7 @@ impl Watch {
                     let eof = io::Error::new(io::ErrorKind::UnexpectedEof, "watch stream ended");
                     return Err(self.fail(eof));
                 }
-                Err(HttpError::Io(e))
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-                    ) =>
-                {
-                    return Ok(None)
-                }
+                Err(HttpError::Io(e)) if timed_out(&e) => return Ok(None),
                 Err(HttpError::Io(e)) => return Err(self.fail(e)),
                 Err(e) => {
                     self.ended = true;

@@ -123,14 +123,18 @@ impl Elem {
     /// 3 bytes and the zero byte the payload expression leaves in its register.
     fn key(&self) -> ([u8; 20], usize) {
         let mut k = [0u8; 20];
+        let vni = &self.vni().to_be_bytes()[1..];
         let n = match self {
-            Elem::Vni(_) => 0,
+            Elem::Vni(_) => {
+                let n = put(&mut k, vni);
+                return (k, n);
+            }
             Elem::Peer(_, IpAddr::V4(a)) => put(&mut k, &a.octets()),
             Elem::Peer(_, IpAddr::V6(a)) => put(&mut k, &a.octets()),
         };
-        let vni = &self.vni().to_be_bytes()[1..];
-        let len = put(&mut k[n..], vni) + n;
-        (k, if n == 0 { len } else { len + 1 })
+        // A whole register word: the VNI and the zero byte `k` already holds.
+        let n = n + put(&mut k[n..], vni) + 1;
+        (k, n)
     }
 
     fn parse(set: &str, key: &[u8]) -> Option<Elem> {
@@ -183,7 +187,7 @@ struct Table {
     /// Each rule's comment and the packets it counted.
     rules: Vec<(String, u64)>,
     elems: BTreeSet<Elem>,
-    /// Both sets could be read.
+    /// Its rules and both sets could be read.
     sets: bool,
 }
 

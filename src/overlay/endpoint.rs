@@ -166,7 +166,11 @@ impl<S: Store + 'static> Overlay<S> {
         let bridge = self.bridge_step(net, mtu, tx)?;
         let (vxn, vni) = (net.vxlan_name(), net.vxlan_id());
         match lookup(self.host.rtnl(), &vxn)? {
-            Some(l) if l.vxlan.is_some_and(|v| v.vni == vni) => return Ok(bridge),
+            Some(l) if l.vxlan.is_some_and(|v| v.vni == vni) => {
+                // Set up already; joining again (idempotent) heals a lapsed registration.
+                self.discovery.join(&net.name, &self.me)?;
+                return Ok(bridge);
+            }
             Some(_) => {
                 return Err(Error::invalid(
                     "vxlan",
@@ -345,11 +349,20 @@ impl<S: Store + 'static> Overlay<S> {
         } else {
             delete_link(self.host.netns(), &host_veth)?;
         }
-        let view = self.discovery.view(&net.name)?;
-        if !view.endpoints.iter().any(|e| e.host == self.me.id) {
+        if !self.has_containers(net)? {
             self.teardown(net)?;
         }
         Ok(())
+    }
+
+    /// Whether the network's bridge here still has container ports. The kernel is asked,
+    /// not discovery: a host whose registrations lapsed still has its containers.
+    fn has_containers(&mut self, net: &OverlayNetwork) -> Result<bool> {
+        let Some(br) = lookup(self.host.rtnl(), &net.bridge_name())? else {
+            return Ok(false);
+        };
+        let ports = self.host.rtnl().bridge_ports(br.index)?;
+        Ok(ports.iter().any(|l| l.is_kind("veth")))
     }
 
     /// Whether container `id` is connected here to an overlay network other than `except`.

@@ -17,7 +17,7 @@ use super::config::OverlayNetwork;
 use super::discovery::{PeerDiscovery, PeerHost};
 use crate::error::Result;
 use crate::firewall::VxlanGuard;
-use crate::link::MacAddr;
+use crate::link::{Link, MacAddr};
 use crate::neigh::{Fdb, Neigh};
 use crate::netns::Netns;
 use crate::rtnl::Rtnl;
@@ -120,59 +120,9 @@ impl Reconciler<'_> {
             Err(e) => return Err(e),
         };
         let want = self.desired(net, &view);
-        let vni = net.vxlan_id();
-        let guard = match self.guard.take() {
-            Some(g) => g,
-            None => super::driver::open_guard(self.netns, self.me.underlay)?,
-        };
-        let guard = self.guard.insert(guard);
         // Allowances first: replies from a new peer must get in once frames go to it.
-        let have_peers: BTreeSet<IpAddr> = guard
-            .peers()?
-            .into_iter()
-            .filter(|(v, _)| *v == vni)
-            .map(|(_, p)| p)
-            .collect();
-        if have_peers != want.peers {
-            let list: Vec<IpAddr> = want.peers.iter().copied().collect();
-            guard.set_peers(vni, &list)?;
-            for &underlay in want.peers.difference(&have_peers) {
-                report.added.push(OverlayEntry::Peer { underlay });
-            }
-            for &underlay in have_peers.difference(&want.peers) {
-                report.removed.push(OverlayEntry::Peer { underlay });
-            }
-        }
-        let have_fdb: BTreeSet<(MacAddr, IpAddr)> = self
-            .rtnl
-            .fdb(&vx)?
-            .into_iter()
-            .filter_map(|n| Some((n.mac?, n.dst?)))
-            .collect();
-        let have_neigh: BTreeSet<(IpAddr, MacAddr)> = self
-            .rtnl
-            .neighs(&vx)?
-            .into_iter()
-            .filter(|n| n.state & NUD_PERMANENT != 0)
-            .filter_map(|n| Some((n.dst?, n.mac?)))
-            .filter(|(ip, _)| net.subnet.contains(ip))
-            .collect();
-        for &(mac, dst) in have_fdb.difference(&want.fdb) {
-            ignore(self.rtnl.execute(&Fdb::new(&vx, mac).dst(dst).delete()))?;
-            report.removed.push(OverlayEntry::Fdb { mac, dst });
-        }
-        for &(ip, mac) in have_neigh.difference(&want.neigh) {
-            ignore(self.rtnl.execute(&Neigh::new(&vx, ip, mac).delete()))?;
-            report.removed.push(OverlayEntry::Neigh { ip, mac });
-        }
-        for &(mac, dst) in want.fdb.difference(&have_fdb) {
-            ignore(self.rtnl.execute(&Fdb::new(&vx, mac).dst(dst)))?;
-            report.added.push(OverlayEntry::Fdb { mac, dst });
-        }
-        for &(ip, mac) in want.neigh.difference(&have_neigh) {
-            self.rtnl.execute(&Neigh::new(&vx, ip, mac))?;
-            report.added.push(OverlayEntry::Neigh { ip, mac });
-        }
+        self.allowances(net.vxlan_id(), &want, &mut report)?;
+        self.tables(net, &vx, &want, &mut report)?;
         if !report.is_empty() {
             log::debug!(
                 "overlay {}: +{} -{} entries",
@@ -182,6 +132,75 @@ impl Reconciler<'_> {
             );
         }
         Ok((view.revision, report))
+    }
+
+    /// The guard's peers of `vni`: set to the wanted list when they differ.
+    fn allowances(&mut self, vni: u32, want: &Desired, report: &mut SyncReport) -> Result<()> {
+        let guard = match self.guard.take() {
+            Some(g) => g,
+            None => super::driver::open_guard(self.netns, self.me.underlay)?,
+        };
+        let guard = self.guard.insert(guard);
+        let have: BTreeSet<IpAddr> = guard
+            .peers()?
+            .into_iter()
+            .filter(|(v, _)| *v == vni)
+            .map(|(_, p)| p)
+            .collect();
+        if have == want.peers {
+            return Ok(());
+        }
+        let list: Vec<IpAddr> = want.peers.iter().copied().collect();
+        guard.set_peers(vni, &list)?;
+        for &underlay in want.peers.difference(&have) {
+            report.added.push(OverlayEntry::Peer { underlay });
+        }
+        for &underlay in have.difference(&want.peers) {
+            report.removed.push(OverlayEntry::Peer { underlay });
+        }
+        Ok(())
+    }
+
+    /// The FDB and neighbour entries of the VXLAN device `vx`: stale ones out, then missing
+    /// ones in.
+    fn tables(
+        &mut self,
+        net: &OverlayNetwork,
+        vx: &Link,
+        want: &Desired,
+        report: &mut SyncReport,
+    ) -> Result<()> {
+        let have_fdb: BTreeSet<(MacAddr, IpAddr)> = self
+            .rtnl
+            .fdb(vx)?
+            .into_iter()
+            .filter_map(|n| Some((n.mac?, n.dst?)))
+            .collect();
+        let have_neigh: BTreeSet<(IpAddr, MacAddr)> = self
+            .rtnl
+            .neighs(vx)?
+            .into_iter()
+            .filter(|n| n.state & NUD_PERMANENT != 0)
+            .filter_map(|n| Some((n.dst?, n.mac?)))
+            .filter(|(ip, _)| net.subnet.contains(ip))
+            .collect();
+        for &(mac, dst) in have_fdb.difference(&want.fdb) {
+            ignore(self.rtnl.execute(&Fdb::new(vx, mac).dst(dst).delete()))?;
+            report.removed.push(OverlayEntry::Fdb { mac, dst });
+        }
+        for &(ip, mac) in have_neigh.difference(&want.neigh) {
+            ignore(self.rtnl.execute(&Neigh::new(vx, ip, mac).delete()))?;
+            report.removed.push(OverlayEntry::Neigh { ip, mac });
+        }
+        for &(mac, dst) in want.fdb.difference(&have_fdb) {
+            ignore(self.rtnl.execute(&Fdb::new(vx, mac).dst(dst)))?;
+            report.added.push(OverlayEntry::Fdb { mac, dst });
+        }
+        for &(ip, mac) in want.neigh.difference(&have_neigh) {
+            self.rtnl.execute(&Neigh::new(vx, ip, mac))?;
+            report.added.push(OverlayEntry::Neigh { ip, mac });
+        }
+        Ok(())
     }
 
     fn desired(&self, net: &OverlayNetwork, view: &super::PeerView) -> Desired {

@@ -76,6 +76,18 @@ impl EtcdServer {
         self.spawn();
     }
 
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the server: frozen, it accepts connections
+    /// and never answers.
+    pub fn freeze(&self, frozen: bool) {
+        let pid = self.child.as_ref().expect("etcd running").id().to_string();
+        let sig = if frozen { "-STOP" } else { "-CONT" };
+        let st = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill {sig} {pid}");
+    }
+
     /// Compacts the history up to `revision` (a raw gateway call, independent of the
     /// client under test).
     pub fn compact(&self, revision: i64) {
