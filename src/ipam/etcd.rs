@@ -105,8 +105,8 @@ impl EtcdStore {
     /// # Ok::<(), netplumb::Error>(())
     /// ```
     #[must_use]
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.to_string();
         if !self.prefix.ends_with('/') {
             self.prefix.push('/');
         }

@@ -233,17 +233,21 @@ impl<S: Store + 'static> Overlay<S> {
 
     fn lease_step(&mut self, net: &OverlayNetwork, ctr: &Container, tx: &mut Txn) -> Result<Lease> {
         fault::point("overlay lease")?;
+        // A lease held already (a half-connected container) is not ours to release on undo.
+        let held = self.lease_of(net, &ctr.id)?.is_some();
         let owner = Owner::new(ctr.id.clone(), ctr.ifname.clone());
         let lease = match ctr.ip {
             Some(ip) => self.ipam.allocate_addr(&net.name, &owner, ip)?,
             None => self.ipam.allocate(&net.name, &owner)?,
         };
-        let (ipam, n) = (self.ipam.clone(), net.name.clone());
-        tx.record(format!("release {} of {n}", lease.address), move || {
-            ipam.release_owner(&n, &owner)
-                .map(|_| ())
-                .map_err(Error::from)
-        });
+        if !held {
+            let (ipam, n) = (self.ipam.clone(), net.name.clone());
+            tx.record(format!("release {} of {n}", lease.address), move || {
+                ipam.release_owner(&n, &owner)
+                    .map(|_| ())
+                    .map_err(Error::from)
+            });
+        }
         Ok(lease)
     }
 
