@@ -101,13 +101,13 @@ use std::time::{Duration, SystemTime};
 
 use ipnet::IpNet;
 
+#[cfg(feature = "etcd")]
+pub use self::etcd::EtcdStore;
 pub use error::IpamError;
 pub use network::{Network, NetworkSpec};
 pub use pool::{parse_address, parse_subnet, Pool, Pools};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{MemoryStore, Store, Transaction};
-#[cfg(feature = "etcd")]
-pub use self::etcd::EtcdStore;
 
 use alloc::Holder;
 
