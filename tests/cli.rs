@@ -46,8 +46,15 @@ fn binary() -> &'static Path {
             cargo.arg("--release");
         }
         // The same features as this test, so the binary has the same backends.
-        if cfg!(feature = "iptables") {
-            cargo.args(["--features", "iptables"]);
+        let features: Vec<&str> = [
+            (cfg!(feature = "iptables"), "iptables"),
+            (cfg!(feature = "etcd"), "etcd"),
+        ]
+        .iter()
+        .filter_map(|&(on, f)| on.then_some(f))
+        .collect();
+        if !features.is_empty() {
+            cargo.args(["--features", &features.join(",")]);
         }
         let st = cargo.status().expect("run cargo");
         assert!(st.success(), "cargo build --example netplumb failed");
@@ -428,5 +435,70 @@ fn cli_firewall_backend_choice() {
             );
         }
         ok("network rm fwnft");
+    });
+}
+
+/// `network create --driver overlay` with `--store`: the definition goes to etcd (started
+/// inside the sandbox), `ls`/`inspect` show it, a container connects over it and leaves,
+/// and the network is removed; without `--store` the driver is refused.
+#[cfg(feature = "etcd")]
+#[test]
+fn overlay_networks_with_an_etcd_store() {
+    use netplumb::addr::Addr;
+    use netplumb::link::Bridge;
+    if !common::etcd::available("cli::overlay") {
+        return;
+    }
+    common::sandbox("cli::overlay", |s| {
+        let srv = common::etcd::EtcdServer::start();
+        // This "host" has an underlay address the other hosts would send VXLAN to.
+        let mut r = common::rtnl(s);
+        r.execute(&Bridge::new("ul0").up()).unwrap();
+        let ul0 = r.link("ul0").unwrap();
+        r.execute(&Addr::new(&ul0, "192.168.99.1/24".parse().unwrap()))
+            .unwrap();
+        let store = srv.url().replace("http://", "etcd://");
+        let g = format!("--store {store} --host-id h1 --advertise-addr 192.168.99.1");
+
+        let o = np("network create --driver overlay ov1");
+        assert!(!o.status.success());
+        assert!(String::from_utf8_lossy(&o.stderr).contains("--store"));
+
+        let out = ok(&format!(
+            "{g} network create --driver overlay --subnet 10.9.0.0/24 ov1"
+        ));
+        assert_eq!(out.trim(), "ov1");
+        let ls = ok(&format!("{g} network ls"));
+        assert!(
+            ls.lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>()[1..]
+                    == ["ov1", "overlay", "global"]),
+            "{ls}"
+        );
+        let v: Value = serde_json::from_str(&ok(&format!("{g} network inspect ov1"))).unwrap();
+        assert_eq!(v[0]["Driver"], "overlay");
+        assert_eq!(v[0]["IPAM"]["Config"][0]["Subnet"], "10.9.0.0/24");
+        assert_eq!(
+            v[0]["Options"]["com.docker.network.driver.overlay.vxlanid_list"],
+            "256"
+        );
+
+        ok(&format!("{g} run --name a --network none"));
+        ok(&format!("{g} network connect ov1 a"));
+        let addrs = ok(&format!("{g} exec a -- ip -o -4 addr show"));
+        assert!(
+            addrs.contains("eth0") && addrs.contains("10.9.0.2/24"),
+            "{addrs}"
+        );
+        assert!(addrs.contains("eth1"), "gateway bridge interface: {addrs}");
+        let v: Value = serde_json::from_str(&ok(&format!("{g} network inspect ov1"))).unwrap();
+        assert_eq!(v[0]["Containers"].as_object().unwrap().len(), 1);
+        // Removing a network in use is refused.
+        assert!(!np(&format!("{g} network rm ov1")).status.success());
+        ok(&format!("{g} network disconnect ov1 a"));
+        ok(&format!("{g} rm a"));
+        assert_eq!(ok(&format!("{g} network rm ov1")).trim(), "ov1");
+        let ls = ok(&format!("{g} network ls"));
+        assert!(!ls.contains("ov1"), "{ls}");
     });
 }

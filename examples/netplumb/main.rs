@@ -26,6 +26,8 @@
 mod container;
 mod demo;
 mod network;
+#[cfg(feature = "etcd")]
+mod overlay;
 mod records;
 
 use std::path::PathBuf;
@@ -50,6 +52,15 @@ struct Cli {
     /// The firewall backend: nftables, iptables (built with the `iptables` feature) or auto.
     #[arg(long, global = true, default_value = "auto")]
     firewall: netplumb::firewall::Backend,
+    /// The shared store of overlay networks: etcd://HOST:PORT (built with `etcd`).
+    #[arg(long, global = true)]
+    store: Option<String>,
+    /// This host's id among the hosts of overlay networks (default: the hostname).
+    #[arg(long = "host-id", global = true)]
+    host_id: Option<String>,
+    /// This host's underlay address, where the other hosts send VXLAN packets.
+    #[arg(long = "advertise-addr", global = true)]
+    advertise_addr: Option<std::net::IpAddr>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -145,6 +156,9 @@ enum NetworkCmd {
     },
     /// Disconnect a container from a network.
     Disconnect { network: String, name: String },
+    /// Write this host's entries for the other hosts' containers of an overlay network.
+    #[cfg(feature = "etcd")]
+    Sync { network: String },
 }
 
 /// `netplumb run`'s options, Docker's names.
@@ -200,6 +214,12 @@ pub struct Ctx {
     pub netns: NetnsDir,
     /// `--firewall`.
     pub firewall: netplumb::firewall::Backend,
+    /// `--store`.
+    pub store: Option<String>,
+    /// `--host-id`.
+    pub host_id: Option<String>,
+    /// `--advertise-addr`.
+    pub advertise_addr: Option<std::net::IpAddr>,
 }
 
 impl Ctx {
@@ -219,6 +239,9 @@ fn main() -> ExitCode {
         state_dir: cli.state_dir,
         netns: NetnsDir::new(cli.netns_dir),
         firewall: cli.firewall,
+        store: cli.store,
+        host_id: cli.host_id,
+        advertise_addr: cli.advertise_addr,
     };
     match dispatch(&ctx, cli.cmd) {
         Ok(code) => code,
@@ -246,6 +269,14 @@ fn dispatch(ctx: &Ctx, cmd: Cmd) -> Res<ExitCode> {
             } => ok(network::connect(ctx, &network, &name, ip, &aliases)),
             NetworkCmd::Disconnect { network, name } => {
                 ok(network::disconnect(ctx, &network, &name))
+            }
+            #[cfg(feature = "etcd")]
+            NetworkCmd::Sync { network } => {
+                let c = overlay::Cluster::open(ctx)?;
+                let net = c
+                    .get(&network)?
+                    .ok_or_else(|| format!("No such overlay network: {network}"))?;
+                ok(c.sync(ctx, &net))
             }
         },
         Cmd::Run(a) => ok(container::run(ctx, &a)),

@@ -14,7 +14,7 @@ use crate::{Ctx, Res};
 /// `docker network create`'s options.
 #[derive(Args, Debug)]
 pub struct CreateArgs {
-    /// The driver: only `bridge`.
+    /// The driver: `bridge`, or `overlay` (with --store, built with the `etcd` feature).
     #[arg(short = 'd', long, default_value = "bridge")]
     driver: String,
     /// A subnet (one IPv4, and one IPv6 with --ipv6); default: the next free pool.
@@ -56,6 +56,9 @@ pub struct CreateArgs {
 
 /// Prints the new network's id.
 pub fn create(ctx: &Ctx, a: &CreateArgs) -> Res {
+    if a.driver == "overlay" {
+        return create_overlay(ctx, a);
+    }
     if a.driver != "bridge" {
         return Err(format!(
             "plugin \"{}\" not found: only the bridge driver is built in",
@@ -96,6 +99,33 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Res {
     Ok(())
 }
 
+#[cfg(feature = "etcd")]
+fn create_overlay(ctx: &Ctx, a: &CreateArgs) -> Res {
+    if a.subnet.len() > 1 || a.gateway.len() > 1 || a.ipv6 {
+        return Err("overlay networks take one IPv4 --subnet and --gateway".into());
+    }
+    let c = crate::overlay::Cluster::open(ctx)?;
+    let net = c.create(
+        &a.name,
+        a.subnet.first().copied(),
+        a.gateway.first().copied(),
+        a.mtu,
+    )?;
+    println!("{}", net.name());
+    eprintln!(
+        "subnet {}, gateway {}, vni {}",
+        net.subnet(),
+        net.gateway_ip(),
+        net.vxlan_id()
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "etcd"))]
+fn create_overlay(_: &Ctx, _: &CreateArgs) -> Res {
+    Err("the overlay driver needs a build with the `etcd` feature".into())
+}
+
 /// Rows padded as Docker's tables (`tabwriter`: cells at least 10 wide, 3 spaces apart).
 fn table(rows: &[[String; 4]]) -> Vec<String> {
     let width = |c: usize| {
@@ -133,6 +163,17 @@ pub fn ls(ctx: &Ctx) -> Res {
             "local".into(),
         ]);
     }
+    #[cfg(feature = "etcd")]
+    if ctx.store.is_some() {
+        for n in crate::overlay::Cluster::open(ctx)?.list()? {
+            rows.push([
+                format!("{:012x}", n.vxlan_id()),
+                n.name().to_owned(),
+                "overlay".into(),
+                "global".into(),
+            ]);
+        }
+    }
     table(&rows).iter().for_each(|l| println!("{l}"));
     Ok(())
 }
@@ -147,6 +188,30 @@ pub fn inspect(ctx: &Ctx, names: &[String]) -> Res<ExitCode> {
             Err(e) if e.is_not_found() => missing.push(n),
             Err(e) => return Err(e.into()),
         }
+    }
+    #[cfg(feature = "etcd")]
+    if ctx.store.is_some() && !missing.is_empty() {
+        let c = crate::overlay::Cluster::open(ctx)?;
+        let mut values: Vec<serde_json::Value> = found
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()?;
+        let mut still = Vec::new();
+        for n in missing {
+            match c.get(n)? {
+                Some(net) => values.push(c.inspect(&net)?),
+                None => still.push(n),
+            }
+        }
+        println!("{}", to_json_pretty(&values));
+        for n in &still {
+            eprintln!("Error: No such network: {n}");
+        }
+        return Ok(if still.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
     }
     println!("{}", to_json_pretty(&found));
     for n in &missing {
@@ -164,6 +229,20 @@ pub fn rm(ctx: &Ctx, names: &[String]) -> Res<ExitCode> {
     let mut host = ctx.host()?;
     let mut code = ExitCode::SUCCESS;
     for n in names {
+        #[cfg(feature = "etcd")]
+        if ctx.store.is_some() && host.network(n).is_err() {
+            let c = crate::overlay::Cluster::open(ctx)?;
+            if c.get(n)?.is_some() {
+                match c.remove(n) {
+                    Ok(()) => println!("{n}"),
+                    Err(e) => {
+                        eprintln!("Error: {e}");
+                        code = ExitCode::FAILURE;
+                    }
+                }
+                continue;
+            }
+        }
         match host.network(n).and_then(|_| host.remove_network(n, false)) {
             Ok(()) => println!("{n}"),
             Err(e) => {
@@ -178,6 +257,20 @@ pub fn rm(ctx: &Ctx, names: &[String]) -> Res<ExitCode> {
 /// Connects a container made by `run`, or a named namespace, to a network.
 pub fn connect(ctx: &Ctx, net: &str, name: &str, ip: Option<IpAddr>, aliases: &[String]) -> Res {
     let mut host = ctx.host()?;
+    #[cfg(feature = "etcd")]
+    if ctx.store.is_some() && host.network(net).is_err() {
+        let c = crate::overlay::Cluster::open(ctx)?;
+        if let Some(ov) = c.get(net)? {
+            let t = find(ctx, name)?;
+            let ns = netns_of(ctx, name)?;
+            let mut ctr = Container::new(&t.id, &ns).name(&t.name);
+            if let Some(ip) = ip {
+                ctr = ctr.ip(ip);
+            }
+            drop(host);
+            return c.connect(ctx, &ov, &ctr);
+        }
+    }
     host.network(net)?;
     let t = find(ctx, name)?;
     if let Some(r) = &t.record {
@@ -223,6 +316,15 @@ pub fn connect(ctx: &Ctx, net: &str, name: &str, ip: Option<IpAddr>, aliases: &[
 /// Disconnects a container from a network.
 pub fn disconnect(ctx: &Ctx, net: &str, name: &str) -> Res {
     let mut host = ctx.host()?;
+    #[cfg(feature = "etcd")]
+    if ctx.store.is_some() && host.network(net).is_err() {
+        let c = crate::overlay::Cluster::open(ctx)?;
+        if let Some(ov) = c.get(net)? {
+            let t = find(ctx, name)?;
+            drop(host);
+            return c.disconnect(ctx, &ov, &t.id);
+        }
+    }
     host.network(net)?;
     let t = find(ctx, name)?;
     if !host
