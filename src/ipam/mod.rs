@@ -303,6 +303,28 @@ impl<S: Store> Ipam<S> {
         })
     }
 
+    /// The lease `owner` holds on the network, if any: one key lookup, however many
+    /// leases the network has.
+    ///
+    /// ```
+    /// use netplumb::ipam::{Ipam, MemoryStore, NetworkSpec, Owner};
+    /// let ipam = Ipam::new(MemoryStore::new());
+    /// ipam.create_network(&NetworkSpec::new("bridge"))?;
+    /// let web = Owner::new("3f2a1c0", "eth0");
+    /// assert!(ipam.lease_of("bridge", &web)?.is_none());
+    /// let lease = ipam.allocate("bridge", &web)?;
+    /// assert_eq!(ipam.lease_of("bridge", &web)?, Some(lease));
+    /// # Ok::<(), netplumb::ipam::IpamError>(())
+    /// ```
+    pub fn lease_of(&self, network: &str, owner: &Owner) -> Result<Option<Lease>, IpamError> {
+        self.transact(network, |tx| {
+            let net = alloc::network(tx, network)?;
+            Ok(tx
+                .address_of(network, owner)?
+                .map(|a| Lease::new(&net, a, owner.clone())))
+        })
+    }
+
     /// Every lease of the network, in address order.
     pub fn leases(&self, network: &str) -> Result<Vec<Lease>, IpamError> {
         self.transact(network, |tx| {

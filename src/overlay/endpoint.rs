@@ -234,8 +234,12 @@ impl<S: Store + 'static> Overlay<S> {
     fn lease_step(&mut self, net: &OverlayNetwork, ctr: &Container, tx: &mut Txn) -> Result<Lease> {
         fault::point("overlay lease")?;
         // A lease held already (a half-connected container) is not ours to release on undo.
-        let held = self.lease_of(net, &ctr.id)?.is_some();
         let owner = Owner::new(ctr.id.clone(), ctr.ifname.clone());
+        let held = match self.ipam.lease_of(&net.name, &owner) {
+            Ok(l) => l.is_some(),
+            Err(IpamError::NetworkNotFound { .. }) => false,
+            Err(e) => return Err(e.into()),
+        };
         let lease = match ctr.ip {
             Some(ip) => self.ipam.allocate_addr(&net.name, &owner, ip)?,
             None => self.ipam.allocate(&net.name, &owner)?,
@@ -275,11 +279,12 @@ impl<S: Store + 'static> Overlay<S> {
         net: &OverlayNetwork,
         ctr: &Container,
     ) -> Result<Option<OverlayAttachment>> {
-        let Some(lease) = self.lease_of(net, &ctr.id)? else {
-            return Ok(None);
-        };
+        // The veth first: a netlink lookup, cheaper than a store read.
         let host_veth = veth_name(&ctr.id, &net.name);
         let Some(veth) = lookup(self.host.rtnl(), &host_veth)? else {
+            return Ok(None);
+        };
+        let Some(lease) = self.lease_of(net, &ctr.id)? else {
             return Ok(None);
         };
         let gw = self

@@ -543,6 +543,12 @@ fn parse_ep(key: &[u8], v: &[u8]) -> Result<PeerEndpoint> {
 impl PeerDiscovery for EtcdDiscovery {
     fn join(&self, network: &str, host: &PeerHost) -> Result<()> {
         let mut reg = self.lock();
+        let key = (network.to_owned(), host.id.clone());
+        let live = reg.keeper.as_ref().is_some_and(LeaseKeeper::is_alive);
+        if live && reg.hosts.get(&key) == Some(host) {
+            // Written under the live lease already: nothing to do (every connect joins).
+            return Ok(());
+        }
         let lease = self.lease(&mut reg)?;
         self.etcd.put(
             self.host_key(network, &host.id),
