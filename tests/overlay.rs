@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use netplumb::addr::Addr;
 use netplumb::firewall::{Firewall, NetworkRules, Nftables, VxlanGuard};
 use netplumb::ipam::{Ipam, MemoryStore};
-use netplumb::link::{Bridge, LinkSet, MacAddr, Veth, Vxlan};
+use netplumb::link::{Bridge, MacAddr, Vxlan};
 use netplumb::neigh::{Fdb, Neigh};
 use netplumb::netns::Sandbox;
 use netplumb::network::{fault, Container, Host};
@@ -26,8 +26,6 @@ use netplumb::{Error, Netns, Rtnl};
 
 type Ov = Overlay<Arc<MemoryStore>>;
 
-/// The sandbox's underlay bridge, which every simulated machine hangs off.
-const UNDERLAY: &str = "underlay";
 /// The guard's nf_tables table.
 const GUARD_TABLE: &str = "netplumb_vxlan";
 
@@ -39,31 +37,9 @@ fn ov1() -> OverlayNetwork {
     OverlayNetwork::new("ov1", "10.0.9.0/24".parse().unwrap()).vni(256)
 }
 
-/// A machine on the underlay segment: a namespace whose `eth0` has `addr`/24 and is a port
-/// of the sandbox's underlay bridge.
+/// A machine on the underlay segment: `eth0` has `addr`/24.
 fn machine(s: &Sandbox, name: &str, addr: &str) -> Netns {
-    let ns = Netns::new().unwrap();
-    let mut r = common::rtnl(s);
-    if r.link(UNDERLAY).is_err() {
-        r.execute(&Bridge::new(UNDERLAY).stp(false).up()).unwrap();
-    }
-    let br = r.link(UNDERLAY).unwrap();
-    r.execute(
-        &Veth::new(&format!("u-{name}"))
-            .controller(br.index)
-            .up()
-            .peer("eth0")
-            .peer_netns(&ns),
-    )
-    .unwrap();
-    let mut inside = Rtnl::open_in(&ns).unwrap();
-    inside.execute(&LinkSet::new("lo").up()).unwrap();
-    let e = inside.link("eth0").unwrap();
-    inside.execute(&LinkSet::new(&e).up()).unwrap();
-    inside
-        .execute(&Addr::new(&e, format!("{addr}/24").parse().unwrap()))
-        .unwrap();
-    ns
+    common::underlay_machine(s, name, &format!("{addr}/24"))
 }
 
 struct Node {

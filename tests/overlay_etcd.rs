@@ -13,10 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::etcd::{available, EtcdServer};
-use netplumb::addr::Addr;
 use netplumb::etcd::{Etcd, EtcdConfig};
 use netplumb::ipam::{EtcdStore, Ipam};
-use netplumb::link::{Bridge, LinkSet, Veth};
 use netplumb::netns::Sandbox;
 use netplumb::network::{Container, Host};
 use netplumb::overlay::{
@@ -27,33 +25,9 @@ use netplumb::{ErrorKind, Netns, Rtnl};
 
 const TTL: Duration = Duration::from_secs(2);
 
-/// A machine on the underlay: `eth0` = 192.168.99.`n`/24 on the sandbox's bridge `ul0`.
+/// A machine on the underlay: `eth0` = 192.168.99.`n`/24.
 fn machine(s: &Sandbox, n: u8) -> Netns {
-    let ns = Netns::new().unwrap();
-    let mut r = common::rtnl(s);
-    if r.link("ul0").is_err() {
-        r.execute(&Bridge::new("ul0").stp(false).up()).unwrap();
-    }
-    let br = r.link("ul0").unwrap();
-    r.execute(
-        &Veth::new(&format!("ul-{n}"))
-            .controller(br.index)
-            .up()
-            .peer("eth0")
-            .peer_netns(&ns),
-    )
-    .unwrap();
-    let mut inside = Rtnl::open_in(&ns).unwrap();
-    inside.execute(&LinkSet::new("lo").up()).unwrap();
-    let e = inside.link("eth0").unwrap();
-    inside.execute(&LinkSet::new(&e).up()).unwrap();
-    inside
-        .execute(&Addr::new(
-            &e,
-            format!("192.168.99.{n}/24").parse().unwrap(),
-        ))
-        .unwrap();
-    ns
+    common::underlay_machine(s, &n.to_string(), &format!("192.168.99.{n}/24"))
 }
 
 fn client(srv: &EtcdServer) -> Etcd {

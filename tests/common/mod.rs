@@ -200,3 +200,34 @@ impl Rng {
         (self.next() % n as u64) as usize
     }
 }
+
+/// A machine on an underlay segment: a fresh namespace whose `eth0` has `cidr` and is a
+/// port of the sandbox's bridge `underlay` (created on first use), with `lo` up. What the
+/// overlay tests use as hosts, rogue endpoints and "outside" machines.
+pub fn underlay_machine(s: &Sandbox, name: &str, cidr: &str) -> Netns {
+    use netplumb::addr::Addr;
+    use netplumb::link::{Bridge, LinkSet, Veth};
+    let ns = Netns::new().expect("namespace");
+    let mut r = rtnl(s);
+    if r.link("underlay").is_err() {
+        r.execute(&Bridge::new("underlay").stp(false).up())
+            .expect("underlay bridge");
+    }
+    let br = r.link("underlay").expect("underlay bridge");
+    r.execute(
+        &Veth::new(&format!("u-{name}"))
+            .controller(br.index)
+            .up()
+            .peer("eth0")
+            .peer_netns(&ns),
+    )
+    .expect("underlay veth");
+    let mut inside = Rtnl::open_in(&ns).expect("rtnl inside");
+    inside.execute(&LinkSet::new("lo").up()).expect("lo up");
+    let e = inside.link("eth0").expect("eth0");
+    inside.execute(&LinkSet::new(&e).up()).expect("eth0 up");
+    inside
+        .execute(&Addr::new(&e, cidr.parse().expect("cidr")))
+        .expect("underlay address");
+    ns
+}
