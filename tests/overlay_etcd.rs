@@ -46,8 +46,12 @@ struct Node {
 
 /// Host `n` (1-based) with its own etcd client, IPAM on etcd and etcd discovery.
 fn node(s: &Sandbox, srv: &EtcdServer, n: u8) -> Node {
-    let ns = machine(s, n);
-    let dir = common::TempDir::new("overlay-etcd");
+    reopen(srv, machine(s, n), common::TempDir::new("overlay-etcd"), n)
+}
+
+/// Host `n`'s driver opened (again) on namespace `ns` with records in `dir`: what a
+/// restarted runtime does.
+fn reopen(srv: &EtcdServer, ns: Netns, dir: common::TempDir, n: u8) -> Node {
     let etcd = client(srv);
     let host = Host::open_in(&ns, &dir.0).unwrap();
     let me = PeerHost {
@@ -215,6 +219,59 @@ fn a_host_that_dies_expires_and_its_peers_forget_it() {
         assert!(!tcp(&ctrs[2].0, ctrs[2].1, &ctrs[0].0), "c1 -> c3 after");
         assert!(tcp(&ctrs[1].0, ctrs[1].1, &ctrs[0].0), "c1 -> c2 still");
         drop(watches);
+    });
+}
+
+#[test]
+fn a_restarted_host_announces_its_containers_again() {
+    if !available("overlay_etcd::restart") {
+        return;
+    }
+    common::sandbox("overlay_etcd::restart", |s| {
+        let srv = EtcdServer::start();
+        let etcd = client(&srv);
+        let ov1 = EtcdNetworks::new(etcd.clone())
+            .create(
+                &Ipam::new(EtcdStore::new(etcd.clone())),
+                &OverlaySpec::new("ov1"),
+            )
+            .unwrap();
+        let mut nodes: Vec<Node> = (1..=2).map(|n| node(s, &srv, n)).collect();
+        let watch = nodes[0].ov.watch(&ov1).unwrap();
+        let (c1, c2) = (Netns::new().unwrap(), Netns::new().unwrap());
+        nodes[0]
+            .ov
+            .connect(&ov1, &Container::new("c1", &c1))
+            .unwrap();
+        let a2 = nodes[1]
+            .ov
+            .connect(&ov1, &Container::new("c2", &c2))
+            .unwrap();
+        let h2: IpAddr = "192.168.99.2".parse().unwrap();
+        eventually("h1 knows h2", || fdb_dsts(&nodes[0].ns, &ov1).contains(&h2));
+
+        // Host 2's runtime restarts: the old process's lease is no longer renewed; the
+        // new one opens the driver on the same namespace and records, and syncs.
+        let old = nodes.pop().unwrap();
+        let (ns, dir) = (old.ns.clone(), old._dir);
+        drop(old.ov);
+        let mut again = reopen(&srv, ns, dir, 2);
+        again.ov.sync(&ov1).unwrap();
+        // Longer than the old lease's TTL: its keys are gone, the new lease's remain.
+        std::thread::sleep(TTL * 3);
+        let view = EtcdDiscovery::new(client(&srv)).view("ov1").unwrap();
+        assert!(view.hosts.iter().any(|h| h.id == "h2"), "{view:?}");
+        let ep = view
+            .endpoints
+            .iter()
+            .find(|e| e.host == "h2")
+            .expect("c2 announced");
+        assert_eq!((ep.ip, ep.mac), (a2.addr.addr(), a2.mac));
+        eventually("h1 still knows h2", || {
+            fdb_dsts(&nodes[0].ns, &ov1).contains(&h2)
+        });
+        assert!(tcp(&c2, a2.addr.addr(), &c1), "c1 -> c2 after the restart");
+        drop(watch);
     });
 }
 

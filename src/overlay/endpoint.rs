@@ -399,7 +399,7 @@ impl<S: Store + 'static> Overlay<S> {
 }
 
 /// The link named `name`, if there is one.
-fn lookup(rtnl: &mut Rtnl, name: &str) -> Result<Option<Link>> {
+pub(super) fn lookup(rtnl: &mut Rtnl, name: &str) -> Result<Option<Link>> {
     match rtnl.link(name) {
         Ok(l) => Ok(Some(l)),
         Err(e) if e.is_not_found() => Ok(None),
@@ -429,7 +429,7 @@ fn check_container(ctr: &Container) -> Result<()> {
 
 /// `veth` and 7 hex digits derived from the container and the network, so that a
 /// disconnect finds it from the container id alone.
-fn veth_name(container: &str, network: &str) -> String {
+pub(super) fn veth_name(container: &str, network: &str) -> String {
     let h = format!("overlay/{container}/{network}")
         .bytes()
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
@@ -440,7 +440,7 @@ fn veth_name(container: &str, network: &str) -> String {
 
 /// The MAC Docker derives from an address: `02:42` and the IPv4 address (or the last four
 /// bytes of an IPv6 one).
-fn mac_of(ip: IpAddr) -> MacAddr {
+pub(super) fn mac_of(ip: IpAddr) -> MacAddr {
     let b = match ip {
         IpAddr::V4(a) => a.octets(),
         IpAddr::V6(a) => {

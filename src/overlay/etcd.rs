@@ -575,6 +575,11 @@ impl PeerDiscovery for EtcdDiscovery {
 
     fn publish(&self, network: &str, endpoint: &PeerEndpoint) -> Result<()> {
         let mut reg = self.lock();
+        let key = (network.to_owned(), endpoint.host.clone(), endpoint.ip);
+        let live = reg.keeper.as_ref().is_some_and(LeaseKeeper::is_alive);
+        if live && reg.endpoints.get(&key) == Some(endpoint) {
+            return Ok(()); // written under the live lease already
+        }
         let lease = self.lease(&mut reg)?;
         self.etcd.put(
             format!("{}{}", self.ep_prefix(network, &endpoint.host), endpoint.ip),
