@@ -479,3 +479,30 @@ fn interleaved_transactions_conflict() {
         t3.commit().unwrap();
     });
 }
+
+/// Garbage collection of more dead leases than one etcd transaction can free (128 writes,
+/// two per lease) goes through in chunks and keeps the live ones.
+#[test]
+fn gc_of_many_dead_leases_goes_through() {
+    with_etcd("ipam_etcd::gc_many", |srv| {
+        let ipam = &hosts(srv)[0];
+        ipam.create_network(&NetworkSpec::new("big").subnet(net("10.44.0.0/22")))
+            .unwrap();
+        let owners: Vec<Owner> = (0..160)
+            .map(|i| Owner::new(format!("c{i}"), "eth0"))
+            .collect();
+        for o in &owners {
+            ipam.allocate("big", o).unwrap();
+        }
+        let live: Vec<Owner> = owners.iter().step_by(10).cloned().collect();
+        let freed = ipam.gc(&live).unwrap();
+        assert_eq!(freed.len(), 160 - live.len());
+        let left: HashSet<Owner> = ipam
+            .leases("big")
+            .unwrap()
+            .into_iter()
+            .map(|l| l.owner)
+            .collect();
+        assert_eq!(left, live.into_iter().collect());
+    });
+}

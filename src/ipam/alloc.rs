@@ -176,14 +176,21 @@ pub(super) fn release(
 }
 
 /// Releases every lease of network `name` whose owner is not in `live`.
+/// Frees at most `limit` leases of `name` whose owner is not in `live` (a transaction of a
+/// distributed store has a bounded number of writes; the caller repeats until fewer than
+/// `limit` come back).
 pub(super) fn gc(
     tx: &mut dyn Transaction,
     name: &str,
     live: &HashSet<&Owner>,
+    limit: usize,
 ) -> Result<Vec<Lease>, IpamError> {
     let net = network(tx, name)?;
     let mut freed = Vec::new();
     for (address, owner) in tx.leases(name)? {
+        if freed.len() == limit {
+            break;
+        }
         if !live.contains(&owner) {
             tx.free(name, address)?;
             freed.push(Lease::new(&net, address, owner));

@@ -41,8 +41,8 @@
 //! # Limits
 //!
 //! etcd refuses a transaction of more than `--max-txn-ops` (default 128) writes. A call
-//! writes two keys per lease it takes or frees, so one [`super::Ipam::gc`] frees at most
-//! about 60 leases of a network; raise `--max-txn-ops` for larger garbage collections.
+//! writes two keys per lease it takes or frees, so [`super::Ipam::gc`] frees leases in
+//! transactions of at most 50.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;

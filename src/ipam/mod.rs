@@ -85,6 +85,9 @@
 //! distributed store with compare-and-swap (etcd) fits: see the [`store`] module docs.
 
 mod alloc;
+
+/// How many leases one garbage-collection transaction frees at most.
+const GC_CHUNK: usize = 50;
 mod error;
 #[cfg(feature = "etcd")]
 pub mod etcd;
@@ -343,10 +346,19 @@ impl<S: Store> Ipam<S> {
         let live: HashSet<&Owner> = live.iter().collect();
         let mut freed = Vec::new();
         for net in self.networks()? {
-            match self.transact(&net.name, |tx| alloc::gc(tx, &net.name, &live)) {
-                Ok(f) => freed.extend(f),
-                Err(IpamError::NetworkNotFound { .. }) => {} // removed meanwhile
-                Err(e) => return Err(e),
+            // In chunks: an etcd transaction takes at most 128 writes (two per lease).
+            loop {
+                match self.transact(&net.name, |tx| alloc::gc(tx, &net.name, &live, GC_CHUNK)) {
+                    Ok(f) => {
+                        let more = f.len() == GC_CHUNK;
+                        freed.extend(f);
+                        if !more {
+                            break;
+                        }
+                    }
+                    Err(IpamError::NetworkNotFound { .. }) => break, // removed meanwhile
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(freed)
