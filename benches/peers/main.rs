@@ -1,0 +1,472 @@
+//! Side by side with the peers: attaching and detaching containers on one bridge with
+//! outbound masquerade and one published port each (host port `8000 + i` → 80/tcp), by
+//! netplumb (`Host::connect`; `Host::disconnect` one by one and `Host::disconnect_many`),
+//! the CNI reference plugins (bridge + host-local + portmap, run as libcni runs a
+//! network list), netavark 1.4 (iptables driver), and a hand-written `ip -batch` +
+//! `iptables-restore --noflush` script (the process-based floor).
+//!
+//! ```text
+//! benches/peers/run.sh                                  # installs the peers, checks the host, runs
+//! cargo bench --bench peers                             # the harness alone
+//! NETPLUMB_PEERS_COUNTS=1,50 cargo bench --bench peers  # quick run
+//! ```
+//!
+//! Every subject runs in its own fresh sandbox (`netns::sandbox`: fresh network and mount
+//! namespaces on a thread, private `/run`) per count, on a thread of its own (a "lane");
+//! the peers' processes are started from that thread, so they act in the sandbox, never on
+//! the host. The subjects take turns container by container (attach container i with each
+//! subject, then i + 1, ...), so that the load of a shared machine falls on all alike.
+//! Count 1 is `REPS` rounds of one attach and one detach; count N > 1 is N attaches in a
+//! row, then N detaches (and for netplumb, N more attaches and one `disconnect_many`).
+//! Per-container times are medians over the containers. One container per run is checked
+//! once attached: it reaches an outside namespace through masquerade, and its published
+//! port is reachable from there. After the detaches nothing may be left (veths, DNAT
+//! rules, records, leases).
+//!
+//! Environment: `NETPLUMB_PEERS_COUNTS` (default `1,50,500`), `NETPLUMB_PEERS_REPS`
+//! (rounds at count 1, default 10), `NETPLUMB_PEERS` (which peers, default
+//! `ipbatch,netavark,cni`), `NETPLUMB_PEERS_SLOW_MAX` (the largest count CNI and netavark
+//! run at; default: all). Writes `target/bench-results/peers.json` (and every sample to
+//! `peers-samples.csv` beside it). Without privileges it prints `SKIPPED peers bench: ...`
+//! and exits 0.
+
+mod cni;
+#[path = "../common/mod.rs"]
+mod common;
+mod ipbatch;
+mod lane;
+mod netavark;
+mod ours;
+mod world;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::{results_dir, stats, Stats};
+use lane::{Cmd, Lane};
+use world::{Ctr, World};
+
+/// What is measured: attach and detach one container.
+pub trait Subject {
+    /// Attaches `c` (network, address, masquerade, its published port).
+    fn attach(&mut self, c: &Ctr) -> Result<(), String>;
+    /// Detaches `c`, leaving nothing of it behind.
+    fn detach(&mut self, c: &Ctr) -> Result<(), String>;
+    /// Detaches all of `cs` at once (only netplumb can; only it is asked).
+    fn detach_many(&mut self, _cs: &[Ctr]) -> Result<(), String> {
+        Err("no bulk detach".into())
+    }
+    /// Checks that nothing is left once every container is detached.
+    fn finish(&mut self) -> Result<(), String>;
+}
+
+/// Who runs.
+#[derive(Clone)]
+enum Who {
+    Ours,
+    IpBatch,
+    Netavark(PathBuf),
+    Cni(PathBuf),
+}
+
+impl Who {
+    fn open(&self, w: &World) -> Result<Box<dyn Subject>, String> {
+        Ok(match self {
+            Who::Ours => Box::new(ours::Ours::open(w)?),
+            Who::IpBatch => Box::new(ipbatch::IpBatch::open(w)?),
+            Who::Netavark(bin) => Box::new(netavark::Netavark::open(bin)?),
+            Who::Cni(dir) => Box::new(cni::Cni::open(dir)?),
+        })
+    }
+
+    /// The peers that fork processes per container and take long at 500.
+    fn slow(&self) -> bool {
+        matches!(self, Who::Netavark(_) | Who::Cni(_))
+    }
+}
+
+/// A subject found on this machine.
+struct Peer {
+    who: Who,
+    key: &'static str,
+    label: String,
+}
+
+/// One subject's samples at one count, µs.
+#[derive(Default)]
+struct Samples {
+    attach: Vec<f64>,
+    detach: Vec<f64>,
+    /// `detach_many` of all, per container.
+    many: Option<f64>,
+    /// Untimed network setup (netplumb: `create_network`).
+    setup_us: f64,
+}
+
+/// A subject in a run: its lane while it works, its samples, its failure.
+struct Entrant<'p> {
+    peer: &'p Peer,
+    lane: Option<Lane>,
+    samples: Samples,
+    error: Option<String>,
+}
+
+/// Gives every live entrant one turn, starting with entrant `k` (so that no subject
+/// always follows the same one). A failure ends that entrant's lane.
+fn turn(
+    es: &mut [Entrant],
+    k: usize,
+    mut f: impl FnMut(&Lane, &mut Samples) -> Result<(), String>,
+) {
+    let n = es.len();
+    for j in 0..n {
+        let e = &mut es[(j + k) % n];
+        let Some(lane) = e.lane.as_ref() else {
+            continue;
+        };
+        if let Err(err) = f(lane, &mut e.samples) {
+            eprintln!("  {} FAILED: {err}", e.peer.key);
+            e.error = Some(err);
+            e.lane = None;
+        }
+    }
+}
+
+/// Count 1: `reps` rounds of attach + detach of one container; the first is checked.
+fn rounds(es: &mut [Entrant], reps: usize) {
+    for r in 0..reps {
+        turn(es, r, |l, s| {
+            s.attach.push(l.call(Cmd::Attach(r))?);
+            if r == 0 {
+                l.call(Cmd::Check(r))?;
+            }
+            Ok(())
+        });
+        turn(es, r, |l, s| {
+            s.detach.push(l.call(Cmd::Detach(r))?);
+            l.call(Cmd::DropAll).map(|_| ())
+        });
+    }
+}
+
+/// Count N: N attaches, a check of the last container, N detaches, taking turns container
+/// by container; then netplumb attaches the N again and detaches them at once.
+fn fill(es: &mut [Entrant], n: usize) {
+    let t = Instant::now();
+    for i in 0..n {
+        turn(es, i, |l, s| {
+            l.call(Cmd::Attach(i)).map(|us| s.attach.push(us))
+        });
+        if (i + 1) % (n / 5).max(1) == 0 {
+            eprintln!(
+                "  {} attached each, {:.0} s",
+                i + 1,
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
+    turn(es, 0, |l, _| l.call(Cmd::Check(n - 1)).map(|_| ()));
+    for i in 0..n {
+        turn(es, i, |l, s| {
+            l.call(Cmd::Detach(i)).map(|us| s.detach.push(us))
+        });
+        if (i + 1) % (n / 5).max(1) == 0 {
+            eprintln!(
+                "  {} detached each, {:.0} s",
+                i + 1,
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
+    if let Some(e) = es.iter_mut().find(|e| matches!(e.peer.who, Who::Ours)) {
+        if let Some(l) = &e.lane {
+            match l.call(Cmd::DetachMany) {
+                Ok(us) => e.samples.many = Some(us / n as f64),
+                Err(err) => e.error = Some(err),
+            }
+        }
+    }
+    turn(es, 0, |l, _| l.call(Cmd::DropAll).map(|_| ()));
+}
+
+/// Runs every subject at count `n`, each in its own fresh sandbox.
+fn run_count<'p>(subjects: &[&'p Peer], n: usize, reps: usize) -> Vec<Entrant<'p>> {
+    let mut es: Vec<Entrant> = subjects
+        .iter()
+        .map(|&peer| {
+            let (lane, error) = match Lane::start(peer.who.clone()) {
+                Ok(l) => (Some(l), None),
+                Err(e) => (None, Some(e)),
+            };
+            let setup_us = lane.as_ref().map_or(0.0, |l| l.setup_us);
+            Entrant {
+                peer,
+                lane,
+                samples: Samples {
+                    setup_us,
+                    ..Samples::default()
+                },
+                error,
+            }
+        })
+        .collect();
+    if n == 1 {
+        rounds(&mut es, reps);
+    } else {
+        fill(&mut es, n);
+    }
+    turn(&mut es, 0, |l, _| l.call(Cmd::Finish).map(|_| ()));
+    for e in &mut es {
+        e.lane = None; // the sandbox goes
+    }
+    // Let the kernel finish destroying the sandboxes' namespaces before the next count.
+    std::thread::sleep(Duration::from_millis(500 + 8 * n as u64));
+    es
+}
+
+fn env_usize(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn env_list(key: &str, default: &str) -> Vec<String> {
+    std::env::var(key)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The peers asked for that are installed.
+fn peers() -> Vec<Peer> {
+    let mut out = Vec::new();
+    for key in env_list("NETPLUMB_PEERS", "ipbatch,netavark,cni") {
+        let found = match key.as_str() {
+            "ipbatch" => ipbatch::available().then(|| Peer {
+                who: Who::IpBatch,
+                key: "ipbatch",
+                label: ipbatch::label(),
+            }),
+            "netavark" => netavark::binary().map(|b| Peer {
+                label: netavark::label(&b),
+                who: Who::Netavark(b),
+                key: "netavark",
+            }),
+            "cni" => cni::plugin_dir().map(|d| Peer {
+                who: Who::Cni(d),
+                key: "cni",
+                label: cni::label(),
+            }),
+            other => panic!("unknown peer {other:?} (ipbatch, netavark, cni)"),
+        };
+        match found {
+            Some(p) => out.push(p),
+            None => eprintln!("{key} is not installed (benches/peers/run.sh installs it): skipped"),
+        }
+    }
+    out
+}
+
+/// One JSON entry / table line: netplumb against one peer at one count.
+struct Row {
+    name: String,
+    ours: Stats,
+    ours_n: usize,
+    ours_tail: f64,
+    base: Stats,
+    base_n: usize,
+    base_tail: f64,
+    label: String,
+    count: usize,
+    ours_setup: f64,
+    base_setup: f64,
+}
+
+/// The median of the last tenth of the samples (the containers attached last).
+fn tail(v: &[f64]) -> f64 {
+    let k = (v.len() / 10).max(1);
+    stats(&mut v[v.len() - k..].to_vec()).median
+}
+
+fn rows_for(n: usize, p: &Peer, ours: &Samples, base: &Samples) -> Vec<Row> {
+    let row = |name: String, o: &[f64], b: &[f64]| Row {
+        name,
+        ours: stats(&mut o.to_vec()),
+        ours_n: o.len(),
+        ours_tail: tail(o),
+        base: stats(&mut b.to_vec()),
+        base_n: b.len(),
+        base_tail: tail(b),
+        label: p.label.clone(),
+        count: n,
+        ours_setup: ours.setup_us,
+        base_setup: base.setup_us,
+    };
+    let k = p.key;
+    let mut out = vec![
+        row(format!("attach_{n}_vs_{k}"), &ours.attach, &base.attach),
+        row(format!("detach_{n}_vs_{k}"), &ours.detach, &base.detach),
+    ];
+    if let Some(m) = ours.many {
+        let mut r = row(format!("detach_many_{n}_vs_{k}"), &[m], &base.detach);
+        r.ours_n = n;
+        out.push(r);
+    }
+    out
+}
+
+fn json(rows: &[Row]) -> String {
+    let objs: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{{\"name\": \"{}\", \"unit\": \"us\", \"median\": {:.2}, \"min\": {:.2}, \"max\": {:.2}, \
+                 \"n\": {}, \"baseline\": {:?}, \"baseline_median\": {:.2}, \"ratio\": {:.2}, \
+                 \"mean\": {:.2}, \"tail_median\": {:.2}, \"baseline_min\": {:.2}, \"baseline_max\": {:.2}, \
+                 \"baseline_mean\": {:.2}, \"baseline_tail_median\": {:.2}, \"baseline_n\": {}, \
+                 \"containers\": {}, \"setup_us\": {:.0}, \"baseline_setup_us\": {:.0}, \"checked\": true}}",
+                r.name,
+                r.ours.median,
+                r.ours.min,
+                r.ours.max,
+                r.ours_n,
+                r.label,
+                r.base.median,
+                r.base.median / r.ours.median,
+                r.ours.mean,
+                r.ours_tail,
+                r.base.min,
+                r.base.max,
+                r.base.mean,
+                r.base_tail,
+                r.base_n,
+                r.count,
+                r.ours_setup,
+                r.base_setup,
+            )
+        })
+        .collect();
+    format!("[\n  {}\n]\n", objs.join(",\n  "))
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "| entry | n | netplumb µs (median) | last 10 % | peer µs (median) | last 10 % | ratio |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} |",
+            r.name,
+            r.ours_n,
+            r.ours.median,
+            r.ours_tail,
+            r.base.median,
+            r.base_tail,
+            r.base.median / r.ours.median
+        );
+    }
+    s
+}
+
+/// Every sample of `e`, one CSV line each.
+fn samples_csv(csv: &mut String, n: usize, e: &Entrant) {
+    let k = e.peer.key;
+    for (op, v) in [("attach", &e.samples.attach), ("detach", &e.samples.detach)] {
+        for (i, us) in v.iter().enumerate() {
+            let _ = writeln!(csv, "{n},{k},{op},{i},{us:.1}");
+        }
+    }
+    if let Some(us) = e.samples.many {
+        let _ = writeln!(csv, "{n},{k},detach_many_per_container,0,{us:.1}");
+    }
+}
+
+/// The host namespace's link names (this thread never leaves it).
+fn host_links() -> Vec<String> {
+    let mut r = netplumb::Rtnl::open().expect("rtnl on the host");
+    let mut v: Vec<String> = r
+        .links()
+        .expect("host links")
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
+    v.sort();
+    v
+}
+
+fn main() {
+    if let Err(e) = netplumb::netns::sandbox(|_| ()) {
+        println!("SKIPPED peers bench: needs CAP_NET_ADMIN+CAP_SYS_ADMIN ({e})");
+        return;
+    }
+    let counts: Vec<usize> = env_list("NETPLUMB_PEERS_COUNTS", "1,50,500")
+        .iter()
+        .map(|c| c.parse().expect("NETPLUMB_PEERS_COUNTS: numbers"))
+        .filter(|&c| c > 0)
+        .collect();
+    let reps = env_usize("NETPLUMB_PEERS_REPS", 10).max(1);
+    let slow_max = env_usize("NETPLUMB_PEERS_SLOW_MAX", usize::MAX);
+    let peers = peers();
+    let before = host_links();
+    let started = Instant::now();
+    let ours = Peer {
+        who: Who::Ours,
+        key: "netplumb",
+        label: "netplumb".into(),
+    };
+    let (mut rows, mut failed, mut csv) = (Vec::new(), Vec::new(), String::new());
+    csv.push_str("count,subject,op,index,us\n");
+    for &n in &counts {
+        let mut subjects = vec![&ours];
+        for p in &peers {
+            if p.who.slow() && n > slow_max {
+                eprintln!(
+                    "count {n}: {} skipped (NETPLUMB_PEERS_SLOW_MAX={slow_max})",
+                    p.key
+                );
+            } else {
+                subjects.push(p);
+            }
+        }
+        let keys: Vec<&str> = subjects.iter().map(|p| p.key).collect();
+        eprintln!("count {n}: {}", keys.join(", "));
+        let es = run_count(&subjects, n, reps);
+        if let Some(e) = &es[0].error {
+            panic!("netplumb at {n}: {e}");
+        }
+        for e in &es {
+            samples_csv(&mut csv, n, e);
+        }
+        for e in &es[1..] {
+            match &e.error {
+                None => rows.extend(rows_for(n, e.peer, &es[0].samples, &e.samples)),
+                Some(err) => {
+                    eprintln!("{} at {n} FAILED: {err}", e.peer.key);
+                    failed.push(format!("{}@{n}", e.peer.key));
+                }
+            }
+        }
+    }
+    println!();
+    print!("{}", table(&rows));
+    println!("total bench time: {:.0} s", started.elapsed().as_secs_f64());
+    let after = host_links();
+    assert_eq!(before, after, "the host's links changed");
+    println!("host links unchanged: {}", after.join(" "));
+    let dir = results_dir();
+    std::fs::create_dir_all(&dir).expect("create bench-results dir");
+    let path = dir.join("peers.json");
+    std::fs::write(&path, json(&rows)).expect("write peers.json");
+    println!("wrote {}", path.display());
+    std::fs::write(dir.join("peers-samples.csv"), csv).expect("write peers-samples.csv");
+    if !failed.is_empty() {
+        eprintln!("failed: {}", failed.join(", "));
+        std::process::exit(1);
+    }
+}
