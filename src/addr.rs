@@ -194,7 +194,8 @@ pub struct AddrInfo {
     pub scope: u8,
 }
 
-fn parse_addr(m: &RawMsg<'_>) -> Result<Option<AddrInfo>> {
+/// Decodes an `RTM_NEWADDR` message of an address dump; other messages give `None`.
+pub(crate) fn parse_addr(m: &RawMsg<'_>) -> Result<Option<AddrInfo>> {
     if m.ty != wa::RTM_NEWADDR {
         return Ok(None);
     }

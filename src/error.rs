@@ -280,6 +280,8 @@ impl Error {
             Error::PortAlloc(e) => e.kind(),
             #[cfg(feature = "etcd")]
             Error::Etcd(e) => e.kind(),
+            // A path refused without a syscall error: not a namespace, or not a network one.
+            Error::Netns { errno: None, .. } => ErrorKind::Invalid,
             _ => match self.errno() {
                 Some(Errno::EEXIST) => ErrorKind::Exists,
                 Some(Errno::ENODEV | Errno::ENOENT | Errno::ESRCH | Errno::EADDRNOTAVAIL) => {

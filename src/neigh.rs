@@ -227,7 +227,8 @@ pub struct NeighInfo {
     pub flags: u8,
 }
 
-fn parse_neigh(m: &RawMsg<'_>) -> Result<Option<NeighInfo>> {
+/// Decodes an `RTM_NEWNEIGH` message of a neighbour dump; other messages give `None`.
+pub(crate) fn parse_neigh(m: &RawMsg<'_>) -> Result<Option<NeighInfo>> {
     if m.ty != wn::RTM_NEWNEIGH {
         return Ok(None);
     }

@@ -324,7 +324,8 @@ fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
     }
 }
 
-fn parse_route(m: &RawMsg<'_>) -> Result<Option<RouteInfo>> {
+/// Decodes an `RTM_NEWROUTE` message of a route dump; other messages give `None`.
+pub(crate) fn parse_route(m: &RawMsg<'_>) -> Result<Option<RouteInfo>> {
     if m.ty != wr::RTM_NEWROUTE {
         return Ok(None);
     }

@@ -213,7 +213,8 @@ impl Rtnl {
     }
 }
 
-fn parse_nsid(m: &RawMsg<'_>) -> Result<Option<i32>> {
+/// Decodes an `RTM_NEWNSID` reply: the namespace id, if the kernel gave one.
+pub(crate) fn parse_nsid(m: &RawMsg<'_>) -> Result<Option<i32>> {
     use netlink_packet_core::Parseable;
     use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
     if m.ty != wire::nsid::RTM_NEWNSID {

@@ -91,6 +91,39 @@ impl Socket {
         })
     }
 
+    /// Opens a netfilter socket in the calling thread's network namespace that receives
+    /// the notifications of nfnetlink multicast group `group` (`NFNLGRP_*`, nfnetlink(7)).
+    pub(crate) fn netfilter_group(group: u32) -> Result<Socket> {
+        let s = Self::netfilter()?;
+        s.sock.add_membership(group).map_err(|e| Error::Kernel {
+            op: Op::Socket,
+            target: format!("NETLINK_NETFILTER group {group}"),
+            errno: io_errno(&e),
+            extack: None,
+        })?;
+        Ok(s)
+    }
+
+    /// Waits at most `timeout` for a datagram of notifications and returns it; `None`
+    /// when none came. A receive queue that overflowed fails with `ENOBUFS` (events were
+    /// lost); the socket stays usable.
+    pub(crate) fn recv_notifications(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> Result<Option<&[u8]>> {
+        let tv = nix::sys::time::TimeVal::new(
+            timeout.as_secs() as _,
+            timeout.subsec_micros().max(1) as _,
+        );
+        nix::sys::socket::setsockopt(&self.sock, nix::sys::socket::sockopt::ReceiveTimeout, &tv)
+            .map_err(|e| transfer(e, "setsockopt SO_RCVTIMEO"))?;
+        match self.recv() {
+            Ok(()) => Ok(Some(&self.rx)),
+            Err(e) if matches!(e.errno(), Some(Errno::EAGAIN)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Reserves `n` consecutive sequence numbers and returns the first.
     pub(crate) fn next_seq(&mut self, n: u32) -> u32 {
         let first = self.seq.wrapping_add(1);

@@ -491,7 +491,7 @@ impl WireError {
 }
 
 /// The error of a response that is not a 200.
-pub(super) fn status_err(op: &'static str, status: u16, body: &[u8]) -> EtcdError {
+pub(crate) fn status_err(op: &'static str, status: u16, body: &[u8]) -> EtcdError {
     match serde_json::from_slice::<WireError>(body) {
         Ok(e) if !(e.message.is_empty() && e.error.is_empty()) => e.into_error(op),
         _ => EtcdError::protocol(op, format!("HTTP status {status}: {}", snippet(body))),
@@ -506,13 +506,13 @@ pub(super) fn snippet(body: &[u8]) -> String {
 
 /// A message of a streaming call: `{"result": …}` or `{"error": …}`.
 #[derive(Debug, Deserialize)]
-pub(super) struct Streamed<T> {
+pub(crate) struct Streamed<T> {
     pub(super) result: Option<T>,
     pub(super) error: Option<WireError>,
 }
 
 impl<T> Streamed<T> {
-    pub(super) fn into_result(self, op: &'static str) -> Result<T, EtcdError> {
+    pub(crate) fn into_result(self, op: &'static str) -> Result<T, EtcdError> {
         match (self.result, self.error) {
             (_, Some(e)) => Err(e.into_error(op)),
             (Some(r), None) => Ok(r),
@@ -524,7 +524,7 @@ impl<T> Streamed<T> {
 /// A lease grant's or keep-alive's reply.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct WireLease {
+pub(crate) struct WireLease {
     #[serde(rename = "ID")]
     id: I64,
     #[serde(rename = "TTL")]

@@ -23,7 +23,7 @@ const READ_SIZE: usize = 16 * 1024;
 
 /// A failure below JSON: the connection, or HTTP framing.
 #[derive(Debug)]
-pub(super) enum HttpError {
+pub(crate) enum HttpError {
     /// The socket failed, timed out (`TimedOut`) or was closed (`UnexpectedEof`).
     Io(io::Error),
     /// The bytes were not HTTP as expected.
@@ -40,7 +40,7 @@ type HttpResult<T> = std::result::Result<T, HttpError>;
 
 /// A response's status line and the headers that matter here.
 #[derive(Debug)]
-pub(super) struct Head {
+pub(crate) struct Head {
     pub(super) status: u16,
     pub(super) chunked: bool,
     length: Option<usize>,
@@ -262,7 +262,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-fn parse_head(text: &str) -> HttpResult<Head> {
+/// Reads a status line and headers (the text before the empty line).
+pub(crate) fn parse_head(text: &str) -> HttpResult<Head> {
     let mut lines = text.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
     let mut parts = status_line.splitn(3, ' ');
@@ -308,7 +309,7 @@ fn parse_head(text: &str) -> HttpResult<Head> {
 
 /// Takes one complete chunk off the front of `buf`: `Some(Some(data))`, `Some(None)` for
 /// the last chunk (trailers skipped), or `None` when more bytes are needed.
-fn take_chunk(buf: &mut Vec<u8>) -> HttpResult<Option<Option<Vec<u8>>>> {
+pub(crate) fn take_chunk(buf: &mut Vec<u8>) -> HttpResult<Option<Option<Vec<u8>>>> {
     let Some(eol) = find(buf, b"\r\n") else {
         if buf.len() > 1024 {
             return Err(HttpError::Framing("chunk size line too long".into()));

@@ -419,7 +419,7 @@ impl From<WireKv> for KeyValue {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub(super) struct WireRange {
+pub(crate) struct WireRange {
     header: Header,
     kvs: Vec<WireKv>,
     more: bool,
@@ -440,7 +440,7 @@ impl From<WireRange> for RangeResponse {
 /// A put's or a delete's reply.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub(super) struct WireWrite {
+pub(crate) struct WireWrite {
     pub(super) header: Header,
     pub(super) deleted: I64,
 }
@@ -455,7 +455,7 @@ struct WireOpResponse {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub(super) struct WireTxn {
+pub(crate) struct WireTxn {
     header: Header,
     succeeded: bool,
     responses: Vec<WireOpResponse>,

@@ -46,13 +46,13 @@
 //!
 //! [`ErrorKind::Unavailable`]: crate::ErrorKind::Unavailable
 
-mod client;
+pub(crate) mod client;
 mod config;
 mod error;
-mod http;
-mod kv;
+pub(crate) mod http;
+pub(crate) mod kv;
 mod lease;
-mod watch;
+pub(crate) mod watch;
 
 pub use client::Etcd;
 pub use config::EtcdConfig;

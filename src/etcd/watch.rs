@@ -54,7 +54,7 @@ pub struct Watch {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct WireWatch {
+pub(crate) struct WireWatch {
     created: bool,
     canceled: bool,
     compact_revision: I64,

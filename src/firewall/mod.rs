@@ -44,10 +44,18 @@
 //!
 //! Rules and elements carry an `nft` comment naming their network, so removing a network
 //! removes exactly what it added.
+//!
+//! With ICC off, a network's registered endpoints ([`NetworkRules::endpoint`]) are also
+//! guarded against address spoofing, in a `bridge netplumb` table (see the nf_tables
+//! backend's `spoof` module; the iptables backend uses `-m physdev`).
+//!
+//! [`Firewall::repair`] puts back what someone else removed (a flushed ruleset, a deleted
+//! table, flushed chains), and [`FirewallWatch`] notices such removals as they happen.
 
 #[cfg(feature = "iptables")]
 mod iptables;
-mod nft;
+pub(crate) mod nft;
+mod repair;
 mod rule;
 mod select;
 mod vxlan;
@@ -55,6 +63,8 @@ mod vxlan;
 #[cfg(feature = "iptables")]
 pub use iptables::{Iptables, IptablesOptions, IptablesVariant, DEFAULT_LOCK_DIR};
 pub use nft::{FirewallState, Nftables, DEFAULT_TABLE, USER};
+pub use nft::{FirewallWatch, RepairFn, WatchStats};
+pub use repair::Repaired;
 pub use rule::{LinkAllow, NetworkRules, PortRule, Proto, NETWORK_NAME_MAX};
 pub use select::{open, AnyFirewall, Backend};
 pub use vxlan::VxlanGuard;
@@ -80,4 +90,24 @@ pub trait Firewall {
 
     /// Reads back what the backend has installed.
     fn state(&mut self) -> Result<FirewallState>;
+
+    /// Puts back what is missing of what `networks` and `ports` need, after someone else
+    /// removed it (`nft flush ruleset`, a firewalld reload, `iptables -F`): the shared
+    /// tables, chains, sets and jumps, each network's rules and anti-spoofing elements,
+    /// each published port. Parts that are intact are not touched, so on an intact
+    /// ruleset this writes nothing and returns an empty [`Repaired`]. Rules and ports of
+    /// networks not listed are left alone; the users' chain keeps its rules unless it was
+    /// deleted.
+    ///
+    /// ```no_run
+    /// use netplumb::firewall::{Firewall, Nftables, NetworkRules};
+    /// let mut fw = Nftables::open_in(&netplumb::Netns::current()?)?;
+    /// let net = NetworkRules::new("bridge", "docker0").subnet("172.17.0.0/16".parse().unwrap());
+    /// fw.add_network(&net)?;
+    /// // ... someone runs `nft flush ruleset` ...
+    /// let fixed = fw.repair(&[net], &[])?;
+    /// println!("{fixed}");
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    fn repair(&mut self, networks: &[NetworkRules], ports: &[PortRule]) -> Result<Repaired>;
 }

@@ -119,6 +119,7 @@ pub struct NetworkRules {
     pub(crate) internal: bool,
     pub(crate) links: Vec<LinkAllow>,
     pub(crate) loopback: bool,
+    pub(crate) endpoints: Vec<(String, IpAddr)>,
 }
 
 impl NetworkRules {
@@ -134,6 +135,7 @@ impl NetworkRules {
             internal: false,
             links: Vec::new(),
             loopback: false,
+            endpoints: Vec::new(),
         }
     }
 
@@ -185,6 +187,50 @@ impl NetworkRules {
         self
     }
 
+    /// Registers `addr` as an address of the container behind bridge port `dev` (the
+    /// host end of its veth), for anti-spoofing: with ICC off, a packet whose source is a
+    /// registered address but that comes in on another port of the bridge is dropped, so
+    /// a container cannot pose as another to pass a `--link` allowance or to join
+    /// another's connection. Addresses that are not registered are not checked (a
+    /// container may route other subnets). Nothing is enforced with ICC on, where every
+    /// container may reach every other anyway.
+    ///
+    /// ```
+    /// use netplumb::firewall::NetworkRules;
+    /// let net = NetworkRules::new("mybr0", "br-mybr0")
+    ///     .subnet("172.26.0.0/16".parse().unwrap())
+    ///     .icc(false)
+    ///     .endpoint("veth3f2a1c0", "172.26.0.2".parse().unwrap());
+    /// net.validate()?;
+    /// assert_eq!(net.endpoints().count(), 1);
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    #[doc(alias = "anti-spoofing")]
+    pub fn endpoint(mut self, dev: &str, addr: IpAddr) -> Self {
+        self.endpoints.push((dev.to_owned(), addr));
+        self
+    }
+
+    /// The registered endpoints, as (bridge port, address).
+    ///
+    /// ```
+    /// use netplumb::firewall::NetworkRules;
+    /// let net = NetworkRules::new("n", "br0").endpoint("veth1", "10.0.0.2".parse().unwrap());
+    /// assert_eq!(net.endpoints().collect::<Vec<_>>(), [("veth1", "10.0.0.2".parse().unwrap())]);
+    /// ```
+    pub fn endpoints(&self) -> impl Iterator<Item = (&str, IpAddr)> + '_ {
+        self.endpoints.iter().map(|(d, a)| (d.as_str(), *a))
+    }
+
+    /// The endpoints the backends enforce: all of them with ICC off, none with ICC on.
+    pub(crate) fn enforced_endpoints(&self) -> &[(String, IpAddr)] {
+        if self.icc {
+            &[]
+        } else {
+            &self.endpoints
+        }
+    }
+
     /// The network's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -203,12 +249,48 @@ impl NetworkRules {
     /// A hash of every setting, stable across processes and builds: the backends put it
     /// in their rule comments, so a re-apply with the same settings is recognised and one
     /// with new settings replaces.
+    ///
+    /// Endpoints are left out (they come and go with containers, and the nf_tables backend
+    /// keeps them as set elements); the text hashed is what `Debug` printed before they
+    /// existed, so the hashes of existing networks stay the same.
     pub(crate) fn settings_hash(&self) -> u64 {
-        format!("{self:?}")
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-            })
+        #[derive(Debug)]
+        #[allow(dead_code)] // read through `Debug` only
+        struct NetworkRules<'a> {
+            name: &'a String,
+            bridge: &'a String,
+            subnets: &'a Vec<IpNet>,
+            masquerade: bool,
+            snat: &'a Vec<IpAddr>,
+            icc: bool,
+            internal: bool,
+            links: &'a Vec<LinkAllow>,
+            loopback: bool,
+        }
+        let settings = NetworkRules {
+            name: &self.name,
+            bridge: &self.bridge,
+            subnets: &self.subnets,
+            masquerade: self.masquerade,
+            snat: &self.snat,
+            icc: self.icc,
+            internal: self.internal,
+            links: &self.links,
+            loopback: self.loopback,
+        };
+        fnv(format!("{settings:?}").as_bytes(), 0xcbf2_9ce4_8422_2325)
+    }
+
+    /// [`settings_hash`](Self::settings_hash) with the enforced endpoints folded in (the
+    /// iptables backend renders endpoints as rules of the network, so its tag must change
+    /// with them).
+    #[cfg_attr(not(feature = "iptables"), allow(dead_code))]
+    pub(crate) fn full_hash(&self) -> u64 {
+        let eps = self.enforced_endpoints();
+        if eps.is_empty() {
+            return self.settings_hash();
+        }
+        fnv(format!("{eps:?}").as_bytes(), self.settings_hash())
     }
 
     /// Checks the rules without a backend.
@@ -261,8 +343,39 @@ impl NetworkRules {
                 return Err(Error::invalid("link port", 0, "must not be 0"));
             }
         }
+        self.validate_endpoints(&covered)
+    }
+
+    fn validate_endpoints(&self, covered: &dyn Fn(&IpAddr) -> bool) -> Result<()> {
+        for (i, (dev, addr)) in self.endpoints.iter().enumerate() {
+            crate::link::IfName::unchecked(dev).check_as("endpoint port")?;
+            if !covered(addr) {
+                return Err(Error::invalid(
+                    "endpoint address",
+                    addr,
+                    "address outside the network's subnets",
+                ));
+            }
+            if self.endpoints[..i]
+                .iter()
+                .any(|(d, a)| a == addr && d != dev)
+            {
+                return Err(Error::invalid(
+                    "endpoint address",
+                    addr,
+                    "registered for two bridge ports",
+                ));
+            }
+        }
         Ok(())
     }
+}
+
+/// FNV-1a over `bytes`, from `h`.
+fn fnv(bytes: &[u8], h: u64) -> u64 {
+    bytes
+        .iter()
+        .fold(h, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
 }
 
 /// One published port: traffic to `host_ip:host_port` (any local address when `host_ip`
@@ -522,6 +635,47 @@ mod tests {
             field(PortRule::range("n", Proto::Tcp, None, ((9, 8), (9, 8)), c).unwrap_err()),
             "port range"
         );
+    }
+
+    #[test]
+    fn the_settings_hash_ignores_endpoints_and_stays_as_it_was() {
+        let n = NetworkRules::new("n1", "br0").subnet("10.1.0.0/24".parse().unwrap());
+        // What `Debug` printed before endpoints existed: tags of existing networks hold.
+        let old = "NetworkRules { name: \"n1\", bridge: \"br0\", subnets: [10.1.0.0/24], \
+                   masquerade: true, snat: [], icc: true, internal: false, links: [], loopback: false }";
+        assert_eq!(
+            n.settings_hash(),
+            fnv(old.as_bytes(), 0xcbf2_9ce4_8422_2325)
+        );
+        let with = n.clone().endpoint("veth1", "10.1.0.2".parse().unwrap());
+        assert_eq!(with.settings_hash(), n.settings_hash());
+        assert_eq!(with.full_hash(), n.full_hash(), "ICC on: nothing enforced");
+        let off = n.clone().icc(false);
+        let off_with = with.icc(false);
+        assert_ne!(off_with.full_hash(), off.full_hash());
+        assert_eq!(off_with.enforced_endpoints().len(), 1);
+    }
+
+    #[test]
+    fn endpoints_are_checked() {
+        let n = NetworkRules::new("n1", "br0").subnet("10.1.0.0/24".parse().unwrap());
+        let a: IpAddr = "10.1.0.2".parse().unwrap();
+        n.clone().endpoint("veth1", a).validate().unwrap();
+        assert_eq!(
+            field(n.clone().endpoint("veth/1", a).validate().unwrap_err()),
+            "endpoint port"
+        );
+        assert_eq!(
+            field(
+                n.clone()
+                    .endpoint("veth1", "10.9.0.2".parse().unwrap())
+                    .validate()
+                    .unwrap_err()
+            ),
+            "endpoint address"
+        );
+        let twice = n.endpoint("veth1", a).endpoint("veth2", a);
+        assert_eq!(field(twice.validate().unwrap_err()), "endpoint address");
     }
 
     #[test]

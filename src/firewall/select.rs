@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 #[cfg(feature = "iptables")]
 use super::Iptables;
-use super::{Firewall, FirewallState, NetworkRules, Nftables, PortRule};
+use super::{Firewall, FirewallState, NetworkRules, Nftables, PortRule, Repaired};
 use crate::error::{Error, Result};
 use crate::netns::Netns;
 
@@ -201,5 +201,9 @@ impl Firewall for AnyFirewall {
 
     fn state(&mut self) -> Result<FirewallState> {
         self.inner().state()
+    }
+
+    fn repair(&mut self, networks: &[NetworkRules], ports: &[PortRule]) -> Result<Repaired> {
+        self.inner().repair(networks, ports)
     }
 }

@@ -161,6 +161,8 @@ pub(super) fn release(
 ) -> Result<Released, IpamError> {
     let mut net = network(tx, name)?;
     let address = match holder {
+        // An address of the other family is never held; its integer may equal one that is.
+        Holder::Address(a) if a.is_ipv6() != net.is_ipv6() => return Ok(Released::NotHeld),
         Holder::Address(a) => a,
         Holder::Owner(o) => match tx.address_of(name, o)? {
             Some(a) => a,

@@ -245,7 +245,7 @@ struct OwnerRecord {
 }
 
 /// One optimistic transaction: a snapshot, the keys read, the writes buffered.
-struct EtcdTx<'a> {
+pub(crate) struct EtcdTx<'a> {
     store: &'a EtcdStore,
     /// The revision every read sees; 0 until the first read.
     snapshot: i64,
@@ -381,7 +381,8 @@ impl EtcdTx<'_> {
         self.writes.insert(key, None);
     }
 
-    fn parse_network(key: &[u8], value: &[u8]) -> Result<Network, IpamError> {
+    /// A stored network record (JSON), or [`IpamError::Corrupt`] naming `key`.
+    pub(crate) fn parse_network(key: &[u8], value: &[u8]) -> Result<Network, IpamError> {
         let r: Record =
             serde_json::from_slice(value).map_err(|e| Self::corrupt(key, e.to_string()))?;
         Network::try_from(r).map_err(|e| Self::corrupt(key, e))

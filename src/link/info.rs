@@ -221,8 +221,11 @@ pub(crate) fn parse_link(m: &RawMsg<'_>) -> Result<Option<Link>> {
     if m.ty != wire::link::RTM_NEWLINK {
         return Ok(None);
     }
-    let msg = LinkMessage::parse(m.payload)
-        .map_err(|_| Error::Protocol(wire::Error::BadLength("link message")))?;
+    let Ok(msg) = LinkMessage::parse(m.payload) else {
+        // A link the full parser refuses (a name that is not UTF-8, set by someone else)
+        // must not fail the whole dump: keep what every caller needs.
+        return lenient_link(m.payload).map(Some);
+    };
     let mut l = Link {
         index: msg.header.index,
         flags: msg.header.flags.bits(),
@@ -245,6 +248,37 @@ pub(crate) fn parse_link(m: &RawMsg<'_>) -> Result<Option<Link>> {
         }
     }
     Ok(Some(l))
+}
+
+/// The header, the name (decoded lossily), MTU, MAC, controller and peer of a link
+/// message that [`LinkMessage::parse`] refused.
+fn lenient_link(payload: &[u8]) -> Result<Link> {
+    let bad = || Error::Protocol(wire::Error::BadLength("link message"));
+    // struct ifinfomsg: family, pad, type (u16), index (i32), flags (u32), change (u32).
+    let hdr = payload.get(..16).ok_or_else(bad)?;
+    let word = |at: usize| u32::from_ne_bytes([hdr[at], hdr[at + 1], hdr[at + 2], hdr[at + 3]]);
+    let mut l = Link {
+        index: word(4),
+        flags: word(8),
+        ..Link::default()
+    };
+    for a in wire::parse::Attrs::new(&payload[16..]) {
+        let (ty, p) = a.map_err(|_| bad())?;
+        match ty {
+            wire::link::IFLA_IFNAME => {
+                let n = p.split(|&b| b == 0).next().unwrap_or(p);
+                l.name = String::from_utf8_lossy(n).into_owned();
+            }
+            wire::link::IFLA_MTU => l.mtu = wire::parse::u32_of(p).map_err(|_| bad())?,
+            wire::link::IFLA_ADDRESS if p.len() == 6 => {
+                l.mac = Some(MacAddr([p[0], p[1], p[2], p[3], p[4], p[5]]))
+            }
+            wire::link::IFLA_MASTER => l.controller = wire::parse::u32_of(p).ok(),
+            wire::link::IFLA_LINK => l.link = wire::parse::u32_of(p).ok(),
+            _ => {}
+        }
+    }
+    Ok(l)
 }
 
 impl Rtnl {

@@ -5,7 +5,7 @@
 
 mod bridge;
 mod dummy;
-mod info;
+pub(crate) mod info;
 mod name;
 mod set;
 mod veth;

@@ -1,23 +1,27 @@
 //! [`Host`]: the context every network operation runs in — the host namespace, its
 //! rtnetlink handle and firewall, IPAM, the port allocator and the records.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
 
 use super::config::{NetworkConfig, DEFAULT_BRIDGE, DEFAULT_NETWORK};
+use super::endpoint::{hosts_edits, port_rules, Teardown};
 use super::fault;
+use super::files::ContainerFiles;
 use super::state::{Attachment, NetworkInfo, State};
 use crate::addr::Addr;
 use crate::error::{Error, Result};
-use crate::firewall::{self, AnyFirewall, Backend, Firewall, LinkAllow, NetworkRules};
-use crate::ipam::{Ipam, IpamError, NetworkSpec};
+use crate::firewall::{self, AnyFirewall, Backend, Firewall, LinkAllow, NetworkRules, PortRule};
+use crate::ipam::{Ipam, IpamError, NetworkSpec, Owner};
 use crate::journal::Txn;
 use crate::link::{Bridge, LinkDel, LinkSet};
 use crate::netns::Netns;
-use crate::ports::PortAllocator;
+use crate::ports::{PortAllocator, PublishedPort};
 use crate::rtnl::Rtnl;
 use crate::sysctl::Sysctl;
 
@@ -40,7 +44,8 @@ pub struct Host {
     pub(crate) netns: Netns,
     pub(crate) rtnl: Rtnl,
     pub(crate) fw: AnyFirewall,
-    pub(crate) ipam: Ipam,
+    /// Shared with the undo records, which so open no database file of their own.
+    pub(crate) ipam: Arc<Ipam>,
     pub(crate) ports: PortAllocator,
     pub(crate) state: State,
     pub(crate) state_dir: PathBuf,
@@ -58,6 +63,10 @@ pub struct GcReport {
     pub stray_links: Vec<String>,
     /// Address leases released (`network address`).
     pub leases: Vec<String>,
+    /// Published ports no record explained, withdrawn (firewall rules, `registry:` entries).
+    pub ports: Vec<String>,
+    /// Container folders whose `hosts` file lost peers that are gone.
+    pub hosts: Vec<PathBuf>,
 }
 
 /// The name of the IPAM network holding a network's subnet of one family.
@@ -128,7 +137,7 @@ impl Host {
             netns: ns.clone(),
             rtnl: Rtnl::open_in(ns)?,
             fw: firewall::open(backend, ns)?,
-            ipam: Ipam::open(&db)?,
+            ipam: Arc::new(Ipam::open(&db)?),
             ports,
             state: State::open(&db)?,
             state_dir,
@@ -265,16 +274,25 @@ impl Host {
         self.bridge_steps(&mut info, tx)?;
         self.forwarding_steps(&info, tx)?;
         fault::point("firewall")?;
-        self.fw.add_network(&self.rules(&info, &[]))?;
+        // The first network also makes the backend's tables: the undo takes them away
+        // again when it made them and no other network has come since.
+        let fresh = self.fw.state()?.families.is_empty();
         let (ns, name, backend) = (self.netns.clone(), info.name.clone(), self.fw.backend());
         tx.record(format!("remove firewall rules of {name}"), move || {
-            firewall::open(backend, &ns)?.remove_network(&name)
+            let mut fw = firewall::open(backend, &ns)?;
+            fw.remove_network(&name)?;
+            let now = fw.state()?;
+            if fresh && now.networks.is_empty() && !now.families.is_empty() {
+                fw.flush()?;
+            }
+            Ok(())
         });
+        self.fw.add_network(&self.rules(&info, &[]))?;
         fault::point("record")?;
         self.state.insert_network(&info)?;
-        let (db, name) = (self.state.path().to_owned(), info.name.clone());
+        let (state, name) = (self.state.clone(), info.name.clone());
         tx.record(format!("forget network {name}"), move || {
-            super::state::State::open(&db)?.delete_network(&name)
+            state.delete_network(&name)
         });
         Ok(info)
     }
@@ -315,10 +333,10 @@ impl Host {
                 }
                 r => r?,
             };
-            let db = self.state.path().to_owned();
+            let ipam = self.ipam.clone();
             tx.record(
                 format!("release subnet {} of {name}", net.subnet),
-                move || Ipam::open(&db)?.remove_network(&name).map_err(Error::from),
+                move || ipam.remove_network(&name).map_err(Error::from),
             );
             info.subnets.push(net.subnet);
             if let Some(g) = net.gateway {
@@ -345,6 +363,10 @@ impl Host {
             }
             Some(l) => {
                 if !l.is_up() {
+                    let (ns, i) = (self.netns.clone(), l.index);
+                    tx.record(format!("ip link set {} down", l.name), move || {
+                        Rtnl::open_in(&ns)?.execute(&LinkSet::new(i).down())
+                    });
                     self.rtnl.execute(&LinkSet::new(&l).up())?;
                 }
                 l
@@ -406,9 +428,9 @@ impl Host {
         Ok(())
     }
 
-    /// Removes a network (`docker network rm`). Refuses while containers are attached
-    /// unless `force`, which disconnects them first. A network that is not there is not an
-    /// error.
+    /// Removes a network (`docker network rm`), all or nothing. Refuses while containers
+    /// are attached unless `force`, which disconnects them in the same teardown. A network
+    /// that is not there is not an error.
     pub fn remove_network(&mut self, name: &str, force: bool) -> Result<()> {
         let Some(info) = self.state.network(name)? else {
             return Ok(());
@@ -421,78 +443,225 @@ impl Host {
                 names.join(", ")
             )));
         }
-        for a in &atts {
-            self.disconnect(name, &a.container)?;
-        }
-        // Firewall first, the bridge last (nothing is forwarded into a half-removed network).
-        self.fw.remove_network(name)?;
-        self.bridges.remove(&info.bridge);
-        if info.bridge_created {
-            del_link(&self.netns, &info.bridge)?;
-        } else if let Ok(br) = self.rtnl.link(info.bridge.as_str()) {
-            for a in &info.bridge_addrs {
-                ignore_missing(self.rtnl.execute(&Addr::new(&br, *a).delete()))?;
+        let td = self.plan_removal(&info, &atts)?;
+        let mut tx = Txn::new();
+        match self.teardown(&td, &mut tx) {
+            Ok(()) => {
+                tx.commit();
+                self.bridges.remove(&info.bridge);
+                Ok(())
             }
+            Err(e) => Err(tx.fail(e)),
         }
-        for v6 in [false, true] {
-            match self.ipam.remove_network(&ipam_name(name, v6)) {
-                Ok(()) | Err(IpamError::NetworkNotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        self.state.delete_network(name)
     }
 
-    /// Removes what dead containers left (`gc`): every attachment whose container is not
-    /// in `live` is disconnected, veths on our bridges that no record explains are deleted,
-    /// and leases of containers not in `live` are released.
+    /// Reads and works out everything removing network `info` with `atts` changes: as a
+    /// disconnect of all of them, plus the network's firewall rules, IPAM networks and
+    /// records, and its bridge (deleted with the veths in one request when netplumb made
+    /// it; else only the gateway addresses netplumb put on it come off).
+    fn plan_removal(&mut self, info: &NetworkInfo, atts: &[Attachment]) -> Result<Teardown> {
+        let mut td = Teardown {
+            network: info.name.clone(),
+            removal: Some(self.rules(info, atts)),
+            ..Teardown::default()
+        };
+        let names: Vec<&str> = atts.iter().map(|a| a.name.as_str()).collect();
+        td.hosts = hosts_edits(atts, &names)?;
+        self.plan_common(atts, true, &mut td)?;
+        let mut links: Vec<&str> = atts.iter().map(|a| a.host_veth.as_str()).collect();
+        let bridge = match self.rtnl.link(info.bridge.as_str()) {
+            Ok(l) => Some(l),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
+        };
+        match &bridge {
+            Some(_) if info.bridge_created => links.push(&info.bridge),
+            Some(br) => {
+                let present = self.rtnl.addrs(Some(br.into()))?;
+                td.bridge_addrs = info
+                    .bridge_addrs
+                    .iter()
+                    .filter(|a| present.iter().any(|p| p.addr == **a))
+                    .map(|a| (br.index, *a))
+                    .collect();
+            }
+            None => {}
+        }
+        self.plan_links(&links, &mut td)?;
+        Ok(td)
+    }
+
+    /// Removes what dead containers and interrupted operations left (`gc`), given the
+    /// containers still running (`live`). Run it when no other operation is under way on
+    /// these records: at start-up, after a crash.
+    ///
+    /// 1. Attachments of containers not in `live`, and attachments whose host veth is
+    ///    gone (the container's namespace died), are disconnected.
+    /// 2. Veths on our bridges that no record explains are deleted (a connect or a
+    ///    disconnect that was killed halfway).
+    /// 3. Leases that no record explains are released.
+    /// 4. Published ports that no record explains are withdrawn from the firewall and
+    ///    the registry; the records' own ports are published again where missing.
+    /// 5. Each network's firewall rules are written again from its records (`--link`
+    ///    allowances of containers that are gone).
+    /// 6. Peers' `hosts` files lose the names of containers no longer on their networks.
     pub fn gc(&mut self, live: &[&str]) -> Result<GcReport> {
         let mut report = GcReport::default();
+        let links = self.rtnl.links()?;
+        let mut dead: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for a in self.state.attachments(None)? {
-            if !live.contains(&a.container.as_str()) {
-                self.disconnect(&a.network, &a.container)?;
+            let gone = !links.iter().any(|l| l.name == a.host_veth);
+            if gone || !live.contains(&a.container.as_str()) {
                 report
                     .disconnected
                     .push(format!("{}/{}", a.network, a.container));
+                dead.entry(a.network).or_default().push(a.container);
             }
         }
-        let known: Vec<String> = self
-            .state
-            .attachments(None)?
-            .into_iter()
-            .map(|a| a.host_veth)
+        for (network, containers) in &dead {
+            let refs: Vec<&str> = containers.iter().map(String::as_str).collect();
+            self.disconnect_many(network, &refs)?;
+        }
+        let atts = self.state.attachments(None)?;
+        let nets = self.state.networks()?;
+        report.stray_links = self.gc_links(&nets, &atts)?;
+        let owners: Vec<Owner> = atts
+            .iter()
+            .map(|a| Owner::new(a.container.clone(), a.ifname.clone()))
             .collect();
-        let bridges: Vec<String> = self
-            .state
-            .networks()?
-            .into_iter()
-            .map(|n| n.bridge)
-            .collect();
+        for l in self.ipam.gc(&owners)? {
+            report.leases.push(format!("{} {}", l.network, l.address));
+        }
+        report.ports = self.gc_ports(&nets, &atts)?;
+        for net in &nets {
+            if !self.ours(net) {
+                continue;
+            }
+            let mine: Vec<Attachment> = atts
+                .iter()
+                .filter(|a| a.network == net.name)
+                .cloned()
+                .collect();
+            self.fw.add_network(&self.rules(net, &mine))?;
+        }
+        report.hosts = gc_hosts(&atts)?;
+        Ok(report)
+    }
+
+    /// Whether network `net`'s rules are in this host's firewall backend.
+    fn ours(&self, net: &NetworkInfo) -> bool {
+        net.firewall.is_empty() || net.firewall == self.fw.backend().as_str()
+    }
+
+    /// Deletes the veths on the networks' bridges that none of `atts` names.
+    fn gc_links(&mut self, nets: &[NetworkInfo], atts: &[Attachment]) -> Result<Vec<String>> {
         let links = self.rtnl.links()?;
         let ours: Vec<u32> = links
             .iter()
-            .filter(|l| bridges.contains(&l.name))
+            .filter(|l| nets.iter().any(|n| n.bridge == l.name))
             .map(|l| l.index)
             .collect();
         let stray: Vec<&crate::link::Link> = links
             .iter()
             .filter(|l| l.is_kind("veth") && l.controller.is_some_and(|c| ours.contains(&c)))
-            .filter(|l| !known.contains(&l.name))
+            .filter(|l| !atts.iter().any(|a| a.host_veth == l.name))
             .collect();
         self.rtnl
             .delete_links(&stray.iter().map(|l| l.index).collect::<Vec<_>>())?;
-        report.stray_links = stray.iter().map(|l| l.name.clone()).collect();
-        let owners: Vec<crate::ipam::Owner> = self
-            .state
-            .attachments(None)?
-            .iter()
-            .map(|a| crate::ipam::Owner::new(a.container.clone(), a.ifname.clone()))
-            .collect();
-        for l in self.ipam.gc(&owners)? {
-            report.leases.push(format!("{} {}", l.network, l.address));
-        }
-        Ok(report)
+        Ok(stray.iter().map(|l| l.name.clone()).collect())
     }
+
+    /// Withdraws the published ports of our networks that none of `atts` has (firewall
+    /// and registry), and publishes theirs again where the firewall lacks them.
+    fn gc_ports(&mut self, nets: &[NetworkInfo], atts: &[Attachment]) -> Result<Vec<String>> {
+        let mut want = Vec::new();
+        for a in atts {
+            if nets.iter().any(|n| n.name == a.network && self.ours(n)) {
+                want.extend(port_rules(&a.network, &a.addrs, &a.ports)?);
+            }
+        }
+        let key = |r: &PortRule| {
+            let ip = r.host_ip.filter(|i| !i.is_unspecified());
+            (
+                r.network.clone(),
+                r.proto,
+                ip,
+                r.host_port,
+                r.container_ip,
+                r.container_port,
+            )
+        };
+        let have = self.fw.state()?.ports;
+        let stray: Vec<PortRule> = have
+            .iter()
+            .filter(|p| nets.iter().any(|n| n.name == p.network && self.ours(n)))
+            .filter(|p| !want.iter().any(|w| key(w) == key(p)))
+            .cloned()
+            .collect();
+        let missing: Vec<PortRule> = want
+            .iter()
+            .filter(|w| !have.iter().any(|p| key(w) == key(p)))
+            .cloned()
+            .collect();
+        if !stray.is_empty() {
+            self.fw.unpublish(&stray)?;
+        }
+        if !missing.is_empty() {
+            self.fw.publish(&missing)?;
+        }
+        let recorded: Vec<PublishedPort> = atts.iter().flat_map(|a| a.ports.clone()).collect();
+        let unexplained: Vec<PublishedPort> = self
+            .ports
+            .published()?
+            .into_iter()
+            .filter(|p| !recorded.contains(p))
+            .collect();
+        self.ports.release(&unexplained)?;
+        let mut out: Vec<String> = stray.iter().map(|p| p.to_string()).collect();
+        out.extend(unexplained.iter().map(|p| format!("registry: {p}")));
+        Ok(out)
+    }
+}
+
+/// Takes out of each attachment's `hosts` file the peers that are not attached to a
+/// network of that container any more; returns the folders whose file changed.
+fn gc_hosts(atts: &[Attachment]) -> Result<Vec<PathBuf>> {
+    let mut fixed = Vec::new();
+    for a in atts {
+        let Some(dir) = &a.files else { continue };
+        if fixed.contains(dir) {
+            continue; // one folder per container, however many networks
+        }
+        let nets: Vec<&str> = atts
+            .iter()
+            .filter(|b| b.container == a.container)
+            .map(|b| b.network.as_str())
+            .collect();
+        let peers: Vec<&str> = atts
+            .iter()
+            .filter(|b| b.container != a.container && nets.contains(&b.network.as_str()))
+            .map(|b| b.name.as_str())
+            .collect();
+        let files = ContainerFiles::new(dir);
+        let Ok(mut hosts) = files.read_hosts() else {
+            continue;
+        };
+        let gone: Vec<String> = hosts
+            .peers()
+            .iter()
+            .filter_map(|e| e.names().first().cloned())
+            .filter(|n| !peers.contains(&n.as_str()))
+            .collect();
+        let mut changed = false;
+        for n in &gone {
+            changed |= hosts.remove_peer(n);
+        }
+        if changed {
+            files.update_hosts(&hosts)?;
+            fixed.push(dir.clone());
+        }
+    }
+    Ok(fixed)
 }
 
 /// Deletes link `name` in `ns`; a link already gone is fine.

@@ -31,10 +31,12 @@ mod host;
 pub mod inspect;
 mod mode;
 mod plan;
+mod reconcile;
 mod state;
 
 pub use config::{NetworkConfig, DEFAULT_BRIDGE, DEFAULT_NETWORK};
 pub use endpoint::Container;
 pub use host::{GcReport, Host, DEFAULT_STATE_DIR};
 pub use mode::NetworkMode;
+pub use reconcile::ReconcileReport;
 pub use state::{Attachment, NetworkInfo};

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -266,10 +267,11 @@ impl Attachment {
     }
 }
 
-/// The tables of network definitions and attachments.
-#[derive(Debug)]
+/// The tables of network definitions and attachments. Clones share one connection, so
+/// that an undo holding a clone opens no database file of its own.
+#[derive(Debug, Clone)]
 pub(crate) struct State {
-    conn: Connection,
+    conn: Arc<Mutex<Connection>>,
     path: PathBuf,
 }
 
@@ -294,17 +296,17 @@ impl State {
         )
         .map_err(|e| db_err(path, e))?;
         Ok(State {
-            conn,
+            conn: Arc::new(Mutex::new(conn)),
             path: path.to_owned(),
         })
     }
 
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn network(&self, name: &str) -> Result<Option<NetworkInfo>> {
-        self.conn
+        self.conn()
             .query_row(
                 "SELECT data FROM net_networks WHERE name = ?1",
                 params![name],
@@ -316,8 +318,8 @@ impl State {
     }
 
     pub(crate) fn networks(&self) -> Result<Vec<NetworkInfo>> {
-        let mut st = self
-            .conn
+        let conn = self.conn();
+        let mut st = conn
             .prepare("SELECT name, data FROM net_networks ORDER BY name")
             .map_err(|e| db_err(&self.path, e))?;
         let rows = st
@@ -334,7 +336,7 @@ impl State {
 
     /// Inserts a network; fails with "exists" if the name is taken.
     pub(crate) fn insert_network(&self, n: &NetworkInfo) -> Result<()> {
-        match self.conn.execute(
+        match self.conn().execute(
             "INSERT INTO net_networks (name, data) VALUES (?1, ?2)",
             params![n.name, n.encode()],
         ) {
@@ -349,14 +351,14 @@ impl State {
     }
 
     pub(crate) fn delete_network(&self, name: &str) -> Result<()> {
-        self.conn
+        self.conn()
             .execute("DELETE FROM net_networks WHERE name = ?1", params![name])
             .map_err(|e| db_err(&self.path, e))?;
         Ok(())
     }
 
     pub(crate) fn attachment(&self, network: &str, container: &str) -> Result<Option<Attachment>> {
-        self.conn
+        self.conn()
             .query_row(
                 "SELECT data FROM net_attachments WHERE network = ?1 AND container = ?2",
                 params![network, container],
@@ -369,8 +371,8 @@ impl State {
 
     /// Attachments of one network, or of every network with `None`.
     pub(crate) fn attachments(&self, network: Option<&str>) -> Result<Vec<Attachment>> {
-        let mut st = self
-            .conn
+        let conn = self.conn();
+        let mut st = conn
             .prepare("SELECT network, container, data FROM net_attachments WHERE ?1 IS NULL OR network = ?1 ORDER BY network, container")
             .map_err(|e| db_err(&self.path, e))?;
         let rows = st
@@ -389,8 +391,8 @@ impl State {
     /// The attachments of a network whose containers have files to keep current (an
     /// index lookup: cheap however many containers the network has).
     pub(crate) fn attachments_with_files(&self, network: &str) -> Result<Vec<Attachment>> {
-        let mut st = self
-            .conn
+        let conn = self.conn();
+        let mut st = conn
             .prepare("SELECT container, data FROM net_attachments WHERE network = ?1 AND files = 1")
             .map_err(|e| db_err(&self.path, e))?;
         let rows = st
@@ -408,8 +410,8 @@ impl State {
 
     /// The attachments of one container, on every network.
     pub(crate) fn attachments_of(&self, container: &str) -> Result<Vec<Attachment>> {
-        let mut st = self
-            .conn
+        let conn = self.conn();
+        let mut st = conn
             .prepare(
                 "SELECT network, data FROM net_attachments WHERE container = ?1 ORDER BY network",
             )
@@ -428,7 +430,7 @@ impl State {
     }
 
     pub(crate) fn put_attachment(&self, a: &Attachment) -> Result<()> {
-        self.conn
+        self.conn()
             .execute(
                 "INSERT OR REPLACE INTO net_attachments (network, container, data, files) VALUES (?1, ?2, ?3, ?4)",
                 params![a.network, a.container, a.encode(), a.files.is_some()],
@@ -438,13 +440,107 @@ impl State {
     }
 
     pub(crate) fn delete_attachment(&self, network: &str, container: &str) -> Result<()> {
-        self.conn
+        self.conn()
             .execute(
                 "DELETE FROM net_attachments WHERE network = ?1 AND container = ?2",
                 params![network, container],
             )
             .map_err(|e| db_err(&self.path, e))?;
         Ok(())
+    }
+}
+
+/// Records as they were stored, taken out by [`State::take`] and put back, byte for byte,
+/// by [`State::restore`] (the undo of a disconnect or a network removal).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Taken {
+    /// `(name, data)` of the network row, when it was taken.
+    network: Option<(String, String)>,
+    /// `(network, container, data, files)` of each attachment row taken.
+    attachments: Vec<(String, String, String, bool)>,
+}
+
+impl State {
+    /// Deletes, in one transaction, the attachments of `containers` on `network` (every
+    /// attachment of it with `None`) and, when `with_network`, the network's own row; returns
+    /// the rows as they were.
+    pub(crate) fn take(
+        &self,
+        network: &str,
+        containers: Option<&[&str]>,
+        with_network: bool,
+    ) -> Result<Taken> {
+        let conn = self.conn();
+        let tx = self.write_tx(&conn)?;
+        let mut taken = Taken::default();
+        {
+            let mut st = tx
+                .prepare_cached("DELETE FROM net_attachments WHERE network = ?1 AND (?2 IS NULL OR container = ?2) RETURNING container, data, files")
+                .map_err(|e| db_err(&self.path, e))?;
+            let all = [None];
+            let which: Vec<Option<&str>> = match containers {
+                None => all.to_vec(),
+                Some(cs) => cs.iter().map(|c| Some(*c)).collect(),
+            };
+            for c in which {
+                let rows = st
+                    .query_map(params![network, c], |r| {
+                        Ok((network.to_owned(), r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                    .map_err(|e| db_err(&self.path, e))?;
+                taken.attachments.extend(rows);
+            }
+        }
+        if with_network {
+            taken.network = tx
+                .query_row(
+                    "DELETE FROM net_networks WHERE name = ?1 RETURNING data",
+                    params![network],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()
+                .map_err(|e| db_err(&self.path, e))?
+                .map(|d| (network.to_owned(), d));
+        }
+        tx.commit().map_err(|e| db_err(&self.path, e))?;
+        Ok(taken)
+    }
+
+    /// Puts back rows [`State::take`] took, in one transaction.
+    pub(crate) fn restore(&self, taken: &Taken) -> Result<()> {
+        let conn = self.conn();
+        let tx = self.write_tx(&conn)?;
+        let err = |e| db_err(&self.path, e);
+        if let Some((name, data)) = &taken.network {
+            tx.execute(
+                "INSERT OR REPLACE INTO net_networks (name, data) VALUES (?1, ?2)",
+                params![name, data],
+            )
+            .map_err(err)?;
+        }
+        for (n, c, data, files) in &taken.attachments {
+            tx.execute(
+                "INSERT OR REPLACE INTO net_attachments (network, container, data, files) VALUES (?1, ?2, ?3, ?4)",
+                params![n, c, data, files],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// A write transaction (`BEGIN IMMEDIATE`: the write lock at once, so two processes
+    /// never both read and then fail to upgrade).
+    fn write_tx<'c>(&self, conn: &'c Connection) -> Result<rusqlite::Transaction<'c>> {
+        rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| db_err(&self.path, e))
+    }
+}
+
+impl Taken {
+    /// How many attachment rows were taken.
+    pub(crate) fn attachments(&self) -> usize {
+        self.attachments.len()
     }
 }
 

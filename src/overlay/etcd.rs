@@ -129,7 +129,8 @@ fn def_json(net: &OverlayNetwork) -> Value {
     })
 }
 
-fn def_parse(key: &[u8], v: &[u8]) -> Result<OverlayNetwork> {
+/// A stored overlay network definition (JSON), or an error naming `key`.
+pub(crate) fn def_parse(key: &[u8], v: &[u8]) -> Result<OverlayNetwork> {
     let bad = |what: &str| corrupt(key, what);
     let v: Value = serde_json::from_slice(v).map_err(|e| bad(&e.to_string()))?;
     let s = |k: &str| v.get(k).and_then(Value::as_str).ok_or_else(|| bad(k));
@@ -519,7 +520,8 @@ fn ep_json(e: &PeerEndpoint) -> Value {
     json!({ "host": e.host, "ip": e.ip.to_string(), "mac": e.mac.to_string() })
 }
 
-fn parse_host(key: &[u8], v: &[u8]) -> Result<PeerHost> {
+/// A stored host registration (JSON), or an error naming `key`.
+pub(crate) fn parse_host(key: &[u8], v: &[u8]) -> Result<PeerHost> {
     let bad = |what: &str| corrupt(key, what);
     let v: Value = serde_json::from_slice(v).map_err(|e| bad(&e.to_string()))?;
     let s = |k: &str| v.get(k).and_then(Value::as_str).ok_or_else(|| bad(k));
@@ -529,7 +531,8 @@ fn parse_host(key: &[u8], v: &[u8]) -> Result<PeerHost> {
     })
 }
 
-fn parse_ep(key: &[u8], v: &[u8]) -> Result<PeerEndpoint> {
+/// A stored endpoint registration (JSON), or an error naming `key`.
+pub(crate) fn parse_ep(key: &[u8], v: &[u8]) -> Result<PeerEndpoint> {
     let bad = |what: &str| corrupt(key, what);
     let v: Value = serde_json::from_slice(v).map_err(|e| bad(&e.to_string()))?;
     let s = |k: &str| v.get(k).and_then(Value::as_str).ok_or_else(|| bad(k));

@@ -71,7 +71,7 @@ pub use watch::OverlayWatch;
 
 // etcd-backed definitions and discovery (feature `etcd`).
 #[cfg(feature = "etcd")]
-mod etcd;
+pub(crate) mod etcd;
 #[cfg(feature = "etcd")]
 pub use etcd::{
     default_overlay_pools, EtcdDiscovery, EtcdNetworks, OverlaySpec, DEFAULT_PREFIX as ETCD_PREFIX,

@@ -26,7 +26,7 @@ pub enum PortSpecError {
         /// The whole spec.
         spec: String,
     },
-    /// A host address without both ports after it (`[::1]:80`).
+    /// A host address without both ports after it (`[::1]:80`, `1.2.3.4:80`).
     #[error("host address in port spec {spec:?} must be followed by HOST_PORT:CONTAINER_PORT (HOST_PORT may be empty)")]
     MissingHostPort {
         /// The whole spec.
@@ -200,6 +200,10 @@ impl PortMapping {
     /// The protocol is `tcp`, `udp` or `sctp` in any case; none means `tcp`. An empty host
     /// address (`:8080:80`) or host port (`::80`) means the default, as in Docker.
     ///
+    /// `1.2.3.4:80` is refused, as Docker refuses it (its two fields are
+    /// `HOST_PORT:CONTAINER_PORT`), with [`PortSpecError::MissingHostPort`] rather than a
+    /// bad port: `1.2.3.4::80` (any host port) or `1.2.3.4:80:80` was meant.
+    ///
     /// Stricter than Docker, which reads the last two `:`-fields as ports and so also takes
     /// `::1:8080:80`: an IPv6 address must be in brackets, as Docker documents it, because
     /// without them address and ports run together: `2001:db8::1:2:80`, meant as
@@ -213,6 +217,7 @@ impl PortMapping {
     /// assert_eq!((m.host_ip, m.host_ports), (Some("::1".parse().unwrap()), HostPorts::Any));
     /// assert!(matches!(PortMapping::parse("::1:8080:80"),
     ///     Err(PortSpecError::Ipv6WithoutBrackets { part, .. }) if part == "::1"));
+    /// assert!(matches!(PortMapping::parse("1.2.3.4:80"), Err(PortSpecError::MissingHostPort { .. })));
     /// # Ok::<(), PortSpecError>(())
     /// ```
     pub fn parse(spec: &str) -> Result<PortMapping, PortSpecError> {
@@ -224,6 +229,15 @@ impl PortMapping {
             None => (spec, Proto::Tcp),
         };
         let (ip, host, container) = split_spec(spec, body)?;
+        if let (None, Some(h)) = (ip, host) {
+            // `1.2.3.4:80`: an address where the host port goes (Docker: "Invalid
+            // hostPort"); it needs both ports after it.
+            if h.parse::<IpAddr>().is_ok() {
+                return Err(PortSpecError::MissingHostPort {
+                    spec: spec.to_owned(),
+                });
+            }
+        }
         let host_ip = ip.map(|ip| parse_host_ip(spec, ip)).transpose()?.flatten();
         let host_ports = match host {
             None | Some("") => HostPorts::Any,

@@ -917,7 +917,8 @@ pub fn parse_rule(msg: &[u8]) -> Result<RuleInfo<'_>, Error> {
             (NFTA_RULE_USERDATA, v) => r.comment = udata_comment(v),
             (NFTA_RULE_EXPRESSIONS, list) => {
                 for e in Attrs::new(list) {
-                    r.packets += counter_packets(e?.1)?;
+                    // Saturating: counters come from the kernel (or whoever answers).
+                    r.packets = r.packets.saturating_add(counter_packets(e?.1)?);
                 }
             }
             _ => {}

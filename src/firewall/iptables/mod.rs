@@ -46,6 +46,7 @@
 //! rules at once. Every process runs inside the backend's namespace.
 
 mod render;
+mod repair;
 mod save;
 mod tool;
 
@@ -57,7 +58,7 @@ use save::{Edit, Ruleset};
 pub use tool::IptablesVariant;
 
 use super::rule::{check_network_name, NetworkRules, PortRule};
-use super::{Firewall, FirewallState};
+use super::{Firewall, FirewallState, Repaired};
 use crate::error::{Errno, Error, Op, Result};
 use crate::netns::Netns;
 
@@ -566,5 +567,9 @@ impl Firewall for Iptables {
         }
         st.sort();
         Ok(st)
+    }
+
+    fn repair(&mut self, networks: &[NetworkRules], ports: &[PortRule]) -> Result<Repaired> {
+        self.repair_all(networks, ports)
     }
 }

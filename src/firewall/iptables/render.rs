@@ -119,15 +119,11 @@ impl Names {
         }
     }
 
-    /// The comment of a network's rules: its name and a hash of its settings, so that a
-    /// re-apply with the same settings is recognised and one with new settings replaces.
+    /// The comment of a network's rules: its name and a hash of its settings (its
+    /// enforced endpoints included, which are rules here), so that a re-apply with the
+    /// same settings is recognised and one with new settings replaces.
     pub(super) fn net_tag(&self, net: &NetworkRules) -> String {
-        format!(
-            "{} net={} h={:016x}",
-            self.head,
-            net.name,
-            net.settings_hash()
-        )
+        format!("{} net={} h={:016x}", self.head, net.name, net.full_hash())
     }
 
     /// The comment of a published port's rules.
@@ -300,6 +296,22 @@ pub(super) fn network(n: &Names, net: &NetworkRules, fam: Family) -> Vec<Rule> {
         );
     }
     let fwd = (Table::Filter, "FORWARD", Place::AfterJumps);
+    // Anti-spoofing (ICC off): a registered address must come in on its own bridge port.
+    // First, so that not even an established connection of another container passes.
+    for (dev, addr) in net
+        .enforced_endpoints()
+        .iter()
+        .filter(|(_, a)| Family::of(a) == fam)
+    {
+        o.add(
+            fwd,
+            &format!(
+                "-s {} -m physdev --physdev-is-in ! --physdev-in {dev}",
+                host(addr)
+            ),
+            "DROP",
+        );
+    }
     o.add(
         fwd,
         &format!("-o {br} -m conntrack --ctstate INVALID"),
@@ -488,6 +500,35 @@ mod tests {
                 "nat -A POSTROUTING -s 172.17.0.2/32 -d 172.17.0.2/32 -p tcp -m tcp --dport 80 -j MASQUERADE",
                 "filter -A DOCKER -d 172.17.0.2/32 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT --ctorigdstport 32768 -j ACCEPT",
             ]
+        );
+    }
+
+    #[test]
+    fn endpoints_guard_their_addresses_with_icc_off() {
+        let n = Names::new("DOCKER");
+        let net = NetworkRules::new("bridge", "docker0")
+            .subnet("172.17.0.0/16".parse().unwrap())
+            .subnet("fd00::/64".parse().unwrap())
+            .endpoint("veth1", "172.17.0.2".parse().unwrap())
+            .endpoint("veth1", "fd00::2".parse().unwrap());
+        let icc_on = specs(&network(&n, &net, Family::V4)).join("\n");
+        assert!(!icc_on.contains("physdev"), "{icc_on}");
+        let net = net.icc(false);
+        let v4: Vec<String> = specs(&network(&n, &net, Family::V4))
+            .into_iter()
+            .filter(|r| r.starts_with("filter -A FORWARD"))
+            .collect();
+        assert!(
+            v4[0].starts_with("filter -A FORWARD -s 172.17.0.2/32 -m physdev --physdev-is-in ! --physdev-in veth1 -m comment"),
+            "first, ahead of the established accept: {v4:?}"
+        );
+        assert!(v4[0].ends_with("-j DROP"), "{v4:?}");
+        let v6 = specs(&network(&n, &net, Family::V6)).join("\n");
+        assert!(v6.contains("-s fd00::2/128 -m physdev"), "{v6}");
+        assert_ne!(
+            n.net_tag(&net),
+            n.net_tag(&net.clone().endpoint("veth2", "172.17.0.3".parse().unwrap())),
+            "the tag follows the endpoints"
         );
     }
 

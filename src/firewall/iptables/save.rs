@@ -205,6 +205,11 @@ impl Edit {
         }
     }
 
+    /// How many restore lines the edits so far make.
+    pub(super) fn len(&self) -> usize {
+        self.lines.iter().map(Vec::len).sum()
+    }
+
     /// The restore input, or `None` when nothing changes.
     pub(super) fn input(&self) -> Option<String> {
         let mut s = String::new();

@@ -174,6 +174,8 @@ fn run(ns: &Netns, cmd: &mut Command, input: Option<&str>) -> Result<std::proces
         .stderr(Stdio::piped())
         .env("LC_ALL", "C");
     let mut child = ns.spawn(cmd)?;
+    // A restore's nf_tables changes (iptables-nft) are ours, not damage to repair.
+    super::super::nft::note_writer(Some(child.id()));
     if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
         // A child that fails early closes its end: its exit status tells why.
         let _ = stdin.write_all(text.as_bytes());

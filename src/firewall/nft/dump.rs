@@ -9,7 +9,7 @@ use netlink_packet_netfilter::nftables::{
 
 use super::super::rule::PortRule;
 use super::network::network_of;
-use super::{elems, skeleton};
+use super::{elems, skeleton, spoof};
 use crate::error::{Errno, Error, Op, Result};
 use crate::socket::Socket;
 use crate::wire::nft::{self, msg_type};
@@ -18,7 +18,7 @@ use crate::wire::{self, MsgBuf, RawMsg};
 
 /// A rule of ours that carries a network's tag.
 #[derive(Debug, Clone)]
-pub(super) struct TaggedRule {
+pub(crate) struct TaggedRule {
     pub af: u8,
     pub chain: String,
     pub handle: u64,
@@ -95,21 +95,24 @@ pub(super) fn tables(sock: &mut Socket, table: &str) -> Result<Vec<u8>> {
         &enc,
         &mut || out.borrow_mut().clear(),
         &mut |m| {
-            if m.ty != msg_type(nft::NFT_MSG_NEWTABLE) {
-                return Ok(());
-            }
-            let t = TableMessage::parse(body(m)).map_err(malformed)?;
-            let ours = t
-                .attributes
-                .iter()
-                .any(|a| matches!(a, TableAttribute::Name(n) if n == table));
-            if ours {
-                out.borrow_mut().push(family_of(m));
-            }
+            out.borrow_mut().extend(table_family(m, table)?);
             Ok(())
         },
     )?;
     Ok(out.into_inner())
+}
+
+/// The family of a table-dump message if it is table `table`; `None` for any other.
+pub(crate) fn table_family(m: &RawMsg<'_>, table: &str) -> Result<Option<u8>> {
+    if m.ty != msg_type(nft::NFT_MSG_NEWTABLE) {
+        return Ok(None);
+    }
+    let t = TableMessage::parse(body(m)).map_err(malformed)?;
+    let ours = t
+        .attributes
+        .iter()
+        .any(|a| matches!(a, TableAttribute::Name(n) if n == table));
+    Ok(ours.then(|| family_of(m)))
 }
 
 /// Runs a dump, treating a missing table or set as empty.
@@ -136,32 +139,38 @@ fn rules(sock: &mut Socket, table: &str, af: u8) -> Result<Vec<TaggedRule>> {
     let mut out = Vec::new();
     let enc = |b: &mut MsgBuf, s| nft::dump(b, nft::NFT_MSG_GETRULE, s, af, Some(table.as_bytes()));
     dump_or_empty(sock, "nf_tables rules", &enc, &mut |m| {
-        if m.ty != msg_type(nft::NFT_MSG_NEWRULE) || family_of(m) != af {
-            return Ok(());
-        }
-        let r = RuleMessage::parse(body(m)).map_err(malformed)?;
-        let mut t = TaggedRule {
-            af,
-            chain: String::new(),
-            handle: 0,
-            comment: String::new(),
-        };
-        for a in r.attributes {
-            match a {
-                RuleAttribute::Chain(c) => t.chain = c,
-                RuleAttribute::Handle(h) => t.handle = h,
-                RuleAttribute::UserData(u) => t.comment = comment_of(&u).unwrap_or_default(),
-                _ => {}
-            }
-        }
-        out.push(t);
+        out.extend(tagged_rule(m, af)?);
         Ok(())
     })?;
     Ok(out)
 }
 
+/// A rule-dump message of family `af` with its chain, handle and comment; `None` for any
+/// other message.
+pub(crate) fn tagged_rule(m: &RawMsg<'_>, af: u8) -> Result<Option<TaggedRule>> {
+    if m.ty != msg_type(nft::NFT_MSG_NEWRULE) || family_of(m) != af {
+        return Ok(None);
+    }
+    let r = RuleMessage::parse(body(m)).map_err(malformed)?;
+    let mut t = TaggedRule {
+        af,
+        chain: String::new(),
+        handle: 0,
+        comment: String::new(),
+    };
+    for a in r.attributes {
+        match a {
+            RuleAttribute::Chain(c) => t.chain = c,
+            RuleAttribute::Handle(h) => t.handle = h,
+            RuleAttribute::UserData(u) => t.comment = comment_of(&u).unwrap_or_default(),
+            _ => {}
+        }
+    }
+    Ok(Some(t))
+}
+
 /// One dumped element: key, data, comment.
-type Elem = (Vec<u8>, Vec<u8>, String);
+pub(crate) type Elem = (Vec<u8>, Vec<u8>, String);
 
 fn elements(sock: &mut Socket, table: &str, af: u8, set: &str) -> Result<Vec<Elem>> {
     let mut out = Vec::new();
@@ -188,7 +197,7 @@ fn data_value(nested: &[u8]) -> Result<Vec<u8>> {
 
 /// Walks a set-element dump message with the crate's own attribute iterator: one pass,
 /// no intermediate tree (large maps are read back in linear time).
-fn parse_elements(msg: &[u8], out: &mut Vec<Elem>) -> Result<()> {
+pub(crate) fn parse_elements(msg: &[u8], out: &mut Vec<Elem>) -> Result<()> {
     for a in Attrs::new(msg) {
         let (ty, list) = a?;
         if ty != nft::NFTA_SET_ELEM_LIST_ELEMENTS {
@@ -218,7 +227,8 @@ const SETS: [&str; 4] = [
     skeleton::BRIDGES,
 ];
 
-/// The rules and (with `elems`) the set elements tagged with `network`.
+/// The rules and (with `elems`) the set elements tagged with `network`, the bridge
+/// table's included.
 pub(super) fn tagged(sock: &mut Socket, table: &str, network: &str, elems: bool) -> Result<Tagged> {
     let mut t = Tagged::default();
     let mine = |c: &str| network_of(c.as_bytes()) == Some(network);
@@ -228,18 +238,83 @@ pub(super) fn tagged(sock: &mut Socket, table: &str, network: &str, elems: bool)
                 .into_iter()
                 .filter(|r| mine(&r.comment)),
         );
-        if !elems {
-            continue;
+        if elems {
+            t.elems
+                .extend(tagged_elems(sock, table, af, &SETS, network)?);
         }
-        for set in SETS {
-            for (key, _, comment) in elements(sock, table, af, set)? {
-                if mine(&comment) {
-                    t.elems.push(TaggedElem { af, set, key });
-                }
+    }
+    if elems {
+        let (af, sets) = (spoof::NFPROTO_BRIDGE, spoof::SETS);
+        t.elems
+            .extend(tagged_elems(sock, table, af, &sets, network)?);
+    }
+    Ok(t)
+}
+
+/// The elements of `sets` (of family `af`) tagged with `network`; missing tables and
+/// sets are empty.
+pub(super) fn tagged_elems(
+    sock: &mut Socket,
+    table: &str,
+    af: u8,
+    sets: &[&'static str],
+    network: &str,
+) -> Result<Vec<TaggedElem>> {
+    let mut out = Vec::new();
+    for &set in sets {
+        for (key, _, comment) in elements(sock, table, af, set)? {
+            if network_of(comment.as_bytes()) == Some(network) {
+                out.push(TaggedElem { af, set, key });
             }
         }
     }
-    Ok(t)
+    Ok(out)
+}
+
+/// Every element of set `set` (of family `af`): key, data, comment. A missing table or
+/// set is empty.
+pub(super) fn set_elements(sock: &mut Socket, table: &str, af: u8, set: &str) -> Result<Vec<Elem>> {
+    elements(sock, table, af, set)
+}
+
+/// Every rule of our table in family `af`, in chain order: chain, handle and comment.
+pub(super) fn all_rules(sock: &mut Socket, table: &str, af: u8) -> Result<Vec<TaggedRule>> {
+    rules(sock, table, af)
+}
+
+/// The names of the chains (`NFT_MSG_GETCHAIN`) or sets (`NFT_MSG_GETSET`) of our table
+/// in family `af`; none when the table is missing.
+pub(super) fn names(sock: &mut Socket, table: &str, af: u8, get: u16) -> Result<Vec<String>> {
+    let (new, name_attr) = match get {
+        nft::NFT_MSG_GETCHAIN => (nft::NFT_MSG_NEWCHAIN, nft::NFTA_CHAIN_NAME),
+        _ => (nft::NFT_MSG_NEWSET, nft::NFTA_SET_NAME),
+    };
+    let mut out = Vec::new();
+    let enc = |b: &mut MsgBuf, s| nft::dump(b, get, s, af, Some(table.as_bytes()));
+    dump_or_empty(sock, "nf_tables chains or sets", &enc, &mut |m| {
+        if m.ty != msg_type(new) || family_of(m) != af {
+            return Ok(());
+        }
+        let mut tbl = None;
+        let mut name = None;
+        for a in Attrs::new(body(m)) {
+            match a? {
+                (1, v) => tbl = Some(v),
+                (t, v) if t == name_attr => name = Some(v),
+                _ => {}
+            }
+        }
+        let text = |v: &[u8]| {
+            String::from_utf8_lossy(v.split(|&c| c == 0).next().unwrap_or(&[])).into_owned()
+        };
+        if let (Some(t), Some(n)) = (tbl, name) {
+            if text(t) == table {
+                out.push(text(n));
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 /// The whole state of our tables.

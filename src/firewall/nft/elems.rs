@@ -88,7 +88,7 @@ fn port_at(b: &[u8]) -> Option<u16> {
 
 /// Rebuilds a [`PortRule`] from a dumped element of `ports` (`any == false`) or
 /// `ports_any`; `None` for bytes that are not ours.
-pub(super) fn decode(
+pub(crate) fn decode(
     network: &str,
     v6: bool,
     any: bool,

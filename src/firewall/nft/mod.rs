@@ -1,17 +1,22 @@
 //! The native nf_tables backend: rules as nf_tables objects over `NETLINK_NETFILTER`,
 //! every change one atomic batch.
 
-mod dump;
-mod elems;
+pub(crate) mod dump;
+pub(crate) mod elems;
 mod exprs;
-mod network;
+pub(crate) mod network;
+mod repair;
 mod skeleton;
+mod spoof;
+mod watch;
 
 pub use dump::FirewallState;
 pub use skeleton::USER;
+pub(crate) use watch::note_writer;
+pub use watch::{FirewallWatch, RepairFn, WatchStats};
 
 use super::rule::{NetworkRules, PortRule};
-use super::Firewall;
+use super::{Firewall, Repaired};
 use crate::error::{Errno, Op, Result};
 use crate::netns::Netns;
 use crate::socket::Socket;
@@ -35,6 +40,9 @@ pub(super) struct Batch {
     buf: MsgBuf,
     first: u32,
     what: Vec<String>,
+    /// When set, the chain of every rule added, in order (what a repair compares the
+    /// kernel's rules with).
+    planned: Option<Vec<String>>,
 }
 
 impl Batch {
@@ -43,7 +51,23 @@ impl Batch {
             buf: MsgBuf::with_capacity(16 * 1024),
             first: 0,
             what: Vec::new(),
+            planned: None,
         }
+    }
+
+    /// A batch that is never sent: it records the chain of each rule added to it.
+    pub(super) fn plan() -> Batch {
+        Batch {
+            buf: MsgBuf::with_capacity(4 * 1024),
+            first: 0,
+            what: Vec::new(),
+            planned: Some(Vec::new()),
+        }
+    }
+
+    /// The chains of the rules added to a [`Batch::plan`], in order.
+    pub(super) fn planned(&self) -> &[String] {
+        self.planned.as_deref().unwrap_or_default()
     }
 
     fn start(&mut self, first: u32) {
@@ -73,6 +97,9 @@ impl Batch {
         comment: &[u8],
         exprs: &[Expr<'_>],
     ) {
+        if let Some(p) = &mut self.planned {
+            p.push(chain.to_owned());
+        }
         let seq =
             self.seq(|| format!("nft add rule {} {table} {chain}", skeleton::family_name(af)));
         let flags = NlmF::REQUEST | NlmF::ACK | NlmF::CREATE | NlmF::APPEND;
@@ -186,6 +213,7 @@ impl Nftables {
         let first = self.batch.first;
         nft::batch(&mut self.batch.buf, true, first.wrapping_add(n as u32));
         self.sock.next_seq(n as u32 + 1);
+        note_writer(None);
         let what = &self.batch.what;
         let describe = |i: usize| (Op::Firewall, what.get(i).cloned().unwrap_or_default());
         self.sock
@@ -373,7 +401,10 @@ impl Firewall for Nftables {
             } else {
                 dump::tagged(&mut fw.sock, &table, &net.name, false)?
             };
-            if !existing.rules.is_empty() && existing.rules.iter().all(|r| r.comment == tag) {
+            let same =
+                !existing.rules.is_empty() && existing.rules.iter().all(|r| r.comment == tag);
+            fw.sync_endpoints(net)?;
+            if same {
                 return Ok(()); // the same rules are there already
             }
             // Different settings under the same name: replace, in the same batch.
@@ -445,6 +476,10 @@ impl Firewall for Nftables {
     fn state(&mut self) -> Result<FirewallState> {
         let table = self.table.clone();
         dump::state(&mut self.sock, &table)
+    }
+
+    fn repair(&mut self, networks: &[NetworkRules], ports: &[PortRule]) -> Result<Repaired> {
+        self.repair_all(networks, ports)
     }
 }
 

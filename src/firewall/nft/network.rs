@@ -29,7 +29,7 @@ pub(super) fn elem_tag(network: &str) -> String {
 pub(super) const NET_TAG: &str = "netplumb net=";
 
 /// The network a comment of ours names.
-pub(super) fn network_of(comment: &[u8]) -> Option<&str> {
+pub(crate) fn network_of(comment: &[u8]) -> Option<&str> {
     let s = std::str::from_utf8(comment).ok()?.strip_prefix(NET_TAG)?;
     Some(s.split(' ').next().unwrap_or(s))
 }

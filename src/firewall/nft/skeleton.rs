@@ -53,7 +53,8 @@ fn addr_type(fam: Fam) -> u32 {
     }
 }
 
-fn sets(b: &mut Batch, fam: Fam, table: &str) {
+/// Adds the creation of the sets among `names` to the batch.
+pub(super) fn sets(b: &mut Batch, fam: Fam, table: &str, names: &[&str]) {
     let at = addr_type(fam);
     let (p, s) = (TYPE_INET_PROTOCOL, TYPE_INET_SERVICE);
     let value = Some((concat(&[at, s]), fam.len + 4));
@@ -64,6 +65,9 @@ fn sets(b: &mut Batch, fam: Fam, table: &str) {
         (BRIDGES, TYPE_IFNAME, 16, None),
     ];
     for (i, (name, key_type, key_len, data)) in specs.into_iter().enumerate() {
+        if !names.contains(&name) {
+            continue;
+        }
         let spec = SetSpec {
             name: name.as_bytes(),
             id: i as u32 + 1,
@@ -89,24 +93,30 @@ pub(super) fn family_name(af: u8) -> &'static str {
     match af {
         nft::NFPROTO_IPV4 => "ip",
         nft::NFPROTO_IPV6 => "ip6",
+        super::spoof::NFPROTO_BRIDGE => "bridge",
         _ => "inet",
     }
 }
 
-fn chains(b: &mut Batch, af: u8, table: &str, list: &[(&str, Option<BaseChain<'_>>)]) {
-    for (name, base) in list {
-        let seq = b.seq(|| format!("nft add chain {} {table} {name}", family_name(af)));
-        let names = (table.as_bytes(), name.as_bytes());
-        nft::chain(
-            &mut b.buf,
-            nft::NFT_MSG_NEWCHAIN,
-            NlmF::NEW_EXCL,
-            seq,
-            af,
-            names,
-            base.as_ref(),
-        );
-    }
+/// Adds the creation of one chain (a base chain when `base` is given) to the batch.
+pub(super) fn add_chain(
+    b: &mut Batch,
+    af: u8,
+    table: &str,
+    name: &str,
+    base: Option<BaseChain<'_>>,
+) {
+    let seq = b.seq(|| format!("nft add chain {} {table} {name}", family_name(af)));
+    let names = (table.as_bytes(), name.as_bytes());
+    nft::chain(
+        &mut b.buf,
+        nft::NFT_MSG_NEWCHAIN,
+        NlmF::NEW_EXCL,
+        seq,
+        af,
+        names,
+        base.as_ref(),
+    );
 }
 
 /// Adds the skeleton of family `fam` to the batch. The
@@ -122,7 +132,21 @@ pub(super) fn add(b: &mut Batch, fam: Fam, table: &str) {
         fam.af,
         table.as_bytes(),
     );
-    sets(b, fam, table);
+    sets(b, fam, table, SET_NAMES.as_slice());
+    chains(b, fam.af, table, CHAINS.as_slice());
+    for chain in CHAINS {
+        chain_rules(b, fam, table, chain);
+    }
+}
+
+/// Our chains, in the order they are created.
+pub(super) const CHAINS: [&str; 6] = [PREROUTING, OUTPUT, POSTROUTING, FORWARD, DNAT, USER];
+
+/// Our sets, in the order they are created.
+pub(super) const SET_NAMES: [&str; 4] = [PORTS, PORTS_ANY, PUBLISHED, BRIDGES];
+
+/// Adds the creation of chains `names` (base chains at their hooks) to the batch.
+pub(super) fn chains(b: &mut Batch, af: u8, table: &str, names: &[&str]) {
     let base = |hook, priority, kind: &'static [u8]| {
         Some(BaseChain {
             hook,
@@ -131,29 +155,34 @@ pub(super) fn add(b: &mut Batch, fam: Fam, table: &str) {
             policy: nft::NF_ACCEPT,
         })
     };
-    chains(
-        b,
-        fam.af,
-        table,
-        &[
-            (PREROUTING, base(hook::PREROUTING, DSTNAT, b"nat")),
-            (OUTPUT, base(hook::OUTPUT, DSTNAT, b"nat")),
-            (POSTROUTING, base(hook::POSTROUTING, SRCNAT, b"nat")),
-            (FORWARD, base(hook::FORWARD, FILTER, b"filter")),
-            (DNAT, None),
-            (USER, None),
-        ],
-    );
-    prerouting(b, fam, table);
-    b.rule(
-        fam.af,
-        table,
-        OUTPUT,
-        b"",
-        &[Expr::Verdict(nft::NFT_JUMP, Some(DNAT.as_bytes()))],
-    );
-    dnat(b, fam, table);
-    forward(b, fam, table);
+    for name in names {
+        let spec = match *name {
+            PREROUTING => base(hook::PREROUTING, DSTNAT, b"nat"),
+            OUTPUT => base(hook::OUTPUT, DSTNAT, b"nat"),
+            POSTROUTING => base(hook::POSTROUTING, SRCNAT, b"nat"),
+            FORWARD => base(hook::FORWARD, FILTER, b"filter"),
+            _ => None,
+        };
+        add_chain(b, af, table, name, spec);
+    }
+}
+
+/// Appends the shared rules of chain `chain` (none for `postrouting` and the users'
+/// chain).
+pub(super) fn chain_rules(b: &mut Batch, fam: Fam, table: &str, chain: &str) {
+    match chain {
+        PREROUTING => prerouting(b, fam, table),
+        OUTPUT => b.rule(
+            fam.af,
+            table,
+            OUTPUT,
+            b"",
+            &[Expr::Verdict(nft::NFT_JUMP, Some(DNAT.as_bytes()))],
+        ),
+        DNAT => dnat(b, fam, table),
+        FORWARD => forward(b, fam, table),
+        _ => {}
+    }
 }
 
 fn prerouting(b: &mut Batch, fam: Fam, table: &str) {

@@ -160,7 +160,7 @@ fn every_error_names_its_part() {
         ("8000-:80", "InvalidPort", "8000-"),
         ("-80", "InvalidPort", "-80"),
         ("80-90-100", "InvalidPort", "80-90-100"),
-        ("1.2.3.4:80", "InvalidPort", "1.2.3.4"),
+        ("1.2.3.4:80", "MissingHostPort", "-"),
         ("[::1]:8080:80:90", "InvalidPort", "80:90"),
         ("0", "PortZero", "0"),
         ("0:80", "PortZero", "0"),
