@@ -410,7 +410,6 @@ fn container_ids_with_path_separators() {
 /// Container names end up in peers' `hosts` files and `--link` lookups: Docker allows
 /// `[a-zA-Z0-9][a-zA-Z0-9_.-]*` only.
 #[test]
-#[ignore = "needs the name check in Container::validate (src/network/endpoint.rs)"]
 fn container_names_with_path_separators() {
     common::sandbox("container_names_with_path_separators", |s| {
         let mut h = host(s);

@@ -387,9 +387,11 @@ fn samples_csv(csv: &mut String, n: usize, e: &Entrant) {
     }
 }
 
-/// The host namespace's link names (this thread never leaves it).
+/// The host namespace's link names (this thread never leaves it): read only, to check
+/// that the run left the real host as it found it.
 fn host_links() -> Vec<String> {
-    let mut r = netplumb::Rtnl::open().expect("rtnl on the host");
+    let here = netplumb::Netns::current().expect("this thread's namespace");
+    let mut r = netplumb::Rtnl::open_in(&here).expect("rtnl on the host");
     let mut v: Vec<String> = r
         .links()
         .expect("host links")

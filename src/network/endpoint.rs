@@ -188,6 +188,19 @@ impl Container {
                 "must be [A-Za-z0-9_.-]+",
             ));
         }
+        let name_ok = self.name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && self
+                .name
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c));
+        if !name_ok {
+            // Names end up in peers' hosts files and in paths.
+            return Err(Error::invalid(
+                "container name",
+                &self.name,
+                "must be [a-zA-Z0-9][a-zA-Z0-9_.-]*",
+            ));
+        }
         IfName::unchecked(&self.ifname).check_as("container interface")?;
         for p in &self.ports {
             p.validate()?;

@@ -206,6 +206,13 @@ impl Host {
         for s in &net.subnets {
             r = r.subnet(*s);
         }
+        // Anti-spoofing (enforced with ICC off): each container's addresses belong to
+        // its own bridge port.
+        for a in atts {
+            for addr in &a.addrs {
+                r = r.endpoint(&a.host_veth, addr.addr());
+            }
+        }
         for a in atts {
             for link in &a.links {
                 let target = link.split_once(':').map_or(link.as_str(), |(t, _)| t);

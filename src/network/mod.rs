@@ -19,8 +19,12 @@
 //! default route via the gateway (on the container's first network, unless internal),
 //! published ports, `--link` allowances, and the container's files.
 //!
-//! Teardown runs in the reverse order: firewall first (nothing reaches a half-removed
-//! container), then the links, then the leases, then the records.
+//! Teardown reads and plans everything first, then removes the records (so a crash
+//! part-way leaves garbage that [`Host::gc`] recognises, not a half-live container), then
+//! the firewall rules (nothing reaches a half-removed container), the leases and host
+//! ports, and last the links, all in one atomic kernel request (an interface group).
+//! Every step but that last one has an exact inverse in the journal, so a failure leaves
+//! everything as it was.
 
 mod config;
 mod endpoint;
