@@ -10,10 +10,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ipnet::IpNet;
 
 use super::config::{NetworkConfig, DEFAULT_BRIDGE, DEFAULT_NETWORK};
-use super::endpoint::{hosts_edits, port_rules, Teardown};
+use super::endpoint::port_rules;
 use super::fault;
 use super::files::ContainerFiles;
 use super::state::{Attachment, NetworkInfo, State};
+use super::teardown::{hosts_edits, Teardown};
 use crate::addr::Addr;
 use crate::error::{Error, Result};
 use crate::firewall::{self, AnyFirewall, Backend, Firewall, LinkAllow, NetworkRules, PortRule};

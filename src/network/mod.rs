@@ -37,6 +37,7 @@ mod mode;
 mod plan;
 mod reconcile;
 mod state;
+mod teardown;
 
 pub use config::{NetworkConfig, DEFAULT_BRIDGE, DEFAULT_NETWORK};
 pub use endpoint::Container;

@@ -1,0 +1,546 @@
+//! Disconnecting containers and removing networks: [`Teardown`], the plan worked out
+//! before the first change, and the teardown steps with their exact inverses.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+
+use super::endpoint::port_rules;
+use super::fault;
+use super::files::{self, ContainerFiles, HostsFile};
+use super::host::{ignore_missing, ipam_name, Host};
+use super::state::Attachment;
+use crate::addr::Addr;
+use crate::error::{Error, Result};
+use crate::firewall::{self, Firewall, NetworkRules, PortRule};
+use crate::ipam::{IpamError, Owner, Released};
+use crate::journal::Txn;
+use crate::link::{LinkDel, LinkSet};
+use crate::ports::{HostPorts, PortAllocator, PortMapping, PortRange, PublishedPort};
+use crate::rtnl::Rtnl;
+
+impl Host {
+    /// Disconnects a container (`docker network disconnect`), all or nothing. Idempotent:
+    /// a container that is not connected, or whose links are already gone, is not an error.
+    pub fn disconnect(&mut self, network: &str, container: &str) -> Result<()> {
+        self.disconnect_many(network, &[container])
+    }
+
+    /// Disconnects many containers of one network at once, all or nothing: their records
+    /// go in one transaction, their ports in one firewall batch and one registry change,
+    /// and their veths in one kernel unregister batch instead of one RCU grace period
+    /// (~16 ms) each. See [`Teardown`] for the order and what undoes each step.
+    pub fn disconnect_many(&mut self, network: &str, containers: &[&str]) -> Result<()> {
+        let Some(td) = self.plan_disconnect(network, containers)? else {
+            return Ok(());
+        };
+        let mut tx = Txn::new();
+        match self.teardown(&td, &mut tx) {
+            Ok(()) => {
+                tx.commit();
+                Ok(())
+            }
+            Err(e) => Err(tx.fail(e)),
+        }
+    }
+
+    /// Reads and works out everything a disconnect of `containers` changes; `None` when
+    /// none of them is connected.
+    fn plan_disconnect(&mut self, network: &str, containers: &[&str]) -> Result<Option<Teardown>> {
+        let mut atts = Vec::new();
+        for c in containers {
+            if let Some(a) = self.state.attachment(network, c)? {
+                atts.push(a);
+            }
+        }
+        if atts.is_empty() {
+            return Ok(None);
+        }
+        let net = self.state.network(network)?;
+        let leaving = |a: &Attachment| atts.iter().any(|b| b.container == a.container);
+        let mut td = Teardown {
+            network: network.to_owned(),
+            containers: Some(atts.iter().map(|a| a.container.clone()).collect()),
+            ..Teardown::default()
+        };
+        if let Some(net) = &net {
+            if !net.icc || atts.iter().any(|a| !a.links.is_empty()) {
+                let all = self.state.attachments(Some(network))?;
+                let rest: Vec<Attachment> = all.iter().filter(|a| !leaving(a)).cloned().collect();
+                let (new, old) = (self.rules(net, &rest), self.rules(net, &all));
+                td.rules = (new != old).then_some((new, old));
+            }
+        }
+        let peers: Vec<Attachment> = self
+            .state
+            .attachments_with_files(network)?
+            .into_iter()
+            .filter(|p| !leaving(p))
+            .collect();
+        let names: Vec<&str> = atts.iter().map(|a| a.name.as_str()).collect();
+        td.hosts = hosts_edits(&peers, &names)?;
+        let v6 = net
+            .as_ref()
+            .map_or(true, |n| n.subnets.iter().any(|s| !s.addr().is_ipv4()));
+        self.plan_common(&atts, v6, &mut td)?;
+        let veths: Vec<&str> = atts.iter().map(|a| a.host_veth.as_str()).collect();
+        self.plan_links(&veths, &mut td)?;
+        Ok(Some(td))
+    }
+
+    /// The parts of a teardown plan a disconnect and a removal share: ports and leases.
+    pub(crate) fn plan_common(
+        &mut self,
+        atts: &[Attachment],
+        v6: bool,
+        td: &mut Teardown,
+    ) -> Result<()> {
+        for a in atts {
+            td.port_rules
+                .extend(port_rules(&td.network, &a.addrs, &a.ports)?);
+            td.ports.extend(a.ports.iter().cloned());
+        }
+        for fam in [false, true].into_iter().filter(|f| !f || v6) {
+            let name = ipam_name(&td.network, fam);
+            let net = match self.ipam.network(&name) {
+                Ok(n) => n,
+                Err(crate::ipam::IpamError::NetworkNotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            for a in atts {
+                let owner = Owner::new(a.container.clone(), a.ifname.clone());
+                if self.ipam.lease_of(&name, &owner)?.is_some() {
+                    td.leases.push((name.clone(), owner));
+                }
+            }
+            td.ipam_nets.push(net);
+        }
+        Ok(())
+    }
+
+    /// Finds the links named `names` (those still there) for [`Host::teardown_links`],
+    /// and, for more than one, a free interface group to delete them as one.
+    pub(crate) fn plan_links(&mut self, names: &[&str], td: &mut Teardown) -> Result<()> {
+        if let [one] = names {
+            match self.rtnl.link(*one) {
+                Ok(l) => td.links.push((l.index, l.name, l.group)),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+            return Ok(());
+        }
+        let links = self.rtnl.links()?;
+        let wanted: HashSet<&str> = names.iter().copied().collect();
+        td.links.extend(
+            links
+                .iter()
+                .filter(|l| wanted.contains(l.name.as_str()))
+                .map(|l| (l.index, l.name.clone(), l.group)),
+        );
+        // Processes deleting at once must not pick the same group: start at a place of
+        // our own, and skip the groups in use.
+        let used: HashSet<u32> = links.iter().map(|l| l.group).collect();
+        let mut g = BULK_GROUP_BASE + (random_u32() & 0xf_ffff);
+        while used.contains(&g) {
+            g = BULK_GROUP_BASE + (g.wrapping_add(1) & 0xf_ffff);
+        }
+        td.group = g;
+        Ok(())
+    }
+
+    /// Carries out a [`Teardown`], recording the inverse of every step but the last in `tx`.
+    pub(crate) fn teardown(&mut self, td: &Teardown, tx: &mut Txn) -> Result<()> {
+        fault::point("record")?;
+        let only: Option<Vec<&str>> = td
+            .containers
+            .as_ref()
+            .map(|v| v.iter().map(String::as_str).collect());
+        let taken = self
+            .state
+            .take(&td.network, only.as_deref(), td.containers.is_none())?;
+        let state = self.state.clone();
+        tx.record(
+            format!(
+                "restore the records of {} container(s) of {}",
+                taken.attachments(),
+                td.network
+            ),
+            move || state.restore(&taken),
+        );
+        self.teardown_firewall(td, tx)?;
+        for e in &td.hosts {
+            fault::point("peer files")?;
+            files::rewrite_in_place(&e.dir, ContainerFiles::HOSTS, &e.after)?;
+            let (dir, before) = (e.dir.clone(), e.before.clone());
+            tx.record(format!("restore {}/hosts", dir.display()), move || {
+                files::rewrite_in_place(&dir, ContainerFiles::HOSTS, &before)
+            });
+        }
+        self.teardown_ipam(td, tx)?;
+        if !td.ports.is_empty() {
+            fault::point("port registry")?;
+            self.ports.release(&td.ports)?;
+            let (alloc, ports) = (self.ports.clone(), td.ports.clone());
+            tx.record(format!("reserve {} host port(s)", ports.len()), move || {
+                reserve(&alloc, &ports)
+            });
+        }
+        for &(dev, a) in &td.bridge_addrs {
+            fault::point("gateway address")?;
+            ignore_missing(self.rtnl.execute(&Addr::new(dev, a).delete()))?;
+            let ns = self.netns.clone();
+            tx.record(format!("ip addr add {a} dev {dev}"), move || {
+                Rtnl::open_in(&ns)?.execute(&gateway_addr(dev, a))
+            });
+        }
+        self.teardown_links(td, tx)
+    }
+
+    /// The firewall steps. Each inverse is recorded before its step: a backend that
+    /// writes each address family on its own may fail halfway, and the inverses are
+    /// harmless where nothing changed.
+    fn teardown_firewall(&mut self, td: &Teardown, tx: &mut Txn) -> Result<()> {
+        let (ns, backend) = (self.netns.clone(), self.fw.backend());
+        if let Some(rules) = &td.removal {
+            // Removing a network's rules removes its published ports too.
+            fault::point("firewall")?;
+            let (ns, rules, ports) = (ns.clone(), rules.clone(), td.port_rules.clone());
+            tx.record(
+                format!("restore the firewall of {}", td.network),
+                move || {
+                    let mut fw = firewall::open(backend, &ns)?;
+                    fw.add_network(&rules)?;
+                    if ports.is_empty() {
+                        return Ok(());
+                    }
+                    fw.publish(&ports)
+                },
+            );
+            return self.fw.remove_network(&td.network);
+        }
+        if !td.port_rules.is_empty() {
+            fault::point("firewall ports")?;
+            let (ns, rules) = (ns.clone(), td.port_rules.clone());
+            tx.record(format!("publish {} port(s)", rules.len()), move || {
+                firewall::open(backend, &ns)?.publish(&rules)
+            });
+            self.fw.unpublish(&td.port_rules)?;
+        }
+        if let Some((new, old)) = &td.rules {
+            fault::point("firewall rules")?;
+            let old = old.clone();
+            tx.record(
+                format!("restore firewall rules of {}", td.network),
+                move || firewall::open(backend, &ns)?.add_network(&old),
+            );
+            self.fw.add_network(new)?;
+        }
+        Ok(())
+    }
+
+    /// Releases the leases (and, for a removal, the IPAM networks); each undo puts the
+    /// lease and the network's allocation cursors back as they were.
+    fn teardown_ipam(&mut self, td: &Teardown, tx: &mut Txn) -> Result<()> {
+        let mut last: HashMap<&str, Option<IpAddr>> = td
+            .ipam_nets
+            .iter()
+            .map(|n| (n.name.as_str(), n.last_released))
+            .collect();
+        for (name, owner) in &td.leases {
+            fault::point("lease")?;
+            let l = match self.ipam.release_owner(name, owner) {
+                Ok(Released::Freed(l)) => l,
+                Ok(Released::NotHeld) | Err(IpamError::NetworkNotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let prev = last.insert(name, Some(l.address)).flatten();
+            let (ipam, name, owner) = (self.ipam.clone(), name.clone(), owner.clone());
+            tx.record(format!("hold {} of {name} again", l.address), move || {
+                ipam_undo::rehold(&ipam, &name, &owner, l.address, prev)
+            });
+        }
+        if td.containers.is_some() {
+            return Ok(());
+        }
+        for n in &td.ipam_nets {
+            fault::point("ipam network")?;
+            match self.ipam.remove_network(&n.name) {
+                Ok(()) => {}
+                Err(IpamError::NetworkNotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let (ipam, n) = (self.ipam.clone(), n.clone());
+            tx.record(format!("restore IPAM network {}", n.name), move || {
+                ipam_undo::recreate(&ipam, &n)
+            });
+        }
+        Ok(())
+    }
+
+    /// The last step: deletes the links in one request (a veth takes its container end,
+    /// address, routes and neighbours with it). No inverse could give them back their
+    /// interface indexes, which is why nothing comes after this step.
+    fn teardown_links(&mut self, td: &Teardown, tx: &mut Txn) -> Result<()> {
+        let all = match td.links.as_slice() {
+            [] => return Ok(()),
+            [(_, name, _)] => {
+                fault::point("links")?;
+                return ignore_missing(self.rtnl.execute(&LinkDel::new(name.as_str())));
+            }
+            all => all,
+        };
+        fault::point("link group")?;
+        let moves: Vec<LinkSet> = all
+            .iter()
+            .map(|&(i, _, _)| LinkSet::new(i).group(td.group))
+            .collect();
+        let moved = self.rtnl.execute_batch(&moves);
+        let (ns, back) = (
+            self.netns.clone(),
+            all.iter().map(|&(i, _, g)| (i, g)).collect::<Vec<_>>(),
+        );
+        tx.record(
+            format!("put {} link(s) back in their groups", back.len()),
+            move || {
+                let reqs: Vec<LinkSet> = back
+                    .iter()
+                    .map(|&(i, g)| LinkSet::new(i).group(g))
+                    .collect();
+                ignore_gone(Rtnl::open_in(&ns)?.execute_batch(&reqs))
+            },
+        );
+        ignore_gone(moved)?;
+        fault::point("links")?;
+        // `ip link del group N`: one unregister batch for all of them.
+        ignore_gone(self.rtnl.execute(&LinkDel::group(td.group)))
+    }
+}
+
+/// First interface group tried for bulk deletion, well away from the small numbers
+/// `/etc/iproute2/group` and admins use (and from [`Rtnl::delete_links`]' own).
+const BULK_GROUP_BASE: u32 = 0x6e80_0000;
+
+/// Everything a disconnect or a network removal changes, read and worked out before the
+/// first change, so that no lookup or check can fail once the teardown has begun.
+///
+/// The order, and what undoes each step ([`Host::teardown`]):
+/// 1. the records (one transaction; undo: the same rows put back). First, so that from
+///    then on the containers are not "connected" and a crash leaves only what
+///    [`Host::gc`] recognises as unexplained (veths, leases, ports);
+/// 2. the firewall: published ports, then the network's rules (nothing reaches a
+///    half-removed container; undo: the same rules and ports again);
+/// 3. the peers' `hosts` files (undo: the text they had);
+/// 4. the leases, and for a removal the IPAM networks (undo: the same address held by the
+///    same owner, the allocation cursors as they were, the network record as it was);
+/// 5. the host ports in the registry (undo: the same ports reserved again);
+/// 6. gateway addresses on a bridge netplumb did not create (undo: added again);
+/// 7. last, the links, in one kernel request. Deleting a veth deletes its container end
+///    with its address, routes and neighbours; re-creating it would give new interface
+///    indexes, so this is the one step without an inverse, and nothing after it can fail.
+#[derive(Debug, Default)]
+pub(crate) struct Teardown {
+    pub(crate) network: String,
+    /// The containers leaving; `None`: every one, and the network itself.
+    pub(crate) containers: Option<Vec<String>>,
+    /// For a removal, the network's firewall rules as they are.
+    pub(crate) removal: Option<NetworkRules>,
+    pub(crate) port_rules: Vec<PortRule>,
+    pub(crate) ports: Vec<PublishedPort>,
+    /// The network's rules after and before, when the leaving containers change them.
+    pub(crate) rules: Option<(NetworkRules, NetworkRules)>,
+    pub(crate) hosts: Vec<HostsEdit>,
+    /// Leases to release: the IPAM network and the owner.
+    pub(crate) leases: Vec<(String, Owner)>,
+    /// The IPAM networks involved, as they were.
+    pub(crate) ipam_nets: Vec<crate::ipam::Network>,
+    /// Gateway addresses to take off a bridge netplumb did not create: (ifindex, address).
+    pub(crate) bridge_addrs: Vec<(u32, IpNet)>,
+    /// Links to delete: (ifindex, name, interface group).
+    pub(crate) links: Vec<(u32, String, u32)>,
+    /// The free interface group to delete several links as one.
+    pub(crate) group: u32,
+}
+
+/// A peer's `hosts` file, before and after the teardown.
+#[derive(Debug)]
+pub(crate) struct HostsEdit {
+    dir: PathBuf,
+    before: String,
+    after: String,
+}
+
+/// The `hosts` edits that take `names` out of the files of `peers` (those that list them).
+/// A peer whose file cannot be read is skipped: there is nothing to keep current.
+pub(crate) fn hosts_edits(peers: &[Attachment], names: &[&str]) -> Result<Vec<HostsEdit>> {
+    let mut out = Vec::new();
+    for p in peers {
+        let Some(dir) = &p.files else { continue };
+        let Ok(Some(before)) = read_file(dir, ContainerFiles::HOSTS) else {
+            continue;
+        };
+        let mut h = HostsFile::parse(&before);
+        let mut changed = false;
+        for n in names.iter().filter(|n| **n != p.name) {
+            changed |= h.remove_peer(n);
+        }
+        if changed {
+            let after = h.render();
+            out.push(HostsEdit {
+                dir: dir.clone(),
+                before,
+                after,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The text of `dir/name`; `None` when there is no such file.
+pub(super) fn read_file(dir: &Path, name: &str) -> Result<Option<String>> {
+    let path = dir.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// Treats "no such file" as done.
+pub(super) fn ignore_gone_file(r: std::io::Result<()>, dir: &Path) -> Result<()> {
+    match r {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(dir, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Treats "no such device" as done: links that went away meanwhile.
+fn ignore_gone(r: Result<()>) -> Result<()> {
+    match r {
+        Err(e) if e.errno() == Some(nix::errno::Errno::ENODEV) => Ok(()),
+        r => r,
+    }
+}
+
+/// A gateway address, added as `create_network` adds it.
+pub(crate) fn gateway_addr(dev: u32, net: IpNet) -> Addr {
+    if net.addr().is_ipv4() {
+        Addr::new(dev, net).auto_broadcast()
+    } else {
+        Addr::new(dev, net).nodad()
+    }
+}
+
+/// Reserves `ports` in the registry again, at the same host addresses and ports.
+fn reserve(alloc: &PortAllocator, ports: &[PublishedPort]) -> Result<()> {
+    let mut maps = Vec::with_capacity(ports.len());
+    for p in ports {
+        let one = |n| PortRange::single(n).map_err(Error::from);
+        maps.push(
+            PortMapping::new(one(p.container_port)?)
+                .proto(p.proto)
+                .host_ip(p.host_ip)
+                .host_ports(HostPorts::Range(one(p.host_port)?)),
+        );
+    }
+    alloc.publish(&maps).map(drop)
+}
+
+/// A random number, for choices that concurrent processes should not share.
+fn random_u32() -> u32 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&std::thread::current().id(), &mut h);
+    std::hash::Hasher::write_u32(&mut h, std::process::id());
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    std::hash::Hasher::write_u128(&mut h, t.as_nanos());
+    std::hash::Hasher::finish(&h) as u32
+}
+
+/// Exact undo of lease changes: the lease and the network's allocation cursors as they
+/// were, through one store transaction each.
+pub(super) mod ipam_undo {
+    use std::net::IpAddr;
+
+    use crate::error::Result;
+    use crate::ipam::{Ipam, IpamError, Network, Owner, Store, Transaction};
+
+    /// A network as it was before a connect, and the address `owner` held there then.
+    pub(in crate::network) struct Before {
+        pub(in crate::network) net: Network,
+        pub(in crate::network) held: Option<IpAddr>,
+    }
+
+    fn not_found(name: &str) -> IpamError {
+        IpamError::NetworkNotFound {
+            network: name.to_owned(),
+        }
+    }
+
+    pub(in crate::network) fn read(ipam: &Ipam, name: &str, owner: &Owner) -> Result<Before> {
+        let mut tx = ipam.store().begin()?;
+        let net = tx.network(name)?.ok_or_else(|| not_found(name))?;
+        let held = tx.address_of(name, owner)?;
+        tx.commit()?;
+        Ok(Before { net, held })
+    }
+
+    /// Runs `f` on network `name` in one transaction, and stores the network it leaves.
+    fn change(
+        ipam: &Ipam,
+        name: &str,
+        f: impl FnOnce(&mut dyn Transaction, &mut Network) -> Result<()>,
+    ) -> Result<()> {
+        let mut tx = ipam.store().begin()?;
+        let mut net = tx.network(name)?.ok_or_else(|| not_found(name))?;
+        f(&mut *tx, &mut net)?;
+        tx.update_network(&net)?;
+        Ok(tx.commit()?)
+    }
+
+    /// Undoes a connect's allocation of `addr`: released, and the cursor back where it was.
+    pub(in crate::network) fn unhold(
+        ipam: &Ipam,
+        name: &str,
+        owner: &Owner,
+        addr: IpAddr,
+        before: &Network,
+    ) -> Result<()> {
+        change(ipam, name, |tx, net| {
+            if tx.owner_of(name, addr)?.as_ref() == Some(owner) {
+                tx.free(name, addr)?;
+            }
+            if net.cursor == Some(addr) {
+                net.cursor = before.cursor;
+            }
+            Ok(())
+        })
+    }
+
+    /// Undoes a release: `owner` holds `addr` again, and `last_released` is back to `prev`
+    /// unless another release came since.
+    pub(in crate::network) fn rehold(
+        ipam: &Ipam,
+        name: &str,
+        owner: &Owner,
+        addr: IpAddr,
+        prev: Option<IpAddr>,
+    ) -> Result<()> {
+        change(ipam, name, |tx, net| {
+            tx.hold(name, addr, owner)?;
+            if net.last_released == Some(addr) {
+                net.last_released = prev;
+            }
+            Ok(())
+        })
+    }
+
+    /// Undoes the removal of an IPAM network: its record exactly as it was.
+    pub(in crate::network) fn recreate(ipam: &Ipam, net: &Network) -> Result<()> {
+        let mut tx = ipam.store().begin()?;
+        tx.create_network(net)?;
+        Ok(tx.commit()?)
+    }
+}
