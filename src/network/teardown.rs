@@ -31,7 +31,7 @@ impl Host {
     /// Disconnects many containers of one network at once, all or nothing: their records
     /// go in one transaction, their ports in one firewall batch and one registry change,
     /// and their veths in one kernel unregister batch instead of one RCU grace period
-    /// (~16 ms) each. See [`Teardown`] for the order and what undoes each step.
+    /// (~16 ms) each. The order, and what undoes each step, is described in the [`network`](crate::network) module docs.
     pub fn disconnect_many(&mut self, network: &str, containers: &[&str]) -> Result<()> {
         let Some(td) = self.plan_disconnect(network, containers)? else {
             return Ok(());
