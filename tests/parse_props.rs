@@ -348,6 +348,35 @@ fn nft_rule_counter_sum_overflow_regression() {
     assert_eq!(nft::parse_rule(b.as_bytes()).unwrap().packets, u64::MAX);
 }
 
+/// Found by the `nft_dump` fuzz target (minimised): a rule whose `immediate` expression
+/// holds a data attribute longer than its buffer made netlink-packet-netfilter 0.4 panic
+/// (slice index out of range in netlink-packet-core's `NlaBuffer::value`) while the rule
+/// dump was decoded. Rules are now read by the crate's own walker.
+const NFT_IMMEDIATE_CRASH: [&[u8]; 9] = [
+    b"\x81\x00\x00\x00\x00\x00\x00\x00\x06\x00\x00\x00\x00\x00\x00\x77",
+    b"\x61\x72\x64\x00\x0c\x00\x03\x00\x00\x00\x00\x00\x00\x00\x00\x03",
+    b"\x60\x00\x04\x00\x2c\x00\x01\x00\x0c\x00\x01\x00\x63\x6f\x75\x6e",
+    b"\x74\x65\x72\x00\x1c\x00\x02\x00\x0c\x00\x01\x00\x00\x00\x00\x00",
+    b"\x00\x00\x00\x00\x0c\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+    b"\x30\x00\x01\x00\x0e\x00\x01\x00\x69\x6d\x6d\x65\x64\x69\x61\x74",
+    b"\x65\x00\x00\x00\x1c\x00\x02\x00\x08\x00\x01\x00\x00\x00\x00\x00",
+    b"\x10\x00\x02\x00\x10\x0c\x00\x02\x00\x08\x01\x00\x1c\x20\x68\x3d",
+    b"\x00",
+];
+
+#[test]
+fn nft_rule_with_a_bad_immediate_regression() {
+    let bytes = NFT_IMMEDIATE_CRASH.concat();
+    parse_nft(&bytes);
+    let m = Messages::new(&bytes).next().unwrap().unwrap();
+    let m = RawMsg {
+        ty: msg_type(nft::NFT_MSG_NEWRULE),
+        ..m
+    };
+    let (_, handle, _) = fuzzing::nft_rule(&m, m.payload[0]).unwrap().unwrap();
+    assert_eq!(handle, 3);
+}
+
 // ---- -p specs ----
 
 fn ip(s: &str) -> IpAddr {
@@ -542,7 +571,7 @@ fn ipam_scripts_never_panic() {
     }
 }
 
-/// Found by the IPAM scripts above: releasing an IPv4 address on an IPv6 network freed the
+/// Found while writing these tests: releasing an IPv4 address on an IPv6 network freed the
 /// lease on the IPv6 address with the same integer value, and returned a lease whose
 /// `cidr()` panicked (an IPv4 address with the IPv6 prefix length).
 #[test]
@@ -555,6 +584,26 @@ fn ipam_release_of_the_other_family_regression() {
     assert_eq!(held.address, ip("::2"));
     assert_eq!(ipam.release("n", ip("0.0.0.2")).unwrap(), Released::NotHeld);
     assert_eq!(ipam.leases("n").unwrap(), [held]);
+}
+
+/// Found while writing the `json` target (which did not hit it in 3.4 million runs): a
+/// network record (as stored in etcd, or given to `MemoryStore::from_snapshot`) with a
+/// reserved address of the other family whose integer lies inside the bounds made
+/// `Network::capacity` subtract past zero.
+#[test]
+fn ipam_capacity_with_an_address_of_the_other_family_regression() {
+    let v4 = |s: &str| s.parse::<IpNet>().unwrap();
+    let net = netplumb::ipam::Network {
+        name: "n".into(),
+        subnet: v4("0.0.0.5/32"),
+        gateway: Some(ip("0.0.0.5")),
+        range: v4("0.0.0.5/32"),
+        reserved: vec![ip("::5")],
+        cursor: None,
+        last_released: None,
+        revision: 0,
+    };
+    assert_eq!(net.capacity(), 0);
 }
 
 // ---- /etc/hosts and resolv.conf ----

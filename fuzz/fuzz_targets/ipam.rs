@@ -8,9 +8,9 @@
 //! free NET OWNER   show NET   gc OWNER...   rm NET
 //! ```
 //!
-//! Every lease handed out must lie in its network's subnet (and, from next-free
-//! allocation, in its bounds), never be the gateway or a reserved address, and have a
-//! printable CIDR.
+//! Every lease handed out must lie in its network's subnet (and, when next-free allocation
+//! gives a new one, in the network's bounds), never be the gateway or a reserved address,
+//! and have a printable CIDR; asking again gives the lease the owner holds.
 #![no_main]
 
 use std::net::IpAddr;
@@ -109,8 +109,16 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             ["alloc", net, owner] => {
-                if let Ok(l) = ipam.allocate(net, &Owner::new(owner, "eth0")) {
+                let owner = Owner::new(owner, "eth0");
+                let held = ipam.lease_of(net, &owner).ok().flatten();
+                if let Ok(l) = ipam.allocate(net, &owner) {
                     check(&ipam, &l);
+                    if held.is_some() {
+                        // The lease the owner holds, wherever it is (`addr` may be outside
+                        // the range).
+                        assert_eq!(held, Some(l));
+                        continue;
+                    }
                     let n = ipam.network(net).expect("network of a lease");
                     let (lo, hi) = n.bounds().expect("an allocation had bounds");
                     assert!(lo <= l.address && l.address <= hi, "{l:?} outside {n:?}");

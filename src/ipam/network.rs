@@ -254,7 +254,10 @@ impl Network {
         let Some((lo, hi)) = self.bounds_u128() else {
             return 0;
         };
-        let inside = |a: &&IpAddr| (lo..=hi).contains(&to_u128(**a));
+        // Only addresses of the network's family can block one (a stored record may hold
+        // others, whose integers could equal an address inside the bounds).
+        let inside =
+            |a: &&IpAddr| a.is_ipv6() == self.is_ipv6() && (lo..=hi).contains(&to_u128(**a));
         let mut excluded: Vec<&IpAddr> = self
             .gateway
             .iter()

@@ -1,11 +1,9 @@
 //! Reading our tables back: which families have them, the rules and elements a network
-//! owns, and the whole state. Tables and rules are decoded with netlink-packet-netfilter;
-//! set elements, which can be thousands, with the crate's own single-pass walker.
+//! owns, and the whole state. Tables are decoded with netlink-packet-netfilter; rules
+//! and set elements (which can be thousands) with the crate's own single-pass walker.
 
 use netlink_packet_core::Parseable;
-use netlink_packet_netfilter::nftables::{
-    RuleAttribute, RuleMessage, TableAttribute, TableMessage,
-};
+use netlink_packet_netfilter::nftables::{TableAttribute, TableMessage};
 
 use super::super::rule::PortRule;
 use super::network::network_of;
@@ -151,18 +149,25 @@ pub(crate) fn tagged_rule(m: &RawMsg<'_>, af: u8) -> Result<Option<TaggedRule>> 
     if m.ty != msg_type(nft::NFT_MSG_NEWRULE) || family_of(m) != af {
         return Ok(None);
     }
-    let r = RuleMessage::parse(body(m)).map_err(malformed)?;
     let mut t = TaggedRule {
         af,
         chain: String::new(),
         handle: 0,
         comment: String::new(),
     };
-    for a in r.attributes {
-        match a {
-            RuleAttribute::Chain(c) => t.chain = c,
-            RuleAttribute::Handle(h) => t.handle = h,
-            RuleAttribute::UserData(u) => t.comment = comment_of(&u).unwrap_or_default(),
+    // Our own walker, which reads only these three: netlink-packet-netfilter 0.4 decodes
+    // every expression and panics on some malformed ones (fuzz/README.md).
+    let bad = || Error::Protocol(wire::Error::BadLength("nf_tables rule"));
+    for a in Attrs::new(body(m)) {
+        match a? {
+            (nft::NFTA_RULE_CHAIN, c) => {
+                let c = c.strip_suffix(&[0]).unwrap_or(c);
+                t.chain = String::from_utf8(c.to_vec()).map_err(|_| bad())?;
+            }
+            (nft::NFTA_RULE_HANDLE, h) => {
+                t.handle = u64::from_be_bytes(h.try_into().map_err(|_| bad())?);
+            }
+            (nft::NFTA_RULE_USERDATA, u) => t.comment = comment_of(u).unwrap_or_default(),
             _ => {}
         }
     }
