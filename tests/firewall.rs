@@ -60,21 +60,10 @@ fn iptables_legacy(ns: &Netns) -> netplumb::Result<AnyFirewall> {
         .into())
 }
 
-/// Runs `body` in a fresh sandbox against the backend `open` makes. A backend that cannot
-/// be opened (no iptables binaries) fails the test under `CI=true` and skips it elsewhere.
+/// Runs `body` in a fresh sandbox against the backend `open` makes (see
+/// `common::with_backend`).
 fn with_backend(name: &str, open: Opener, body: fn(&Sandbox, Opener)) {
-    common::sandbox(name, |s| {
-        if let Err(e) = open(s.host()) {
-            assert_ne!(
-                std::env::var("CI").as_deref(),
-                Ok("true"),
-                "{name}: cannot open the firewall backend under CI=true: {e}"
-            );
-            eprintln!("SKIPPED {name}: cannot open the firewall backend: {e}");
-            return;
-        }
-        body(s, open)
-    });
+    common::with_backend(name, open, |o, ns| o(ns), body)
 }
 
 /// One `#[test]` per backend for each traffic test.

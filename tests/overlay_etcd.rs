@@ -63,6 +63,16 @@ fn reopen(srv: &EtcdServer, ns: Netns, dir: common::TempDir, n: u8) -> Node {
     Node { ns, ov, _dir: dir }
 }
 
+/// `docker network create -d overlay ov1` through `etcd`.
+fn create_ov1(etcd: &Etcd) -> OverlayNetwork {
+    EtcdNetworks::new(etcd.clone())
+        .create(
+            &Ipam::new(EtcdStore::new(etcd.clone())),
+            &OverlaySpec::new("ov1"),
+        )
+        .unwrap()
+}
+
 fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let end = Instant::now() + Duration::from_secs(30);
     while Instant::now() < end {
@@ -179,12 +189,7 @@ fn a_host_that_dies_expires_and_its_peers_forget_it() {
     common::sandbox("overlay_etcd::host_dies", |s| {
         let srv = EtcdServer::start();
         let etcd = client(&srv);
-        let ov1 = EtcdNetworks::new(etcd.clone())
-            .create(
-                &Ipam::new(EtcdStore::new(etcd.clone())),
-                &OverlaySpec::new("ov1"),
-            )
-            .unwrap();
+        let ov1 = create_ov1(&etcd);
         let mut nodes: Vec<Node> = (1..=3).map(|n| node(s, &srv, n)).collect();
         let watches: Vec<OverlayWatch> = nodes[..2]
             .iter()
@@ -230,12 +235,7 @@ fn a_restarted_host_announces_its_containers_again() {
     common::sandbox("overlay_etcd::restart", |s| {
         let srv = EtcdServer::start();
         let etcd = client(&srv);
-        let ov1 = EtcdNetworks::new(etcd.clone())
-            .create(
-                &Ipam::new(EtcdStore::new(etcd.clone())),
-                &OverlaySpec::new("ov1"),
-            )
-            .unwrap();
+        let ov1 = create_ov1(&etcd);
         let mut nodes: Vec<Node> = (1..=2).map(|n| node(s, &srv, n)).collect();
         let watch = nodes[0].ov.watch(&ov1).unwrap();
         let (c1, c2) = (Netns::new().unwrap(), Netns::new().unwrap());
@@ -330,12 +330,7 @@ fn etcd_going_away_gives_typed_errors_changes_nothing_and_work_resumes() {
     common::sandbox("overlay_etcd::etcd_away", |s| {
         let mut srv = EtcdServer::start();
         let etcd = client(&srv);
-        let ov1 = EtcdNetworks::new(etcd.clone())
-            .create(
-                &Ipam::new(EtcdStore::new(etcd.clone())),
-                &OverlaySpec::new("ov1"),
-            )
-            .unwrap();
+        let ov1 = create_ov1(&etcd);
         let mut nodes: Vec<Node> = (1..=2).map(|n| node(s, &srv, n)).collect();
         let c1 = Netns::new().unwrap();
         let a1 = nodes[0]

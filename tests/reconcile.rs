@@ -35,21 +35,9 @@ fn sa(ip: &str, port: u16) -> SocketAddr {
     SocketAddr::new(self::ip(ip), port)
 }
 
-/// Runs `body` in a fresh sandbox with a host using `backend`; a backend that cannot be
-/// opened fails under `CI=true` and skips elsewhere.
+/// Runs `body` in a fresh sandbox against `backend` (see `common::with_backend`).
 fn with_backend(name: &str, backend: Backend, body: fn(&Sandbox, Backend)) {
-    common::sandbox(name, |s| {
-        if let Err(e) = netplumb::firewall::open(backend, s.host()) {
-            assert_ne!(
-                std::env::var("CI").as_deref(),
-                Ok("true"),
-                "{name}: cannot open the firewall backend under CI=true: {e}"
-            );
-            eprintln!("SKIPPED {name}: cannot open the firewall backend: {e}");
-            return;
-        }
-        body(s, backend)
-    });
+    common::with_backend(name, backend, netplumb::firewall::open, body)
 }
 
 macro_rules! for_each_backend {

@@ -38,21 +38,9 @@ struct World {
     rtnl: Rtnl,
 }
 
-/// Runs `body` in a fresh sandbox against `backend`. A backend that cannot be opened (no
-/// iptables binaries) fails the test under `CI=true` and skips it elsewhere.
+/// Runs `body` in a fresh sandbox against `backend` (see `common::with_backend`).
 fn with_backend(name: &str, backend: Backend, body: fn(&Sandbox, Backend)) {
-    common::sandbox(name, |s| {
-        if let Err(e) = firewall::open(backend, s.host()) {
-            assert_ne!(
-                std::env::var("CI").as_deref(),
-                Ok("true"),
-                "{name}: cannot open the firewall backend under CI=true: {e}"
-            );
-            eprintln!("SKIPPED {name}: cannot open the firewall backend: {e}");
-            return;
-        }
-        body(s, backend)
-    });
+    common::with_backend(name, backend, netplumb::firewall::open, body)
 }
 
 macro_rules! for_each_backend {

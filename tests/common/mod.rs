@@ -231,3 +231,27 @@ pub fn underlay_machine(s: &Sandbox, name: &str, cidr: &str) -> Netns {
         .expect("underlay address");
     ns
 }
+
+/// Runs `body(sandbox, backend)` in a fresh sandbox once `open(backend, host)` has shown
+/// the firewall backend can be opened there. One that cannot (no iptables binaries) fails
+/// the test under `CI=true` and skips it elsewhere. What the per-backend firewall, security
+/// and reconcile tests share.
+pub fn with_backend<T: Copy + Send + Sync>(
+    name: &str,
+    backend: T,
+    open: fn(T, &Netns) -> netplumb::Result<netplumb::firewall::AnyFirewall>,
+    body: fn(&Sandbox, T),
+) {
+    sandbox(name, |s| {
+        if let Err(e) = open(backend, s.host()) {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "{name}: cannot open the firewall backend under CI=true: {e}"
+            );
+            eprintln!("SKIPPED {name}: cannot open the firewall backend: {e}");
+            return;
+        }
+        body(s, backend)
+    });
+}
