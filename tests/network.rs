@@ -719,3 +719,105 @@ fn link_aliases_and_files_without_a_network() {
         assert!(none_dir.join("resolv.conf").exists());
     });
 }
+
+/// `ip -d link show DEV` run inside `ns`, as an independent witness.
+fn ip_details(ns: &Netns, dev: &str) -> String {
+    let out = ns
+        .run(|| {
+            std::process::Command::new("ip")
+                .args(["-d", "link", "show", "dev", dev])
+                .output()
+        })
+        .unwrap()
+        .expect("run ip");
+    assert!(out.status.success(), "ip -d link show {dev}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The IPv6 addresses of `dev` inside `ns`.
+fn v6_addrs(ns: &Netns, dev: &str) -> Vec<String> {
+    let mut r = Rtnl::open_in(ns).unwrap();
+    let link = r.link(dev).unwrap();
+    r.addrs(Some((&link).into()))
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.addr.addr().is_ipv6())
+        .map(|a| a.addr.to_string())
+        .collect()
+}
+
+/// On an IPv4-only network the container's interface has no IPv6 address at all (no
+/// link-local either) and the bridge port has IPv6 off; on a dual-stack network the
+/// containers have their IPv6 addresses and talk over IPv6 through the same kind of
+/// ports. Bridges get a MAC of their own that containers coming and going do not change,
+/// multicast snooping off unless asked, and veths one queue a side.
+#[test]
+fn ipv6_only_where_asked_and_bridge_settings() {
+    common::sandbox("ipv6_only_where_asked_and_bridge_settings", |s| {
+        let mut h = host(s);
+        let v4 = h
+            .create_network(
+                &NetworkConfig::new("v4")
+                    .subnet("10.70.0.0/24".parse().unwrap())
+                    .bridge("br-v4"),
+            )
+            .unwrap();
+        let mac0 = h.rtnl().link("br-v4").unwrap().mac;
+        let n1 = ctr_ns(s, "c1");
+        let a = h.connect("v4", &Container::new("aaaa", &n1)).unwrap();
+        // accept_dad is 0 in these namespaces: a link-local address would be there at once.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(v6_addrs(&n1, "eth0"), Vec::<String>::new());
+        assert!(ip_details(&n1, "eth0").contains("addrgenmode none"));
+        let port = ip_details(s.host(), &a.host_veth);
+        assert!(port.contains("numtxqueues 1 numrxqueues 1"), "{port}");
+        assert!(
+            netplumb::sysctl::Sysctl::DisableIpv6(netplumb::sysctl::Scope::dev(&a.host_veth))
+                .get_bool(s.host())
+                .unwrap()
+        );
+        let port_index = h.rtnl().link(a.host_veth.as_str()).unwrap().index;
+        let port_v6: Vec<_> = (h.rtnl().addrs(None).unwrap().into_iter())
+            .filter(|x| x.index == port_index && x.addr.addr().is_ipv6())
+            .collect();
+        assert!(port_v6.is_empty(), "{port_v6:?}");
+        let br = ip_details(s.host(), &v4.bridge);
+        assert!(br.contains("mcast_snooping 0"), "{br}");
+        // Containers whose veths have lower MACs than the bridge's come and go: the
+        // bridge keeps its MAC (the kernel would otherwise take the lowest port MAC).
+        let n2 = ctr_ns(s, "c2");
+        h.connect("v4", &Container::new("bbbb", &n2)).unwrap();
+        h.disconnect("v4", "aaaa").unwrap();
+        assert_eq!(h.rtnl().link("br-v4").unwrap().mac, mac0);
+        assert_ne!(mac0.map(|m| m.0[..2].to_vec()), Some(vec![0x02, 0x42]));
+
+        h.create_network(
+            &NetworkConfig::new("ds")
+                .subnet("10.71.0.0/24".parse().unwrap())
+                .subnet("fd00:71::/64".parse().unwrap())
+                .ipv6(true)
+                .bridge("br-ds")
+                .multicast_snooping(true),
+        )
+        .unwrap();
+        assert!(ip_details(s.host(), "br-ds").contains("mcast_snooping 1"));
+        let (n3, n4) = (ctr_ns(s, "c3"), ctr_ns(s, "c4"));
+        h.connect("ds", &Container::new("cccc", &n3)).unwrap();
+        let d = h.connect("ds", &Container::new("dddd", &n4)).unwrap();
+        let v6 = d.addrs.iter().find(|c| c.addr().is_ipv6()).unwrap().addr();
+        let inside = v6_addrs(&n3, "eth0");
+        assert!(
+            inside.iter().any(|x| x.starts_with("fd00:71::")),
+            "{inside:?}"
+        );
+        assert!(inside.iter().any(|x| x.starts_with("fe80::")), "{inside:?}");
+        let port = common::serve_peer(&n4, SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)));
+        let seen = call(&n3, SocketAddr::new(v6, port)).expect("IPv6 between containers");
+        assert!(seen.starts_with("fd00:71::"), "{seen}");
+        for (net, c) in [("v4", "bbbb"), ("ds", "cccc"), ("ds", "dddd")] {
+            h.disconnect(net, c).unwrap();
+        }
+        h.remove_network("v4", false).unwrap();
+        h.remove_network("ds", false).unwrap();
+    });
+}

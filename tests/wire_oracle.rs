@@ -23,8 +23,9 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeader, AddressMessage, AddressScope,
 };
 use netlink_packet_route::link::{
-    BridgeStpState, InfoBridge, InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind,
-    InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkHeader, LinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, BridgeStpState, In6AddrGenMode, InfoBridge, InfoBridgePort,
+    InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags,
+    LinkHeader, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
@@ -33,7 +34,7 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use netplumb::addr::Addr;
-use netplumb::link::{Bridge, BridgePort, Dummy, Ifb, LinkDel, LinkSet, Veth, Vxlan};
+use netplumb::link::{AddrGenMode, Bridge, BridgePort, Dummy, Ifb, LinkDel, LinkSet, Veth, Vxlan};
 use netplumb::route::Route;
 use netplumb::wire::MsgBuf;
 use netplumb::{Netns, Request};
@@ -448,6 +449,60 @@ fn link_set_up_by_name() {
         vec![name("eth0")],
     );
     assert_same(&req, F_CHANGE, RouteNetlinkMessage::SetLink(expected));
+}
+
+#[test]
+fn link_set_addr_gen_mode() {
+    let req = LinkSet::new(7).addr_gen_mode(AddrGenMode::None);
+    let expected = link_msg(
+        header_index(7),
+        vec![LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+            vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+        )])],
+    );
+    assert_same(&req, F_CHANGE, RouteNetlinkMessage::SetLink(expected));
+}
+
+#[test]
+fn veth_create_one_queue_each_end() {
+    let req = Veth::new("veth0").queues(1).peer("eth0");
+    let peer = link_msg(
+        LinkHeader::default(),
+        vec![
+            name("eth0"),
+            LinkAttribute::NumTxQueues(1),
+            LinkAttribute::NumRxQueues(1),
+        ],
+    );
+    let expected = link_msg(
+        LinkHeader::default(),
+        vec![
+            name("veth0"),
+            LinkAttribute::NumTxQueues(1),
+            LinkAttribute::NumRxQueues(1),
+            veth_info(peer),
+        ],
+    );
+    assert_same(&req, F_NEW_EXCL, RouteNetlinkMessage::NewLink(expected));
+}
+
+#[test]
+fn bridge_create_without_multicast_snooping() {
+    let req = Bridge::new("br2").stp(false).multicast_snooping(false);
+    let expected = link_msg(
+        LinkHeader::default(),
+        vec![
+            name("br2"),
+            LinkAttribute::LinkInfo(vec![
+                LinkInfo::Kind(InfoKind::Bridge),
+                LinkInfo::Data(InfoData::Bridge(vec![
+                    InfoBridge::StpState(BridgeStpState::Disabled),
+                    InfoBridge::MulticastSnooping(false),
+                ])),
+            ]),
+        ],
+    );
+    assert_same(&req, F_NEW_EXCL, RouteNetlinkMessage::NewLink(expected));
 }
 
 #[test]

@@ -48,6 +48,20 @@ impl Bridge {
         self
     }
 
+    /// Multicast snooping on or off (`type bridge mcast_snooping 0|1`; the kernel's
+    /// default is on). Off, multicast is flooded to every port, and adding or removing a
+    /// port no longer restarts the multicast timers of every other port.
+    ///
+    /// ```
+    /// use netplumb::link::Bridge;
+    /// let br = Bridge::new("br0").multicast_snooping(false);
+    /// assert_eq!(br.to_string(), "ip link add br0 type bridge mcast_snooping 0");
+    /// ```
+    pub fn multicast_snooping(mut self, on: bool) -> Self {
+        self.data.mcast_snooping = Some(on);
+        self
+    }
+
     /// VLAN filtering on or off (`type bridge vlan_filtering 0|1`).
     pub fn vlan_filtering(mut self, on: bool) -> Self {
         self.data.vlan_filtering = Some(on);
@@ -68,6 +82,9 @@ impl fmt::Display for Bridge {
         }
         if let Some(v) = self.data.vlan_filtering {
             write!(f, " vlan_filtering {}", v as u8)?;
+        }
+        if let Some(v) = self.data.mcast_snooping {
+            write!(f, " mcast_snooping {}", v as u8)?;
         }
         Ok(())
     }

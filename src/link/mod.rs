@@ -15,7 +15,7 @@ pub use bridge::{Bridge, BridgePort};
 pub use dummy::{Dummy, Ifb};
 pub use info::{BridgeInfo, BridgePortInfo, Link, OperState, VxlanInfo};
 pub use name::{IfName, MacAddr, IFNAME_MAX};
-pub use set::{LinkDel, LinkSet};
+pub use set::{AddrGenMode, LinkDel, LinkSet};
 pub use veth::Veth;
 pub use vxlan::{Vxlan, VXLAN_PORT};
 

@@ -27,6 +27,51 @@ pub struct LinkSet {
     controller: Option<u32>,
     group: Option<u32>,
     netns: Option<NsArg>,
+    addr_gen: Option<AddrGenMode>,
+}
+
+/// How the kernel makes a link's IPv6 link-local address when it goes up
+/// (`ip link set DEV addrgenmode MODE`).
+///
+/// ```
+/// use netplumb::link::{AddrGenMode, LinkSet};
+/// let set = LinkSet::new("eth0").addr_gen_mode(AddrGenMode::None);
+/// assert_eq!(set.to_string(), "ip link set dev eth0 addrgenmode none");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AddrGenMode {
+    /// From the MAC address (EUI-64), the kernel's default.
+    Eui64,
+    /// No link-local address at all: no duplicate address detection, no multicast
+    /// listener reports, until an address is added by hand.
+    None,
+    /// Stable privacy addresses (RFC 7217); needs a secret set for the link.
+    StablePrivacy,
+    /// A random interface identifier.
+    Random,
+}
+
+impl AddrGenMode {
+    fn code(self) -> u8 {
+        match self {
+            AddrGenMode::Eui64 => 0,
+            AddrGenMode::None => 1,
+            AddrGenMode::StablePrivacy => 2,
+            AddrGenMode::Random => 3,
+        }
+    }
+}
+
+impl fmt::Display for AddrGenMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AddrGenMode::Eui64 => "eui64",
+            AddrGenMode::None => "none",
+            AddrGenMode::StablePrivacy => "stable_secret",
+            AddrGenMode::Random => "random",
+        })
+    }
 }
 
 impl LinkSet {
@@ -41,6 +86,7 @@ impl LinkSet {
             controller: None,
             group: None,
             netns: None,
+            addr_gen: None,
         }
     }
 
@@ -95,6 +141,14 @@ impl LinkSet {
         self
     }
 
+    /// Sets how the link's IPv6 link-local address is made when it next goes up
+    /// (`ip link set DEV addrgenmode MODE`). The kernel applies it after any `up` of the
+    /// same request, so set it in a request before the one that brings the link up.
+    pub fn addr_gen_mode(mut self, mode: AddrGenMode) -> Self {
+        self.addr_gen = Some(mode);
+        self
+    }
+
     /// Moves the link to another namespace (`ip link set DEV netns NS|PID`).
     pub fn netns(mut self, ns: impl Into<NsArg>) -> Self {
         self.netns = Some(ns.into());
@@ -124,6 +178,9 @@ impl fmt::Display for LinkSet {
         }
         if let Some(g) = self.group {
             write!(f, " group {g}")?;
+        }
+        if let Some(m) = self.addr_gen {
+            write!(f, " addrgenmode {m}")?;
         }
         match self.up {
             Some(true) => f.write_str(" up"),
@@ -187,6 +244,7 @@ impl Request for LinkSet {
             master: self.controller,
             group: self.group,
             netns: self.netns.as_ref().map(NsArg::target),
+            addr_gen_mode: self.addr_gen.map(AddrGenMode::code),
             ..LinkAttrs::default()
         }
         .put(buf);

@@ -29,6 +29,7 @@ pub struct Veth {
     peer: Option<IfName>,
     peer_common: LinkCommon,
     peer_netns: Option<NsArg>,
+    queues: Option<u32>,
 }
 
 impl Veth {
@@ -65,6 +66,25 @@ impl Veth {
         self
     }
 
+    /// Transmit and receive queues of both ends (`numtxqueues N numrxqueues N` on each).
+    ///
+    /// Without it the kernel sizes a veth for one queue per possible CPU and then cuts
+    /// both ends down to one queue in use, which waits for an RCU grace period while
+    /// holding the rtnl lock; `queues(1)` gives the same single queue without the wait.
+    ///
+    /// ```
+    /// use netplumb::link::Veth;
+    /// let v = Veth::new("veth0").queues(1).peer("eth0");
+    /// assert_eq!(
+    ///     v.to_string(),
+    ///     "ip link add veth0 numtxqueues 1 numrxqueues 1 type veth peer name eth0 numtxqueues 1 numrxqueues 1"
+    /// );
+    /// ```
+    pub fn queues(mut self, n: u32) -> Self {
+        self.queues = Some(n);
+        self
+    }
+
     /// The peer's MAC address (`peer ... address MAC`).
     pub fn peer_mac(mut self, mac: impl Into<MacAddr>) -> Self {
         self.peer_common.mac = Some(mac.into());
@@ -79,13 +99,22 @@ impl fmt::Display for Veth {
             write!(f, " {n}")?;
         }
         self.common.fmt_ip(f)?;
+        let queues = |f: &mut fmt::Formatter<'_>| match self.queues {
+            Some(q) => write!(f, " numtxqueues {q} numrxqueues {q}"),
+            None => Ok(()),
+        };
+        queues(f)?;
         f.write_str(" type veth")?;
         if let Some(p) = &self.peer {
             write!(f, " peer name {p}")?;
-        } else if self.peer_netns.is_some() || self.peer_common != LinkCommon::default() {
+        } else if self.peer_netns.is_some()
+            || self.peer_common != LinkCommon::default()
+            || self.queues.is_some()
+        {
             f.write_str(" peer")?;
         }
         self.peer_common.fmt_ip(f)?;
+        queues(f)?;
         if let Some(ns) = &self.peer_netns {
             write!(f, " netns {ns}")?;
         }
@@ -112,13 +141,20 @@ impl Request for Veth {
                 ));
             }
         }
+        if let Some(q) = self.queues {
+            // The kernel's own limit (4096) and at least one.
+            if !(1..=4096).contains(&q) {
+                return Err(Error::invalid("queues", q, "must be 1 to 4096"));
+            }
+        }
         self.common.check("link")?;
         self.peer_common.check("peer")
     }
 
     #[inline]
     fn encode(&self, buf: &mut MsgBuf, seq: u32) {
-        let attrs = self.common.attrs(self.name.as_ref().map(IfName::as_bytes));
+        let mut attrs = self.common.attrs(self.name.as_ref().map(IfName::as_bytes));
+        attrs.queues = self.queues;
         let kind = LinkKind::Veth {
             info: self.peer_common.ifinfo(),
             attrs: LinkAttrs {
@@ -127,6 +163,7 @@ impl Request for Veth {
                 mac: self.peer_common.mac.map(|m| m.0),
                 group: self.peer_common.group,
                 netns: self.peer_netns.as_ref().map(NsArg::target),
+                queues: self.queues,
                 ..LinkAttrs::default()
             },
         };

@@ -40,6 +40,7 @@ pub struct NetworkConfig {
     pub(crate) host_binding: IpAddr,
     pub(crate) ipv6: bool,
     pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) multicast_snooping: bool,
 }
 
 impl NetworkConfig {
@@ -59,6 +60,7 @@ impl NetworkConfig {
             host_binding: Ipv4Addr::UNSPECIFIED.into(),
             ipv6: false,
             labels: BTreeMap::new(),
+            multicast_snooping: false,
         }
     }
 
@@ -121,6 +123,19 @@ impl NetworkConfig {
     /// IPv6 on the network (`--ipv6`); needs an IPv6 [`NetworkConfig::subnet`].
     pub fn ipv6(mut self, on: bool) -> Self {
         self.ipv6 = on;
+        self
+    }
+
+    /// Multicast snooping on a bridge this network creates (default: off; an existing
+    /// bridge is left as it is).
+    ///
+    /// Off, multicast between containers is flooded to every port, as a switch without
+    /// snooping does; without a querier on the bridge, snooping would only forget
+    /// listeners after a few minutes and flood anyway. It is off because with it on,
+    /// every port added or removed restarts the multicast timers of every other port, so
+    /// each connect costs more than the last on a bridge with many containers.
+    pub fn multicast_snooping(mut self, on: bool) -> Self {
+        self.multicast_snooping = on;
         self
     }
 

@@ -18,12 +18,13 @@ use crate::error::{Error, Result};
 use crate::firewall::{self, Firewall, PortRule, Proto};
 use crate::ipam::Owner;
 use crate::journal::Txn;
-use crate::link::{BridgePort, IfName, LinkSet, MacAddr, Veth};
+use crate::link::{AddrGenMode, BridgePort, IfName, LinkSet, MacAddr, Veth};
 use crate::netns::Netns;
 use crate::ports::{PortMapping, PublishedPort};
 use crate::request::Request;
 use crate::route::Route;
 use crate::rtnl::Rtnl;
+use crate::sysctl::Sysctl;
 
 /// A container to connect (`docker run --network NET ...`, `docker network connect`).
 ///
@@ -337,7 +338,7 @@ impl Host {
             // and already a port of the bridge.
             let mut v = Veth::new(&att.host_veth)
                 .controller(br)
-                .up()
+                .queues(1)
                 .peer(&ctr.ifname)
                 .peer_netns(&ctr.netns)
                 .peer_mac(mac);
@@ -362,14 +363,24 @@ impl Host {
         let (ns, name) = (self.netns.clone(), att.host_veth.clone());
         tx.record(format!("ip link del {name}"), move || del_link(&ns, &name));
         fault::point("bridge port")?;
+        // A bridge port forwards frames; an IPv6 stack of its own (link-local address,
+        // duplicate address detection, multicast reports, routes in the host's table that
+        // every later link change walks) would only make each connect slower than the
+        // one before. Off before the port goes up.
+        let host_veth = att.host_veth.clone();
+        self.netns.run(|| Sysctl::disable_ipv6_here(&host_veth))??;
         // Hairpin lets a container reach its own published ports through a host address;
         // with ICC off, ports without links are isolated (no frames between them at all).
         let isolated = !net.icc && ctr.links.is_empty() && ctr.expose.is_empty();
-        self.rtnl.execute(
-            &BridgePort::new(att.host_veth.as_str())
-                .hairpin(true)
-                .isolated(isolated),
-        )?;
+        let port: [Box<dyn Request>; 2] = [
+            Box::new(
+                BridgePort::new(att.host_veth.as_str())
+                    .hairpin(true)
+                    .isolated(isolated),
+            ),
+            Box::new(LinkSet::new(att.host_veth.as_str()).up()),
+        ];
+        self.rtnl.execute_batch(&port)?;
         Ok(())
     }
 
@@ -388,10 +399,17 @@ impl Host {
         fault::point("container address")?;
         // lo and eth0 up, the addresses, the default route: one batch. Deleting the veth
         // undoes all but lo, which goes down again if it was down.
-        let mut reqs: Vec<Box<dyn Request>> = vec![
-            Box::new(LinkSet::new(&lo).up()),
-            Box::new(LinkSet::new(&link).up()),
-        ];
+        let mut reqs: Vec<Box<dyn Request>> = vec![Box::new(LinkSet::new(&lo).up())];
+        if !att.addrs.iter().any(|a| a.addr().is_ipv6()) {
+            // No IPv6 subnet, no IPv6 address, not even a link-local one (as Docker): the
+            // link-local's duplicate address probes and multicast reports would be
+            // flooded to every port of the bridge, so each connect would cost more than
+            // the one before.
+            reqs.push(Box::new(
+                LinkSet::new(&link).addr_gen_mode(AddrGenMode::None),
+            ));
+        }
+        reqs.push(Box::new(LinkSet::new(&link).up()));
         for a in &att.addrs {
             let add = if a.addr().is_ipv4() {
                 Addr::new(&link, *a).auto_broadcast()

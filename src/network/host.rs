@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::firewall::{self, AnyFirewall, Backend, Firewall, LinkAllow, NetworkRules, PortRule};
 use crate::ipam::{Ipam, IpamError, NetworkSpec, Owner};
 use crate::journal::Txn;
-use crate::link::{Bridge, LinkDel, LinkSet};
+use crate::link::{Bridge, LinkDel, LinkSet, MacAddr};
 use crate::netns::Netns;
 use crate::ports::{PortAllocator, PublishedPort};
 use crate::rtnl::Rtnl;
@@ -92,6 +92,20 @@ fn random_id() -> String {
         b[16..20].copy_from_slice(&std::process::id().to_le_bytes());
     }
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The bridge's MAC, from the network's random id: locally administered, unicast, and
+/// never `02:42:…`, the prefix of the containers' MACs made from their addresses.
+fn bridge_mac(id: &str) -> MacAddr {
+    let byte = |i: usize| u8::from_str_radix(id.get(2 * i..2 * i + 2).unwrap_or("00"), 16);
+    let mut m = [0x02, 0, 0, 0, 0, 0];
+    for (i, b) in m.iter_mut().enumerate().skip(1) {
+        *b = byte(i).unwrap_or(i as u8);
+    }
+    if m[1] == 0x42 {
+        m[1] ^= 0x01;
+    }
+    MacAddr(m)
 }
 
 /// RFC 3339 UTC time, as Docker prints `Created`.
@@ -279,7 +293,7 @@ impl Host {
             ..NetworkInfo::default()
         };
         self.ipam_steps(cfg, &mut info, tx)?;
-        self.bridge_steps(&mut info, tx)?;
+        self.bridge_steps(&mut info, cfg.multicast_snooping, tx)?;
         self.forwarding_steps(&info, tx)?;
         fault::point("firewall")?;
         // The first network also makes the backend's tables: the undo takes them away
@@ -354,7 +368,7 @@ impl Host {
         Ok(())
     }
 
-    fn bridge_steps(&mut self, info: &mut NetworkInfo, tx: &mut Txn) -> Result<()> {
+    fn bridge_steps(&mut self, info: &mut NetworkInfo, snooping: bool, tx: &mut Txn) -> Result<()> {
         fault::point("bridge")?;
         let existing = match self.rtnl.link(info.bridge.as_str()) {
             Ok(l) => Some(l),
@@ -380,7 +394,15 @@ impl Host {
                 l
             }
             None => {
-                let mut b = Bridge::new(&info.bridge).stp(false).up();
+                // A MAC of its own, as Docker gives its bridges: otherwise the kernel
+                // gives the bridge the lowest MAC among its ports, which changes (and
+                // with it the gateway's MAC in every container's neighbour cache) as
+                // containers come and go.
+                let mut b = Bridge::new(&info.bridge)
+                    .stp(false)
+                    .multicast_snooping(snooping)
+                    .mac(bridge_mac(&info.id))
+                    .up();
                 if let Some(m) = info.mtu {
                     b = b.mtu(m);
                 }

@@ -73,7 +73,10 @@ impl Host {
         });
         let mut plan = Plan::new();
         if self.rtnl.link(bridge.as_str()).is_err() {
-            let mut b = Bridge::new(&bridge).stp(false).up();
+            let mut b = Bridge::new(&bridge)
+                .stp(false)
+                .multicast_snooping(cfg.multicast_snooping)
+                .up();
             if let Some(m) = cfg.mtu {
                 b = b.mtu(m);
             }

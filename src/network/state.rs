@@ -8,6 +8,7 @@
 //!     data TEXT NOT NULL, files INTEGER NOT NULL DEFAULT 0,  -- 1: has container files
 //!     PRIMARY KEY (network, container));
 //! CREATE INDEX net_attachments_files ON net_attachments (network, files);
+//! CREATE INDEX net_attachments_container ON net_attachments (container);
 //! ```
 
 use std::collections::BTreeMap;
@@ -292,7 +293,8 @@ impl State {
              CREATE TABLE IF NOT EXISTS net_networks (name TEXT PRIMARY KEY, data TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS net_attachments (network TEXT NOT NULL, container TEXT NOT NULL,
                  data TEXT NOT NULL, files INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (network, container));
-             CREATE INDEX IF NOT EXISTS net_attachments_files ON net_attachments (network, files);",
+             CREATE INDEX IF NOT EXISTS net_attachments_files ON net_attachments (network, files);
+             CREATE INDEX IF NOT EXISTS net_attachments_container ON net_attachments (container);",
         )
         .map_err(|e| db_err(path, e))?;
         Ok(State {
@@ -320,7 +322,7 @@ impl State {
     pub(crate) fn networks(&self) -> Result<Vec<NetworkInfo>> {
         let conn = self.conn();
         let mut st = conn
-            .prepare("SELECT name, data FROM net_networks ORDER BY name")
+            .prepare_cached("SELECT name, data FROM net_networks ORDER BY name")
             .map_err(|e| db_err(&self.path, e))?;
         let rows = st
             .query_map([], |r| {
@@ -373,7 +375,7 @@ impl State {
     pub(crate) fn attachments(&self, network: Option<&str>) -> Result<Vec<Attachment>> {
         let conn = self.conn();
         let mut st = conn
-            .prepare("SELECT network, container, data FROM net_attachments WHERE ?1 IS NULL OR network = ?1 ORDER BY network, container")
+            .prepare_cached("SELECT network, container, data FROM net_attachments WHERE ?1 IS NULL OR network = ?1 ORDER BY network, container")
             .map_err(|e| db_err(&self.path, e))?;
         let rows = st
             .query_map(params![network], |r| {
@@ -393,7 +395,9 @@ impl State {
     pub(crate) fn attachments_with_files(&self, network: &str) -> Result<Vec<Attachment>> {
         let conn = self.conn();
         let mut st = conn
-            .prepare("SELECT container, data FROM net_attachments WHERE network = ?1 AND files = 1")
+            .prepare_cached(
+                "SELECT container, data FROM net_attachments WHERE network = ?1 AND files = 1",
+            )
             .map_err(|e| db_err(&self.path, e))?;
         let rows = st
             .query_map(params![network], |r| {
@@ -412,7 +416,7 @@ impl State {
     pub(crate) fn attachments_of(&self, container: &str) -> Result<Vec<Attachment>> {
         let conn = self.conn();
         let mut st = conn
-            .prepare(
+            .prepare_cached(
                 "SELECT network, data FROM net_attachments WHERE container = ?1 ORDER BY network",
             )
             .map_err(|e| db_err(&self.path, e))?;

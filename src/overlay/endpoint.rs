@@ -12,7 +12,7 @@ use crate::addr::Addr;
 use crate::error::{Error, Result};
 use crate::ipam::{IpamError, Lease, Owner, Store};
 use crate::journal::Txn;
-use crate::link::{Bridge, Link, LinkSet, MacAddr, Veth, Vxlan, VXLAN_PORT};
+use crate::link::{AddrGenMode, Bridge, Link, LinkSet, MacAddr, Veth, Vxlan, VXLAN_PORT};
 use crate::network::{fault, Attachment, Container};
 use crate::request::Request;
 use crate::rtnl::Rtnl;
@@ -118,6 +118,7 @@ impl<S: Store + 'static> Overlay<S> {
         let veth = Veth::new(&host_veth)
             .controller(bridge.index)
             .mtu(mtu)
+            .queues(1)
             .up()
             .peer(&ctr.ifname)
             .peer_netns(&ctr.netns)
@@ -265,11 +266,16 @@ impl<S: Store + 'static> Overlay<S> {
         } else {
             Addr::new(&link, cidr).nodad()
         };
-        let reqs: [Box<dyn Request>; 3] = [
-            Box::new(LinkSet::new("lo").up()),
-            Box::new(LinkSet::new(&link).up()),
-            Box::new(addr),
-        ];
+        let mut reqs: Vec<Box<dyn Request>> = vec![Box::new(LinkSet::new("lo").up())];
+        if cidr.addr().is_ipv4() {
+            // No IPv6 on an IPv4 overlay, not even a link-local address (as on bridge
+            // networks): no probes or reports flooded over the overlay.
+            reqs.push(Box::new(
+                LinkSet::new(&link).addr_gen_mode(AddrGenMode::None),
+            ));
+        }
+        reqs.push(Box::new(LinkSet::new(&link).up()));
+        reqs.push(Box::new(addr));
         inside.execute_batch(&reqs)
     }
 

@@ -37,6 +37,14 @@ pub const IFLA_GROUP: u16 = 27;
 pub const IFLA_NET_NS_FD: u16 = 28;
 /// `IFLA_EXT_MASK`.
 pub const IFLA_EXT_MASK: u16 = 29;
+/// `IFLA_NUM_TX_QUEUES`.
+pub const IFLA_NUM_TX_QUEUES: u16 = 31;
+/// `IFLA_NUM_RX_QUEUES`.
+pub const IFLA_NUM_RX_QUEUES: u16 = 32;
+/// `IFLA_AF_SPEC`: per address family settings, nested by family.
+pub const IFLA_AF_SPEC: u16 = 26;
+/// `IFLA_INET6_ADDR_GEN_MODE` (u8) inside `IFLA_AF_SPEC` / `AF_INET6`.
+pub const IFLA_INET6_ADDR_GEN_MODE: u16 = 8;
 
 /// `IFLA_INFO_KIND`.
 pub const IFLA_INFO_KIND: u16 = 1;
@@ -56,6 +64,8 @@ pub const IFLA_BR_FORWARD_DELAY: u16 = 1;
 pub const IFLA_BR_STP_STATE: u16 = 5;
 /// `IFLA_BR_VLAN_FILTERING`.
 pub const IFLA_BR_VLAN_FILTERING: u16 = 7;
+/// `IFLA_BR_MCAST_SNOOPING`.
+pub const IFLA_BR_MCAST_SNOOPING: u16 = 23;
 
 /// `IFLA_BRPORT_MODE` (hairpin).
 pub const IFLA_BRPORT_MODE: u16 = 4;
@@ -172,6 +182,10 @@ pub struct LinkAttrs<'a> {
     pub link: Option<u32>,
     /// `IFLA_NET_NS_FD` / `IFLA_NET_NS_PID`.
     pub netns: Option<NsTarget>,
+    /// `IFLA_AF_SPEC` / `AF_INET6` / `IFLA_INET6_ADDR_GEN_MODE`.
+    pub addr_gen_mode: Option<u8>,
+    /// `IFLA_NUM_TX_QUEUES` and `IFLA_NUM_RX_QUEUES`, both the same (creation only).
+    pub queues: Option<u32>,
 }
 
 impl LinkAttrs<'_> {
@@ -204,6 +218,17 @@ impl LinkAttrs<'_> {
             Some(NsTarget::Pid(pid)) => buf.attr_u32(IFLA_NET_NS_PID, pid),
             None => {}
         }
+        if let Some(q) = self.queues {
+            buf.attr_u32(IFLA_NUM_TX_QUEUES, q);
+            buf.attr_u32(IFLA_NUM_RX_QUEUES, q);
+        }
+        if let Some(m) = self.addr_gen_mode {
+            let spec = buf.begin_nest(IFLA_AF_SPEC);
+            let inet6 = buf.begin_nest(crate::wire::addr::AF_INET6 as u16);
+            buf.attr_u8(IFLA_INET6_ADDR_GEN_MODE, m);
+            buf.end_nest(inet6);
+            buf.end_nest(spec);
+        }
     }
 }
 
@@ -216,6 +241,8 @@ pub struct BridgeData {
     pub stp: Option<bool>,
     /// `IFLA_BR_VLAN_FILTERING`.
     pub vlan_filtering: Option<bool>,
+    /// `IFLA_BR_MCAST_SNOOPING`.
+    pub mcast_snooping: Option<bool>,
 }
 
 /// `IFLA_INFO_DATA` of a VXLAN device.
@@ -313,6 +340,7 @@ impl LinkKind<'_> {
                         buf.attr_u32(IFLA_BR_STP_STATE, v as u32);
                     }
                     put_bool(buf, IFLA_BR_VLAN_FILTERING, d.vlan_filtering);
+                    put_bool(buf, IFLA_BR_MCAST_SNOOPING, d.mcast_snooping);
                     buf.end_nest(data);
                 }
             }
