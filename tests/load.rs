@@ -292,6 +292,75 @@ fn connect_and_disconnect_200_at_once_from_8_threads_and_4_processes() {
     });
 }
 
+/// The kernel's part of a connect, alone: the same requests `Host::connect` sends for each
+/// of the namespaces `nss` (veth with its peer in the container, bridge port, IPv6 off on the port,
+/// up; inside: lo and eth0 up, address, default route) on a bridge of their own, with no
+/// address management, records, firewall or files. Returns each container's time; all
+/// of it is deleted again (one group delete, then the bridge).
+fn kernel_floor(s: &netplumb::netns::Sandbox, nss: &[Netns]) -> Vec<Duration> {
+    use netplumb::addr::Addr;
+    use netplumb::link::{AddrGenMode, Bridge, BridgePort, LinkDel, LinkSet, Veth};
+    use netplumb::route::Route;
+    use netplumb::sysctl::{Scope, Sysctl};
+    use netplumb::{Request, Rtnl};
+    const GROUP: u32 = 4242;
+    let mut r = Rtnl::open_in(s.host()).unwrap();
+    r.execute(
+        &Bridge::new("br-floor")
+            .stp(false)
+            .multicast_snooping(false)
+            .mac([0x02, 0x01, 0, 0, 0, 1])
+            .up(),
+    )
+    .unwrap();
+    let br = r.link("br-floor").unwrap();
+    r.execute(&Addr::new(&br, "10.101.0.1/16".parse().unwrap()))
+        .unwrap();
+    let br = br.index;
+    let mut took = Vec::with_capacity(nss.len());
+    for (i, ns) in nss.iter().enumerate() {
+        let name = format!("vf{i:04}");
+        let ip = std::net::Ipv4Addr::from(0x0a65_0002 + i as u32);
+        let t = Instant::now();
+        r.execute(
+            &Veth::new(&name)
+                .controller(br)
+                .queues(1)
+                .group(GROUP)
+                .peer("eth0")
+                .peer_netns(ns)
+                .peer_mac([0x02, 0x42, 10, 101, (i >> 8) as u8, i as u8]),
+        )
+        .unwrap();
+        Sysctl::DisableIpv6(Scope::dev(&name))
+            .set(s.host(), "1")
+            .unwrap();
+        let port: [Box<dyn Request>; 2] = [
+            Box::new(BridgePort::new(name.as_str()).hairpin(true)),
+            Box::new(LinkSet::new(name.as_str()).up()),
+        ];
+        r.execute_batch(&port).unwrap();
+        let mut inside = Rtnl::open_in(ns).unwrap();
+        let eth0 = inside.link("eth0").unwrap();
+        let inside_reqs: [Box<dyn Request>; 5] = [
+            Box::new(LinkSet::new("lo").up()),
+            Box::new(LinkSet::new(&eth0).addr_gen_mode(AddrGenMode::None)),
+            Box::new(LinkSet::new(&eth0).up()),
+            Box::new(Addr::new(&eth0, ipnet::IpNet::new(ip.into(), 16).unwrap()).auto_broadcast()),
+            Box::new(
+                Route::default_v4()
+                    .via("10.101.0.1".parse().unwrap())
+                    .dev(&eth0),
+            ),
+        ];
+        inside.execute_batch(&inside_reqs).unwrap();
+        took.push(t.elapsed());
+    }
+    r.execute(&LinkDel::group(GROUP)).unwrap();
+    r.execute(&LinkDel::new("br-floor")).unwrap();
+    took
+}
+
 fn median(v: &[Duration]) -> Duration {
     let mut v = v.to_vec();
     v.sort();
@@ -339,18 +408,20 @@ fn a_thousand_containers_with_a_thousand_published_ports() {
             let before = snapshot(&mut h);
             // Named namespaces: the bind mounts keep them, not 1,000 open handles.
             let ids: Vec<String> = (0..1000).map(|i| format!("c{i:04}")).collect();
+            let nss: Vec<Netns> = ids
+                .iter()
+                .map(|id| s.netns_dir().create(id).unwrap())
+                .collect();
             let ctrs: Vec<Container> = ids
                 .iter()
-                .map(|id| {
-                    let ns = s.netns_dir().create(id).unwrap();
-                    Container::new(id, &ns).publish("80".parse().unwrap())
-                })
+                .zip(&nss)
+                .map(|(id, ns)| Container::new(id, ns).publish("80".parse().unwrap()))
                 .collect();
             // The high-water mark from here on (`clear_refs` 5 resets it to VmRSS).
             let _ = std::fs::write("/proc/self/clear_refs", "5");
             let mem0 = memory();
             let t0 = Instant::now();
-            let mut took = Vec::with_capacity(ctrs.len());
+            let mut took = Vec::with_capacity(nss.len());
             for c in &ctrs {
                 let t = Instant::now();
                 h.connect(NET, c).unwrap();
@@ -364,12 +435,23 @@ fn a_thousand_containers_with_a_thousand_published_ports() {
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
             h.disconnect_many(NET, &refs).unwrap();
             let disconnect_all = t1.elapsed();
+            let floor = kernel_floor(s, &nss);
             drop(ctrs);
+            drop(nss);
             let (first, last) = (median(&took[..20]), median(&took[took.len() - 20..]));
             eprintln!(
                 "LOAD 1000: connect median first 20 {first:?}, last 20 {last:?} ({:.2}x); \
              all 1,000 connects {connect_all:?}; disconnect_many of 1,000 {disconnect_all:?}",
                 last.as_secs_f64() / first.as_secs_f64()
+            );
+            let (f0, f1) = (median(&floor[..20]), median(&floor[floor.len() - 20..]));
+            eprintln!(
+                "LOAD 1000: kernel floor (the same link, address and route requests alone) \
+                 first 20 {f0:?}, last 20 {f1:?} ({:.2}x); netplumb's own share first 20 \
+                 {:?}, last 20 {:?}",
+                f1.as_secs_f64() / f0.as_secs_f64(),
+                first.saturating_sub(f0),
+                last.saturating_sub(f1),
             );
             eprintln!(
                 "LOAD 1000: VmRSS {} -> {} kB, VmHWM {} -> {} kB",
