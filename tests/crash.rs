@@ -90,6 +90,11 @@ fn worker_process() {
     let mut rng = Rng(env("NETPLUMB_CRASH_SEED").parse().unwrap());
     let mut h = Host::open_with(&host, &state, backend.parse().unwrap()).unwrap();
     let mut out = std::io::stdout().lock();
+    // Half the children defer link deletion: killed, they leave pending veths for gc.
+    if rng.below(2) == 0 {
+        h.defer_link_deletion(true).unwrap();
+        writeln!(out, "DEFERRED").unwrap();
+    }
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         let connected: Vec<String> = h

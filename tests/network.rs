@@ -821,3 +821,53 @@ fn ipv6_only_where_asked_and_bridge_settings() {
         h.remove_network("ds", false).unwrap();
     });
 }
+
+/// Deferred link deletion: a disconnect returns with the container cut off (its veth
+/// down: no traffic) and its records, rules and lease gone; the veth itself goes once
+/// the reaper has run. A quick reconnect of the same container waits for a pending
+/// deletion instead of failing, and dropping the `Host` deletes what is still pending.
+#[test]
+fn deferred_link_deletion() {
+    common::sandbox("deferred_link_deletion", |s| {
+        let mut h = host(s);
+        h.create_network(
+            &NetworkConfig::new("df")
+                .subnet("10.72.0.0/24".parse().unwrap())
+                .bridge("br-df"),
+        )
+        .unwrap();
+        let before = snapshot(&mut h);
+        let (n1, n2) = (ctr_ns(s, "c1"), ctr_ns(s, "c2"));
+        h.connect("df", &Container::new("aaaa", &n1)).unwrap();
+        let b = h.connect("df", &Container::new("bbbb", &n2)).unwrap();
+        let port = serve(&n2, 0);
+        let to = SocketAddr::new(b.addrs[0].addr(), port);
+        assert!(call(&n1, to).is_some(), "reachable while connected");
+
+        h.defer_link_deletion(true).unwrap();
+        h.disconnect("df", "bbbb").unwrap();
+        if let Ok(l) = h.rtnl().link(b.host_veth.as_str()) {
+            assert!(!l.is_up(), "a pending veth is down");
+        }
+        assert_eq!(h.attachments(Some("df")).unwrap().len(), 1);
+        // Straight back: the same names, so it waits for the pending deletion if need be.
+        let b2 = h.connect("df", &Container::new("bbbb", &n2)).unwrap();
+        let to2 = SocketAddr::new(b2.addrs[0].addr(), port);
+        assert!(call(&n1, to2).is_some(), "reachable again");
+        h.disconnect("df", "bbbb").unwrap();
+        assert!(call(&n1, to2).is_none(), "cut off once disconnected");
+
+        h.disconnect("df", "aaaa").unwrap();
+        h.disconnect("df", "bbbb").unwrap();
+        h.flush_link_deletions().unwrap();
+        assert_eq!(snapshot(&mut h), before);
+
+        // Dropping the Host deletes what is pending.
+        h.connect("df", &Container::new("aaaa", &n1)).unwrap();
+        h.disconnect("df", "aaaa").unwrap();
+        drop(h);
+        let mut h = host(s);
+        assert_eq!(snapshot(&mut h), before);
+        h.remove_network("df", false).unwrap();
+    });
+}

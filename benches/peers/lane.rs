@@ -24,6 +24,10 @@ pub enum Cmd {
     /// Attaches every container whose namespace exists again (untimed), then detaches them
     /// all at once (timed, total).
     DetachMany,
+    /// Detaches container `i` with deferred link deletion (timed; netplumb only).
+    DetachDeferred(usize),
+    /// Waits for deferred deletions (untimed; netplumb only).
+    Flush,
     /// Deletes the namespaces of the containers.
     DropAll,
     /// Checks that nothing is left, then ends the lane.
@@ -37,11 +41,14 @@ pub struct Lane {
     thread: Option<JoinHandle<()>>,
     /// The subject's untimed setup (netplumb: `create_network`), µs.
     pub setup_us: f64,
+    /// Whether the subject is netplumb.
+    pub ours: bool,
 }
 
 impl Lane {
     /// Starts `who` in a fresh sandbox.
     pub fn start(who: Who) -> Result<Lane, String> {
+        let ours = matches!(who, Who::Ours);
         let (tx, cmds) = channel();
         let (replies, rx) = channel();
         let thread = std::thread::spawn(move || {
@@ -56,6 +63,7 @@ impl Lane {
             rx,
             thread: Some(thread),
             setup_us: 0.0,
+            ours,
         };
         lane.setup_us = lane
             .rx
@@ -131,6 +139,8 @@ fn step(
             timed(|| s.attach(c))
         }
         Cmd::Detach(i) => timed(|| s.detach(ctr(ctrs, i)?)),
+        Cmd::DetachDeferred(i) => timed(|| s.detach_deferred(ctr(ctrs, i)?)),
+        Cmd::Flush => s.flush().map(|()| 0.0),
         Cmd::Check(i) => w.check(ctr(ctrs, i)?).map(|_| 0.0),
         Cmd::DetachMany => {
             let mut all: Vec<Ctr> = ctrs.drain().map(|(_, c)| c).collect();

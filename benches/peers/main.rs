@@ -14,8 +14,11 @@
 //! Every subject runs in its own fresh sandbox (`netns::sandbox`: fresh network and mount
 //! namespaces on a thread, private `/run`) per count, on a thread of its own (a "lane");
 //! the peers' processes are started from that thread, so they act in the sandbox, never on
-//! the host. The subjects take turns container by container (attach container i with each
-//! subject, then i + 1, ...), so that the load of a shared machine falls on all alike.
+//! the host. At each count the subjects run one after another, each alone: a subject's
+//! links keep the kernel busy after its calls return (the peers' containers have IPv6, so
+//! duplicate address probes and multicast reports flood their bridge from kernel workers
+//! that take the global rtnl lock), and taking turns container by container charged that
+//! work to whoever ran next.
 //! Count 1 is `REPS` rounds of one attach and one detach; count N > 1 is N attaches in a
 //! row, then N detaches (and for netplumb, N more attaches and one `disconnect_many`).
 //! Per-container times are medians over the containers. One container per run is checked
@@ -56,6 +59,14 @@ pub trait Subject {
     /// Detaches all of `cs` at once (only netplumb can; only it is asked).
     fn detach_many(&mut self, _cs: &[Ctr]) -> Result<(), String> {
         Err("no bulk detach".into())
+    }
+    /// Detaches `c`, leaving the link deletion to a background thread (netplumb only).
+    fn detach_deferred(&mut self, _c: &Ctr) -> Result<(), String> {
+        Err("no deferred detach".into())
+    }
+    /// Waits for deferred link deletions (netplumb only).
+    fn flush(&mut self) -> Result<(), String> {
+        Ok(())
     }
     /// Checks that nothing is left once every container is detached.
     fn finish(&mut self) -> Result<(), String>;
@@ -100,6 +111,8 @@ struct Samples {
     detach: Vec<f64>,
     /// `detach_many` of all, per container.
     many: Option<f64>,
+    /// One-by-one detaches with deferred link deletion (netplumb only).
+    deferred: Vec<f64>,
     /// Untimed network setup (netplumb: `create_network`).
     setup_us: f64,
 }
@@ -112,8 +125,8 @@ struct Entrant<'p> {
     error: Option<String>,
 }
 
-/// Gives every live entrant one turn, starting with entrant `k` (so that no subject
-/// always follows the same one). A failure ends that entrant's lane.
+/// Gives every live entrant one turn, starting with entrant `k`. A failure ends that
+/// entrant's lane. (`run_count` passes one entrant at a time.)
 fn turn(
     es: &mut [Entrant],
     k: usize,
@@ -145,13 +158,18 @@ fn rounds(es: &mut [Entrant], reps: usize) {
         });
         turn(es, r, |l, s| {
             s.detach.push(l.call(Cmd::Detach(r))?);
+            if l.ours {
+                l.call(Cmd::Attach(r))?;
+                s.deferred.push(l.call(Cmd::DetachDeferred(r))?);
+                l.call(Cmd::Flush)?;
+            }
             l.call(Cmd::DropAll).map(|_| ())
         });
     }
 }
 
-/// Count N: N attaches, a check of the last container, N detaches, taking turns container
-/// by container; then netplumb attaches the N again and detaches them at once.
+/// Count N: N attaches, a check of the last container, N detaches; then netplumb attaches
+/// the N again and detaches them at once.
 fn fill(es: &mut [Entrant], n: usize) {
     let t = Instant::now();
     for i in 0..n {
@@ -181,8 +199,8 @@ fn fill(es: &mut [Entrant], n: usize) {
     }
     if let Some(e) = es.iter_mut().find(|e| matches!(e.peer.who, Who::Ours)) {
         if let Some(l) = &e.lane {
-            match l.call(Cmd::DetachMany) {
-                Ok(us) => e.samples.many = Some(us / n as f64),
+            match ours_extra(l, &mut e.samples, n) {
+                Ok(()) => {}
                 Err(err) => e.error = Some(err),
             }
         }
@@ -190,39 +208,52 @@ fn fill(es: &mut [Entrant], n: usize) {
     turn(es, 0, |l, _| l.call(Cmd::DropAll).map(|_| ()));
 }
 
-/// Runs every subject at count `n`, each in its own fresh sandbox.
+/// netplumb's other ways to detach N: all at once (`disconnect_many`), and one by one
+/// with deferred link deletion (after attaching the N again each time; the last
+/// deletions are waited for untimed).
+fn ours_extra(l: &Lane, s: &mut Samples, n: usize) -> Result<(), String> {
+    s.many = Some(l.call(Cmd::DetachMany)? / n as f64);
+    for i in 0..n {
+        l.call(Cmd::Attach(i))?;
+    }
+    for i in 0..n {
+        s.deferred.push(l.call(Cmd::DetachDeferred(i))?);
+    }
+    l.call(Cmd::Flush).map(|_| ())
+}
+
+/// Runs every subject at count `n`, one after another, each alone in its own fresh
+/// sandbox, with a pause after each for the kernel to finish destroying it.
 fn run_count<'p>(subjects: &[&'p Peer], n: usize, reps: usize) -> Vec<Entrant<'p>> {
-    let mut es: Vec<Entrant> = subjects
-        .iter()
-        .map(|&peer| {
-            let (lane, error) = match Lane::start(peer.who.clone()) {
-                Ok(l) => (Some(l), None),
-                Err(e) => (None, Some(e)),
-            };
-            let setup_us = lane.as_ref().map_or(0.0, |l| l.setup_us);
-            Entrant {
-                peer,
-                lane,
-                samples: Samples {
-                    setup_us,
-                    ..Samples::default()
-                },
-                error,
-            }
-        })
-        .collect();
-    if n == 1 {
-        rounds(&mut es, reps);
-    } else {
-        fill(&mut es, n);
+    let mut out = Vec::with_capacity(subjects.len());
+    for &peer in subjects {
+        let (lane, error) = match Lane::start(peer.who.clone()) {
+            Ok(l) => (Some(l), None),
+            Err(e) => (None, Some(e)),
+        };
+        let setup_us = lane.as_ref().map_or(0.0, |l| l.setup_us);
+        let mut es = vec![Entrant {
+            peer,
+            lane,
+            samples: Samples {
+                setup_us,
+                ..Samples::default()
+            },
+            error,
+        }];
+        if n == 1 {
+            rounds(&mut es, reps);
+        } else {
+            fill(&mut es, n);
+        }
+        turn(&mut es, 0, |l, _| l.call(Cmd::Finish).map(|_| ()));
+        es[0].lane = None; // the sandbox goes
+                           // Let the kernel finish destroying the sandbox's namespaces (and the timers of
+                           // their links) before the next subject starts.
+        std::thread::sleep(Duration::from_millis(500 + 8 * n as u64));
+        out.extend(es);
     }
-    turn(&mut es, 0, |l, _| l.call(Cmd::Finish).map(|_| ()));
-    for e in &mut es {
-        e.lane = None; // the sandbox goes
-    }
-    // Let the kernel finish destroying the sandboxes' namespaces before the next count.
-    std::thread::sleep(Duration::from_millis(500 + 8 * n as u64));
-    es
+    out
 }
 
 fn env_usize(key: &str, default: usize) -> usize {
@@ -315,6 +346,13 @@ fn rows_for(n: usize, p: &Peer, ours: &Samples, base: &Samples) -> Vec<Row> {
         let mut r = row(format!("detach_many_{n}_vs_{k}"), &[m], &base.detach);
         r.ours_n = n;
         out.push(r);
+    }
+    if !ours.deferred.is_empty() {
+        out.push(row(
+            format!("detach_deferred_{n}_vs_{k}"),
+            &ours.deferred,
+            &base.detach,
+        ));
     }
     out
 }

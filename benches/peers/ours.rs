@@ -49,6 +49,19 @@ impl Subject for Ours {
             .map_err(|e| e.to_string())
     }
 
+    fn detach_deferred(&mut self, c: &Ctr) -> Result<(), String> {
+        self.host
+            .defer_link_deletion(true)
+            .and_then(|()| self.host.disconnect(NET, &c.id))
+            .map_err(|e| e.to_string())
+    }
+
+    fn flush(&mut self) -> Result<(), String> {
+        self.host
+            .defer_link_deletion(false)
+            .map_err(|e| e.to_string())
+    }
+
     fn finish(&mut self) -> Result<(), String> {
         let left = self.host.attachments(None).map_err(|e| e.to_string())?;
         if !left.is_empty() {

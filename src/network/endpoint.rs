@@ -346,6 +346,10 @@ impl Host {
                 v = v.mtu(m).peer_mtu(m);
             }
             match self.rtnl.execute(&v) {
+                // A deferred deletion of this container's last veth may still hold a name.
+                Err(e) if e.is_exists() && self.reaper.as_ref().is_some_and(|r| r.pending()) => {
+                    self.flush_link_deletions()?;
+                }
                 Err(e) if e.is_exists() && salt < 8 => salt += 1,
                 // The cached bridge index may be stale (bridge recreated): look it up once.
                 Err(e) if !e.is_exists() && !looked_up => {

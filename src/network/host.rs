@@ -52,6 +52,8 @@ pub struct Host {
     pub(crate) state_dir: PathBuf,
     /// Bridge indexes by name, looked up once (a connect needs the index).
     pub(crate) bridges: std::collections::HashMap<String, u32>,
+    /// Deferred link deletion, when on ([`Host::defer_link_deletion`]).
+    pub(crate) reaper: Option<super::reaper::Reaper>,
 }
 
 /// What [`Host::gc`] removed.
@@ -157,6 +159,7 @@ impl Host {
             state: State::open(&db)?,
             state_dir,
             bridges: Default::default(),
+            reaper: None,
         })
     }
 

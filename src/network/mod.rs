@@ -35,6 +35,7 @@ mod host;
 pub mod inspect;
 mod mode;
 mod plan;
+mod reaper;
 mod reconcile;
 mod state;
 mod teardown;

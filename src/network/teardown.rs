@@ -283,6 +283,13 @@ impl Host {
     /// address, routes and neighbours with it). No inverse could give them back their
     /// interface indexes, which is why nothing comes after this step.
     fn teardown_links(&mut self, td: &Teardown, tx: &mut Txn) -> Result<()> {
+        if let (Some(reaper), Some(_), false) = (&self.reaper, &td.containers, td.links.is_empty())
+        {
+            // Deferred: down and into the reaper's group, deleted in the background.
+            fault::point("links")?;
+            let idx: Vec<u32> = td.links.iter().map(|&(i, _, _)| i).collect();
+            return reaper.defer(&mut self.rtnl, &idx);
+        }
         let all = match td.links.as_slice() {
             [] => return Ok(()),
             [(_, name, _)] => {
@@ -448,7 +455,7 @@ fn reserve(alloc: &PortAllocator, ports: &[PublishedPort]) -> Result<()> {
 }
 
 /// A random number, for choices that concurrent processes should not share.
-fn random_u32() -> u32 {
+pub(super) fn random_u32() -> u32 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     std::hash::Hash::hash(&std::thread::current().id(), &mut h);
     std::hash::Hasher::write_u32(&mut h, std::process::id());
