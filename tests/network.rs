@@ -783,6 +783,15 @@ fn ipv6_only_where_asked_and_bridge_settings() {
         assert!(port_v6.is_empty(), "{port_v6:?}");
         let br = ip_details(s.host(), &v4.bridge);
         assert!(br.contains("mcast_snooping 0"), "{br}");
+        let bridge_v6_off = |name: &str| {
+            netplumb::sysctl::Sysctl::DisableIpv6(netplumb::sysctl::Scope::dev(name))
+                .get_bool(s.host())
+                .unwrap()
+        };
+        assert!(
+            bridge_v6_off("br-v4"),
+            "an IPv4 network's bridge has no IPv6"
+        );
         // Containers whose veths have lower MACs than the bridge's come and go: the
         // bridge keeps its MAC (the kernel would otherwise take the lowest port MAC).
         let n2 = ctr_ns(s, "c2");
@@ -801,6 +810,7 @@ fn ipv6_only_where_asked_and_bridge_settings() {
         )
         .unwrap();
         assert!(ip_details(s.host(), "br-ds").contains("mcast_snooping 1"));
+        assert!(!bridge_v6_off("br-ds"));
         let (n3, n4) = (ctr_ns(s, "c3"), ctr_ns(s, "c4"));
         h.connect("ds", &Container::new("cccc", &n3)).unwrap();
         let d = h.connect("ds", &Container::new("dddd", &n4)).unwrap();

@@ -27,7 +27,7 @@
 //! rules, records, leases).
 //!
 //! Environment: `NETPLUMB_PEERS_COUNTS` (default `1,50,500`), `NETPLUMB_PEERS_REPS`
-//! (rounds at count 1, default 10), `NETPLUMB_PEERS` (which peers, default
+//! (rounds at count 1, default 20), `NETPLUMB_PEERS` (which peers, default
 //! `ipbatch,netavark,cni`), `NETPLUMB_PEERS_SLOW_MAX` (the largest count CNI and netavark
 //! run at; default: all). Writes `target/bench-results/peers.json` (and every sample to
 //! `peers-samples.csv` beside it). Without privileges it prints `SKIPPED peers bench: ...`
@@ -146,7 +146,8 @@ fn turn(
     }
 }
 
-/// Count 1: `reps` rounds of attach + detach of one container; the first is checked.
+/// Count 1: `reps` rounds of attach + detach of one container (netplumb: then attach and
+/// a deferred detach too), each in a namespace of its own; the first is checked.
 fn rounds(es: &mut [Entrant], reps: usize) {
     for r in 0..reps {
         turn(es, r, |l, s| {
@@ -450,7 +451,7 @@ fn main() {
         .map(|c| c.parse().expect("NETPLUMB_PEERS_COUNTS: numbers"))
         .filter(|&c| c > 0)
         .collect();
-    let reps = env_usize("NETPLUMB_PEERS_REPS", 10).max(1);
+    let reps = env_usize("NETPLUMB_PEERS_REPS", 20).max(1);
     let slow_max = env_usize("NETPLUMB_PEERS_SLOW_MAX", usize::MAX);
     let peers = peers();
     let before = host_links();

@@ -401,11 +401,14 @@ impl Host {
                 // gives the bridge the lowest MAC among its ports, which changes (and
                 // with it the gateway's MAC in every container's neighbour cache) as
                 // containers come and go.
+                let v6 = info.subnets.iter().any(|s| s.addr().is_ipv6());
                 let mut b = Bridge::new(&info.bridge)
                     .stp(false)
                     .multicast_snooping(snooping)
-                    .mac(bridge_mac(&info.id))
-                    .up();
+                    .mac(bridge_mac(&info.id));
+                if v6 {
+                    b = b.up();
+                }
                 if let Some(m) = info.mtu {
                     b = b.mtu(m);
                 }
@@ -413,6 +416,15 @@ impl Host {
                 info.bridge_created = true;
                 let (ns, name) = (self.netns.clone(), info.bridge.clone());
                 tx.record(format!("ip link del {name}"), move || del_link(&ns, &name));
+                if !v6 {
+                    // An IPv4 network's bridge has no IPv6 either (its containers have
+                    // none): no link-local address whose probes and reports would start
+                    // each time the first container comes and go with the last.
+                    let name = info.bridge.clone();
+                    self.netns.run(|| Sysctl::disable_ipv6_here(&name))??;
+                    self.rtnl
+                        .execute(&LinkSet::new(info.bridge.as_str()).up())?;
+                }
                 self.rtnl.link(info.bridge.as_str())?
             }
         };
