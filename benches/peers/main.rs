@@ -416,7 +416,11 @@ fn table(rows: &[Row]) -> String {
 /// Every sample of `e`, one CSV line each.
 fn samples_csv(csv: &mut String, n: usize, e: &Entrant) {
     let k = e.peer.key;
-    for (op, v) in [("attach", &e.samples.attach), ("detach", &e.samples.detach)] {
+    for (op, v) in [
+        ("attach", &e.samples.attach),
+        ("detach", &e.samples.detach),
+        ("detach_deferred", &e.samples.deferred),
+    ] {
         for (i, us) in v.iter().enumerate() {
             let _ = writeln!(csv, "{n},{k},{op},{i},{us:.1}");
         }
