@@ -461,6 +461,7 @@ per_backend!(create);
 per_backend!(connect);
 per_backend!(disconnect);
 per_backend!(disconnect_many);
+per_backend!(disconnect_deferred);
 per_backend!(remove);
 
 fn net(name: &str, v4: &str) -> NetworkConfig {
@@ -581,6 +582,33 @@ fn disconnect_many(w: &mut World) {
         .collect();
     assert_eq!(left, ["peer"]);
     eprintln!("disconnect_many: {n} steps");
+}
+
+/// As `disconnect_many`, with deferred link deletion: a fault at any step leaves the
+/// links as they were (up, in their groups, not deleted later by the reaper).
+fn disconnect_deferred(w: &mut World) {
+    base(w);
+    for id in ["c1", "c2"] {
+        let c = w.ctr(id).publish("80".parse().unwrap());
+        w.host.connect("n1", &c).unwrap();
+    }
+    w.host.defer_link_deletion(true).unwrap();
+    let n = every_step(w, "disconnect_many (deferred)", |w| {
+        let r = w.host.disconnect_many("n1", &["c1", "c2"]);
+        // What a failed call left must not be deleted later either.
+        w.host.flush_link_deletions().unwrap();
+        r
+    });
+    assert!(n >= 7, "disconnect_many has {n} steps");
+    let mut r = Rtnl::open_in(&w.ns).unwrap();
+    let veths = r
+        .links()
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.is_kind("veth"))
+        .count();
+    assert_eq!(veths, 2, "peer and other");
+    eprintln!("disconnect_many (deferred): {n} steps");
 }
 
 fn remove(w: &mut World) {

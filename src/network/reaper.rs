@@ -88,23 +88,35 @@ impl Reaper {
         })
     }
 
-    /// Takes `links` (interface indexes) down and into the current group, for the reaper
-    /// to delete. Links already gone are skipped.
-    pub(crate) fn defer(&self, rtnl: &mut Rtnl, links: &[u32]) -> Result<()> {
+    /// Takes `links` (interface index, interface group) down and into the current group,
+    /// for the reaper to delete. Links already gone are skipped. On failure the links are
+    /// put back (up, in their groups) before the reaper can see them, so that the caller
+    /// can roll back.
+    pub(crate) fn defer(&self, rtnl: &mut Rtnl, links: &[(u32, u32)]) -> Result<()> {
+        // Held throughout: the reaper cannot swap (and delete) the group meanwhile.
         let mut p = self.shared.lock();
         let reqs: Vec<LinkSet> = links
             .iter()
-            .map(|&i| LinkSet::new(i).group(p.group).down())
+            .map(|&(i, _)| LinkSet::new(i).group(p.group).down())
             .collect();
-        let r = rtnl.execute_batch(&reqs);
-        // Whatever part of the batch went through is in the group: count it all.
+        match rtnl.execute_batch(&reqs) {
+            Ok(()) => {}
+            Err(e) if e.errno() == Some(nix::errno::Errno::ENODEV) => {}
+            Err(e) => {
+                let back: Vec<LinkSet> = links
+                    .iter()
+                    .map(|&(i, g)| LinkSet::new(i).group(g).up())
+                    .collect();
+                if let Err(b) = rtnl.execute_batch(&back) {
+                    log::warn!("putting links back after a failed deferral: {b}");
+                }
+                return Err(e);
+            }
+        }
         p.count += links.len();
         drop(p);
         self.shared.work.notify_one();
-        match r {
-            Err(e) if e.errno() == Some(nix::errno::Errno::ENODEV) => Ok(()),
-            r => r,
-        }
+        Ok(())
     }
 
     /// Whether links wait to be deleted.

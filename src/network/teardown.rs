@@ -287,8 +287,8 @@ impl Host {
         {
             // Deferred: down and into the reaper's group, deleted in the background.
             fault::point("links")?;
-            let idx: Vec<u32> = td.links.iter().map(|&(i, _, _)| i).collect();
-            return reaper.defer(&mut self.rtnl, &idx);
+            let links: Vec<(u32, u32)> = td.links.iter().map(|&(i, _, g)| (i, g)).collect();
+            return reaper.defer(&mut self.rtnl, &links);
         }
         let all = match td.links.as_slice() {
             [] => return Ok(()),
