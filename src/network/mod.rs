@@ -30,9 +30,11 @@
 //! failure leaves everything as it was.
 
 mod config;
+mod container;
 mod endpoint;
 pub mod fault;
 pub mod files;
+mod gc;
 mod host;
 #[cfg(feature = "serde")]
 pub mod inspect;
@@ -44,8 +46,9 @@ mod state;
 mod teardown;
 
 pub use config::{NetworkConfig, DEFAULT_BRIDGE, DEFAULT_NETWORK};
-pub use endpoint::Container;
-pub use host::{GcReport, Host, DEFAULT_STATE_DIR};
+pub use container::Container;
+pub use gc::GcReport;
+pub use host::{Host, DEFAULT_STATE_DIR};
 pub use mode::NetworkMode;
 pub use reconcile::ReconcileReport;
 pub use state::{Attachment, NetworkInfo};

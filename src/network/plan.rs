@@ -2,7 +2,7 @@
 //! `sysctl` and IPAM lines, without changing anything.
 
 use super::config::{NetworkConfig, DEFAULT_BRIDGE, DEFAULT_NETWORK};
-use super::endpoint::Container;
+use super::container::Container;
 use super::host::Host;
 use crate::error::Result;
 use crate::firewall::{NetworkRules, DEFAULT_TABLE};
