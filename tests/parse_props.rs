@@ -91,10 +91,12 @@ fn parse_all(bytes: &[u8]) -> usize {
     for m in Messages::new(bytes).take(64) {
         let Ok(m) = m else { break };
         seen += 1;
-        let _ = Ack::parse(&RawMsg {
+        if let Ok(a) = Ack::parse(&RawMsg {
             ty: NLMSG_ERROR,
             ..m
-        });
+        }) {
+            assert!(a.errno >= 0, "an errno is never negative: {}", a.errno);
+        }
         let _ = fuzzing::link(&RawMsg {
             ty: wire::link::RTM_NEWLINK,
             ..m

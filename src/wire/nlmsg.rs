@@ -163,7 +163,9 @@ impl<'a> Ack<'a> {
         let orig_len = ne_u32(p, 4) as usize;
         let seq = ne_u32(p, 12);
         let mut ack = Ack {
-            errno: code.checked_neg().unwrap_or(i32::MAX),
+            // The kernel sends `-errno`; a positive code (which no kernel sends) is read
+            // as that errno, never as a negative one.
+            errno: code.checked_abs().unwrap_or(i32::MAX),
             seq,
             msg: None,
             offset: None,
@@ -218,6 +220,20 @@ mod tests {
         assert_eq!(ack.seq, 9);
         assert_eq!(ack.msg, Some("bad"));
         assert_eq!(ack.offset, Some(20));
+    }
+
+    #[test]
+    fn a_positive_or_extreme_code_is_never_a_negative_errno() {
+        for (code, errno) in [(17i32, 17), (-17, 17), (0, 0), (i32::MIN, i32::MAX)] {
+            let mut b = MsgBuf::new();
+            let m = b.begin_msg(NLMSG_ERROR, 0, 3);
+            b.put(&code.to_ne_bytes());
+            let inner = b.begin_msg(16, 5, 3);
+            b.end_msg(inner);
+            b.end_msg(m);
+            let raw = Messages::new(b.as_bytes()).next().unwrap().unwrap();
+            assert_eq!(Ack::parse(&raw).unwrap().errno, errno, "code {code}");
+        }
     }
 
     #[test]
