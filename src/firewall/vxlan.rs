@@ -51,11 +51,11 @@ const VNIS: &str = "vnis";
 const PEERS: &str = "peers";
 /// Most elements per `NFT_MSG_*SETELEM` message (its element list has a 16-bit length).
 const ELEMS_PER_MSG: usize = 256;
-/// `nft` data type numbers (`integer`, `ipv4_addr`, `ipv6_addr`), as `nft` sets them for
-/// our `typeof` keys; the kernel ignores them.
-const TYPE_INTEGER: u32 = 4;
-const TYPE_IPADDR: u32 = 7;
-const TYPE_IP6ADDR: u32 = 8;
+// `nft` data type numbers (`integer`, `ipv4_addr`, `ipv6_addr`), as `nft` sets them for
+// our `typeof` keys; the kernel ignores them.
+use crate::wire::nft::datatype::{
+    INTEGER as TYPE_INTEGER, IP6ADDR as TYPE_IP6ADDR, IPADDR as TYPE_IPADDR,
+};
 const R0: u32 = nft::NFT_REG32_00;
 /// The VNI in the transport header, in bits for `nft`.
 const VNI_FIELD: KeyField = KeyField::Raw(PayloadBase::Transport, 96, 24);

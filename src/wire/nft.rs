@@ -47,6 +47,16 @@ pub const NFT_MSG_NEWSETELEM: u16 = 12;
 pub const NFT_MSG_GETSETELEM: u16 = 13;
 /// `NFT_MSG_DELSETELEM`.
 pub const NFT_MSG_DELSETELEM: u16 = 14;
+/// `NFT_MSG_NEWGEN`: the end of one transaction's notifications.
+pub const NFT_MSG_NEWGEN: u16 = 15;
+/// `NFT_MSG_DELOBJ`.
+pub const NFT_MSG_DELOBJ: u16 = 20;
+/// `NFT_MSG_DELFLOWTABLE`.
+pub const NFT_MSG_DELFLOWTABLE: u16 = 24;
+/// `NFTA_GEN_PROC_PID`: the thread that made the transaction.
+pub const NFTA_GEN_PROC_PID: u16 = 2;
+/// `NFNLGRP_NFTABLES`: the multicast group of nf_tables notifications.
+pub const NFNLGRP_NFTABLES: u32 = 7;
 
 /// `NFTA_TABLE_NAME`.
 pub const NFTA_TABLE_NAME: u16 = 1;
@@ -187,6 +197,25 @@ pub const NFPROTO_INET: u8 = 1;
 pub const NFPROTO_IPV4: u8 = 2;
 /// `NFPROTO_IPV6`.
 pub const NFPROTO_IPV6: u8 = 10;
+/// `NFPROTO_BRIDGE`.
+pub const NFPROTO_BRIDGE: u8 = 7;
+
+/// nft's data types, written in set userdata so that `nft list` can print the elements
+/// (the kernel ignores them).
+pub mod datatype {
+    /// `integer`.
+    pub const INTEGER: u32 = 4;
+    /// `ipv4_addr`.
+    pub const IPADDR: u32 = 7;
+    /// `ipv6_addr`.
+    pub const IP6ADDR: u32 = 8;
+    /// `inet_proto`.
+    pub const INET_PROTOCOL: u32 = 12;
+    /// `inet_service`.
+    pub const INET_SERVICE: u32 = 13;
+    /// `ifname`.
+    pub const IFNAME: u32 = 41;
+}
 
 /// Netfilter hooks (`NF_INET_*`).
 pub mod hook {

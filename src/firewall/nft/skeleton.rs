@@ -24,12 +24,11 @@ pub(super) const PORTS_ANY: &str = "ports_any";
 pub(super) const PUBLISHED: &str = "published";
 pub(super) const BRIDGES: &str = "bridges";
 
-/// `nft` data type numbers (for `nft list` to print keys; the kernel ignores them).
-const TYPE_IPADDR: u32 = 7;
-const TYPE_IP6ADDR: u32 = 8;
-const TYPE_INET_PROTOCOL: u32 = 12;
-const TYPE_INET_SERVICE: u32 = 13;
-const TYPE_IFNAME: u32 = 41;
+// `nft` data type numbers (for `nft list` to print keys; the kernel ignores them).
+use crate::wire::nft::datatype::{
+    IFNAME as TYPE_IFNAME, INET_PROTOCOL as TYPE_INET_PROTOCOL, INET_SERVICE as TYPE_INET_SERVICE,
+    IP6ADDR as TYPE_IP6ADDR, IPADDR as TYPE_IPADDR,
+};
 
 const fn concat(types: &[u32]) -> u32 {
     let mut t = 0;

@@ -38,8 +38,7 @@ use crate::error::Result;
 use crate::wire::nft::{self, hook, BaseChain, CmpOp, ElemData, Expr, PayloadBase, SetSpec};
 use crate::wire::NlmF;
 
-/// `NFPROTO_BRIDGE`: the bridge family of nf_tables.
-pub(super) const NFPROTO_BRIDGE: u8 = 7;
+pub(super) use crate::wire::nft::NFPROTO_BRIDGE;
 
 /// The chain, and the sets of the bridge table.
 pub(super) const CHAIN: &str = "prerouting";
@@ -49,10 +48,9 @@ pub(super) const ADDRS6: &str = "addrs6";
 pub(super) const OWNERS6: &str = "owners6";
 pub(super) const SETS: [&str; 4] = [ADDRS4, OWNERS4, ADDRS6, OWNERS6];
 
-/// `nft` data types (for listings; the kernel ignores them).
-const TYPE_IPADDR: u32 = 7;
-const TYPE_IP6ADDR: u32 = 8;
-const TYPE_IFNAME: u32 = 41;
+use crate::wire::nft::datatype::{
+    IFNAME as TYPE_IFNAME, IP6ADDR as TYPE_IP6ADDR, IPADDR as TYPE_IPADDR,
+};
 
 /// `NF_BR_PRI_FILTER_BRIDGED`: before the bridge (and br_netfilter) act on the frame.
 const PRIORITY: i32 = -200;

@@ -29,15 +29,10 @@ use crate::wire::nft::{self, msg_type};
 use crate::wire::parse::Attrs;
 use crate::wire::Messages;
 
-/// `NFNLGRP_NFTABLES`: the multicast group of nf_tables notifications.
-const NFNLGRP_NFTABLES: u32 = 7;
-/// `NFT_MSG_NEWGEN`: the end of one transaction's notifications.
-const NFT_MSG_NEWGEN: u16 = 15;
-/// `NFT_MSG_DELOBJ`, `NFT_MSG_DELFLOWTABLE`.
-const NFT_MSG_DELOBJ: u16 = 20;
-const NFT_MSG_DELFLOWTABLE: u16 = 24;
-/// `NFTA_GEN_PROC_PID`: the thread that made the transaction.
-const NFTA_GEN_PROC_PID: u16 = 2;
+use crate::wire::nft::{
+    NFNLGRP_NFTABLES, NFTA_GEN_PROC_PID, NFT_MSG_DELFLOWTABLE, NFT_MSG_DELOBJ, NFT_MSG_NEWGEN,
+};
+
 /// How often a waiting watcher looks at its stop flag.
 const TICK: Duration = Duration::from_millis(100);
 /// How many of this process's writers are remembered.
