@@ -243,6 +243,19 @@ pub mod fuzzing {
         crate::overlay::etcd::parse_host(key, value)
     }
 
+    /// The published-port registry file's text, as [`PortAllocator`](crate::ports::PortAllocator)
+    /// reads it: the ports it holds.
+    pub fn port_registry(text: &str) -> Result<Vec<crate::ports::PublishedPort>> {
+        let reg = crate::ports::registry::Registry::parse(std::path::Path::new("published"), text)?;
+        Ok(reg.all())
+    }
+
+    /// `iptables-save` output, as the iptables backend reads it: what it holds of ours.
+    #[cfg(feature = "iptables")]
+    pub fn iptables_save(text: &str) -> crate::firewall::FirewallState {
+        crate::firewall::state_from_save(text)
+    }
+
     /// A stored overlay endpoint registration.
     #[cfg(feature = "etcd")]
     pub fn overlay_endpoint(key: &[u8], value: &[u8]) -> Result<crate::overlay::PeerEndpoint> {

@@ -10,6 +10,7 @@
 mod common;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use common::props::{mutations, mutations_text, random_text, split};
 use common::Rng;
 use ipnet::IpNet;
 use netplumb::fuzzing;
@@ -29,58 +30,6 @@ use netplumb::wire::{self, Ack, Messages, MsgBuf, NlmF, RawMsg};
 fn random_bytes(rng: &mut Rng, max: usize) -> Vec<u8> {
     let len = rng.below(max + 1);
     (0..len).map(|_| rng.next() as u8).collect()
-}
-
-/// The pieces of a `|`-separated alphabet.
-fn split(alphabet: &'static str) -> Vec<&'static str> {
-    alphabet.split('|').collect()
-}
-
-/// A string of `max` pieces at most, drawn from `alphabet`.
-fn random_text(rng: &mut Rng, alphabet: &[&str], max: usize) -> String {
-    let len = rng.below(max + 1);
-    (0..len)
-        .map(|_| alphabet[rng.below(alphabet.len())])
-        .collect()
-}
-
-/// `good` with a few bytes overwritten, inserted or removed, and maybe cut short.
-fn mutate(rng: &mut Rng, good: &[u8]) -> Vec<u8> {
-    let mut b = good.to_vec();
-    for _ in 0..1 + rng.below(4) {
-        let at = rng.below(b.len() + 1);
-        match rng.below(4) {
-            0 | 1 if at < b.len() => b[at] = rng.next() as u8,
-            2 => b.insert(at, rng.next() as u8),
-            _ if at < b.len() => drop(b.remove(at)),
-            _ => {}
-        }
-    }
-    if rng.below(4) == 0 {
-        b.truncate(rng.below(b.len() + 1));
-    }
-    b
-}
-
-/// Runs `check` on `n` mutations of each of `good`.
-fn mutations(seed: u64, good: &[&[u8]], n: usize, mut check: impl FnMut(&[u8])) {
-    let mut rng = Rng(seed);
-    for g in good {
-        check(g);
-        for _ in 0..n {
-            check(&mutate(&mut rng, g));
-        }
-    }
-}
-
-/// Text mutations that keep the input UTF-8 (lossily).
-fn mutations_text(seed: u64, good: &[&str], n: usize, mut check: impl FnMut(&str)) {
-    mutations(
-        seed,
-        &good.iter().map(|s| s.as_bytes()).collect::<Vec<_>>(),
-        n,
-        |b| check(&String::from_utf8_lossy(b)),
-    );
 }
 
 // ---- netlink replies ----

@@ -61,6 +61,8 @@ mod select;
 mod vxlan;
 
 #[cfg(feature = "iptables")]
+pub(crate) use iptables::state_from_save;
+#[cfg(feature = "iptables")]
 pub use iptables::{Iptables, IptablesOptions, IptablesVariant, DEFAULT_LOCK_DIR};
 pub use nft::{FirewallState, Nftables, DEFAULT_TABLE, USER};
 pub use nft::{FirewallWatch, RepairFn, WatchStats};

@@ -37,7 +37,7 @@
 mod alloc;
 mod published;
 mod range;
-mod registry;
+pub(crate) mod registry;
 mod spec;
 
 pub use alloc::{AllocError, PortAllocator, DEFAULT_HOST_IP, DEFAULT_REGISTRY_DIR};

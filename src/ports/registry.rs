@@ -190,7 +190,7 @@ impl Registry {
         s
     }
 
-    fn parse(path: &Path, text: &str) -> Result<Registry> {
+    pub(crate) fn parse(path: &Path, text: &str) -> Result<Registry> {
         let mut reg = Registry::default();
         reg.apply(path, text, 0)?;
         Ok(reg)
@@ -208,14 +208,21 @@ impl Registry {
                 path: path.to_path_buf(),
                 line: n + 1,
             };
+            // No record holds port 0: a line that says so is corrupt.
+            let port = |s: &str| {
+                s.parse::<u16>()
+                    .ok()
+                    .filter(|&p| p != 0)
+                    .ok_or_else(corrupt)
+            };
             match f.as_slice() {
                 [] => {}
                 [_verb @ ("port" | "unport"), proto, ip, host, ctr] => {
                     let p = PublishedPort::new(
                         proto.parse().map_err(|_| corrupt())?,
                         ip.parse().map_err(|_| corrupt())?,
-                        host.parse().map_err(|_| corrupt())?,
-                        ctr.parse().map_err(|_| corrupt())?,
+                        port(host)?,
+                        port(ctr)?,
                     );
                     if f[0] == "port" {
                         reg.apply_insert(p);

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod etcd;
+pub mod props;
 
 use netplumb::netns::Sandbox;
 use netplumb::{Netns, Rtnl};

@@ -233,19 +233,7 @@ impl Iptables {
 
     /// Our tagged rules, as (table, chain, spec, tag) — in every chain.
     fn tagged<'a>(&self, rs: &'a Ruleset) -> Vec<(Table, &'a str, &'a str, String)> {
-        let mut out = Vec::new();
-        for t in Table::BOTH {
-            for c in rs.chains(t) {
-                for r in &c.rules {
-                    if let Some(cm) = save::comment(r) {
-                        if self.names.parse_tag(&cm).is_some() {
-                            out.push((t, c.name.as_str(), r.as_str(), cm));
-                        }
-                    }
-                }
-            }
-        }
-        out
+        tagged(&self.names, rs)
     }
 
     /// Deletes every tagged rule whose tag passes `pick`.
@@ -456,32 +444,63 @@ impl Iptables {
     }
 
     fn state_of(&self, fam: Family, rs: &Ruleset, st: &mut FirewallState) {
-        if rs.chain(Table::Nat, &self.names.docker).is_none() {
-            return;
-        }
-        st.families.push(fam.name());
-        for (t, chain, rule, cm) in self.tagged(rs) {
-            match self.names.parse_tag(&cm) {
-                Some(Tag::Net { network, .. }) => {
-                    match st.networks.iter().position(|x| x == network) {
-                        Some(i) => st.rules[i] += 1,
-                        None => {
-                            st.networks.push(network.to_owned());
-                            st.rules.push(1);
-                        }
+        state_of(&self.names, fam, rs, st)
+    }
+}
+
+/// The rules of `rs` that carry one of our tags: table, chain, rule, comment.
+fn tagged<'a>(names: &Names, rs: &'a Ruleset) -> Vec<(Table, &'a str, &'a str, String)> {
+    let mut out = Vec::new();
+    for t in Table::BOTH {
+        for c in rs.chains(t) {
+            for r in &c.rules {
+                if let Some(cm) = save::comment(r) {
+                    if names.parse_tag(&cm).is_some() {
+                        out.push((t, c.name.as_str(), r.as_str(), cm));
                     }
                 }
-                Some(Tag::Port { network, key })
-                    if t == Table::Nat && chain == self.names.docker =>
-                {
-                    if let Some(p) = decode_port(network, key, rule) {
-                        st.ports.push(p);
-                    }
-                }
-                _ => {}
             }
         }
     }
+    out
+}
+
+/// What `rs` (one family's `iptables-save` output) holds of ours, added to `st`.
+fn state_of(names: &Names, fam: Family, rs: &Ruleset, st: &mut FirewallState) {
+    if rs.chain(Table::Nat, &names.docker).is_none() {
+        return;
+    }
+    st.families.push(fam.name());
+    for (t, chain, rule, cm) in tagged(names, rs) {
+        match names.parse_tag(&cm) {
+            Some(Tag::Net { network, .. }) => match st.networks.iter().position(|x| x == network) {
+                Some(i) => st.rules[i] += 1,
+                None => {
+                    st.networks.push(network.to_owned());
+                    st.rules.push(1);
+                }
+            },
+            Some(Tag::Port { network, key }) if t == Table::Nat && chain == names.docker => {
+                if let Some(p) = decode_port(network, key, rule) {
+                    st.ports.push(p);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Reads `iptables-save` output as the backend with chain prefix `DOCKER` reads it (for
+/// the property tests and fuzzing).
+pub(crate) fn state_from_save(text: &str) -> FirewallState {
+    let mut st = FirewallState::default();
+    state_of(
+        &Names::new("DOCKER"),
+        Family::V4,
+        &Ruleset::parse(text),
+        &mut st,
+    );
+    st
 }
 
 /// Rebuilds a published port from its DNAT rule.
