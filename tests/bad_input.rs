@@ -28,66 +28,6 @@ fn host(s: &Sandbox) -> Host {
     Host::open_in(s.host(), "/run/netplumb-test").unwrap()
 }
 
-/// IPv6 link-local and multicast addresses and routes appear by themselves some time
-/// after a link gets carrier: not compared.
-fn kernel_made(net: &ipnet::IpNet) -> bool {
-    match net.addr() {
-        IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80 || a.is_multicast(),
-        IpAddr::V4(_) => false,
-    }
-}
-
-/// Everything a failed operation could leave behind, as text.
-fn snapshot(h: &mut Host) -> String {
-    let mut links: Vec<String> = h
-        .rtnl()
-        .links()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            format!(
-                "{} {:?} {:?} up={}",
-                l.name,
-                l.kind,
-                l.controller,
-                l.is_up()
-            )
-        })
-        .collect();
-    links.sort();
-    let addrs: Vec<String> = h
-        .rtnl()
-        .addrs(None)
-        .unwrap()
-        .iter()
-        .filter(|a| !kernel_made(&a.addr))
-        .map(|a| format!("{} {}", a.index, a.addr))
-        .collect();
-    let routes: Vec<String> = h
-        .rtnl()
-        .routes()
-        .unwrap()
-        .iter()
-        .filter(|r| !kernel_made(&r.dst))
-        .map(|r| format!("{} {:?} {:?} {}", r.dst, r.via, r.oif, r.table))
-        .collect();
-    let fw = format!("{:?}", h.firewall().state().unwrap());
-    let nets: Vec<String> = h
-        .networks()
-        .unwrap()
-        .iter()
-        .map(|n| n.name.clone())
-        .collect();
-    let mut leases = Vec::new();
-    for n in &nets {
-        leases.extend(h.ipam().leases(n).unwrap().into_iter().map(|l| l.address));
-    }
-    let atts = h.attachments(None).unwrap().len();
-    format!(
-        "links {links:?}\naddrs {addrs:?}\nroutes {routes:?}\nfw {fw}\nnets {nets:?}\nleases {leases:?}\natts {atts}"
-    )
-}
-
 /// Asserts `e` is of `kind` and its message contains each of `names`.
 #[track_caller]
 fn names_it(e: &Error, kind: ErrorKind, names: &[&str]) {
@@ -110,7 +50,7 @@ fn field(e: &Error) -> &'static str {
 fn interface_names() {
     common::sandbox("interface_names", |s| {
         let mut h = host(s);
-        let before = snapshot(&mut h);
+        let before = common::host_snapshot(&mut h);
         let mut r = common::rtnl(s);
         let fifteen = "abcdefghijklmno";
         let sixteen = "abcdefghijklmnop";
@@ -146,7 +86,7 @@ fn interface_names() {
                 .unwrap_err();
             assert_eq!(field(&e), "container interface", "{e}");
         }
-        assert_eq!(snapshot(&mut h), before, "nothing was made");
+        assert_eq!(common::host_snapshot(&mut h), before, "nothing was made");
         // Fifteen bytes is the longest name the kernel takes: it works everywhere.
         r.execute(&Bridge::new(fifteen)).unwrap();
         assert_eq!(r.link(fifteen).unwrap().name, fifteen);
@@ -216,7 +156,7 @@ fn overlapping_subnets_and_a_gateway_outside() {
         let mut h = host(s);
         h.create_network(&NetworkConfig::new("a").subnet("10.60.0.0/16".parse().unwrap()))
             .unwrap();
-        let before = snapshot(&mut h);
+        let before = common::host_snapshot(&mut h);
         let e = h
             .create_network(&NetworkConfig::new("b").subnet("10.60.7.0/24".parse().unwrap()))
             .unwrap_err();
@@ -225,7 +165,11 @@ fn overlapping_subnets_and_a_gateway_outside() {
             ErrorKind::Exists,
             &["10.60.7.0/24", "10.60.0.0/16", "\"a\""],
         );
-        assert_eq!(snapshot(&mut h), before, "overlap: nothing made");
+        assert_eq!(
+            common::host_snapshot(&mut h),
+            before,
+            "overlap: nothing made"
+        );
         let e = h
             .create_network(
                 &NetworkConfig::new("c")
@@ -243,7 +187,11 @@ fn overlapping_subnets_and_a_gateway_outside() {
             )
             .unwrap_err();
         names_it(&e, ErrorKind::Invalid, &["gateway", "fd00::1"]);
-        assert_eq!(snapshot(&mut h), before, "gateway: nothing made");
+        assert_eq!(
+            common::host_snapshot(&mut h),
+            before,
+            "gateway: nothing made"
+        );
     });
 }
 
@@ -298,7 +246,7 @@ fn a_bad_mapping_or_a_taken_port_leaves_nothing() {
         let mut h = host(s);
         h.create_network(&NetworkConfig::new("n1").subnet("10.64.0.0/24".parse().unwrap()))
             .unwrap();
-        let before = snapshot(&mut h);
+        let before = common::host_snapshot(&mut h);
         let ns = s.netns_dir().create("c1").unwrap();
         // A mapping built (not parsed) with ranges of different lengths.
         let m = PortMapping::new(PortRange::new(80, 85).unwrap())
@@ -307,7 +255,11 @@ fn a_bad_mapping_or_a_taken_port_leaves_nothing() {
             .connect("n1", &Container::new("c1", &ns).publish(m))
             .unwrap_err();
         names_it(&e, ErrorKind::Invalid, &["8000-8010", "80-85"]);
-        assert_eq!(snapshot(&mut h), before, "bad mapping: nothing made");
+        assert_eq!(
+            common::host_snapshot(&mut h),
+            before,
+            "bad mapping: nothing made"
+        );
         // A host port a socket already holds.
         let held = s
             .host()
@@ -321,7 +273,11 @@ fn a_bad_mapping_or_a_taken_port_leaves_nothing() {
             )
             .unwrap_err();
         names_it(&e, ErrorKind::Busy, &["0.0.0.0:8080", "in use"]);
-        assert_eq!(snapshot(&mut h), before, "taken port: nothing made");
+        assert_eq!(
+            common::host_snapshot(&mut h),
+            before,
+            "taken port: nothing made"
+        );
         assert!(
             Rtnl::open_in(&ns).unwrap().link("eth0").is_err(),
             "no eth0 left in c1"
@@ -394,14 +350,14 @@ fn container_ids_with_path_separators() {
         let mut h = host(s);
         h.create_network(&NetworkConfig::new("n1").subnet("10.65.0.0/24".parse().unwrap()))
             .unwrap();
-        let before = snapshot(&mut h);
+        let before = common::host_snapshot(&mut h);
         let ns = s.netns_dir().create("c1").unwrap();
         for id in ["../etc", "a/b", "/abs", ""] {
             let e = h.connect("n1", &Container::new(id, &ns)).unwrap_err();
             assert_eq!(field(&e), "container id", "{e}");
             names_it(&e, ErrorKind::Invalid, &[&format!("{id:?}")]);
         }
-        assert_eq!(snapshot(&mut h), before, "nothing was made");
+        assert_eq!(common::host_snapshot(&mut h), before, "nothing was made");
         let e = s.netns_dir().create("a/b").unwrap_err();
         names_it(&e, ErrorKind::Invalid, &["namespace name", "a/b"]);
     });
@@ -415,7 +371,7 @@ fn container_names_with_path_separators() {
         let mut h = host(s);
         h.create_network(&NetworkConfig::new("n1").subnet("10.66.0.0/24".parse().unwrap()))
             .unwrap();
-        let before = snapshot(&mut h);
+        let before = common::host_snapshot(&mut h);
         let ns = s.netns_dir().create("c1").unwrap();
         for name in ["../../etc/passwd", "web/1", "a b", "-x", ""] {
             let e = h
@@ -424,7 +380,7 @@ fn container_names_with_path_separators() {
             assert_eq!(field(&e), "container name", "{e}");
             names_it(&e, ErrorKind::Invalid, &[&format!("{name:?}")]);
         }
-        assert_eq!(snapshot(&mut h), before, "nothing was made");
+        assert_eq!(common::host_snapshot(&mut h), before, "nothing was made");
     });
 }
 

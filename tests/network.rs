@@ -43,61 +43,6 @@ fn call(ns: &Netns, to: SocketAddr) -> Option<String> {
     common::call_peer(ns, to)
 }
 
-/// IPv6 link-local addresses and their routes, and multicast routes: the kernel adds them
-/// by itself, some time after a link gets carrier, so they are not compared.
-fn kernel_made(net: &ipnet::IpNet) -> bool {
-    match net.addr() {
-        IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80 || a.is_multicast(),
-        IpAddr::V4(_) => false,
-    }
-}
-
-/// Everything a network operation may change, as text, for before/after comparisons.
-fn snapshot(h: &mut Host) -> String {
-    let links: Vec<String> = h
-        .rtnl()
-        .links()
-        .unwrap()
-        .iter()
-        .map(|l| format!("{} {:?} {:?}", l.name, l.kind, l.controller))
-        .collect();
-    let addrs: Vec<String> = h
-        .rtnl()
-        .addrs(None)
-        .unwrap()
-        .iter()
-        .filter(|a| !kernel_made(&a.addr))
-        .map(|a| format!("{} {}", a.index, a.addr))
-        .collect();
-    let routes: Vec<String> = h
-        .rtnl()
-        .routes()
-        .unwrap()
-        .iter()
-        .filter(|r| !kernel_made(&r.dst))
-        .map(|r| format!("{} {:?} {:?} {}", r.dst, r.via, r.oif, r.table))
-        .collect();
-    let fw = format!("{:?}", h.firewall().state().unwrap());
-    let nets: Vec<String> = h
-        .networks()
-        .unwrap()
-        .iter()
-        .map(|n| n.name.clone())
-        .collect();
-    let mut leases = Vec::new();
-    for n in &nets {
-        leases.extend(
-            h.ipam()
-                .leases(n)
-                .unwrap()
-                .into_iter()
-                .map(|l| l.address.to_string()),
-        );
-    }
-    let atts = h.attachments(None).unwrap().len();
-    format!("links {links:?}\naddrs {addrs:?}\nroutes {routes:?}\nfw {fw}\nnets {nets:?}\nleases {leases:?}\natts {atts}")
-}
-
 #[test]
 fn default_bridge_network_two_containers_and_traffic() {
     common::sandbox("default_bridge_network_two_containers_and_traffic", |s| {
@@ -258,7 +203,7 @@ fn remove_refuses_while_connected_and_teardown_is_idempotent() {
         "remove_refuses_while_connected_and_teardown_is_idempotent",
         |s| {
             let mut h = host(s);
-            let before = snapshot(&mut h);
+            let before = common::host_snapshot(&mut h);
             h.create_network(&NetworkConfig::new("n1").subnet("10.50.0.0/24".parse().unwrap()))
                 .unwrap();
             let n1 = ctr_ns(s, "c1");
@@ -273,7 +218,7 @@ fn remove_refuses_while_connected_and_teardown_is_idempotent() {
             h.disconnect("n1", "c1").unwrap();
             h.remove_network("n1", false).unwrap();
             h.remove_network("n1", false).unwrap();
-            assert_eq!(snapshot(&mut h).replace("fw FirewallState { families: [\"ip\", \"ip6\"], networks: [], rules: [], ports: [] }", "fw FirewallState { families: [], networks: [], rules: [], ports: [] }"), before);
+            assert_eq!(common::host_snapshot(&mut h).replace("fw FirewallState { families: [\"ip\", \"ip6\"], networks: [], rules: [], ports: [] }", "fw FirewallState { families: [], networks: [], rules: [], ports: [] }"), before);
             // Forced removal disconnects.
             h.create_network(&NetworkConfig::new("n2").subnet("10.51.0.0/24".parse().unwrap()))
                 .unwrap();
@@ -305,7 +250,7 @@ fn a_fault_at_any_step_of_connect_or_create_leaves_nothing() {
                 )
                 .unwrap();
             h.firewall().remove_network("warmup").unwrap();
-            let clean = snapshot(&mut h);
+            let clean = common::host_snapshot(&mut h);
             let mut create_steps = 0;
             for n in 0.. {
                 fault::fail_at(Some(n));
@@ -321,14 +266,14 @@ fn a_fault_at_any_step_of_connect_or_create_leaves_nothing() {
                 }
                 assert!(r.unwrap_err().to_string().contains("injected fault"));
                 assert_eq!(
-                    snapshot(&mut h),
+                    common::host_snapshot(&mut h),
                     clean,
                     "create failing at step {n} left something"
                 );
             }
             assert!(create_steps >= 5, "create has {create_steps} steps");
             let n1 = ctr_ns(s, "c1");
-            let base = snapshot(&mut h);
+            let base = common::host_snapshot(&mut h);
             let ctr = Container::new("c1", &n1)
                 .publish("8080:80".parse().unwrap())
                 .expose(Proto::Tcp, 80);
@@ -343,7 +288,7 @@ fn a_fault_at_any_step_of_connect_or_create_leaves_nothing() {
                 }
                 assert!(r.unwrap_err().to_string().contains("injected fault"));
                 assert_eq!(
-                    snapshot(&mut h),
+                    common::host_snapshot(&mut h),
                     base,
                     "connect failing at step {n} left something"
                 );
@@ -362,7 +307,7 @@ fn fifty_containers_leave_the_sandbox_as_it_was() {
         let mut h = host(s);
         h.create_network(&NetworkConfig::new("n1").subnet("10.70.0.0/24".parse().unwrap()))
             .unwrap();
-        let before = snapshot(&mut h);
+        let before = common::host_snapshot(&mut h);
         let ids: Vec<String> = (0..50).map(|i| format!("ctr{i:02}")).collect();
         for id in &ids {
             let ns = Netns::new().unwrap();
@@ -371,7 +316,7 @@ fn fifty_containers_leave_the_sandbox_as_it_was() {
         assert_eq!(h.attachments(Some("n1")).unwrap().len(), 50);
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         h.disconnect_many("n1", &refs).unwrap();
-        assert_eq!(snapshot(&mut h), before);
+        assert_eq!(common::host_snapshot(&mut h), before);
     });
 }
 
@@ -461,10 +406,10 @@ fn gc_removes_what_dead_containers_left() {
         let mut h = host(s);
         h.create_network(&NetworkConfig::new("n1").subnet("10.90.0.0/24".parse().unwrap()))
             .unwrap();
-        let before = snapshot(&mut h);
+        let before = common::host_snapshot(&mut h);
         let live = ctr_ns(s, "live");
         h.connect("n1", &Container::new("live", &live)).unwrap();
-        let with_live = snapshot(&mut h);
+        let with_live = common::host_snapshot(&mut h);
         for id in ["dead1", "dead2"] {
             h.connect(
                 "n1",
@@ -474,9 +419,9 @@ fn gc_removes_what_dead_containers_left() {
         }
         let r = h.gc(&["live"]).unwrap();
         assert_eq!(r.disconnected.len(), 2, "{r:?}");
-        assert_eq!(snapshot(&mut h), with_live);
+        assert_eq!(common::host_snapshot(&mut h), with_live);
         h.disconnect("n1", "live").unwrap();
-        assert_eq!(snapshot(&mut h), before);
+        assert_eq!(common::host_snapshot(&mut h), before);
     });
 }
 
@@ -487,13 +432,13 @@ fn modes_host_none_and_container() {
         let mut h = host(s);
         h.create_network(&NetworkConfig::new("bridge").subnet("172.17.0.0/16".parse().unwrap()))
             .unwrap();
-        let before = snapshot(&mut h);
+        let before = common::host_snapshot(&mut h);
         // F1: host mode uses the host namespace and creates nothing.
         let hn = h
             .container_netns(&NetworkMode::Host, "h", Some(s.netns_dir()))
             .unwrap();
         assert_eq!(&hn, s.host());
-        assert_eq!(snapshot(&mut h), before);
+        assert_eq!(common::host_snapshot(&mut h), before);
         // F2: none: only lo, and it is up.
         let none = h
             .container_netns(&"none".parse().unwrap(), "n", Some(s.netns_dir()))
@@ -604,7 +549,7 @@ fn container_files_and_peers_by_name() {
 fn dry_run_plans_change_nothing() {
     common::sandbox("dry_run_plans_change_nothing", |s| {
         let mut h = host(s);
-        let before = snapshot(&mut h);
+        let before = common::host_snapshot(&mut h);
         let lines = h
             .plan_create(&NetworkConfig::new("mybr0").subnet("172.26.0.0/16".parse().unwrap()))
             .unwrap();
@@ -619,10 +564,14 @@ fn dry_run_plans_change_nothing() {
             "{lines:#?}"
         );
         assert!(lines.iter().any(|l| l.contains("masquerade")), "{lines:#?}");
-        assert_eq!(snapshot(&mut h), before, "a plan applies nothing");
+        assert_eq!(
+            common::host_snapshot(&mut h),
+            before,
+            "a plan applies nothing"
+        );
         h.create_network(&NetworkConfig::new("mybr0").subnet("172.26.0.0/16".parse().unwrap()))
             .unwrap();
-        let mid = snapshot(&mut h);
+        let mid = common::host_snapshot(&mut h);
         let ns = ctr_ns(s, "c");
         let lines = h
             .plan_connect(
@@ -640,7 +589,7 @@ fn dry_run_plans_change_nothing() {
                 .any(|l| l.contains("route add default via 172.26.0.1")),
             "{lines:#?}"
         );
-        assert_eq!(snapshot(&mut h), mid);
+        assert_eq!(common::host_snapshot(&mut h), mid);
     });
 }
 
@@ -846,7 +795,7 @@ fn deferred_link_deletion() {
                 .bridge("br-df"),
         )
         .unwrap();
-        let before = snapshot(&mut h);
+        let before = common::host_snapshot(&mut h);
         let (n1, n2) = (ctr_ns(s, "c1"), ctr_ns(s, "c2"));
         h.connect("df", &Container::new("aaaa", &n1)).unwrap();
         let b = h.connect("df", &Container::new("bbbb", &n2)).unwrap();
@@ -870,14 +819,14 @@ fn deferred_link_deletion() {
         h.disconnect("df", "aaaa").unwrap();
         h.disconnect("df", "bbbb").unwrap();
         h.flush_link_deletions().unwrap();
-        assert_eq!(snapshot(&mut h), before);
+        assert_eq!(common::host_snapshot(&mut h), before);
 
         // Dropping the Host deletes what is pending.
         h.connect("df", &Container::new("aaaa", &n1)).unwrap();
         h.disconnect("df", "aaaa").unwrap();
         drop(h);
         let mut h = host(s);
-        assert_eq!(snapshot(&mut h), before);
+        assert_eq!(common::host_snapshot(&mut h), before);
         h.remove_network("df", false).unwrap();
     });
 }

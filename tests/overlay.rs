@@ -220,7 +220,7 @@ fn check_devices(h1ns: &Netns, a1: &OverlayAttachment) {
     );
     let br_addrs = h1.addrs(Some((&br).into())).unwrap();
     assert!(
-        br_addrs.iter().all(|a| kernel_made(&a.addr)),
+        br_addrs.iter().all(|a| common::kernel_made(&a.addr)),
         "the overlay bridge is pure L2: {br_addrs:?}"
     );
     let shown = ip_cmd(h1ns, &["-d", "link", "show", "dev", "vx-000100"]);
@@ -443,14 +443,6 @@ fn watchers_forget_a_host_that_leaves() {
     });
 }
 
-/// IPv6 link-local addresses and routes, and multicast routes, come and go by themselves.
-fn kernel_made(net: &ipnet::IpNet) -> bool {
-    match net.addr() {
-        IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80 || a.is_multicast(),
-        IpAddr::V4(_) => false,
-    }
-}
-
 /// Everything an overlay connect may change on one host, as text.
 fn snapshot(ov: &mut Ov, peers: &StaticPeers) -> String {
     let ns = ov.host().netns().clone();
@@ -483,22 +475,7 @@ fn snapshot(ov: &mut Ov, peers: &StaticPeers) -> String {
                 .map(|n| format!("{n:?}")),
         );
     }
-    let addrs: Vec<String> = h
-        .rtnl()
-        .addrs(None)
-        .unwrap()
-        .iter()
-        .filter(|a| !kernel_made(&a.addr))
-        .map(|a| format!("{} {}", a.index, a.addr))
-        .collect();
-    let routes: Vec<String> = h
-        .rtnl()
-        .routes()
-        .unwrap()
-        .iter()
-        .filter(|r| !kernel_made(&r.dst))
-        .map(|r| format!("{} {:?} {:?} {}", r.dst, r.via, r.oif, r.table))
-        .collect();
+    let (addrs, routes) = common::addrs_and_routes(h.rtnl());
     let fw = format!("{:?}", h.firewall().state().unwrap());
     let guard = format!(
         "{:?}",

@@ -256,3 +256,70 @@ pub fn with_backend<T: Copy + Send + Sync>(
         body(s, backend)
     });
 }
+
+/// IPv6 link-local addresses and their routes, and multicast routes: the kernel adds them
+/// by itself, some time after a link gets carrier, so snapshots leave them out.
+pub fn kernel_made(net: &ipnet::IpNet) -> bool {
+    match net.addr() {
+        std::net::IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80 || a.is_multicast(),
+        std::net::IpAddr::V4(_) => false,
+    }
+}
+
+/// The addresses and routes of `r`'s namespace, kernel-made ones left out, as text.
+pub fn addrs_and_routes(r: &mut Rtnl) -> (Vec<String>, Vec<String>) {
+    let addrs = r
+        .addrs(None)
+        .unwrap()
+        .iter()
+        .filter(|a| !kernel_made(&a.addr))
+        .map(|a| format!("{} {}", a.index, a.addr))
+        .collect();
+    let routes = r
+        .routes()
+        .unwrap()
+        .iter()
+        .filter(|r| !kernel_made(&r.dst))
+        .map(|r| format!("{} {:?} {:?} {}", r.dst, r.via, r.oif, r.table))
+        .collect();
+    (addrs, routes)
+}
+
+/// Everything a network operation may change on `h`'s host, as text, for before/after
+/// comparisons: links (name, kind, bridge, up), addresses and routes, the firewall
+/// summary, networks, leases and attachments.
+pub fn host_snapshot(h: &mut netplumb::network::Host) -> String {
+    use netplumb::firewall::Firewall as _;
+    let mut links: Vec<String> = h
+        .rtnl()
+        .links()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            format!(
+                "{} {:?} {:?} up={}",
+                l.name,
+                l.kind,
+                l.controller,
+                l.is_up()
+            )
+        })
+        .collect();
+    links.sort();
+    let (addrs, routes) = addrs_and_routes(h.rtnl());
+    let fw = format!("{:?}", h.firewall().state().unwrap());
+    let nets: Vec<String> = h
+        .networks()
+        .unwrap()
+        .iter()
+        .map(|n| n.name.clone())
+        .collect();
+    let mut leases = Vec::new();
+    for n in &nets {
+        leases.extend(h.ipam().leases(n).unwrap().into_iter().map(|l| l.address));
+    }
+    let atts = h.attachments(None).unwrap().len();
+    format!(
+        "links {links:?}\naddrs {addrs:?}\nroutes {routes:?}\nfw {fw}\nnets {nets:?}\nleases {leases:?}\natts {atts}"
+    )
+}
