@@ -121,18 +121,11 @@ impl Sysctl {
             .map_err(|e| Error::io(&path, e))
     }
 
-    /// Writes `value` on the calling thread, in whatever namespace it is in: for code
-    /// that already runs on a helper thread inside the right namespace.
-    pub(crate) fn set_here(&self, value: &str) -> Result<()> {
-        let path = self.path()?;
-        std::fs::write(&path, value).map_err(|e| Error::io(&path, e))
-    }
-
-    /// Turns IPv6 off on one interface of the calling thread's namespace, before it goes
-    /// up: no link-local address, no duplicate address detection, no multicast listener
-    /// reports, no routes. A kernel without IPv6 (no `conf` folder) is left as it is.
-    pub(crate) fn disable_ipv6_here(dev: &str) -> Result<()> {
-        match Sysctl::DisableIpv6(Scope::dev(dev)).set_here("1") {
+    /// Turns IPv6 off on interface `dev` of `ns`, before it goes up: no link-local
+    /// address, no duplicate address detection, no multicast listener reports, no routes.
+    /// A kernel without IPv6 (no `conf` folder) is left as it is.
+    pub(crate) fn disable_ipv6(ns: &Netns, dev: &str) -> Result<()> {
+        match Sysctl::DisableIpv6(Scope::dev(dev)).set(ns, "1") {
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 Ok(())
             }

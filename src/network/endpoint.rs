@@ -186,8 +186,7 @@ impl Host {
         // duplicate address detection, multicast reports, routes in the host's table that
         // every later link change walks) would only make each connect slower than the
         // one before. Off before the port goes up.
-        let host_veth = att.host_veth.clone();
-        self.netns.run(|| Sysctl::disable_ipv6_here(&host_veth))??;
+        Sysctl::disable_ipv6(&self.netns, &att.host_veth)?;
         // Hairpin lets a container reach its own published ports through a host address;
         // with ICC off, ports without links are isolated (no frames between them at all).
         let isolated = !net.icc && ctr.links.is_empty() && ctr.expose.is_empty();

@@ -401,8 +401,7 @@ impl Host {
                     // An IPv4 network's bridge has no IPv6 either (its containers have
                     // none): no link-local address whose probes and reports would start
                     // each time the first container comes and go with the last.
-                    let name = info.bridge.clone();
-                    self.netns.run(|| Sysctl::disable_ipv6_here(&name))??;
+                    Sysctl::disable_ipv6(&self.netns, &info.bridge)?;
                     self.rtnl
                         .execute(&LinkSet::new(info.bridge.as_str()).up())?;
                 }

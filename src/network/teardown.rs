@@ -283,15 +283,17 @@ impl Host {
     /// address, routes and neighbours with it). No inverse could give them back their
     /// interface indexes, which is why nothing comes after this step.
     fn teardown_links(&mut self, td: &Teardown, tx: &mut Txn) -> Result<()> {
-        if let (Some(reaper), Some(_), false) = (&self.reaper, &td.containers, td.links.is_empty())
-        {
-            // Deferred: down and into the reaper's group, deleted in the background.
+        if td.links.is_empty() {
+            return Ok(());
+        }
+        // A disconnect with deferral on: down and into the reaper's group, deleted in the
+        // background. (A network removal deletes at once: its bridge goes too.)
+        if let Some(reaper) = self.reaper.as_ref().filter(|_| td.containers.is_some()) {
             fault::point("links")?;
             let links: Vec<(u32, u32)> = td.links.iter().map(|&(i, _, g)| (i, g)).collect();
             return reaper.defer(&mut self.rtnl, &links);
         }
         let all = match td.links.as_slice() {
-            [] => return Ok(()),
             [(_, name, _)] => {
                 fault::point("links")?;
                 return ignore_missing(self.rtnl.execute(&LinkDel::new(name.as_str())));
