@@ -28,7 +28,7 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -130,15 +130,7 @@ struct Worker {
 }
 
 fn spawn(w: &World, ids: &[String], seed: u64) -> Worker {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "worker_process",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
+    let mut child = common::worker_command()
         .env("NETPLUMB_CRASH_WORKER", w.backend.as_str())
         .env("NETPLUMB_CRASH_NETNS", w.host_ns.inode().to_string())
         .env("NETPLUMB_CRASH_STATE", &w.state)
@@ -236,14 +228,7 @@ fn snapshot(h: &mut Host, state: &Path) -> String {
 fn check(h: &mut Host, w: &mut World) {
     let atts: Vec<Attachment> = h.attachments(Some(NET)).unwrap();
     let mut r = Rtnl::open_in(&w.host_ns).unwrap();
-    let br = r.link("br-crash").unwrap().index;
-    let ports_on_bridge: BTreeSet<String> = r
-        .links()
-        .unwrap()
-        .into_iter()
-        .filter(|l| l.controller == Some(br))
-        .map(|l| l.name)
-        .collect();
+    let ports_on_bridge = common::bridge_ports(&mut r, "br-crash");
     let veths: BTreeSet<String> = atts.iter().map(|a| a.host_veth.clone()).collect();
     assert_eq!(ports_on_bridge, veths, "bridge ports and records differ");
     let (mut addrs, mut host_ports) = (HashSet::new(), HashSet::new());

@@ -678,37 +678,7 @@ mod raw {
     const ETHERTYPE: u16 = 0x88b5;
 
     fn socket(ifindex: u32) -> libc::c_int {
-        // SAFETY: plain syscalls on a socket we own; sockaddr_ll is fully initialised.
-        unsafe {
-            let fd = libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW,
-                (ETHERTYPE.to_be()) as libc::c_int,
-            );
-            assert!(fd >= 0, "AF_PACKET socket");
-            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
-            sll.sll_family = libc::AF_PACKET as u16;
-            sll.sll_protocol = ETHERTYPE.to_be();
-            sll.sll_ifindex = ifindex as i32;
-            let r = libc::bind(
-                fd,
-                &sll as *const _ as *const libc::sockaddr,
-                std::mem::size_of_val(&sll) as u32,
-            );
-            assert_eq!(r, 0, "bind AF_PACKET");
-            let tv = libc::timeval {
-                tv_sec: 1,
-                tv_usec: 0,
-            };
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                &tv as *const _ as *const libc::c_void,
-                std::mem::size_of_val(&tv) as u32,
-            );
-            fd
-        }
+        crate::common::raw::packet_socket(ifindex, ETHERTYPE, std::time::Duration::from_secs(1))
     }
 
     fn nic(ns: &Netns) -> (u32, [u8; 6]) {

@@ -15,7 +15,7 @@ use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -121,15 +121,7 @@ struct Worker {
 }
 
 fn spawn(mode: &str, db: &Path, id: &str, count: usize) -> Worker {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "worker_process",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
+    let mut child = common::worker_command()
         .env("NETPLUMB_IPAM_WORKER", mode)
         .env("NETPLUMB_IPAM_DB", db)
         .env("NETPLUMB_IPAM_ID", id)

@@ -204,30 +204,15 @@ fn check_all_distinct(h: &mut Host, n: usize) {
         .map(|p| p.host_port)
         .collect();
     assert_eq!(fw, ports, "firewall and records differ");
-    let br = h.rtnl().link("br-load").unwrap().index;
-    let veths: HashSet<String> = h
-        .rtnl()
-        .links()
-        .unwrap()
-        .into_iter()
-        .filter(|l| l.controller == Some(br))
-        .map(|l| l.name)
-        .collect();
-    let recorded: HashSet<String> = atts.iter().map(|a| a.host_veth.clone()).collect();
+    let veths = common::bridge_ports(h.rtnl(), "br-load");
+    let recorded: std::collections::BTreeSet<String> =
+        atts.iter().map(|a| a.host_veth.clone()).collect();
     assert_eq!(veths, recorded, "bridge ports and records differ");
 }
 
 /// Starts worker process `worker` with `count` containers.
 fn spawn(worker: usize, count: usize, host: &Netns) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "worker_process",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
+    common::worker_command()
         .env("NETPLUMB_LOAD_WORKER", worker.to_string())
         .env("NETPLUMB_LOAD_COUNT", count.to_string())
         .env("NETPLUMB_LOAD_NETNS", host.inode().to_string())

@@ -35,26 +35,7 @@ fn sa(ip: &str, port: u16) -> SocketAddr {
     SocketAddr::new(self::ip(ip), port)
 }
 
-/// Runs `body` in a fresh sandbox against `backend` (see `common::with_backend`).
-fn with_backend(name: &str, backend: Backend, body: fn(&Sandbox, Backend)) {
-    common::with_backend(name, backend, netplumb::firewall::open, body)
-}
-
-macro_rules! for_each_backend {
-    ($($name:ident),* $(,)?) => {
-        mod nftables {
-            use netplumb::firewall::Backend;
-            $( #[test] fn $name() { super::with_backend(concat!("nftables::", stringify!($name)), Backend::Nftables, super::$name); } )*
-        }
-        #[cfg(feature = "iptables")]
-        mod iptables {
-            use netplumb::firewall::Backend;
-            $( #[test] fn $name() { super::with_backend(concat!("iptables::", stringify!($name)), Backend::Iptables, super::$name); } )*
-        }
-    };
-}
-
-for_each_backend!(
+backend_tests!(
     removed_rules_come_back_with_reconcile,
     the_watcher_repairs_without_a_call,
 );
@@ -65,18 +46,20 @@ mod nftables_only {
 
     #[test]
     fn a_deleted_or_emptied_table_comes_back() {
-        super::with_backend(
+        crate::common::with_backend(
             "nftables_only::a_deleted_or_emptied_table_comes_back",
             Backend::Nftables,
+            netplumb::firewall::open,
             super::a_deleted_or_emptied_table_comes_back,
         );
     }
 
     #[test]
     fn flushed_chains_and_sets_come_back() {
-        super::with_backend(
+        crate::common::with_backend(
             "nftables_only::flushed_chains_and_sets_come_back",
             Backend::Nftables,
+            netplumb::firewall::open,
             super::flushed_chains_and_sets_come_back,
         );
     }

@@ -38,26 +38,7 @@ struct World {
     rtnl: Rtnl,
 }
 
-/// Runs `body` in a fresh sandbox against `backend` (see `common::with_backend`).
-fn with_backend(name: &str, backend: Backend, body: fn(&Sandbox, Backend)) {
-    common::with_backend(name, backend, netplumb::firewall::open, body)
-}
-
-macro_rules! for_each_backend {
-    ($($name:ident),* $(,)?) => {
-        mod nftables {
-            use netplumb::firewall::Backend;
-            $( #[test] fn $name() { super::with_backend(concat!("nftables::", stringify!($name)), Backend::Nftables, super::$name); } )*
-        }
-        #[cfg(feature = "iptables")]
-        mod iptables {
-            use netplumb::firewall::Backend;
-            $( #[test] fn $name() { super::with_backend(concat!("iptables::", stringify!($name)), Backend::Iptables, super::$name); } )*
-        }
-    };
-}
-
-for_each_backend!(
+backend_tests!(
     a_loopback_port_is_not_reachable_from_other_namespaces,
     a_port_on_one_host_address_is_not_reachable_on_another,
     route_localnet_stays_off_unless_asked,
@@ -547,37 +528,7 @@ mod raw {
     }
 
     fn packet_socket(ifindex: u32) -> libc::c_int {
-        // SAFETY: plain syscalls on a socket we own; sockaddr_ll is fully initialised.
-        unsafe {
-            let fd = libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW,
-                (ETH_P_ALL.to_be()) as libc::c_int,
-            );
-            assert!(fd >= 0, "AF_PACKET socket");
-            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
-            sll.sll_family = libc::AF_PACKET as u16;
-            sll.sll_protocol = ETH_P_ALL.to_be();
-            sll.sll_ifindex = ifindex as i32;
-            let r = libc::bind(
-                fd,
-                &sll as *const _ as *const libc::sockaddr,
-                std::mem::size_of_val(&sll) as u32,
-            );
-            assert_eq!(r, 0, "bind AF_PACKET");
-            let tv = libc::timeval {
-                tv_sec: 0,
-                tv_usec: 200_000,
-            };
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                &tv as *const _ as *const libc::c_void,
-                std::mem::size_of_val(&tv) as u32,
-            );
-            fd
-        }
+        crate::common::raw::packet_socket(ifindex, ETH_P_ALL, Duration::from_millis(200))
     }
 
     /// Sends `frame` on link `name` of `ns`, twice.

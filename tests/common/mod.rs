@@ -7,6 +7,7 @@
 
 pub mod etcd;
 pub mod props;
+pub mod raw;
 
 use netplumb::netns::Sandbox;
 use netplumb::{Netns, Rtnl};
@@ -322,4 +323,54 @@ pub fn host_snapshot(h: &mut netplumb::network::Host) -> String {
     format!(
         "links {links:?}\naddrs {addrs:?}\nroutes {routes:?}\nfw {fw}\nnets {nets:?}\nleases {leases:?}\natts {atts}"
     )
+}
+
+/// One `#[test]` per firewall backend (module `nftables`, and `iptables` with that feature)
+/// for each named `fn(&Sandbox, Backend)` of the calling file, each run in a fresh sandbox
+/// through [`with_backend`] with `netplumb::firewall::open`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod nftables {
+            use netplumb::firewall::Backend;
+            $( #[test] fn $name() {
+                $crate::common::with_backend(concat!("nftables::", stringify!($name)),
+                    Backend::Nftables, netplumb::firewall::open, super::$name);
+            } )*
+        }
+        #[cfg(feature = "iptables")]
+        mod iptables {
+            use netplumb::firewall::Backend;
+            $( #[test] fn $name() {
+                $crate::common::with_backend(concat!("iptables::", stringify!($name)),
+                    Backend::Iptables, netplumb::firewall::open, super::$name);
+            } )*
+        }
+    };
+}
+
+/// This test binary again, running only its ignored test `worker_process` (quietly, one
+/// thread): the child process of the multi-process tests; they add its environment.
+pub fn worker_command() -> std::process::Command {
+    let mut c = std::process::Command::new(std::env::current_exe().unwrap());
+    c.args([
+        "--exact",
+        "worker_process",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+        "-q",
+    ]);
+    c
+}
+
+/// The names of the ports of bridge `bridge` in `r`'s namespace.
+pub fn bridge_ports(r: &mut Rtnl, bridge: &str) -> std::collections::BTreeSet<String> {
+    let br = r.link(bridge).unwrap().index;
+    r.links()
+        .unwrap()
+        .into_iter()
+        .filter(|l| l.controller == Some(br))
+        .map(|l| l.name)
+        .collect()
 }
