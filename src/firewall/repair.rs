@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-use super::rule::PortRule;
+use super::rule::{NetworkRules, PortRule};
+use crate::error::Result;
 
 /// What a backend's [`repair`](super::Firewall::repair) restored. Empty when the ruleset
 /// was intact (and then nothing was written).
@@ -88,4 +89,15 @@ impl fmt::Display for Repaired {
         }
         write!(f, "restored {}", parts.join("; "))
     }
+}
+
+/// Checks every network and port given to a repair before anything is read or written.
+pub(crate) fn validate_all(nets: &[NetworkRules], ports: &[PortRule]) -> Result<()> {
+    for n in nets {
+        n.validate()?;
+    }
+    for p in ports {
+        p.validate()?;
+    }
+    Ok(())
 }

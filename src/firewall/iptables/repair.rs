@@ -32,12 +32,7 @@ impl Iptables {
         nets: &[NetworkRules],
         ports: &[PortRule],
     ) -> Result<Repaired> {
-        for n in nets {
-            n.validate()?;
-        }
-        for p in ports {
-            p.validate()?;
-        }
+        crate::firewall::repair::validate_all(nets, ports)?;
         let mut rep = Repaired::default();
         if nets.is_empty() && ports.is_empty() {
             return Ok(rep);

@@ -412,30 +412,11 @@ impl Firewall for Nftables {
             for fam in skeleton::FAMILIES {
                 network::add(&mut fw.batch, fam, &table, net, &tag);
             }
-            let mut ud = [0u8; 128];
-            let n = nft::comment_udata(network::elem_tag(&net.name).as_bytes(), &mut ud);
             for fam in skeleton::FAMILIES
                 .into_iter()
                 .filter(|f| net.subnets.iter().any(|s| Fam::of(&s.addr()) == *f))
             {
-                let seq = fw.batch.seq(|| {
-                    format!(
-                        "nft add element {} {table} bridges {{ {} }}",
-                        skeleton::family_name(fam.af),
-                        net.bridge
-                    )
-                });
-                let buf = &mut fw.batch.buf;
-                let tok = nft::begin_elems(
-                    buf,
-                    nft::NFT_MSG_NEWSETELEM,
-                    NlmF::REQUEST | NlmF::ACK | NlmF::CREATE,
-                    seq,
-                    fam.af,
-                    (table.as_bytes(), skeleton::BRIDGES.as_bytes()),
-                );
-                nft::elem(buf, &exprs::ifname(&net.bridge), ElemData::None, &ud[..n]);
-                nft::end_elems(buf, tok);
+                fw.bridge_elem(fam, net);
             }
             Ok(())
         })

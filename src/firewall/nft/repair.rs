@@ -58,12 +58,7 @@ impl Nftables {
         nets: &[NetworkRules],
         ports: &[PortRule],
     ) -> Result<Repaired> {
-        for n in nets {
-            n.validate()?;
-        }
-        for p in ports {
-            p.validate()?;
-        }
+        crate::firewall::repair::validate_all(nets, ports)?;
         let mut tries = 0;
         loop {
             self.begin();
@@ -131,7 +126,7 @@ impl Nftables {
     }
 
     /// Adds network `n`'s element of the `bridges` set (present ones are kept).
-    fn bridge_elem(&mut self, fam: Fam, n: &NetworkRules) {
+    pub(super) fn bridge_elem(&mut self, fam: Fam, n: &NetworkRules) {
         let table = self.table.clone();
         let mut ud = [0u8; 128];
         let len = nft::comment_udata(network::elem_tag(&n.name).as_bytes(), &mut ud);
