@@ -17,6 +17,8 @@
 
 mod common;
 
+use common::{bridge, fresh_ns, no_dad};
+
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::Duration;
@@ -25,7 +27,7 @@ use netplumb::addr::Addr;
 use netplumb::firewall::{
     self, AnyFirewall, Backend, Firewall, LinkAllow, NetworkRules, PortRule, Proto,
 };
-use netplumb::link::{Bridge, BridgePort, LinkSet, Veth};
+use netplumb::link::{BridgePort, LinkSet, Veth};
 use netplumb::netns::Sandbox;
 use netplumb::route::Route;
 use netplumb::sysctl::Sysctl;
@@ -100,20 +102,6 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-/// A fresh namespace whose new interfaces skip IPv6 duplicate address detection, so
-/// link-local addresses (and neighbour discovery with them) work at once.
-fn fresh_ns() -> Netns {
-    let ns = Netns::new().unwrap();
-    no_dad(&ns);
-    ns
-}
-
-fn no_dad(ns: &Netns) {
-    ns.run(|| std::fs::write("/proc/sys/net/ipv6/conf/default/accept_dad", "0"))
-        .unwrap()
-        .unwrap();
-}
-
 /// A container on `bridge` with `v4` (and `v6`), default routes via the bridge.
 fn container(
     host: &mut Rtnl,
@@ -145,16 +133,6 @@ fn container(
             .unwrap();
     }
     ns
-}
-
-fn bridge(host: &mut Rtnl, name: &str, v4: &str, v6: Option<&str>) {
-    host.execute(&Bridge::new(name).stp(false).up()).unwrap();
-    let br = host.link(name).unwrap();
-    host.execute(&Addr::new(&br, v4.parse().unwrap())).unwrap();
-    if let Some(a) = v6 {
-        host.execute(&Addr::new(&br, a.parse().unwrap()).nodad())
-            .unwrap();
-    }
 }
 
 fn world(s: &Sandbox, open: Opener) -> World {

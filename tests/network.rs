@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::no_dad;
+
 use std::net::{IpAddr, SocketAddr};
 
 use netplumb::firewall::{Firewall, Proto};
@@ -17,12 +19,6 @@ fn ip(s: &str) -> IpAddr {
 fn host(s: &Sandbox) -> Host {
     no_dad(s.host());
     Host::open_in(s.host(), "/run/netplumb-test").unwrap()
-}
-
-fn no_dad(ns: &Netns) {
-    ns.run(|| std::fs::write("/proc/sys/net/ipv6/conf/default/accept_dad", "0"))
-        .unwrap()
-        .unwrap();
 }
 
 fn ctr_ns(s: &Sandbox, name: &str) -> Netns {

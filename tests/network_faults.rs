@@ -14,6 +14,8 @@
 
 mod common;
 
+use common::no_dad;
+
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -40,12 +42,6 @@ struct World {
     ns: Netns,
     ctrs: Vec<(String, Netns)>,
     files: Vec<PathBuf>,
-}
-
-fn no_dad(ns: &Netns) {
-    ns.run(|| std::fs::write("/proc/sys/net/ipv6/conf/default/accept_dad", "0"))
-        .unwrap()
-        .unwrap();
 }
 
 impl World {

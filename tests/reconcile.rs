@@ -16,6 +16,8 @@
 
 mod common;
 
+use common::no_dad;
+
 use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -73,12 +75,6 @@ struct World {
     other: Netns,
     /// The port on `outside` that answers with the caller's address.
     echo: u16,
-}
-
-fn no_dad(ns: &Netns) {
-    ns.run(|| std::fs::write("/proc/sys/net/ipv6/conf/default/accept_dad", "0"))
-        .unwrap()
-        .unwrap();
 }
 
 fn world(s: &Sandbox, backend: Backend) -> World {

@@ -16,6 +16,8 @@
 
 mod common;
 
+use common::{bridge, fresh_ns, no_dad};
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -23,7 +25,7 @@ use std::time::Duration;
 use netplumb::addr::Addr;
 use netplumb::firewall::{self, AnyFirewall, Backend, Firewall, LinkAllow, NetworkRules};
 use netplumb::firewall::{PortRule, Proto};
-use netplumb::link::{Bridge, LinkSet, Veth};
+use netplumb::link::{LinkSet, Veth};
 use netplumb::neigh::Neigh;
 use netplumb::netns::Sandbox;
 use netplumb::route::Route;
@@ -53,18 +55,6 @@ fn ip(s: &str) -> IpAddr {
 
 fn sa(ip: &str, port: u16) -> SocketAddr {
     SocketAddr::new(self::ip(ip), port)
-}
-
-fn no_dad(ns: &Netns) {
-    ns.run(|| std::fs::write("/proc/sys/net/ipv6/conf/default/accept_dad", "0"))
-        .unwrap()
-        .unwrap();
-}
-
-fn fresh_ns() -> Netns {
-    let ns = Netns::new().unwrap();
-    no_dad(&ns);
-    ns
 }
 
 /// A container on `bridge` (host end `veth{bridge}{n}`) with `v4` (and `v6`) and default
@@ -97,16 +87,6 @@ fn container(host: &mut Rtnl, bridge: &str, n: usize, v4: &str, v6: Option<&str>
             .unwrap();
     }
     ns
-}
-
-fn bridge(host: &mut Rtnl, name: &str, v4: &str, v6: Option<&str>) {
-    host.execute(&Bridge::new(name).stp(false).up()).unwrap();
-    let br = host.link(name).unwrap();
-    host.execute(&Addr::new(&br, v4.parse().unwrap())).unwrap();
-    if let Some(a) = v6 {
-        host.execute(&Addr::new(&br, a.parse().unwrap()).nodad())
-            .unwrap();
-    }
 }
 
 fn world(s: &Sandbox, backend: Backend) -> World {

@@ -374,3 +374,31 @@ pub fn bridge_ports(r: &mut Rtnl, bridge: &str) -> std::collections::BTreeSet<St
         .map(|l| l.name)
         .collect()
 }
+
+/// Makes new interfaces in `ns` skip IPv6 duplicate address detection, so link-local
+/// addresses (and neighbour discovery with them) work at once.
+pub fn no_dad(ns: &Netns) {
+    ns.run(|| std::fs::write("/proc/sys/net/ipv6/conf/default/accept_dad", "0"))
+        .unwrap()
+        .unwrap();
+}
+
+/// A fresh anonymous namespace with [`no_dad`].
+pub fn fresh_ns() -> Netns {
+    let ns = Netns::new().unwrap();
+    no_dad(&ns);
+    ns
+}
+
+/// A bridge `name`, up, with gateway address `v4` (and `v6`, without DAD).
+pub fn bridge(host: &mut Rtnl, name: &str, v4: &str, v6: Option<&str>) {
+    use netplumb::addr::Addr;
+    use netplumb::link::Bridge;
+    host.execute(&Bridge::new(name).stp(false).up()).unwrap();
+    let br = host.link(name).unwrap();
+    host.execute(&Addr::new(&br, v4.parse().unwrap())).unwrap();
+    if let Some(a) = v6 {
+        host.execute(&Addr::new(&br, a.parse().unwrap()).nodad())
+            .unwrap();
+    }
+}
