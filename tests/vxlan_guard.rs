@@ -44,9 +44,7 @@ struct World {
 /// Underlay host `name` with address suffix `n`, on the sandbox's bridge.
 fn underlay_host(s: &Sandbox, name: &str, n: u8) -> Netns {
     let ns = s.netns_dir().create(name).unwrap();
-    ns.run(|| std::fs::write("/proc/sys/net/ipv6/conf/default/accept_dad", "0"))
-        .unwrap()
-        .unwrap();
+    common::no_dad(&ns);
     let mut sw = common::rtnl(s);
     let port = format!("u{name}");
     sw.execute(&Veth::new(&port).peer("eth0").peer_netns(&ns).up())
