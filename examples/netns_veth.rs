@@ -1,4 +1,4 @@
-//! A1–A4, B1–B6: the `ip netns` walkthrough as library calls.
+//! The `ip netns` walkthrough as library calls: named namespaces and a veth pair.
 //!
 //! Two named namespaces joined by a veth pair, addresses, `lo` up, a real UDP exchange
 //! between them, and a rename of the peer to `eth0`. Equivalent commands:

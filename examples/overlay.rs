@@ -1,4 +1,4 @@
-//! I1–I3: one overlay network across three hosts, its definition and addresses in etcd.
+//! One overlay network across three hosts, its definition and addresses in etcd.
 //!
 //! ```text
 //! cargo run --features etcd --example overlay -- http://127.0.0.1:2379

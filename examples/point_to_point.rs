@@ -1,4 +1,4 @@
-//! H1: two containers started with `--net=none`, joined directly by a veth pair with /32
+//! Two containers started with `--net=none`, joined directly by a veth pair with /32
 //! addresses and a host route to each other over the link. No bridge.
 //!
 //! ```text

@@ -1,14 +1,14 @@
-//! D1–D4: `docker run -p 8080:80` as library calls, with real traffic.
+//! `docker run -p 8080:80` as library calls, with real traffic.
 //!
-//! - **D1** the `-p 8080:80` spec is parsed ([`PortMapping::parse`]) and resolved to a host
-//!   port by a [`PortAllocator`] (registry under the sandbox's private `/run`).
-//! - **D2** the firewall carries it: the network's base rules (masquerade, forward and
+//! - **Parse**: the `-p 8080:80` spec is parsed ([`PortMapping::parse`]) and resolved to a
+//!   host port by a [`PortAllocator`] (registry under the sandbox's private `/run`).
+//! - **Firewall**: the network's base rules (masquerade, forward and
 //!   isolation rules), then one element in the DNAT map and one in the forward-accept set
 //!   ([`Nftables::publish`], one atomic nf_tables batch; the hairpin masquerade is part of
 //!   the network's rules).
-//! - **D3** `docker port` lines for the container.
-//! - **D4** a client in an "outside" namespace connects to the host address, port 8080, and
-//!   reaches the TCP server on port 80 in the container, which answers with a line.
+//! - **List**: `docker port` lines for the container.
+//! - **Traffic**: a client in an "outside" namespace connects to the host address, port
+//!   8080, and reaches the TCP server on port 80 in the container, which answers with a line.
 //!
 //! Topology (all inside a throwaway sandbox):
 //!
@@ -216,7 +216,7 @@ fn scenario(s: &Sandbox, fw: &mut Nftables, alloc: &PortAllocator, done: &mut Do
         &Addr::new(&up, format!("{HOST_UPLINK}/24").parse()?),
     )?;
 
-    // D2, first half: the network's base rules.
+    // Firewall, first half: the network's base rules.
     let net = NetworkRules::new(NETWORK, BRIDGE).subnet("172.17.0.0/16".parse()?);
     println!("nft: tables ip/ip6 netplumb (maps ports, ports_any; sets published, bridges; base chains), network {NETWORK} on {BRIDGE}: masquerade 172.17.0.0/16, hairpin, forward rules");
     fw.add_network(&net)?;
@@ -227,7 +227,7 @@ fn scenario(s: &Sandbox, fw: &mut Nftables, alloc: &PortAllocator, done: &mut Do
         st.families, st.networks, st.rules
     );
 
-    // D1: the spec, parsed and given a host port.
+    // Parse: the spec, parsed and given a host port.
     let mapping = PortMapping::parse(SPEC)?;
     let host_ports = match mapping.host_ports {
         HostPorts::Range(r) => r.to_string(),
@@ -249,7 +249,7 @@ fn scenario(s: &Sandbox, fw: &mut Nftables, alloc: &PortAllocator, done: &mut Do
             p.proto
         );
     }
-    // D3.
+    // List: `docker port`.
     for line in port_lines(&published) {
         println!("docker port c1: {line}");
     }
@@ -260,7 +260,7 @@ fn scenario(s: &Sandbox, fw: &mut Nftables, alloc: &PortAllocator, done: &mut Do
         Err(e) => println!("[outside] connect {to} before publishing: refused or timed out ({e})"),
     }
 
-    // D2, second half: one element per map, one atomic batch.
+    // Firewall, second half: one element per map, one atomic batch.
     let rules: Vec<PortRule> = published.iter().map(|p| rule(p, ip(CONTAINER))).collect();
     for r in &rules {
         println!("{}", nft_element("add", r));
@@ -276,7 +276,7 @@ fn scenario(s: &Sandbox, fw: &mut Nftables, alloc: &PortAllocator, done: &mut Do
             .collect::<Vec<_>>()
     );
 
-    // D4.
+    // Traffic: through the published port.
     let line = call(&outside, to)??;
     println!("[outside] connect {to} -> {line:?}");
     let want = format!("hello from {CONTAINER}:80, you are {OUTSIDE}");
