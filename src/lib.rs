@@ -228,19 +228,19 @@ pub mod fuzzing {
         key: &[u8],
         value: &[u8],
     ) -> std::result::Result<crate::ipam::Network, crate::ipam::IpamError> {
-        crate::ipam::etcd::EtcdTx::parse_network(key, value)
+        crate::ipam::etcd_store::record::parse_network(key, value)
     }
 
     /// A stored overlay network definition.
     #[cfg(feature = "etcd")]
     pub fn overlay_network(key: &[u8], value: &[u8]) -> Result<crate::overlay::OverlayNetwork> {
-        crate::overlay::etcd::def_parse(key, value)
+        crate::overlay::etcd_records::def_parse(key, value)
     }
 
     /// A stored overlay host registration.
     #[cfg(feature = "etcd")]
     pub fn overlay_host(key: &[u8], value: &[u8]) -> Result<crate::overlay::PeerHost> {
-        crate::overlay::etcd::parse_host(key, value)
+        crate::overlay::etcd_records::parse_host(key, value)
     }
 
     /// The published-port registry file's text, as [`PortAllocator`](crate::ports::PortAllocator)
@@ -259,7 +259,7 @@ pub mod fuzzing {
     /// A stored overlay endpoint registration.
     #[cfg(feature = "etcd")]
     pub fn overlay_endpoint(key: &[u8], value: &[u8]) -> Result<crate::overlay::PeerEndpoint> {
-        crate::overlay::etcd::parse_ep(key, value)
+        crate::overlay::etcd_records::parse_ep(key, value)
     }
 }
 pub use netns::{Netns, NetnsDir};

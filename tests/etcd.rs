@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::etcd::{available, EtcdServer};
 use netplumb::etcd::{
-    prefix_end, CmpOp, Compare, Etcd, EtcdConfig, EtcdError, EventKind, LeaseKeeper, Txn, TxnOp,
-    TxnOpResponse,
+    prefix_end, CmpOp, Compare, Etcd, EtcdConfig, EtcdError, EventKind, LeaseKeeper, TxnOp,
+    TxnOpResponse, TxnRequest,
 };
 use netplumb::{Error, ErrorKind, Netns};
 
@@ -105,7 +105,7 @@ fn put_get_range_delete() {
 #[test]
 fn txn_compare_and_swap() {
     with_etcd("txn_compare_and_swap", |_, etcd| {
-        let create = Txn::new()
+        let create = TxnRequest::new()
             .when(Compare::create_revision("/leader", CmpOp::Equal, 0))
             .then(TxnOp::put("/leader", "host-a", None))
             .otherwise(TxnOp::range("/leader", None, 0));
@@ -127,7 +127,7 @@ fn txn_compare_and_swap() {
         let seen = read.kvs[0].mod_revision;
         etcd.put("/leader", "host-b", None).unwrap();
         let swap = |rev| {
-            Txn::new()
+            TxnRequest::new()
                 .when(Compare::mod_revision("/leader", CmpOp::Equal, rev))
                 .when(Compare::value("/leader", CmpOp::NotEqual, "host-c"))
                 .then(TxnOp::put("/leader", "host-c", None))
@@ -145,13 +145,13 @@ fn txn_compare_and_swap() {
         assert_eq!(etcd.get("/leader").unwrap().unwrap().value, b"host-c");
 
         // A range comparison covers every key of the range.
-        let newer = Txn::new()
+        let newer = TxnRequest::new()
             .when(Compare::mod_revision("/", CmpOp::Less, now).range_end(b"\0"))
             .then(TxnOp::put("/x", "", None));
         assert!(!etcd.txn(&newer).unwrap().succeeded);
 
         // etcd refuses a transaction that writes one key twice: a typed server error.
-        let dup = Txn::new()
+        let dup = TxnRequest::new()
             .then(TxnOp::put("/d", "1", None))
             .then(TxnOp::put("/d", "2", None));
         let e = etcd.txn(&dup).unwrap_err();
@@ -329,7 +329,7 @@ fn server_killed_mid_run_then_restarted() {
         for e in [
             etcd.get("/durable").map(drop).unwrap_err(),
             etcd.put("/k", "v", None).map(drop).unwrap_err(),
-            etcd.txn(&Txn::new()).map(drop).unwrap_err(),
+            etcd.txn(&TxnRequest::new()).map(drop).unwrap_err(),
             etcd.grant(Duration::from_secs(5)).map(drop).unwrap_err(),
             w.next(Duration::from_secs(5)).map(drop).unwrap_err(),
             etcd.watch("/k", None, None).map(drop).unwrap_err(),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use netplumb::ipam::{
     Ipam, IpamError, MemoryStore, Network, NetworkSpec, Owner, Released, SqliteStore, Store,
-    Transaction,
+    StoreTxn,
 };
 
 type Dyn = Ipam<Box<dyn Store>>;
@@ -114,15 +114,15 @@ struct Racy {
     fail: AtomicU32,
 }
 
-struct RacyTx<'a>(Box<dyn Transaction + 'a>, &'a AtomicU32);
+struct RacyTx<'a>(Box<dyn StoreTxn + 'a>, &'a AtomicU32);
 
 impl Store for Racy {
-    fn begin(&self) -> Result<Box<dyn Transaction + '_>, IpamError> {
+    fn begin(&self) -> Result<Box<dyn StoreTxn + '_>, IpamError> {
         Ok(Box::new(RacyTx(self.inner.begin()?, &self.fail)))
     }
 }
 
-impl Transaction for RacyTx<'_> {
+impl StoreTxn for RacyTx<'_> {
     fn network(&mut self, n: &str) -> Result<Option<netplumb::ipam::Network>, IpamError> {
         self.0.network(n)
     }

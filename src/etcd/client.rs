@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::config::EtcdConfig;
 use super::http::{dial, Conn, HttpError, Response};
 use super::kv::{put_json, range_json, WireRange, WireTxn, WireWrite, I64};
-use super::{prefix_end, EtcdError, KeyValue, RangeResponse, Txn, TxnResponse, Watch};
+use super::{prefix_end, EtcdError, KeyValue, RangeResponse, TxnRequest, TxnResponse, Watch};
 use crate::error::Result;
 
 /// Idle keep-alive connections kept per client.
@@ -216,10 +216,10 @@ impl Etcd {
     /// happen atomically, at one revision.
     ///
     /// ```no_run
-    /// use netplumb::etcd::{CmpOp, Compare, Txn, TxnOp};
+    /// use netplumb::etcd::{CmpOp, Compare, TxnRequest, TxnOp};
     /// # let etcd = netplumb::etcd::Etcd::connect(netplumb::etcd::EtcdConfig::new("127.0.0.1:2379")?)?;
     /// let seen = etcd.get("/counter")?.map_or(0, |kv| kv.mod_revision);
-    /// let r = etcd.txn(&Txn::new()
+    /// let r = etcd.txn(&TxnRequest::new()
     ///     .when(Compare::mod_revision("/counter", CmpOp::Equal, seen))
     ///     .then(TxnOp::put("/counter", "2", None)))?;
     /// if !r.succeeded {
@@ -227,7 +227,7 @@ impl Etcd {
     /// }
     /// # Ok::<(), netplumb::Error>(())
     /// ```
-    pub fn txn(&self, txn: &Txn) -> Result<TxnResponse> {
+    pub fn txn(&self, txn: &TxnRequest) -> Result<TxnResponse> {
         let r: WireTxn = self.call("txn", "/v3/kv/txn", &txn.to_json())?;
         TxnResponse::try_from(r).map_err(|d| EtcdError::protocol("txn", d).into())
     }

@@ -84,7 +84,7 @@ enum Target {
     Value(Vec<u8>),
 }
 
-/// One condition of a [`Txn`]. A missing key has version, create revision and mod
+/// One condition of a [`TxnRequest`]. A missing key has version, create revision and mod
 /// revision 0 (so `Compare::create_revision(k, CmpOp::Equal, 0)` means "k does not
 /// exist"), and no value: a value comparison on a missing key is false.
 ///
@@ -158,7 +158,7 @@ impl Compare {
     }
 }
 
-/// One operation of a [`Txn`] branch.
+/// One operation of a [`TxnRequest`] branch.
 ///
 /// ```
 /// use netplumb::etcd::TxnOp;
@@ -224,29 +224,32 @@ impl TxnOp {
     }
 }
 
-/// A transaction: if every comparison holds, the `then` operations run, otherwise the
-/// `otherwise` ones, all at one revision ([`super::Etcd::txn`]).
+/// An etcd transaction request (`etcdctl txn`, etcd's `TxnRequest`): if every comparison
+/// holds, the `then` operations run, otherwise the `otherwise` ones, all at one revision
+/// ([`super::Etcd::txn`]). Not to be confused with the undo journal,
+/// [`crate::journal::Txn`].
 ///
 /// ```
-/// use netplumb::etcd::{CmpOp, Compare, Txn, TxnOp};
+/// use netplumb::etcd::{CmpOp, Compare, TxnRequest, TxnOp};
 /// // Create /leader only if nobody holds it.
-/// let txn = Txn::new()
+/// let txn = TxnRequest::new()
 ///     .when(Compare::create_revision("/leader", CmpOp::Equal, 0))
 ///     .then(TxnOp::put("/leader", "host-a", None))
 ///     .otherwise(TxnOp::range("/leader", None, 0));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[must_use]
-pub struct Txn {
+#[doc(alias = "Txn")]
+pub struct TxnRequest {
     compares: Vec<Compare>,
     success: Vec<TxnOp>,
     failure: Vec<TxnOp>,
 }
 
-impl Txn {
+impl TxnRequest {
     /// A transaction with no comparisons (it always succeeds) and no operations.
     pub fn new() -> Self {
-        Txn::default()
+        TxnRequest::default()
     }
 
     /// Adds a comparison; all of them must hold.
@@ -285,7 +288,7 @@ impl Txn {
     }
 }
 
-/// What a [`Txn`] did.
+/// What a [`TxnRequest`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxnResponse {
     /// Whether every comparison held (so the `then` branch ran).
@@ -501,7 +504,7 @@ mod tests {
 
     #[test]
     fn txn_json_matches_the_gateway() {
-        let t = Txn::new()
+        let t = TxnRequest::new()
             .when(Compare::mod_revision("k", CmpOp::Equal, 0))
             .when(Compare::value("k", CmpOp::NotEqual, "v").range_end("l"))
             .then(TxnOp::put("k", "v", Some(7)))

@@ -24,7 +24,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use netplumb::etcd::{CmpOp, Compare, Etcd, EtcdConfig, LeaseKeeper, Txn, TxnOp};
+//! use netplumb::etcd::{CmpOp, Compare, Etcd, EtcdConfig, LeaseKeeper, TxnRequest, TxnOp};
 //!
 //! let etcd = Etcd::connect(EtcdConfig::new("http://10.0.0.5:2379,10.0.0.6:2379")?)?;
 //!
@@ -33,7 +33,7 @@
 //! let cfg = etcd.get("/netplumb/config")?.expect("written above");
 //!
 //! // Compare-and-swap: write only if nobody changed it since we read it.
-//! let r = etcd.txn(&Txn::new()
+//! let r = etcd.txn(&TxnRequest::new()
 //!     .when(Compare::mod_revision("/netplumb/config", CmpOp::Equal, cfg.mod_revision))
 //!     .then(TxnOp::put("/netplumb/config", r#"{"mtu":1450}"#, None)))?;
 //! assert!(r.succeeded);
@@ -57,7 +57,9 @@ pub(crate) mod watch;
 pub use client::Etcd;
 pub use config::EtcdConfig;
 pub use error::EtcdError;
-pub use kv::{CmpOp, Compare, KeyValue, RangeResponse, Txn, TxnOp, TxnOpResponse, TxnResponse};
+pub use kv::{
+    CmpOp, Compare, KeyValue, RangeResponse, TxnOp, TxnOpResponse, TxnRequest, TxnResponse,
+};
 pub use lease::LeaseKeeper;
 pub use watch::{Event, EventKind, Watch};
 

@@ -1,11 +1,11 @@
-//! What each IPAM call does inside one [`Transaction`]: the store-independent logic of
+//! What each IPAM call does inside one [`StoreTxn`]: the store-independent logic of
 //! networks, next-free allocation, specific requests, release and garbage collection.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
 
 use super::pool::{from_u128, to_u128};
-use super::{IpamError, Lease, Network, NetworkSpec, Owner, Pools, Released, Transaction};
+use super::{IpamError, Lease, Network, NetworkSpec, Owner, Pools, Released, StoreTxn};
 
 /// What a release names.
 #[derive(Clone, Copy)]
@@ -14,14 +14,14 @@ pub(super) enum Holder<'a> {
     Owner(&'a Owner),
 }
 
-pub(super) fn network(tx: &mut dyn Transaction, name: &str) -> Result<Network, IpamError> {
+pub(super) fn network(tx: &mut dyn StoreTxn, name: &str) -> Result<Network, IpamError> {
     tx.network(name)?.ok_or_else(|| IpamError::NetworkNotFound {
         network: name.to_string(),
     })
 }
 
 pub(super) fn create(
-    tx: &mut dyn Transaction,
+    tx: &mut dyn StoreTxn,
     spec: &NetworkSpec,
     pools: &Pools,
 ) -> Result<Network, IpamError> {
@@ -31,7 +31,7 @@ pub(super) fn create(
     Ok(net)
 }
 
-pub(super) fn remove(tx: &mut dyn Transaction, name: &str) -> Result<(), IpamError> {
+pub(super) fn remove(tx: &mut dyn StoreTxn, name: &str) -> Result<(), IpamError> {
     let net = network(tx, name)?;
     let leases = tx.leases(name)?.len();
     if leases > 0 {
@@ -47,7 +47,7 @@ pub(super) fn remove(tx: &mut dyn Transaction, name: &str) -> Result<(), IpamErr
 /// lease if it already has one that satisfies the request (a retried call after a crash
 /// gets the same answer).
 pub(super) fn allocate(
-    tx: &mut dyn Transaction,
+    tx: &mut dyn StoreTxn,
     name: &str,
     owner: &Owner,
     want: Option<IpAddr>,
@@ -91,7 +91,7 @@ pub(super) fn allocate(
 
 /// The address next-free allocation hands out: the first free one after the cursor,
 /// going round the range, and not the most recently released one while another is free.
-fn next_free(tx: &mut dyn Transaction, net: &Network) -> Result<IpAddr, IpamError> {
+fn next_free(tx: &mut dyn StoreTxn, net: &Network) -> Result<IpAddr, IpamError> {
     let exhausted = || IpamError::Exhausted {
         network: net.name.clone(),
         subnet: net.subnet,
@@ -117,7 +117,7 @@ fn next_free(tx: &mut dyn Transaction, net: &Network) -> Result<IpAddr, IpamErro
 
 /// The first free, unreserved address at or after `start`, wrapping to `lo` after `hi`.
 fn round(
-    tx: &mut dyn Transaction,
+    tx: &mut dyn StoreTxn,
     net: &Network,
     start: u128,
     (lo, hi): (u128, u128),
@@ -133,7 +133,7 @@ fn round(
 
 /// The first free address in `from..=to` that is neither the gateway nor reserved.
 fn search(
-    tx: &mut dyn Transaction,
+    tx: &mut dyn StoreTxn,
     net: &Network,
     mut from: u128,
     to: u128,
@@ -155,7 +155,7 @@ fn search(
 }
 
 pub(super) fn release(
-    tx: &mut dyn Transaction,
+    tx: &mut dyn StoreTxn,
     name: &str,
     holder: Holder<'_>,
 ) -> Result<Released, IpamError> {
@@ -182,7 +182,7 @@ pub(super) fn release(
 /// distributed store has a bounded number of writes; the caller repeats until fewer than
 /// `limit` come back).
 pub(super) fn gc(
-    tx: &mut dyn Transaction,
+    tx: &mut dyn StoreTxn,
     name: &str,
     live: &HashSet<&Owner>,
     limit: usize,

@@ -90,7 +90,7 @@ mod alloc;
 const GC_CHUNK: usize = 50;
 mod error;
 #[cfg(feature = "etcd")]
-pub mod etcd;
+pub mod etcd_store;
 mod network;
 mod pool;
 pub mod sqlite;
@@ -104,13 +104,13 @@ use std::time::{Duration, SystemTime};
 
 use ipnet::IpNet;
 
-#[cfg(feature = "etcd")]
-pub use self::etcd::EtcdStore;
 pub use error::IpamError;
+#[cfg(feature = "etcd")]
+pub use etcd_store::EtcdStore;
 pub use network::{Network, NetworkSpec};
 pub use pool::{parse_address, parse_subnet, Pool, Pools};
 pub use sqlite::{SqliteOptions, SqliteStore};
-pub use store::{MemoryStore, Store, Transaction};
+pub use store::{MemoryStore, Store, StoreTxn};
 
 use alloc::Holder;
 
@@ -368,7 +368,7 @@ impl<S: Store> Ipam<S> {
     fn transact<T>(
         &self,
         network: &str,
-        mut f: impl FnMut(&mut dyn Transaction) -> Result<T, IpamError>,
+        mut f: impl FnMut(&mut dyn StoreTxn) -> Result<T, IpamError>,
     ) -> Result<T, IpamError> {
         for attempt in 0..MAX_ATTEMPTS {
             let mut tx = self.store.begin()?;

@@ -2,7 +2,7 @@
 //!
 //! # The transaction model
 //!
-//! Every IPAM call is one [`Transaction`]: read what it needs, write, [`commit`]. Stores
+//! Every IPAM call is one [`StoreTxn`]: read what it needs, write, [`commit`]. Stores
 //! implement it in one of two ways, and [`super::Ipam`] works with both:
 //!
 //! - **Pessimistic**: [`Store::begin`] takes a lock ([`MemoryStore`]: a mutex;
@@ -19,11 +19,11 @@
 //! compare. For etcd the mapping is one key per network (`…/networks/NAME`, the
 //! [`Network`] record) and one per lease (`…/leases/NAME/ADDRESS` → owner, with the
 //! address written fixed-width so that key order is address order and
-//! [`Transaction::first_free`] is a range read).
+//! [`StoreTxn::first_free`] is a range read).
 //!
 //! A transaction dropped without `commit` is rolled back.
 //!
-//! [`commit`]: Transaction::commit
+//! [`commit`]: StoreTxn::commit
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -35,16 +35,18 @@ use super::{IpamError, Lease, Network, Owner};
 /// A place where IPAM state lives. See the [module docs](self) for the transaction model.
 pub trait Store: Send + Sync {
     /// Starts a transaction.
-    fn begin(&self) -> Result<Box<dyn Transaction + '_>, IpamError>;
+    fn begin(&self) -> Result<Box<dyn StoreTxn + '_>, IpamError>;
 }
 
-/// One atomic unit of reads and writes on a [`Store`]. Dropping it without
-/// [`commit`](Transaction::commit) rolls it back.
+/// A store's read-write transaction: one atomic unit of reads and writes on a [`Store`],
+/// begun by [`Store::begin`]. Dropping it without [`commit`](StoreTxn::commit) rolls it
+/// back. (The undo journal of kernel changes is another thing, [`crate::journal::Txn`].)
 ///
 /// Addresses passed to a network's methods are of that network's family. Every method
 /// may fail with [`IpamError::Store`]; the writes may also fail with
 /// [`IpamError::Conflict`], after which the caller drops the transaction and retries.
-pub trait Transaction {
+#[doc(alias = "Transaction")]
+pub trait StoreTxn {
     /// The network named `name`.
     fn network(&mut self, name: &str) -> Result<Option<Network>, IpamError>;
     /// Every network, in name order.
@@ -56,7 +58,7 @@ pub trait Transaction {
     /// [`IpamError::Conflict`] if the stored revision differs.
     fn update_network(&mut self, network: &Network) -> Result<(), IpamError>;
     /// Removes a network and its leases, with the same compare-and-swap as
-    /// [`update_network`](Transaction::update_network).
+    /// [`update_network`](StoreTxn::update_network).
     fn delete_network(&mut self, network: &Network) -> Result<(), IpamError>;
     /// Who holds `address` in `network`.
     fn owner_of(&mut self, network: &str, address: IpAddr) -> Result<Option<Owner>, IpamError>;
@@ -83,13 +85,13 @@ pub trait Transaction {
 }
 
 impl<S: Store + ?Sized> Store for Box<S> {
-    fn begin(&self) -> Result<Box<dyn Transaction + '_>, IpamError> {
+    fn begin(&self) -> Result<Box<dyn StoreTxn + '_>, IpamError> {
         (**self).begin()
     }
 }
 
 impl<S: Store + ?Sized> Store for Arc<S> {
-    fn begin(&self) -> Result<Box<dyn Transaction + '_>, IpamError> {
+    fn begin(&self) -> Result<Box<dyn StoreTxn + '_>, IpamError> {
         (**self).begin()
     }
 }
@@ -227,7 +229,7 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn begin(&self) -> Result<Box<dyn Transaction + '_>, IpamError> {
+    fn begin(&self) -> Result<Box<dyn StoreTxn + '_>, IpamError> {
         Ok(Box::new(MemoryTx {
             state: self.lock(),
             undo: Vec::new(),
@@ -292,7 +294,7 @@ impl Drop for MemoryTx<'_> {
     }
 }
 
-impl Transaction for MemoryTx<'_> {
+impl StoreTxn for MemoryTx<'_> {
     fn network(&mut self, name: &str) -> Result<Option<Network>, IpamError> {
         Ok(self.state.networks.get(name).map(|n| n.record.clone()))
     }

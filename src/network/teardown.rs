@@ -474,7 +474,7 @@ pub(super) mod ipam_undo {
     use std::net::IpAddr;
 
     use crate::error::Result;
-    use crate::ipam::{Ipam, IpamError, Network, Owner, Store, Transaction};
+    use crate::ipam::{Ipam, IpamError, Network, Owner, Store, StoreTxn};
 
     /// A network as it was before a connect, and the address `owner` held there then.
     pub(in crate::network) struct Before {
@@ -500,7 +500,7 @@ pub(super) mod ipam_undo {
     fn change(
         ipam: &Ipam,
         name: &str,
-        f: impl FnOnce(&mut dyn Transaction, &mut Network) -> Result<()>,
+        f: impl FnOnce(&mut dyn StoreTxn, &mut Network) -> Result<()>,
     ) -> Result<()> {
         let mut tx = ipam.store().begin()?;
         let mut net = tx.network(name)?.ok_or_else(|| not_found(name))?;

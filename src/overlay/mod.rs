@@ -69,11 +69,17 @@ pub use gwbridge::{GWBRIDGE_BRIDGE, GWBRIDGE_IFNAME, GWBRIDGE_LABEL, GWBRIDGE_NE
 pub use sync::{OverlayEntry, SyncReport};
 pub use watch::OverlayWatch;
 
-// etcd-backed definitions and discovery (feature `etcd`).
+// etcd-backed definitions and discovery (feature `etcd`): the network catalog, the peer
+// registrations under a lease, and the keys and values both keep in etcd.
 #[cfg(feature = "etcd")]
-pub(crate) mod etcd;
+mod etcd_discovery;
 #[cfg(feature = "etcd")]
-pub use etcd::{
-    default_overlay_pools, EtcdDiscovery, EtcdNetworks, OverlaySpec, DEFAULT_PREFIX as ETCD_PREFIX,
-    DEFAULT_TTL as ETCD_TTL,
-};
+mod etcd_networks;
+#[cfg(feature = "etcd")]
+pub(crate) mod etcd_records;
+#[cfg(feature = "etcd")]
+pub use etcd_discovery::{EtcdDiscovery, DEFAULT_TTL as ETCD_TTL};
+#[cfg(feature = "etcd")]
+pub use etcd_networks::{default_overlay_pools, EtcdNetworks, OverlaySpec};
+#[cfg(feature = "etcd")]
+pub use etcd_records::DEFAULT_PREFIX as ETCD_PREFIX;

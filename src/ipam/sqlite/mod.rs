@@ -7,7 +7,7 @@
 //!   commit survives the death of the process at once, and a power loss once the log is
 //!   synced (at the latest at the next checkpoint); [`SqliteOptions::full_sync`] syncs at
 //!   every commit.
-//! - **Several processes.** Each [`Transaction`] starts with `BEGIN IMMEDIATE`, which takes
+//! - **Several processes.** Each [`StoreTxn`] starts with `BEGIN IMMEDIATE`, which takes
 //!   the database's write lock (a POSIX lock, released by the kernel when a holder dies)
 //!   before reading, so transactions of all processes run one after another and never
 //!   conflict. Waiting for the lock is bounded by [`SqliteOptions::busy_timeout`].
@@ -43,7 +43,7 @@ mod tx;
 use tx::{store_err, SqliteTx};
 
 use super::pool::to_u128;
-use super::{IpamError, Store, Transaction};
+use super::{IpamError, Store, StoreTxn};
 
 const SCHEMA_VERSION: i64 = 1;
 
@@ -263,7 +263,7 @@ fn wal(conn: &Connection, timeout: Duration) -> rusqlite::Result<String> {
 }
 
 impl Store for SqliteStore {
-    fn begin(&self) -> Result<Box<dyn Transaction + '_>, IpamError> {
+    fn begin(&self) -> Result<Box<dyn StoreTxn + '_>, IpamError> {
         Ok(Box::new(self.begin_tx()?))
     }
 }

@@ -1,5 +1,5 @@
 //! [`SqliteTx`]: one `BEGIN IMMEDIATE` … `COMMIT` transaction, and the run index that
-//! makes [`Transaction::first_free`] one lookup.
+//! makes [`StoreTxn::first_free`] one lookup.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -8,7 +8,7 @@ use std::sync::MutexGuard;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
 
 use super::super::pool::{from_u128, to_u128};
-use super::super::{IpamError, Network, Owner, Transaction};
+use super::super::{IpamError, Network, Owner, StoreTxn};
 
 pub(super) struct SqliteTx<'a> {
     pub(super) conn: MutexGuard<'a, Connection>,
@@ -254,7 +254,7 @@ impl<'a> SqliteTx<'a> {
 
 const NETWORK_COLUMNS: &str = "SELECT name, subnet, gateway, ip_range, reserved, cursor, last_released, revision FROM networks";
 
-impl Transaction for SqliteTx<'_> {
+impl StoreTxn for SqliteTx<'_> {
     fn network(&mut self, name: &str) -> Result<Option<Network>, IpamError> {
         Ok(self
             .query_networks(&format!("{NETWORK_COLUMNS} WHERE name = ?1"), [name])?
