@@ -27,17 +27,84 @@
 //!
 //! ## Layers
 //!
-//! Modules import only from layers below them (checked by `tests/layering.rs`):
+//! A module imports only from layers below its own, never from its own layer or above.
+//! `tests/layering.rs` checks every `crate::` path in `src/` against this table, checks that
+//! this table, the one in README.md and its own agree, and fails on files of one folder that
+//! import each other in a circle. One exception, upward: [`error`] names the leaf errors of
+//! `ipam`, `ports` and `etcd`, so that `?` converts them into [`Error`].
 //!
 //! | layer | modules | role |
 //! |---|---|---|
-//! | 0 | [`wire`] | bytes of requests, framing of replies; no I/O, no allocation on emit |
-//! | 0 | [`error`], `sys` | the error type; the only `unsafe` (one ioctl) |
-//! | 1 | `socket`, [`netns`] | netlink I/O; namespaces and threads |
-//! | 2 | [`rtnl`], [`request`] | the handle, the request trait, dry-run plans |
-//! | 3 | [`link`], [`addr`], [`route`], [`neigh`], [`sysctl`] | typed specs and queries |
-//! | 3 | [`ipam`] | address management; no netlink |
-//! | 4 | [`ports`] | `-p`/`-P` port mappings, host-port allocation, `docker port` |
+//! | 0 | [`wire`] | message bytes and reply framing; no I/O, no allocation on emit |
+//! | 1 | [`error`], `sys` | the error type; the only `unsafe` |
+//! | 2 | `socket`, [`netns`], `fault` | netlink I/O; namespaces and helper threads; the test-only fault hook |
+//! | 3 | [`request`], [`journal`] | requests as data, dry-run plans; the undo journal |
+//! | 4 | [`rtnl`], `etcd` | the handles: rtnetlink in one namespace; the etcd client |
+//! | 5 | [`link`] | link specs and queries, the names and references the layers above take |
+//! | 6 | [`addr`], [`route`], [`neigh`], [`sysctl`], [`firewall`], [`ipam`] | what a link and a network are given |
+//! | 7 | [`ports`] | `-p`/`-P` port mappings, host-port allocation, `docker port` |
+//! | 8 | [`network`] | Docker's bridge driver: networks, containers, teardown, gc |
+//! | 9 | [`overlay`] | VXLAN overlay networks across hosts |
+//! | 10 | `fuzzing` | hidden: the parsers that are not public, for the fuzz targets |
+//!
+//! ### 0: bytes
+//!
+//! [`wire`] writes every netlink request and frames every reply into a caller-owned buffer.
+//! It is pure (no I/O, nothing else from the crate), so it can be tested byte for byte and
+//! fuzzed.
+//!
+//! ### 1: errors and the system
+//!
+//! [`error`] is the one error type every call returns, with kinds to match on. `sys` holds
+//! the crate's only `unsafe`: thin wrappers for the syscalls `nix` does not wrap.
+//!
+//! ### 2: sockets, namespaces, the fault hook
+//!
+//! `socket` is the one place that does netlink I/O (sequence numbers, ACKs, extended ACKs,
+//! interrupted dumps, batches). [`netns`] opens, creates and enters network namespaces,
+//! always from helper threads, and runs the sandbox the tests use. `fault` is the step hook
+//! of the rollback tests: a no-op unless the feature `_fault-injection` is on.
+//!
+//! ### 3: requests and the undo journal
+//!
+//! [`request`] makes a kernel change a value ([`Request`]) that validates, encodes and
+//! prints as its `ip` command, and collects values in a dry-run [`request::Plan`].
+//! [`journal`] records the inverse of each step of a multi-step operation
+//! ([`journal::Txn`]) and runs them when a later step fails.
+//!
+//! ### 4: handles
+//!
+//! [`rtnl`] is the rtnetlink handle of one namespace ([`Rtnl`]): it executes requests and
+//! runs dumps. `etcd` (feature `etcd`) is a synchronous etcd v3 client that can dial from
+//! inside a namespace.
+//!
+//! ### 5: links
+//!
+//! [`link`] has the link kinds (veth, bridge, VXLAN, dummy), link changes and deletion,
+//! link dumps, and the interface names and link references every layer above takes.
+//!
+//! ### 6: what links and networks are given
+//!
+//! [`addr`], [`route`] and [`neigh`] are addresses, routes, and neighbour and FDB entries
+//! on links; [`sysctl`] the per-namespace network sysctls; [`firewall`] the rule model
+//! and its nf_tables and iptables backends; [`ipam`] subnets and addresses, with no
+//! netlink and no namespace.
+//!
+//! ### 7: published ports
+//!
+//! [`ports`] parses `-p`/`-P`, allocates host ports across processes and prints
+//! `docker port` lines.
+//!
+//! ### 8 and 9: networks
+//!
+//! [`network`] is Docker's bridge driver as library calls ([`network::Host`]), each
+//! operation one undo journal. [`overlay`] spans networks across hosts with VXLAN on top
+//! of it.
+//!
+//! ### 10: the fuzzing shim
+//!
+//! `fuzzing` is hidden and outside the API: it makes the private parsers reachable for
+//! `fuzz/` and `tests/parse_props.rs`.
 //!
 //! ## Namespaces and threads
 //!
@@ -50,6 +117,18 @@
 //!
 //! Linux; root, or CAP_NET_ADMIN for links, addresses and routes plus CAP_SYS_ADMIN for
 //! namespaces and mounts.
+//!
+//! ## Feature flags
+//!
+//! - `serde` (default): Docker-shaped JSON of networks and containers (`network::inspect`).
+//! - `iptables`: the iptables firewall backend, which runs `iptables-restore`.
+//! - `etcd`: the etcd client, and etcd as the store of IPAM and overlay networks.
+//! - `_fault-injection`: test-only and unstable, outside semver: the fault hook `fault` of
+//!   the rollback tests, whose failures are [`Error`]'s `Injected` variant.
+//!
+//! ## Minimum supported Rust version
+//!
+//! Rust 1.80 (`rust-version` in Cargo.toml); `.ci/run` builds the library with it.
 
 #![deny(unsafe_code, missing_docs)]
 
