@@ -211,6 +211,18 @@ pub enum Error {
         /// The inverses that failed.
         undo: Vec<Error>,
     },
+    /// A failure injected by the test-only fault hook (feature `_fault-injection`, unstable):
+    /// step `step` (0-based) of the operation, named `what`, was armed to fail. Its
+    /// [`kind`](Error::kind) is [`ErrorKind::Other`]: it is none of busy, not found or
+    /// exists, so no caller mistakes it for a real failure it would retry or ignore.
+    #[cfg(feature = "_fault-injection")]
+    #[error("injected fault at step {step} ({what})")]
+    Injected {
+        /// The armed step, counted from 0 since the hook was armed.
+        step: usize,
+        /// The step's name.
+        what: &'static str,
+    },
 }
 
 struct ExtackSuffix<'a>(&'a Option<String>);

@@ -27,17 +27,84 @@
 //!
 //! ## Layers
 //!
-//! Modules import only from layers below them (checked by `tests/layering.rs`):
+//! A module imports only from layers below its own, never from its own layer or above.
+//! `tests/layering.rs` checks every `crate::` path in `src/` against this table, checks that
+//! this table, the one in README.md and its own agree, and fails on files of one folder that
+//! import each other in a circle. One exception, upward: [`error`] names the leaf errors of
+//! `ipam`, `ports` and `etcd`, so that `?` converts them into [`Error`].
 //!
 //! | layer | modules | role |
 //! |---|---|---|
-//! | 0 | [`wire`] | bytes of requests, framing of replies; no I/O, no allocation on emit |
-//! | 0 | [`error`], `sys` | the error type; the only `unsafe` (one ioctl) |
-//! | 1 | `socket`, [`netns`] | netlink I/O; namespaces and threads |
-//! | 2 | [`rtnl`], [`request`] | the handle, the request trait, dry-run plans |
-//! | 3 | [`link`], [`addr`], [`route`], [`neigh`], [`sysctl`] | typed specs and queries |
-//! | 3 | [`ipam`] | address management; no netlink |
-//! | 4 | [`ports`] | `-p`/`-P` port mappings, host-port allocation, `docker port` |
+//! | 0 | [`wire`] | message bytes and reply framing; no I/O, no allocation on emit |
+//! | 1 | [`error`], `sys` | the error type; the only `unsafe` |
+//! | 2 | `socket`, [`netns`], `fault` | netlink I/O; namespaces and helper threads; the test-only fault hook |
+//! | 3 | [`request`], [`journal`] | requests as data, dry-run plans; the undo journal |
+//! | 4 | [`rtnl`], `etcd` | the handles: rtnetlink in one namespace; the etcd client |
+//! | 5 | [`link`] | link specs and queries, the names and references the layers above take |
+//! | 6 | [`addr`], [`route`], [`neigh`], [`sysctl`], [`firewall`], [`ipam`] | what a link and a network are given |
+//! | 7 | [`ports`] | `-p`/`-P` port mappings, host-port allocation, `docker port` |
+//! | 8 | [`network`] | Docker's bridge driver: networks, containers, teardown, gc |
+//! | 9 | [`overlay`] | VXLAN overlay networks across hosts |
+//! | 10 | `fuzzing` | hidden: the parsers that are not public, for the fuzz targets |
+//!
+//! ### 0: bytes
+//!
+//! [`wire`] writes every netlink request and frames every reply into a caller-owned buffer.
+//! It is pure (no I/O, nothing else from the crate), so it can be tested byte for byte and
+//! fuzzed.
+//!
+//! ### 1: errors and the system
+//!
+//! [`error`] is the one error type every call returns, with kinds to match on. `sys` holds
+//! the crate's only `unsafe`: thin wrappers for the syscalls `nix` does not wrap.
+//!
+//! ### 2: sockets, namespaces, the fault hook
+//!
+//! `socket` is the one place that does netlink I/O (sequence numbers, ACKs, extended ACKs,
+//! interrupted dumps, batches). [`netns`] opens, creates and enters network namespaces,
+//! always from helper threads, and runs the sandbox the tests use. `fault` is the step hook
+//! of the rollback tests: a no-op unless the feature `_fault-injection` is on.
+//!
+//! ### 3: requests and the undo journal
+//!
+//! [`request`] makes a kernel change a value ([`Request`]) that validates, encodes and
+//! prints as its `ip` command, and collects values in a dry-run [`request::Plan`].
+//! [`journal`] records the inverse of each step of a multi-step operation
+//! ([`journal::Txn`]) and runs them when a later step fails.
+//!
+//! ### 4: handles
+//!
+//! [`rtnl`] is the rtnetlink handle of one namespace ([`Rtnl`]): it executes requests and
+//! runs dumps. `etcd` (feature `etcd`) is a synchronous etcd v3 client that can dial from
+//! inside a namespace.
+//!
+//! ### 5: links
+//!
+//! [`link`] has the link kinds (veth, bridge, VXLAN, dummy), link changes and deletion,
+//! link dumps, and the interface names and link references every layer above takes.
+//!
+//! ### 6: what links and networks are given
+//!
+//! [`addr`], [`route`] and [`neigh`] are addresses, routes, and neighbour and FDB entries
+//! on links; [`sysctl`] the per-namespace network sysctls; [`firewall`] the rule model
+//! and its nf_tables and iptables backends; [`ipam`] subnets and addresses, with no
+//! netlink and no namespace.
+//!
+//! ### 7: published ports
+//!
+//! [`ports`] parses `-p`/`-P`, allocates host ports across processes and prints
+//! `docker port` lines.
+//!
+//! ### 8 and 9: networks
+//!
+//! [`network`] is Docker's bridge driver as library calls ([`network::Host`]), each
+//! operation one undo journal. [`overlay`] spans networks across hosts with VXLAN on top
+//! of it.
+//!
+//! ### 10: the fuzzing shim
+//!
+//! `fuzzing` is hidden and outside the API: it makes the private parsers reachable for
+//! `fuzz/` and `tests/parse_props.rs`.
 //!
 //! ## Namespaces and threads
 //!
@@ -50,6 +117,18 @@
 //!
 //! Linux; root, or CAP_NET_ADMIN for links, addresses and routes plus CAP_SYS_ADMIN for
 //! namespaces and mounts.
+//!
+//! ## Feature flags
+//!
+//! - `serde` (default): Docker-shaped JSON of networks and containers (`network::inspect`).
+//! - `iptables`: the iptables firewall backend, which runs `iptables-restore`.
+//! - `etcd`: the etcd client, and etcd as the store of IPAM and overlay networks.
+//! - `_fault-injection`: test-only and unstable, outside semver: the fault hook `fault` of
+//!   the rollback tests, whose failures are [`Error`]'s `Injected` variant.
+//!
+//! ## Minimum supported Rust version
+//!
+//! Rust 1.80 (`rust-version` in Cargo.toml); `.ci/run` builds the library with it.
 
 #![deny(unsafe_code, missing_docs)]
 
@@ -57,6 +136,10 @@ pub mod addr;
 pub mod error;
 #[cfg(feature = "etcd")]
 pub mod etcd;
+#[cfg(feature = "_fault-injection")]
+pub mod fault;
+#[cfg(not(feature = "_fault-injection"))]
+mod fault;
 pub mod firewall;
 pub mod ipam;
 pub mod journal;
@@ -76,192 +159,8 @@ pub mod wire;
 
 pub use error::{Error, ErrorKind, Result};
 
-/// The crate's parsers of outside input that are not public, reachable for the fuzz targets
-/// in `fuzz/` and the property test `tests/parse_props.rs`. Not part of the API: no
-/// stability promise. Each function calls the parser the library itself uses, with no
-/// socket or server around it.
 #[doc(hidden)]
-pub mod fuzzing {
-    use crate::wire::RawMsg;
-    use crate::Result;
-
-    /// An `RTM_NEWLINK` message, as [`Rtnl::links`](crate::Rtnl::links) decodes it.
-    pub fn link(m: &RawMsg<'_>) -> Result<Option<crate::link::Link>> {
-        crate::link::info::parse_link(m)
-    }
-
-    /// An `RTM_NEWADDR` message, as [`Rtnl::addrs`](crate::Rtnl::addrs) decodes it.
-    pub fn addr(m: &RawMsg<'_>) -> Result<Option<crate::addr::AddrInfo>> {
-        crate::addr::parse_addr(m)
-    }
-
-    /// An `RTM_NEWROUTE` message, as the route dump decodes it.
-    pub fn route(m: &RawMsg<'_>) -> Result<Option<crate::route::RouteInfo>> {
-        crate::route::parse_route(m)
-    }
-
-    /// An `RTM_NEWNEIGH` message, as the neighbour and FDB dumps decode it.
-    pub fn neigh(m: &RawMsg<'_>) -> Result<Option<crate::neigh::NeighInfo>> {
-        crate::neigh::parse_neigh(m)
-    }
-
-    /// An `RTM_NEWNSID` message, as the namespace-id query decodes it.
-    pub fn nsid(m: &RawMsg<'_>) -> Result<Option<i32>> {
-        crate::rtnl::parse_nsid(m)
-    }
-
-    /// An nf_tables table-dump message: its family if it is table `table`.
-    pub fn nft_table(m: &RawMsg<'_>, table: &str) -> Result<Option<u8>> {
-        crate::firewall::nft::dump::table_family(m, table)
-    }
-
-    /// An nf_tables rule-dump message of family `af`: chain, handle and comment.
-    pub fn nft_rule(m: &RawMsg<'_>, af: u8) -> Result<Option<(String, u64, String)>> {
-        let r = crate::firewall::nft::dump::tagged_rule(m, af)?;
-        Ok(r.map(|r| (r.chain, r.handle, r.comment)))
-    }
-
-    /// A dumped set element: key, data and comment.
-    pub type NftElem = (Vec<u8>, Vec<u8>, String);
-
-    /// The body (after `struct nfgenmsg`) of an nf_tables set-element dump message: its
-    /// elements.
-    pub fn nft_elements(body: &[u8]) -> Result<Vec<NftElem>> {
-        let mut out = Vec::new();
-        crate::firewall::nft::dump::parse_elements(body, &mut out)?;
-        Ok(out)
-    }
-
-    /// The network an nf_tables comment of ours names.
-    pub fn nft_network_of(comment: &[u8]) -> Option<&str> {
-        crate::firewall::nft::network::network_of(comment)
-    }
-
-    /// A published port from a dumped port-map element (`ports`, or `ports_any` if `any`).
-    pub fn nft_port(
-        network: &str,
-        v6: bool,
-        any: bool,
-        key: &[u8],
-        value: &[u8],
-    ) -> Option<crate::firewall::PortRule> {
-        crate::firewall::nft::elems::decode(network, v6, any, key, value)
-    }
-
-    /// An HTTP status line and headers (without the empty line): what was read, or the
-    /// framing error.
-    #[cfg(feature = "etcd")]
-    pub fn http_head(text: &str) -> std::result::Result<String, String> {
-        crate::etcd::http::parse_head(text)
-            .map(|h| format!("{h:?}"))
-            .map_err(|e| format!("{e:?}"))
-    }
-
-    /// Takes one chunk off the front of a chunked body: `Ok(None)` when more bytes are
-    /// needed, `Ok(Some(None))` after the last chunk.
-    #[cfg(feature = "etcd")]
-    pub fn http_chunk(buf: &mut Vec<u8>) -> std::result::Result<Option<Option<Vec<u8>>>, String> {
-        crate::etcd::http::take_chunk(buf).map_err(|e| format!("{e:?}"))
-    }
-
-    /// The body of an etcd gateway reply to a range request.
-    #[cfg(feature = "etcd")]
-    pub fn etcd_range(body: &[u8]) -> std::result::Result<crate::etcd::RangeResponse, String> {
-        let w: crate::etcd::kv::WireRange =
-            serde_json::from_slice(body).map_err(|e| e.to_string())?;
-        Ok(w.into())
-    }
-
-    /// The body of an etcd gateway reply to a transaction.
-    #[cfg(feature = "etcd")]
-    pub fn etcd_txn(body: &[u8]) -> std::result::Result<crate::etcd::TxnResponse, String> {
-        let w: crate::etcd::kv::WireTxn =
-            serde_json::from_slice(body).map_err(|e| e.to_string())?;
-        w.try_into()
-    }
-
-    /// The body of an etcd gateway reply to a put or a delete.
-    #[cfg(feature = "etcd")]
-    pub fn etcd_write(body: &[u8]) -> std::result::Result<(), String> {
-        serde_json::from_slice::<crate::etcd::kv::WireWrite>(body)
-            .map(drop)
-            .map_err(|e| e.to_string())
-    }
-
-    /// The body of an etcd gateway reply to a lease grant, and to a keep-alive (wrapped in
-    /// `{"result": …}`).
-    #[cfg(feature = "etcd")]
-    pub fn etcd_lease(body: &[u8]) -> std::result::Result<(), String> {
-        use crate::etcd::client::{Streamed, WireLease};
-        let grant = serde_json::from_slice::<WireLease>(body).map(drop);
-        let keep = serde_json::from_slice::<Streamed<WireLease>>(body).map(|s| {
-            let _ = s.into_result("lease keep-alive");
-        });
-        grant.and(keep).map_err(|e| e.to_string())
-    }
-
-    /// The error of a non-200 reply with `body`.
-    #[cfg(feature = "etcd")]
-    pub fn etcd_status(status: u16, body: &[u8]) -> crate::etcd::EtcdError {
-        crate::etcd::client::status_err("fuzz", status, body)
-    }
-
-    /// The messages of a watch stream (JSON objects one after another), read one at a time
-    /// as a watch reads them; stops at the first incomplete or malformed one.
-    #[cfg(feature = "etcd")]
-    pub fn etcd_watch(stream: &[u8]) -> usize {
-        use crate::etcd::client::Streamed;
-        use crate::etcd::watch::WireWatch;
-        let mut it =
-            serde_json::Deserializer::from_slice(stream).into_iter::<Streamed<WireWatch>>();
-        let mut n = 0;
-        while let Some(Ok(m)) = it.next() {
-            let _ = m.into_result("watch");
-            n += 1;
-        }
-        n
-    }
-
-    /// A stored IPAM network record (`EtcdStore`).
-    #[cfg(feature = "etcd")]
-    pub fn ipam_record(
-        key: &[u8],
-        value: &[u8],
-    ) -> std::result::Result<crate::ipam::Network, crate::ipam::IpamError> {
-        crate::ipam::etcd_store::record::parse_network(key, value)
-    }
-
-    /// A stored overlay network definition.
-    #[cfg(feature = "etcd")]
-    pub fn overlay_network(key: &[u8], value: &[u8]) -> Result<crate::overlay::OverlayNetwork> {
-        crate::overlay::etcd_records::def_parse(key, value)
-    }
-
-    /// A stored overlay host registration.
-    #[cfg(feature = "etcd")]
-    pub fn overlay_host(key: &[u8], value: &[u8]) -> Result<crate::overlay::PeerHost> {
-        crate::overlay::etcd_records::parse_host(key, value)
-    }
-
-    /// The published-port registry file's text, as [`PortAllocator`](crate::ports::PortAllocator)
-    /// reads it: the ports it holds.
-    pub fn port_registry(text: &str) -> Result<Vec<crate::ports::PublishedPort>> {
-        let reg = crate::ports::registry::Registry::parse(std::path::Path::new("published"), text)?;
-        Ok(reg.all())
-    }
-
-    /// `iptables-save` output, as the iptables backend reads it: what it holds of ours.
-    #[cfg(feature = "iptables")]
-    pub fn iptables_save(text: &str) -> crate::firewall::FirewallState {
-        crate::firewall::state_from_save(text)
-    }
-
-    /// A stored overlay endpoint registration.
-    #[cfg(feature = "etcd")]
-    pub fn overlay_endpoint(key: &[u8], value: &[u8]) -> Result<crate::overlay::PeerEndpoint> {
-        crate::overlay::etcd_records::parse_ep(key, value)
-    }
-}
+pub mod fuzzing;
 pub use netns::{Netns, NetnsDir};
 pub use request::Request;
 pub use rtnl::Rtnl;

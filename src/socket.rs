@@ -6,6 +6,7 @@ use netlink_sys::{
     protocols::{NETLINK_NETFILTER, NETLINK_ROUTE},
     Socket as NlSocket, SocketAddr,
 };
+use nix::sys::socket::MsgFlags;
 
 use crate::error::{Errno, Error, Op, Result};
 use crate::wire::{nlmsg, Ack, Messages, MsgBuf, RawMsg};
@@ -41,17 +42,9 @@ fn transfer(errno: Errno, what: &str) -> Error {
     }
 }
 
+/// The errno of an I/O error; `EIO` for one that carries none.
 fn io_errno(e: &std::io::Error) -> Errno {
-    Errno::from_raw(e.raw_os_error().unwrap_or(libc_eio()))
-}
-
-const fn libc_eio() -> i32 {
-    5
-}
-
-/// `MSG_DONTWAIT`.
-const fn libc_dontwait() -> i32 {
-    0x40
+    e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
 }
 
 impl Socket {
@@ -272,7 +265,7 @@ impl Socket {
         let mut failure: Option<Error> = None;
         while pending > 0 {
             let flags = if failure.is_some() {
-                libc_dontwait()
+                MsgFlags::MSG_DONTWAIT.bits()
             } else {
                 0
             };

@@ -7,9 +7,11 @@ use common::no_dad;
 
 use std::net::{IpAddr, SocketAddr};
 
+#[cfg(feature = "_fault-injection")]
+use netplumb::fault;
 use netplumb::firewall::{Firewall, Proto};
 use netplumb::netns::Sandbox;
-use netplumb::network::{fault, Container, Host, NetworkConfig};
+use netplumb::network::{Container, Host, NetworkConfig};
 use netplumb::{Netns, Rtnl};
 
 fn ip(s: &str) -> IpAddr {
@@ -233,6 +235,8 @@ fn remove_refuses_while_connected_and_teardown_is_idempotent() {
     );
 }
 
+/// Needs the test-only feature `_fault-injection`.
+#[cfg(feature = "_fault-injection")]
 #[test]
 fn a_fault_at_any_step_of_connect_or_create_leaves_nothing() {
     common::sandbox(

@@ -10,7 +10,8 @@
 //!   registry, the records, and the containers' files (names and contents);
 //! - the number of open file descriptors of this process.
 //!
-//! The tests of this file run one at a time (they count file descriptors).
+//! The tests of this file run one at a time (they count file descriptors). They need the
+//! test-only feature `_fault-injection` (`required-features` in Cargo.toml).
 
 mod common;
 
@@ -22,14 +23,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
+use netplumb::fault;
 #[cfg(feature = "iptables")]
 use netplumb::firewall::AnyFirewall;
 use netplumb::firewall::{Backend, Firewall, Proto};
 use netplumb::netns::Sandbox;
-use netplumb::network::{fault, Container, Host, NetworkConfig};
+use netplumb::network::{Container, Host, NetworkConfig};
 use netplumb::ports::PortAllocator;
 use netplumb::sysctl::Sysctl;
-use netplumb::{Netns, Rtnl};
+use netplumb::{Error, ErrorKind, Netns, Rtnl};
 
 /// Held by each test: the file-descriptor counts would see other tests' descriptors.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -403,6 +405,12 @@ fn every_step(
             Err(e) => {
                 let msg = e.to_string();
                 assert!(msg.contains("injected fault"), "{what}: step {n}: {e}");
+                assert!(
+                    matches!(e, Error::Injected { step, .. } if step == n),
+                    "{what}: step {n}: {e:?}"
+                );
+                assert!(!e.is_busy(), "{what}: step {n}: {e}");
+                assert_eq!(e.kind(), ErrorKind::Other, "{what}: step {n}: {e}");
                 assert_same(&before, &w.snapshot(), &format!("{what} failing at {msg}"));
             }
         }

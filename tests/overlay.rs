@@ -12,12 +12,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use netplumb::addr::Addr;
+#[cfg(feature = "_fault-injection")]
+use netplumb::fault;
 use netplumb::firewall::{Firewall, NetworkRules, Nftables, VxlanGuard};
 use netplumb::ipam::{Ipam, MemoryStore};
-use netplumb::link::{Bridge, MacAddr, Vxlan};
+use netplumb::link::{MacAddr, Vxlan};
 use netplumb::neigh::{Fdb, Neigh};
 use netplumb::netns::Sandbox;
-use netplumb::network::{fault, Container, Host};
+use netplumb::network::{Container, Host};
 use netplumb::overlay::{
     Overlay, OverlayAttachment, OverlayNetwork, OverlayWatch, PeerDiscovery, PeerHost, StaticPeers,
     GWBRIDGE_NETWORK,
@@ -533,6 +535,8 @@ fn disconnecting_everything_leaves_the_hosts_as_before() {
     });
 }
 
+/// Needs the test-only feature `_fault-injection`.
+#[cfg(feature = "_fault-injection")]
 #[test]
 fn a_connect_failing_at_any_step_leaves_nothing_half_made() {
     common::sandbox(
@@ -549,7 +553,7 @@ fn a_connect_failing_at_any_step_leaves_nothing_half_made() {
             let taken = Netns::new().unwrap();
             Rtnl::open_in(&taken)
                 .unwrap()
-                .execute(&Bridge::new("eth0"))
+                .execute(&netplumb::link::Bridge::new("eth0"))
                 .unwrap();
             let err = ov
                 .connect(&ov1(), &Container::new("c0", &taken))

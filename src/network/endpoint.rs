@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 
 use super::container::Container;
-use super::fault;
 use super::files::{self, ContainerFiles, HostEntry, Hostname, HostsFile, ResolvConf};
 use super::host::{del_link, ignore_missing, ipam_name, mac_of, Host};
 use super::state::{Attachment, NetworkInfo};
 use super::teardown::{ignore_gone_file, ipam_undo, read_file};
 use crate::addr::Addr;
 use crate::error::{Error, Result};
+use crate::fault;
 use crate::firewall::{self, Firewall, PortRule};
 use crate::ipam::Owner;
 use crate::journal::Txn;

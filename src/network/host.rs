@@ -9,11 +9,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ipnet::IpNet;
 
 use super::config::{NetworkConfig, DEFAULT_BRIDGE, DEFAULT_NETWORK};
-use super::fault;
 use super::state::{Attachment, NetworkInfo, State};
 use super::teardown::{hosts_edits, Teardown};
 use crate::addr::Addr;
 use crate::error::{Error, Result};
+use crate::fault;
 use crate::firewall::{self, AnyFirewall, Backend, Firewall, LinkAllow, NetworkRules};
 use crate::ipam::{Ipam, IpamError, NetworkSpec};
 use crate::journal::Txn;

@@ -32,7 +32,6 @@
 mod config;
 mod container;
 mod endpoint;
-pub mod fault;
 pub mod files;
 mod gc;
 mod host;

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 
 use super::endpoint::port_rules;
-use super::fault;
 use super::files::{self, ContainerFiles, HostsFile};
 use super::host::{ignore_missing, ipam_name, Host};
 use super::state::Attachment;
 use crate::addr::Addr;
 use crate::error::{Error, Result};
+use crate::fault;
 use crate::firewall::{self, Firewall, NetworkRules, PortRule};
 use crate::ipam::{IpamError, Owner, Released};
 use crate::journal::Txn;

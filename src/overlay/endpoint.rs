@@ -10,10 +10,11 @@ use super::discovery::PeerEndpoint;
 use super::driver::{delete_link, hold, open_guard, unguard, Overlay};
 use crate::addr::Addr;
 use crate::error::{Error, Result};
+use crate::fault;
 use crate::ipam::{IpamError, Lease, Owner, Store};
 use crate::journal::Txn;
 use crate::link::{AddrGenMode, Bridge, Link, LinkSet, MacAddr, Veth, Vxlan, VXLAN_PORT};
-use crate::network::{fault, Attachment, Container};
+use crate::network::{Attachment, Container};
 use crate::request::Request;
 use crate::rtnl::Rtnl;
 

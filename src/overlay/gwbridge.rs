@@ -29,7 +29,7 @@ impl<S: Store + 'static> super::Overlay<S> {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
-        crate::network::fault::point("gateway bridge network")?;
+        crate::fault::point("gateway bridge network")?;
         let mut taken: Vec<IpNet> = self
             .host
             .networks()?
