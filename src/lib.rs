@@ -134,7 +134,7 @@ pub mod fuzzing {
 
     /// The network an nf_tables comment of ours names.
     pub fn nft_network_of(comment: &[u8]) -> Option<&str> {
-        crate::firewall::nft::network::network_of(comment)
+        crate::firewall::nft::layout::network_of(comment)
     }
 
     /// A published port from a dumped port-map element (`ports`, or `ports_any` if `any`).

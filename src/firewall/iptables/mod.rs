@@ -57,9 +57,11 @@ use render::{Family, Names, Place, Rule, Table, Tag};
 use save::{Edit, Ruleset};
 pub use tool::IptablesVariant;
 
-use super::rule::{check_network_name, NetworkRules, PortRule};
-use super::{Firewall, FirewallState, Repaired};
 use crate::error::{Errno, Error, Op, Result};
+use crate::firewall::backend::Firewall;
+use crate::firewall::repair::Repaired;
+use crate::firewall::rule::{check_network_name, NetworkRules, PortRule};
+use crate::firewall::state::{legacy_tables_in_use, FirewallState};
 use crate::netns::Netns;
 
 /// The built-in chains we jump from.
@@ -137,7 +139,7 @@ impl IptablesOptions {
                 "must be 1 to 10 of [A-Za-z0-9_-]",
             ));
         }
-        let legacy = super::select::legacy_tables_in_use(ns)?;
+        let legacy = legacy_tables_in_use(ns)?;
         let tools = tool::Tools::find(ns, self.variant, self.bin_dir.as_deref(), legacy)?;
         log::debug!("iptables backend in {ns}: {}", tools.version);
         Ok(Iptables {

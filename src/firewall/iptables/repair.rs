@@ -9,14 +9,14 @@
 //!   what its settings make gets all its rules again;
 //! - so does a published port whose three rules are not all there.
 //!
-//! [`Firewall::repair`]: super::super::Firewall::repair
+//! [`Firewall::repair`]: crate::firewall::Firewall::repair
 
 use super::render::{self, Family, Rule, Table, Tag};
 use super::save::Edit;
 use super::Iptables;
 use crate::error::Result;
+use crate::firewall::repair::Repaired;
 use crate::firewall::rule::{NetworkRules, PortRule};
-use crate::firewall::Repaired;
 
 /// The (table, chain) of each rule, sorted: what "the same rules" is compared on.
 fn places<'a>(it: impl Iterator<Item = (Table, &'a str)>) -> Vec<(&'static str, String)> {
@@ -26,7 +26,7 @@ fn places<'a>(it: impl Iterator<Item = (Table, &'a str)>) -> Vec<(&'static str, 
 }
 
 impl Iptables {
-    /// [`Firewall::repair`](super::super::Firewall::repair) for iptables.
+    /// [`Firewall::repair`](crate::firewall::Firewall::repair) for iptables.
     pub(super) fn repair_all(
         &mut self,
         nets: &[NetworkRules],
