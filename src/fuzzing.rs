@@ -55,7 +55,7 @@ pub fn nft_elements(body: &[u8]) -> Result<Vec<NftElem>> {
 
 /// The network an nf_tables comment of ours names.
 pub fn nft_network_of(comment: &[u8]) -> Option<&str> {
-    crate::firewall::nft::network::network_of(comment)
+    crate::firewall::nft::layout::network_of(comment)
 }
 
 /// A published port from a dumped port-map element (`ports`, or `ports_any` if `any`).

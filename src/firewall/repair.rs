@@ -1,4 +1,4 @@
-//! [`Repaired`]: what [`Firewall::repair`](super::Firewall::repair) found missing and put
+//! [`Repaired`]: what [`Firewall::repair`](crate::firewall::Firewall::repair) found missing and put
 //! back.
 
 use std::fmt;
@@ -6,7 +6,7 @@ use std::fmt;
 use super::rule::{NetworkRules, PortRule};
 use crate::error::Result;
 
-/// What a backend's [`repair`](super::Firewall::repair) restored. Empty when the ruleset
+/// What a backend's [`repair`](crate::firewall::Firewall::repair) restored. Empty when the ruleset
 /// was intact (and then nothing was written).
 ///
 /// ```

@@ -3,9 +3,13 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::backend::Firewall;
 #[cfg(feature = "iptables")]
-use super::Iptables;
-use super::{Firewall, FirewallState, NetworkRules, Nftables, PortRule, Repaired};
+use super::iptables::Iptables;
+use super::nft::Nftables;
+use super::repair::Repaired;
+use super::rule::{NetworkRules, PortRule};
+use super::state::{legacy_tables_in_use, FirewallState};
 use crate::error::{Error, Result};
 use crate::netns::Netns;
 
@@ -83,17 +87,6 @@ impl FromStr for Backend {
             )),
         }
     }
-}
-
-/// Whether namespace `ns` has iptables-legacy tables (read inside it, from
-/// `/proc/thread-self/net`: `/proc/net` follows the main thread's namespace).
-pub(crate) fn legacy_tables_in_use(ns: &Netns) -> Result<bool> {
-    ns.run(|| {
-        ["ip_tables_names", "ip6_tables_names"].iter().any(|f| {
-            std::fs::read_to_string(format!("/proc/thread-self/net/{f}"))
-                .is_ok_and(|s| !s.trim().is_empty())
-        })
-    })
 }
 
 /// A backend chosen at run time ([`open`]).

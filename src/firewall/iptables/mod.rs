@@ -45,6 +45,7 @@
 //! changes), under a per-namespace file lock of ours, so that several processes can change
 //! rules at once. Every process runs inside the backend's namespace.
 
+mod chains;
 mod render;
 mod repair;
 mod save;
@@ -53,17 +54,16 @@ mod tool;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use render::{Family, Names, Place, Rule, Table, Tag};
+use render::{Family, Names, Table, Tag};
 use save::{Edit, Ruleset};
 pub use tool::IptablesVariant;
 
-use super::rule::{check_network_name, NetworkRules, PortRule};
-use super::{Firewall, FirewallState, Repaired};
 use crate::error::{Errno, Error, Op, Result};
+use crate::firewall::backend::Firewall;
+use crate::firewall::repair::{validate_all, Repaired};
+use crate::firewall::rule::{check_network_name, NetworkRules, PortRule};
+use crate::firewall::state::{legacy_tables_in_use, FirewallState};
 use crate::netns::Netns;
-
-/// The built-in chains we jump from.
-const BUILTIN: [&str; 5] = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
 
 /// The default folder of our lock files.
 pub const DEFAULT_LOCK_DIR: &str = "/run/netplumb";
@@ -137,7 +137,7 @@ impl IptablesOptions {
                 "must be 1 to 10 of [A-Za-z0-9_-]",
             ));
         }
-        let legacy = super::select::legacy_tables_in_use(ns)?;
+        let legacy = legacy_tables_in_use(ns)?;
         let tools = tool::Tools::find(ns, self.variant, self.bin_dir.as_deref(), legacy)?;
         log::debug!("iptables backend in {ns}: {}", tools.version);
         Ok(Iptables {
@@ -198,8 +198,8 @@ impl Iptables {
     /// Removes everything of ours, the users' chain and its rules included.
     pub fn flush(&mut self) -> Result<()> {
         self.transact(&Family::BOTH, &mut |fw, _, e| {
-            fw.delete_where(e, |_| true);
-            fw.remove_skeleton(e, true);
+            chains::delete_where(&fw.names, e, |_| true);
+            chains::remove_skeleton(&fw.names, e, true);
             Ok(())
         })
     }
@@ -231,178 +231,34 @@ impl Iptables {
         Ok(Ruleset::parse(&self.tools.save(&self.netns, fam)?))
     }
 
-    /// Our tagged rules, as (table, chain, spec, tag) — in every chain.
-    fn tagged<'a>(&self, rs: &'a Ruleset) -> Vec<(Table, &'a str, &'a str, String)> {
-        tagged(&self.names, rs)
-    }
-
-    /// Deletes every tagged rule whose tag passes `pick`.
-    fn delete_where(&self, e: &mut Edit, pick: impl Fn(Tag<'_>) -> bool) {
-        let doomed: Vec<(Table, String, String)> = self
-            .tagged(&e.now)
-            .into_iter()
-            .filter(|(.., cm)| self.names.parse_tag(cm).is_some_and(&pick))
-            .map(|(t, c, r, _)| (t, c.to_owned(), r.to_owned()))
-            .collect();
-        for (t, c, r) in doomed {
-            e.delete(t, &c, &r);
-        }
-    }
-
-    /// Adds the skeleton pieces that are missing: chains, the jumps, `USER` first in
-    /// `FORWARD` with the isolation jump right after it, and the isolation bypass.
-    fn ensure_skeleton(&self, e: &mut Edit, fam: Family) {
-        let n = &self.names;
-        let sk = render::skeleton(n, fam);
-        for t in Table::BOTH {
-            for c in n.chains(t) {
-                if e.now.chain(t, c).is_none() {
-                    e.new_chain(t, c);
-                }
-            }
-        }
-        for (chain, spec) in [("PREROUTING", &sk.prerouting), ("OUTPUT", &sk.output)] {
-            if !e
-                .now
-                .rules(Table::Nat, chain)
-                .iter()
-                .any(|r| self.is_jump(r, &n.docker))
-            {
-                e.append(Table::Nat, chain, spec);
-            }
-        }
-        for (pos, (chain, spec)) in [(&n.user, &sk.user), (&n.stage1, &sk.stage1)]
-            .into_iter()
-            .enumerate()
-        {
-            let fwd = e.now.rules(Table::Filter, "FORWARD");
-            if fwd.get(pos).is_some_and(|r| self.is_jump(r, chain)) {
-                continue;
-            }
-            let stale: Vec<String> = fwd
-                .iter()
-                .filter(|r| self.is_jump(r, chain))
-                .cloned()
-                .collect();
-            for r in stale {
-                e.delete(Table::Filter, "FORWARD", &r);
-            }
-            e.insert(Table::Filter, "FORWARD", pos + 1, spec);
-        }
-        if e.now.rules(Table::Filter, &n.stage1).first() != Some(&sk.dnat_return) {
-            e.delete(Table::Filter, &n.stage1, &sk.dnat_return);
-            e.insert(Table::Filter, &n.stage1, 1, &sk.dnat_return);
-        }
-    }
-
-    /// An untagged jump to `chain` (the skeleton's jumps carry no comment).
-    fn is_jump(&self, rule: &str, chain: &str) -> bool {
-        save::target(rule) == Some(chain) && save::comment(rule).is_none()
-    }
-
-    /// Adds rules at their places.
-    fn add_rules(&self, e: &mut Edit, rules: &[Rule]) {
-        let n = &self.names;
-        let mut after = None;
-        for r in rules {
-            match r.place {
-                Place::Append => e.append(r.table, &r.chain, &r.spec),
-                Place::Top => e.insert(r.table, &r.chain, 1, &r.spec),
-                Place::AfterJumps => {
-                    let pos = *after.get_or_insert_with(|| {
-                        let fwd = e.now.rules(Table::Filter, "FORWARD");
-                        fwd.iter()
-                            .rposition(|x| self.is_jump(x, &n.stage1) || self.is_jump(x, &n.user))
-                            .map_or(1, |i| i + 2)
-                    });
-                    e.insert(r.table, &r.chain, pos, &r.spec);
-                    after = Some(pos + 1);
-                }
-            }
-        }
-    }
-
-    /// Once no tagged rule of ours is left: removes the jumps and our chains. The users'
-    /// chain (and its jump) stays while it holds rules, unless `all`.
-    fn remove_skeleton(&self, e: &mut Edit, all: bool) {
-        if !self.tagged(&e.now).is_empty() {
-            return;
-        }
-        let n = &self.names;
-        let keep_user = !all && !e.now.rules(Table::Filter, &n.user).is_empty();
-        for t in Table::BOTH {
-            let ours: Vec<&str> = n
-                .chains(t)
-                .into_iter()
-                .filter(|c| !(keep_user && *c == n.user))
-                .collect();
-            let builtin: Vec<(String, String)> = e
-                .now
-                .chains(t)
-                .iter()
-                .filter(|c| BUILTIN.contains(&c.name.as_str()))
-                .flat_map(|c| {
-                    c.rules
-                        .iter()
-                        .filter(|r| ours.iter().any(|o| self.is_jump(r, o)))
-                        .map(move |r| (c.name.clone(), r.clone()))
-                })
-                .collect();
-            for (c, r) in builtin {
-                e.delete(t, &c, &r);
-            }
-            // Our chains may jump to each other: drop those references before counting
-            // who else still uses a chain (never delete one another tool jumps to).
-            let inner: Vec<(String, String)> = ours
-                .iter()
-                .flat_map(|c| {
-                    e.now
-                        .rules(t, c)
-                        .iter()
-                        .filter(|r| save::target(r).is_some_and(|x| ours.contains(&x)))
-                        .map(move |r| (c.to_string(), r.clone()))
-                })
-                .collect();
-            for (c, r) in inner {
-                e.delete(t, &c, &r);
-            }
-            for c in ours {
-                if e.now.references(t, c) == 0 {
-                    e.remove_chain(t, c);
-                }
-            }
-        }
-    }
-
     fn add_network_in(&self, e: &mut Edit, fam: Family, net: &NetworkRules) -> Result<()> {
         let want = render::network(&self.names, net, fam);
         let tag = self.names.net_tag(net);
         let mine = |t: Tag<'_>| matches!(t, Tag::Net { network, .. } if network == net.name);
-        let have: Vec<String> = self
-            .tagged(&e.now)
+        let have: Vec<String> = chains::tagged(&self.names, &e.now)
             .into_iter()
             .filter(|(.., cm)| self.names.parse_tag(cm).is_some_and(mine))
             .map(|(.., cm)| cm)
             .collect();
         if !want.is_empty() {
-            self.ensure_skeleton(e, fam);
+            chains::ensure_skeleton(&self.names, e, fam);
         }
         if have.len() == want.len() && have.iter().all(|cm| *cm == tag) {
             return Ok(()); // the same rules are there already
         }
-        self.delete_where(e, mine);
-        self.add_rules(e, &want);
+        chains::delete_where(&self.names, e, mine);
+        chains::add_rules(&self.names, e, &want);
         if want.is_empty() {
-            self.remove_skeleton(e, false);
+            chains::remove_skeleton(&self.names, e, false);
         }
         Ok(())
     }
 
     fn publish_in(&self, e: &mut Edit, fam: Family, ports: &[&PortRule]) -> Result<()> {
-        self.ensure_skeleton(e, fam);
+        chains::ensure_skeleton(&self.names, e, fam);
         // The port rules there now, by port key: read once, whatever the number of ports.
         let mut by_key: HashMap<String, Vec<(Table, String, String, String)>> = HashMap::new();
-        for (t, c, r, cm) in self.tagged(&e.now) {
+        for (t, c, r, cm) in chains::tagged(&self.names, &e.now) {
             if let Some(Tag::Port { key, .. }) = self.names.parse_tag(&cm) {
                 by_key
                     .entry(key.to_owned())
@@ -438,7 +294,7 @@ impl Iptables {
             for (t, c, r, _) in &have {
                 e.delete(*t, c, r);
             }
-            self.add_rules(e, &render::port(&self.names, p));
+            chains::add_rules(&self.names, e, &render::port(&self.names, p));
         }
         Ok(())
     }
@@ -448,30 +304,13 @@ impl Iptables {
     }
 }
 
-/// The rules of `rs` that carry one of our tags: table, chain, rule, comment.
-fn tagged<'a>(names: &Names, rs: &'a Ruleset) -> Vec<(Table, &'a str, &'a str, String)> {
-    let mut out = Vec::new();
-    for t in Table::BOTH {
-        for c in rs.chains(t) {
-            for r in &c.rules {
-                if let Some(cm) = save::comment(r) {
-                    if names.parse_tag(&cm).is_some() {
-                        out.push((t, c.name.as_str(), r.as_str(), cm));
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
 /// What `rs` (one family's `iptables-save` output) holds of ours, added to `st`.
 fn state_of(names: &Names, fam: Family, rs: &Ruleset, st: &mut FirewallState) {
     if rs.chain(Table::Nat, &names.docker).is_none() {
         return;
     }
     st.families.push(fam.name());
-    for (t, chain, rule, cm) in tagged(names, rs) {
+    for (t, chain, rule, cm) in chains::tagged(names, rs) {
         match names.parse_tag(&cm) {
             Some(Tag::Net { network, .. }) => match st.networks.iter().position(|x| x == network) {
                 Some(i) => st.rules[i] += 1,
@@ -533,8 +372,8 @@ impl Firewall for Iptables {
     fn remove_network(&mut self, name: &str) -> Result<()> {
         check_network_name(name)?;
         self.transact(&Family::BOTH, &mut |fw, _, e| {
-            fw.delete_where(e, |t| t.network() == name);
-            fw.remove_skeleton(e, false);
+            chains::delete_where(&fw.names, e, |t| t.network() == name);
+            chains::remove_skeleton(&fw.names, e, false);
             Ok(())
         })
     }
@@ -570,7 +409,8 @@ impl Firewall for Iptables {
                 .filter(|p| Family::of(&p.container_ip) == fam)
                 .map(render::port_key)
                 .collect();
-            fw.delete_where(
+            chains::delete_where(
+                &fw.names,
                 e,
                 |t| matches!(t, Tag::Port { key, .. } if keys.iter().any(|k| k == key)),
             );
@@ -589,6 +429,16 @@ impl Firewall for Iptables {
     }
 
     fn repair(&mut self, networks: &[NetworkRules], ports: &[PortRule]) -> Result<Repaired> {
-        self.repair_all(networks, ports)
+        validate_all(networks, ports)?;
+        let mut rep = Repaired::default();
+        if networks.is_empty() && ports.is_empty() {
+            return Ok(rep);
+        }
+        self.transact(&Family::BOTH, &mut |fw, fam, e| {
+            repair::family(&fw.names, e, fam, (networks, ports), &mut rep);
+            Ok(())
+        })?;
+        rep.sort();
+        Ok(rep)
     }
 }

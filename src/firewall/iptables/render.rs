@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::super::rule::{NetworkRules, PortRule, Proto};
+use crate::firewall::rule::{NetworkRules, PortRule, Proto};
 
 /// An address family: `iptables` or `ip6tables`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +27,7 @@ impl Family {
         }
     }
 
-    /// The name `nft` and [`FirewallState::families`](super::super::FirewallState) use.
+    /// The name `nft` and [`FirewallState::families`](crate::firewall::FirewallState) use.
     pub(super) fn name(self) -> &'static str {
         match self {
             Family::V4 => "ip",
@@ -410,7 +410,7 @@ pub(super) fn port(n: &Names, p: &PortRule) -> Vec<Rule> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::LinkAllow;
+    use crate::firewall::rule::LinkAllow;
 
     fn specs(rules: &[Rule]) -> Vec<String> {
         rules

@@ -10,6 +10,7 @@ use nix::fcntl::{Flock, FlockArg};
 
 use super::render::Family;
 use crate::error::{Error, Result};
+use crate::firewall::writers::note_writer;
 use crate::netns::Netns;
 
 /// The oldest iptables whose `iptables-restore` takes `--wait` (1.6.2).
@@ -175,7 +176,7 @@ fn run(ns: &Netns, cmd: &mut Command, input: Option<&str>) -> Result<std::proces
         .env("LC_ALL", "C");
     let mut child = ns.spawn(cmd)?;
     // A restore's nf_tables changes (iptables-nft) are ours, not damage to repair.
-    super::super::nft::note_writer(Some(child.id()));
+    note_writer(Some(child.id()));
     if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
         // A child that fails early closes its end: its exit status tells why.
         let _ = stdin.write_all(text.as_bytes());

@@ -5,10 +5,12 @@
 use netlink_packet_core::Parseable;
 use netlink_packet_netfilter::nftables::{TableAttribute, TableMessage};
 
-use super::super::rule::PortRule;
-use super::network::network_of;
-use super::{elems, skeleton, spoof};
+use super::elems;
+use super::layout::{
+    family_name, network_of, BRIDGE_SETS, NFPROTO_BRIDGE, PORTS, PORTS_ANY, SET_NAMES,
+};
 use crate::error::{Errno, Error, Op, Result};
+use crate::firewall::state::FirewallState;
 use crate::socket::Socket;
 use crate::wire::nft::{self, msg_type};
 use crate::wire::parse::Attrs;
@@ -36,39 +38,6 @@ pub(super) struct TaggedElem {
 pub(super) struct Tagged {
     pub rules: Vec<TaggedRule>,
     pub elems: Vec<TaggedElem>,
-}
-
-/// What the nf_tables backend has installed, read back from the kernel.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct FirewallState {
-    /// The families our table exists in (`ip`, `ip6`).
-    pub families: Vec<&'static str>,
-    /// The networks that have rules, sorted.
-    pub networks: Vec<String>,
-    /// How many rules each network owns, in `networks` order.
-    pub rules: Vec<usize>,
-    /// Every published port, sorted.
-    pub ports: Vec<PortRule>,
-}
-
-impl FirewallState {
-    /// Puts networks (with their rule counts) and ports in a stable order, whatever order
-    /// the backend read them in.
-    pub(crate) fn sort(&mut self) {
-        let mut pairs: Vec<(String, usize)> =
-            self.networks.drain(..).zip(self.rules.drain(..)).collect();
-        pairs.sort();
-        (self.networks, self.rules) = pairs.into_iter().unzip();
-        self.ports.sort_by(|a, b| {
-            (&a.network, a.proto, a.host_ip, a.host_port).cmp(&(
-                &b.network,
-                b.proto,
-                b.host_ip,
-                b.host_port,
-            ))
-        });
-    }
 }
 
 fn family_of(m: &RawMsg<'_>) -> u8 {
@@ -225,13 +194,6 @@ pub(crate) fn parse_elements(msg: &[u8], out: &mut Vec<Elem>) -> Result<()> {
     Ok(())
 }
 
-const SETS: [&str; 4] = [
-    skeleton::PORTS,
-    skeleton::PORTS_ANY,
-    skeleton::PUBLISHED,
-    skeleton::BRIDGES,
-];
-
 /// The rules and (with `elems`) the set elements tagged with `network`, the bridge
 /// table's included.
 pub(super) fn tagged(sock: &mut Socket, table: &str, network: &str, elems: bool) -> Result<Tagged> {
@@ -245,11 +207,11 @@ pub(super) fn tagged(sock: &mut Socket, table: &str, network: &str, elems: bool)
         );
         if elems {
             t.elems
-                .extend(tagged_elems(sock, table, af, &SETS, network)?);
+                .extend(tagged_elems(sock, table, af, &SET_NAMES, network)?);
         }
     }
     if elems {
-        let (af, sets) = (spoof::NFPROTO_BRIDGE, spoof::SETS);
+        let (af, sets) = (NFPROTO_BRIDGE, BRIDGE_SETS);
         t.elems
             .extend(tagged_elems(sock, table, af, &sets, network)?);
     }
@@ -330,7 +292,7 @@ pub(super) fn state(sock: &mut Socket, table: &str) -> Result<FirewallState> {
         if !present.contains(&af) {
             continue;
         }
-        st.families.push(skeleton::family_name(af));
+        st.families.push(family_name(af));
         for r in rules(sock, table, af)? {
             if let Some(net) = network_of(r.comment.as_bytes()) {
                 match st.networks.iter().position(|n| n == net) {
@@ -342,7 +304,7 @@ pub(super) fn state(sock: &mut Socket, table: &str) -> Result<FirewallState> {
                 }
             }
         }
-        for (set, any) in [(skeleton::PORTS, false), (skeleton::PORTS_ANY, true)] {
+        for (set, any) in [(PORTS, false), (PORTS_ANY, true)] {
             for (key, value, comment) in elements(sock, table, af, set)? {
                 let net = network_of(comment.as_bytes()).unwrap_or("");
                 if let Some(p) = elems::decode(net, af == nft::NFPROTO_IPV6, any, &key, &value) {

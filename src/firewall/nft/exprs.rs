@@ -33,6 +33,9 @@ pub(super) const V6: Fam = Fam {
     daddr: 24,
 };
 
+/// Both IP families, in the order they are set up.
+pub(super) const FAMILIES: [Fam; 2] = [V4, V6];
+
 impl Fam {
     pub(super) fn of(ip: &IpAddr) -> Fam {
         if ip.is_ipv4() {

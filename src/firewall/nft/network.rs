@@ -8,31 +8,12 @@
 
 use std::net::IpAddr;
 
-use super::super::rule::{LinkAllow, NetworkRules};
-use super::exprs::{self, ifname, reg, Bits, Fam, Prefix};
-use super::skeleton::{BRIDGES, FORWARD, POSTROUTING};
-use super::Batch;
-use crate::wire::nft::{self, CmpOp, Expr, NatType, PayloadBase};
-
-/// The comment that marks a network's rules: its name and a hash of its settings, so a
-/// re-apply with the same settings is recognised and one with new settings replaces.
-pub(super) fn tag(net: &NetworkRules) -> String {
-    format!("{}{} h={:016x}", NET_TAG, net.name, net.settings_hash())
-}
-
-/// The comment of a network's set elements (no hash: elements are per port).
-pub(super) fn elem_tag(network: &str) -> String {
-    format!("{NET_TAG}{network}")
-}
-
-/// What every comment of ours starts with.
-pub(super) const NET_TAG: &str = "netplumb net=";
-
-/// The network a comment of ours names.
-pub(crate) fn network_of(comment: &[u8]) -> Option<&str> {
-    let s = std::str::from_utf8(comment).ok()?.strip_prefix(NET_TAG)?;
-    Some(s.split(' ').next().unwrap_or(s))
-}
+use super::batch::Batch;
+use super::exprs::{self, ifname, reg, Bits, Fam, Prefix, V4};
+use super::layout::{elem_tag, family_name, BRIDGES, FORWARD, POSTROUTING};
+use crate::firewall::rule::{LinkAllow, NetworkRules};
+use crate::wire::nft::{self, CmpOp, ElemData, Expr, NatType, PayloadBase};
+use crate::wire::NlmF;
 
 /// Context shared by the rules of one network and family.
 struct Net<'a> {
@@ -75,6 +56,31 @@ pub(super) fn add(b: &mut Batch, fam: Fam, table: &str, net: &NetworkRules, tag:
     forward(b, &n, net);
 }
 
+/// Adds network `net`'s element of the `bridges` set of family `fam` (present ones are
+/// kept).
+pub(super) fn bridge_elem(b: &mut Batch, fam: Fam, table: &str, net: &NetworkRules) {
+    let mut ud = [0u8; 128];
+    let len = nft::comment_udata(elem_tag(&net.name).as_bytes(), &mut ud);
+    let seq = b.seq(|| {
+        format!(
+            "nft add element {} {table} bridges {{ {} }}",
+            family_name(fam.af),
+            net.bridge
+        )
+    });
+    let buf = &mut b.buf;
+    let tok = nft::begin_elems(
+        buf,
+        nft::NFT_MSG_NEWSETELEM,
+        NlmF::REQUEST | NlmF::ACK | NlmF::CREATE,
+        seq,
+        fam.af,
+        (table.as_bytes(), BRIDGES.as_bytes()),
+    );
+    nft::elem(buf, &ifname(&net.bridge), ElemData::None, &ud[..len]);
+    nft::end_elems(buf, tok);
+}
+
 fn postrouting(b: &mut Batch, n: &Net<'_>, net: &NetworkRules, subnets: &[Prefix]) {
     let [o0, o1] = n.dev(true, CmpOp::Neq);
     let snat = net
@@ -114,7 +120,7 @@ fn postrouting(b: &mut Batch, n: &Net<'_>, net: &NetworkRules, subnets: &[Prefix
             &[c0, c1, c2, s0, s1, s2, d0, d1, d2, Expr::Masq],
         );
     }
-    if net.loopback && n.fam == super::exprs::V4 {
+    if net.loopback && n.fam == V4 {
         // The host reaching a port published on 127.0.0.1 (needs route_localnet).
         let lo = Prefix::new(&"127.0.0.0/8".parse().unwrap_or_default());
         let dnat = Bits::new(nft::ct::STATUS_DNAT);

@@ -15,18 +15,21 @@
 //!
 //! Everything goes in one batch, so a repair applies as a whole or not at all.
 //!
-//! [`Firewall::repair`]: super::super::Firewall::repair
+//! [`Firewall::repair`]: crate::firewall::Firewall::repair
 
-use super::super::rule::{NetworkRules, PortRule};
-use super::super::Repaired;
+use super::batch::Batch;
 use super::dump::{self, TaggedRule};
-use super::exprs::{self, Fam};
-use super::network::{self, network_of};
-use super::skeleton::{self, family_name, BRIDGES, CHAINS, DNAT, FORWARD, OUTPUT, PREROUTING};
-use super::{elems, spoof, Batch, Nftables};
-use crate::error::{Errno, Result};
-use crate::wire::nft::{self, ElemData};
-use crate::wire::NlmF;
+use super::exprs::{self, Fam, FAMILIES};
+use super::layout::{
+    family_name, network_of, tag, BRIDGES, BRIDGE_CHAIN, BRIDGE_SETS, CHAINS, DNAT, FORWARD,
+    NFPROTO_BRIDGE, OUTPUT, PORTS, PORTS_ANY, PREROUTING, PUBLISHED, SET_NAMES,
+};
+use super::{elems, network, ports, skeleton, spoof};
+use crate::error::Result;
+use crate::firewall::repair::Repaired;
+use crate::firewall::rule::{NetworkRules, PortRule};
+use crate::socket::Socket;
+use crate::wire::nft;
 
 /// How many shared rules each chain of a family holds.
 fn shared_rules(fam: Fam, table: &str, chain: &str) -> usize {
@@ -50,38 +53,29 @@ fn in_family(nets: &[NetworkRules], fam: Fam) -> Vec<&NetworkRules> {
         .collect()
 }
 
-impl Nftables {
-    /// [`Firewall::repair`](super::super::Firewall::repair) for nf_tables: one batch,
-    /// retried once when another process changed our tables meanwhile.
-    pub(super) fn repair_all(
-        &mut self,
-        nets: &[NetworkRules],
-        ports: &[PortRule],
-    ) -> Result<Repaired> {
-        crate::firewall::repair::validate_all(nets, ports)?;
-        let mut tries = 0;
-        loop {
-            self.begin();
-            let mut rep = Repaired::default();
-            self.plan_repair(nets, ports, &mut rep)?;
-            self.ready = false;
-            match self.commit() {
-                Ok(()) => {
-                    rep.sort();
-                    return Ok(rep);
-                }
-                Err(e)
-                    if tries == 0 && matches!(e.errno(), Some(Errno::EEXIST | Errno::ENOENT)) =>
-                {
-                    tries += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
+/// Reads our tables `table` (on `sock`) and adds to `batch` whatever puts them right for
+/// `nets` and `ports`, noting in `rep` what it restores.
+pub(super) fn plan(
+    sock: &mut Socket,
+    batch: &mut Batch,
+    table: &str,
+    (nets, ports): (&[NetworkRules], &[PortRule]),
+    rep: &mut Repaired,
+) -> Result<()> {
+    Repair { sock, batch, table }.plan(nets, ports, rep)
+}
 
+/// A repair being planned: the socket it reads on, the batch it writes to, our tables'
+/// name.
+struct Repair<'a> {
+    sock: &'a mut Socket,
+    batch: &'a mut Batch,
+    table: &'a str,
+}
+
+impl Repair<'_> {
     /// Reads our tables and adds to the batch whatever puts them right.
-    fn plan_repair(
+    fn plan(
         &mut self,
         nets: &[NetworkRules],
         ports: &[PortRule],
@@ -90,9 +84,9 @@ impl Nftables {
         if nets.is_empty() && ports.is_empty() {
             return Ok(());
         }
-        let table = self.table.clone();
-        let present = self.tables()?;
-        for fam in skeleton::FAMILIES {
+        let table = self.table;
+        let present = dump::tables(self.sock, table)?;
+        for fam in FAMILIES {
             let fnets = in_family(nets, fam);
             let fports: Vec<PortRule> = ports
                 .iter()
@@ -104,50 +98,25 @@ impl Nftables {
                 continue;
             }
             // The whole family is gone: build it again as `add_network` and `publish` do.
-            skeleton::add(&mut self.batch, fam, &table);
+            skeleton::add(self.batch, fam, table);
             rep.skeleton(format!("table {} {table}", family_name(fam.af)));
             for n in fnets {
                 self.readd_network(fam, n, &[]);
                 rep.network(&n.name);
             }
-            self.elems(nft::NFT_MSG_NEWSETELEM, &fports);
+            ports::write(self.batch, table, nft::NFT_MSG_NEWSETELEM, &fports);
             fports.iter().for_each(|p| rep.port(p));
         }
-        self.repair_spoof(nets, present.contains(&spoof::NFPROTO_BRIDGE), rep)
+        self.repair_spoof(nets, present.contains(&NFPROTO_BRIDGE), rep)
     }
 
     /// Deletes `old` (rules of network `n`) and adds `n`'s rules and `bridges` element of
     /// family `fam` again.
     fn readd_network(&mut self, fam: Fam, n: &NetworkRules, old: &[TaggedRule]) {
-        let table = self.table.clone();
-        self.del_rules(old);
-        network::add(&mut self.batch, fam, &table, n, &network::tag(n));
-        self.bridge_elem(fam, n);
-    }
-
-    /// Adds network `n`'s element of the `bridges` set (present ones are kept).
-    pub(super) fn bridge_elem(&mut self, fam: Fam, n: &NetworkRules) {
-        let table = self.table.clone();
-        let mut ud = [0u8; 128];
-        let len = nft::comment_udata(network::elem_tag(&n.name).as_bytes(), &mut ud);
-        let seq = self.batch.seq(|| {
-            format!(
-                "nft add element {} {table} bridges {{ {} }}",
-                family_name(fam.af),
-                n.bridge
-            )
-        });
-        let buf = &mut self.batch.buf;
-        let tok = nft::begin_elems(
-            buf,
-            nft::NFT_MSG_NEWSETELEM,
-            NlmF::REQUEST | NlmF::ACK | NlmF::CREATE,
-            seq,
-            fam.af,
-            (table.as_bytes(), BRIDGES.as_bytes()),
-        );
-        nft::elem(buf, &exprs::ifname(&n.bridge), ElemData::None, &ud[..len]);
-        nft::end_elems(buf, tok);
+        let table = self.table;
+        self.batch.del_rules(table, old);
+        network::add(self.batch, fam, table, n, &tag(n));
+        network::bridge_elem(self.batch, fam, table, n);
     }
 
     /// Repairs one family whose table exists.
@@ -159,7 +128,7 @@ impl Nftables {
         rep: &mut Repaired,
     ) -> Result<()> {
         self.repair_objects(fam, rep)?;
-        let rules = dump::all_rules(&mut self.sock, &self.table.clone(), fam.af)?;
+        let rules = dump::all_rules(self.sock, self.table, fam.af)?;
         let forward_rebuilt = self.repair_shared(fam, &rules, rep);
         self.repair_networks(fam, nets, &rules, forward_rebuilt, rep)?;
         self.repair_ports(fam, ports, rep)
@@ -167,23 +136,23 @@ impl Nftables {
 
     /// Creates the sets and chains of family `fam` that are missing.
     fn repair_objects(&mut self, fam: Fam, rep: &mut Repaired) -> Result<()> {
-        let table = self.table.clone();
+        let table = self.table;
         let (af, fname) = (fam.af, family_name(fam.af));
-        let sets = dump::names(&mut self.sock, &table, af, nft::NFT_MSG_GETSET)?;
-        let missing: Vec<&str> = skeleton::SET_NAMES
+        let sets = dump::names(self.sock, table, af, nft::NFT_MSG_GETSET)?;
+        let missing: Vec<&str> = SET_NAMES
             .into_iter()
             .filter(|s| !sets.iter().any(|x| x == s))
             .collect();
-        skeleton::sets(&mut self.batch, fam, &table, &missing);
+        skeleton::sets(self.batch, fam, table, &missing);
         for s in &missing {
             rep.skeleton(format!("set {fname} {table} {s}"));
         }
-        let chains = dump::names(&mut self.sock, &table, af, nft::NFT_MSG_GETCHAIN)?;
+        let chains = dump::names(self.sock, table, af, nft::NFT_MSG_GETCHAIN)?;
         let missing: Vec<&str> = CHAINS
             .into_iter()
             .filter(|c| !chains.iter().any(|x| x == c))
             .collect();
-        skeleton::chains(&mut self.batch, af, &table, &missing);
+        skeleton::chains(self.batch, af, table, &missing);
         for c in &missing {
             rep.skeleton(format!("chain {fname} {table} {c}"));
         }
@@ -194,11 +163,11 @@ impl Nftables {
     /// `fam`, as read) are not exactly the expected ones at its head. Returns whether
     /// `forward`'s were, whose networks' rules must then follow them again.
     fn repair_shared(&mut self, fam: Fam, rules: &[TaggedRule], rep: &mut Repaired) -> bool {
-        let table = self.table.clone();
+        let table = self.table;
         let fname = family_name(fam.af);
         let mut forward_rebuilt = false;
         for chain in [PREROUTING, OUTPUT, DNAT, FORWARD] {
-            let want = shared_rules(fam, &table, chain);
+            let want = shared_rules(fam, table, chain);
             let mine: Vec<&TaggedRule> = rules.iter().filter(|r| r.chain == chain).collect();
             let shared: Vec<TaggedRule> = mine
                 .iter()
@@ -212,8 +181,8 @@ impl Nftables {
             if shared.len() == want && at_head {
                 continue;
             }
-            self.del_rules(&shared);
-            skeleton::chain_rules(&mut self.batch, fam, &table, chain);
+            self.batch.del_rules(table, &shared);
+            skeleton::chain_rules(self.batch, fam, table, chain);
             rep.skeleton(format!("rules of chain {fname} {table} {chain}"));
             forward_rebuilt |= chain == FORWARD;
         }
@@ -231,10 +200,10 @@ impl Nftables {
         forward_rebuilt: bool,
         rep: &mut Repaired,
     ) -> Result<()> {
-        let table = self.table.clone();
-        let bridges = dump::set_elements(&mut self.sock, &table, fam.af, BRIDGES)?;
+        let table = self.table;
+        let bridges = dump::set_elements(self.sock, table, fam.af, BRIDGES)?;
         for n in nets {
-            let tag = network::tag(n);
+            let tag = tag(n);
             let have: Vec<TaggedRule> = rules
                 .iter()
                 .filter(|r| network_of(r.comment.as_bytes()) == Some(n.name.as_str()))
@@ -244,12 +213,12 @@ impl Nftables {
             chains.sort();
             let intact = !forward_rebuilt
                 && have.iter().all(|r| r.comment == tag)
-                && chains == network_plan(fam, &table, n, &tag);
+                && chains == network_plan(fam, table, n, &tag);
             if !intact {
                 self.readd_network(fam, n, &have);
                 rep.network(&n.name);
             } else if !bridges.iter().any(|(k, ..)| *k == exprs::ifname(&n.bridge)) {
-                self.bridge_elem(fam, n);
+                network::bridge_elem(self.batch, fam, table, n);
                 rep.network(&n.name);
             }
         }
@@ -261,10 +230,10 @@ impl Nftables {
         if ports.is_empty() {
             return Ok(());
         }
-        let table = self.table.clone();
+        let table = self.table;
         let mut keys = Vec::new();
-        for set in [skeleton::PORTS, skeleton::PORTS_ANY, skeleton::PUBLISHED] {
-            let have = dump::set_elements(&mut self.sock, &table, fam.af, set)?;
+        for set in [PORTS, PORTS_ANY, PUBLISHED] {
+            let have = dump::set_elements(self.sock, table, fam.af, set)?;
             keys.push(have.into_iter().map(|(k, ..)| k).collect::<Vec<_>>());
         }
         let missing: Vec<PortRule> = ports
@@ -279,7 +248,7 @@ impl Nftables {
             .cloned()
             .collect();
         // Elements that are there are kept (no NLM_F_EXCL), so the whole port goes again.
-        self.elems(nft::NFT_MSG_NEWSETELEM, &missing);
+        ports::write(self.batch, table, nft::NFT_MSG_NEWSETELEM, &missing);
         missing.iter().for_each(|p| rep.port(p));
         Ok(())
     }
@@ -291,7 +260,7 @@ impl Nftables {
         present: bool,
         rep: &mut Repaired,
     ) -> Result<()> {
-        let table = self.table.clone();
+        let table = self.table;
         let guarded: Vec<&NetworkRules> = nets
             .iter()
             .filter(|n| !n.enforced_endpoints().is_empty())
@@ -299,33 +268,27 @@ impl Nftables {
         if guarded.is_empty() {
             return Ok(());
         }
-        let af = spoof::NFPROTO_BRIDGE;
+        let af = NFPROTO_BRIDGE;
         if !present {
-            spoof::add_skeleton(&mut self.batch, &table);
+            spoof::add_skeleton(self.batch, table);
             rep.skeleton(format!("table bridge {table}"));
             for n in guarded {
                 let want = spoof::wanted(n.enforced_endpoints());
-                spoof::elems(
-                    &mut self.batch,
-                    &table,
-                    nft::NFT_MSG_NEWSETELEM,
-                    &n.name,
-                    &want,
-                );
+                spoof::elems(self.batch, table, nft::NFT_MSG_NEWSETELEM, &n.name, &want);
                 rep.network(&n.name);
             }
             return Ok(());
         }
         self.repair_spoof_objects(rep)?;
         for n in guarded {
-            let have = dump::tagged_elems(&mut self.sock, &table, af, &spoof::SETS, &n.name)?;
+            let have = dump::tagged_elems(self.sock, table, af, &BRIDGE_SETS, &n.name)?;
             let missing: Vec<(&'static str, Vec<u8>)> = spoof::wanted(n.enforced_endpoints())
                 .into_iter()
                 .filter(|(s, k)| !have.iter().any(|h| h.set == *s && h.key == *k))
                 .collect();
             if !missing.is_empty() {
                 let add = nft::NFT_MSG_NEWSETELEM;
-                spoof::elems(&mut self.batch, &table, add, &n.name, &missing);
+                spoof::elems(self.batch, table, add, &n.name, &missing);
                 rep.network(&n.name);
             }
         }
@@ -335,30 +298,30 @@ impl Nftables {
     /// Creates the bridge table's missing sets and chain, and puts its rules back when
     /// they are not all there.
     fn repair_spoof_objects(&mut self, rep: &mut Repaired) -> Result<()> {
-        let (table, af) = (self.table.clone(), spoof::NFPROTO_BRIDGE);
-        let sets = dump::names(&mut self.sock, &table, af, nft::NFT_MSG_GETSET)?;
-        let missing: Vec<&str> = spoof::SETS
+        let (table, af) = (self.table, NFPROTO_BRIDGE);
+        let sets = dump::names(self.sock, table, af, nft::NFT_MSG_GETSET)?;
+        let missing: Vec<&str> = BRIDGE_SETS
             .into_iter()
             .filter(|s| !sets.iter().any(|x| x == s))
             .collect();
-        spoof::add_sets(&mut self.batch, &table, &missing);
+        spoof::add_sets(self.batch, table, &missing);
         for s in &missing {
             rep.skeleton(format!("set bridge {table} {s}"));
         }
-        let chains = dump::names(&mut self.sock, &table, af, nft::NFT_MSG_GETCHAIN)?;
-        if !chains.iter().any(|c| c == spoof::CHAIN) {
+        let chains = dump::names(self.sock, table, af, nft::NFT_MSG_GETCHAIN)?;
+        if !chains.iter().any(|c| c == BRIDGE_CHAIN) {
             let base = spoof::base();
-            skeleton::add_chain(&mut self.batch, af, &table, spoof::CHAIN, Some(base));
-            rep.skeleton(format!("chain bridge {table} {}", spoof::CHAIN));
+            skeleton::add_chain(self.batch, af, table, BRIDGE_CHAIN, Some(base));
+            rep.skeleton(format!("chain bridge {table} {BRIDGE_CHAIN}"));
         }
-        let rules: Vec<TaggedRule> = dump::all_rules(&mut self.sock, &table, af)?
+        let rules: Vec<TaggedRule> = dump::all_rules(self.sock, table, af)?
             .into_iter()
-            .filter(|r| r.chain == spoof::CHAIN)
+            .filter(|r| r.chain == BRIDGE_CHAIN)
             .collect();
         if rules.len() != spoof::RULES {
-            self.del_rules(&rules);
-            spoof::add_rules(&mut self.batch, &table);
-            rep.skeleton(format!("rules of chain bridge {table} {}", spoof::CHAIN));
+            self.batch.del_rules(table, &rules);
+            spoof::add_rules(self.batch, table);
+            rep.skeleton(format!("rules of chain bridge {table} {BRIDGE_CHAIN}"));
         }
         Ok(())
     }

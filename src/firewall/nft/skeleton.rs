@@ -2,27 +2,14 @@
 //! tables, base chains at their hooks and priorities, the port maps and sets, the users'
 //! chain, and the handful of rules that consult the maps.
 
-use super::exprs::{self, reg, Bits, Fam, V4, V6};
-use super::Batch;
+use super::batch::Batch;
+use super::exprs::{self, reg, Bits, Fam, V4};
+use super::layout::{
+    family_name, BRIDGES, CHAINS, DNAT, FORWARD, OUTPUT, PORTS, PORTS_ANY, POSTROUTING, PREROUTING,
+    PUBLISHED, SET_NAMES, USER,
+};
 use crate::wire::nft::{self, hook, BaseChain, CmpOp, Expr, NatType, PayloadBase, SetSpec};
 use crate::wire::NlmF;
-
-/// Chain names.
-pub(super) const PREROUTING: &str = "prerouting";
-pub(super) const OUTPUT: &str = "output";
-pub(super) const POSTROUTING: &str = "postrouting";
-pub(super) const FORWARD: &str = "forward";
-/// The chain that consults the port maps (not `dnat`, which is an `nft` keyword).
-pub(super) const DNAT: &str = "portmap";
-/// The chain a runtime's users fill (Docker's DOCKER-USER); netplumb never touches it
-/// after creating it.
-pub const USER: &str = "user";
-
-/// Set names.
-pub(super) const PORTS: &str = "ports";
-pub(super) const PORTS_ANY: &str = "ports_any";
-pub(super) const PUBLISHED: &str = "published";
-pub(super) const BRIDGES: &str = "bridges";
 
 // `nft` data type numbers (for `nft list` to print keys; the kernel ignores them).
 use crate::wire::nft::datatype::{
@@ -88,15 +75,6 @@ pub(super) fn sets(b: &mut Batch, fam: Fam, table: &str, names: &[&str]) {
     }
 }
 
-pub(super) fn family_name(af: u8) -> &'static str {
-    match af {
-        nft::NFPROTO_IPV4 => "ip",
-        nft::NFPROTO_IPV6 => "ip6",
-        super::spoof::NFPROTO_BRIDGE => "bridge",
-        _ => "inet",
-    }
-}
-
 /// Adds the creation of one chain (a base chain when `base` is given) to the batch.
 pub(super) fn add_chain(
     b: &mut Batch,
@@ -137,12 +115,6 @@ pub(super) fn add(b: &mut Batch, fam: Fam, table: &str) {
         chain_rules(b, fam, table, chain);
     }
 }
-
-/// Our chains, in the order they are created.
-pub(super) const CHAINS: [&str; 6] = [PREROUTING, OUTPUT, POSTROUTING, FORWARD, DNAT, USER];
-
-/// Our sets, in the order they are created.
-pub(super) const SET_NAMES: [&str; 4] = [PORTS, PORTS_ANY, PUBLISHED, BRIDGES];
 
 /// Adds the creation of chains `names` (base chains at their hooks) to the batch.
 pub(super) fn chains(b: &mut Batch, af: u8, table: &str, names: &[&str]) {
@@ -299,6 +271,3 @@ fn forward(b: &mut Batch, fam: Fam, table: &str) {
         ],
     );
 }
-
-/// Both IP families, in the order they are set up.
-pub(super) const FAMILIES: [Fam; 2] = [V4, V6];

@@ -28,25 +28,18 @@
 
 use std::net::IpAddr;
 
-use super::super::rule::NetworkRules;
+use super::batch::{Batch, ELEMS_PER_MSG};
 use super::dump::{self, TaggedElem};
-use super::exprs::reg;
-use super::network::elem_tag;
+use super::exprs::{ifname, reg};
+use super::layout::{
+    elem_tag, ADDRS4, ADDRS6, BRIDGE_CHAIN, BRIDGE_SETS, NFPROTO_BRIDGE, OWNERS4, OWNERS6,
+};
 use super::skeleton::add_chain;
-use super::{Batch, Nftables, ELEMS_PER_MSG};
 use crate::error::Result;
+use crate::firewall::rule::NetworkRules;
+use crate::socket::Socket;
 use crate::wire::nft::{self, hook, BaseChain, CmpOp, ElemData, Expr, PayloadBase, SetSpec};
 use crate::wire::NlmF;
-
-pub(super) use crate::wire::nft::NFPROTO_BRIDGE;
-
-/// The chain, and the sets of the bridge table.
-pub(super) const CHAIN: &str = "prerouting";
-pub(super) const ADDRS4: &str = "addrs4";
-pub(super) const OWNERS4: &str = "owners4";
-pub(super) const ADDRS6: &str = "addrs6";
-pub(super) const OWNERS6: &str = "owners6";
-pub(super) const SETS: [&str; 4] = [ADDRS4, OWNERS4, ADDRS6, OWNERS6];
 
 use crate::wire::nft::datatype::{
     IFNAME as TYPE_IFNAME, IP6ADDR as TYPE_IP6ADDR, IPADDR as TYPE_IPADDR,
@@ -76,7 +69,7 @@ fn addr_bytes(addr: &IpAddr) -> Vec<u8> {
 
 /// The key of `dev . addr` in an owners set.
 fn owner_key(dev: &str, addr: &IpAddr) -> Vec<u8> {
-    let mut k = super::exprs::ifname(dev).to_vec();
+    let mut k = ifname(dev).to_vec();
     k.extend(addr_bytes(addr));
     k
 }
@@ -107,8 +100,8 @@ pub(super) fn add_skeleton(b: &mut Batch, table: &str) {
         af,
         table.as_bytes(),
     );
-    add_sets(b, table, &SETS);
-    add_chain(b, af, table, CHAIN, Some(base()));
+    add_sets(b, table, &BRIDGE_SETS);
+    add_chain(b, af, table, BRIDGE_CHAIN, Some(base()));
     add_rules(b, table);
 }
 
@@ -214,7 +207,7 @@ pub(super) fn add_rules(b: &mut Batch, table: &str) {
             lookup(g.sets.1, true),
             drop,
         ]);
-        b.rule(NFPROTO_BRIDGE, table, CHAIN, b"", &e);
+        b.rule(NFPROTO_BRIDGE, table, BRIDGE_CHAIN, b"", &e);
     }
 }
 
@@ -244,7 +237,7 @@ pub(super) fn elems(
     } else {
         0
     };
-    for set in SETS {
+    for set in BRIDGE_SETS {
         let keys: Vec<&[u8]> = list
             .iter()
             .filter(|(s, _)| *s == set)
@@ -273,53 +266,43 @@ pub(super) fn elems(
     }
 }
 
-impl Nftables {
-    /// Adds to the batch what makes the bridge table hold exactly the enforced endpoints
-    /// of `net` (creating the table with the first one); reads the table only when it
-    /// exists.
-    pub(super) fn sync_endpoints(&mut self, net: &NetworkRules) -> Result<()> {
-        let table = self.table.clone();
-        let want = wanted(net.enforced_endpoints());
-        let present = dump::tables(&mut self.sock, &table)?.contains(&NFPROTO_BRIDGE);
-        if !present && want.is_empty() {
-            return Ok(());
-        }
-        let have: Vec<TaggedElem> = if present {
-            dump::tagged_elems(&mut self.sock, &table, NFPROTO_BRIDGE, &SETS, &net.name)?
-        } else {
-            add_skeleton(&mut self.batch, &table);
-            Vec::new()
-        };
-        let add: Vec<(&'static str, Vec<u8>)> = want
-            .iter()
-            .filter(|(s, k)| !have.iter().any(|h| h.set == *s && h.key == *k))
-            .cloned()
-            .collect();
-        let del: Vec<(&'static str, Vec<u8>)> = have
-            .into_iter()
-            .filter(|h| !want.iter().any(|(s, k)| h.set == *s && h.key == *k))
-            .map(|h| (h.set, h.key))
-            .collect();
-        if !del.is_empty() {
-            elems(
-                &mut self.batch,
-                &table,
-                nft::NFT_MSG_DELSETELEM,
-                &net.name,
-                &del,
-            );
-        }
-        if !add.is_empty() {
-            elems(
-                &mut self.batch,
-                &table,
-                nft::NFT_MSG_NEWSETELEM,
-                &net.name,
-                &add,
-            );
-        }
-        Ok(())
+/// Adds to batch `b` what makes the bridge table of our table `table` hold exactly the
+/// enforced endpoints of `net` (creating the table with the first one); reads the table
+/// (on `sock`) only when it exists.
+pub(super) fn sync(
+    sock: &mut Socket,
+    b: &mut Batch,
+    table: &str,
+    net: &NetworkRules,
+) -> Result<()> {
+    let want = wanted(net.enforced_endpoints());
+    let present = dump::tables(sock, table)?.contains(&NFPROTO_BRIDGE);
+    if !present && want.is_empty() {
+        return Ok(());
     }
+    let have: Vec<TaggedElem> = if present {
+        dump::tagged_elems(sock, table, NFPROTO_BRIDGE, &BRIDGE_SETS, &net.name)?
+    } else {
+        add_skeleton(b, table);
+        Vec::new()
+    };
+    let add: Vec<(&'static str, Vec<u8>)> = want
+        .iter()
+        .filter(|(s, k)| !have.iter().any(|h| h.set == *s && h.key == *k))
+        .cloned()
+        .collect();
+    let del: Vec<(&'static str, Vec<u8>)> = have
+        .into_iter()
+        .filter(|h| !want.iter().any(|(s, k)| h.set == *s && h.key == *k))
+        .map(|h| (h.set, h.key))
+        .collect();
+    if !del.is_empty() {
+        elems(b, table, nft::NFT_MSG_DELSETELEM, &net.name, &del);
+    }
+    if !add.is_empty() {
+        elems(b, table, nft::NFT_MSG_NEWSETELEM, &net.name, &add);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

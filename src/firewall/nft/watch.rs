@@ -16,13 +16,13 @@
 //! (events lost) counts as damage too. iptables-legacy changes send no notifications at
 //! all: with that backend, repair on a timer instead.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::{Errno, Error, Result};
+use crate::firewall::writers::is_ours;
 use crate::netns::Netns;
 use crate::socket::Socket;
 use crate::wire::nft::{self, msg_type};
@@ -35,33 +35,6 @@ use crate::wire::nft::{
 
 /// How often a waiting watcher looks at its stop flag.
 const TICK: Duration = Duration::from_millis(100);
-/// How many of this process's writers are remembered.
-const WRITERS: usize = 256;
-
-/// The threads (and child processes) of this process that wrote nf_tables recently.
-static OURS: Mutex<VecDeque<u32>> = Mutex::new(VecDeque::new());
-
-/// Notes that `pid` (the calling thread when `None`) is about to write nf_tables on
-/// netplumb's behalf, so that a [`FirewallWatch`] does not take it for damage.
-pub(crate) fn note_writer(pid: Option<u32>) {
-    let pid = pid.unwrap_or_else(|| nix::unistd::gettid().as_raw() as u32);
-    let mut q = OURS.lock().unwrap_or_else(|p| p.into_inner());
-    if q.back() == Some(&pid) {
-        return;
-    }
-    q.retain(|&p| p != pid);
-    if q.len() == WRITERS {
-        q.pop_front();
-    }
-    q.push_back(pid);
-}
-
-fn is_ours(pid: u32) -> bool {
-    OURS.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .contains(&pid)
-}
-
 /// What a [`FirewallWatch`] has seen and done so far.
 ///
 /// ```
@@ -348,6 +321,7 @@ fn attr_be32(body: &[u8], ty: u16) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::firewall::writers::note_writer;
     use crate::wire::{MsgBuf, NlmF};
 
     fn notification(buf: &mut MsgBuf, msg: u16, attrs: &[(u16, &[u8])]) {

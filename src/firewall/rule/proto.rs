@@ -1,0 +1,57 @@
+//! [`Proto`]: the transport protocol of a published port or a link allowance.
+
+use std::fmt;
+
+/// A transport protocol of a published port or a link allowance (the `/tcp` of `80/tcp`).
+///
+/// ```
+/// use netplumb::firewall::Proto;
+/// assert_eq!("UDP".parse::<Proto>().unwrap(), Proto::Udp);
+/// assert_eq!(Proto::Sctp.to_string(), "sctp");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Proto {
+    /// TCP, the default when a port spec names no protocol.
+    #[default]
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+}
+
+impl Proto {
+    /// The lower-case name Docker prints (`tcp`, `udp`, `sctp`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Sctp => "sctp",
+        }
+    }
+
+    /// The IP protocol number (`IPPROTO_*`).
+    pub fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => 6,
+            Proto::Udp => 17,
+            Proto::Sctp => 132,
+        }
+    }
+
+    /// The protocol with IP protocol number `n`, if it is one of ours.
+    pub fn from_number(n: u8) -> Option<Proto> {
+        match n {
+            6 => Some(Proto::Tcp),
+            17 => Some(Proto::Udp),
+            132 => Some(Proto::Sctp),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
