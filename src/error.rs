@@ -227,6 +227,61 @@ impl fmt::Display for ExtackSuffix<'_> {
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// "Not there" as an answer rather than a failure, for calls on objects that may already
+/// be gone: one name for what teardown, undo and lookups all mean by it.
+///
+/// Implemented for [`Result`] (where "not there" is [`Error::is_not_found`]) and for
+/// [`std::io::Result`] (where it is [`std::io::ErrorKind::NotFound`]).
+///
+/// ```
+/// use netplumb::error::ResultExt;
+/// use netplumb::{Error, Result};
+/// let gone: Result<()> = Err(Error::Kernel {
+///     op: netplumb::error::Op::DelLink,
+///     target: "ip link del dev veth0".into(),
+///     errno: netplumb::error::Errno::ENODEV,
+///     extack: None,
+/// });
+/// assert!(gone.or_gone().is_ok()); // deleting a link already deleted: done
+/// let missing = std::fs::read_to_string("/nonexistent/hosts").optional()?;
+/// assert_eq!(missing, None);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub trait ResultExt<T, E> {
+    /// `Ok(())` when the object is already gone (the call's own value is dropped).
+    fn or_gone(self) -> std::result::Result<(), E>;
+    /// `Ok(None)` when the object is not there, `Ok(Some(value))` when it is.
+    fn optional(self) -> std::result::Result<Option<T>, E>;
+}
+
+impl<T> ResultExt<T, Error> for Result<T> {
+    fn or_gone(self) -> Result<()> {
+        self.optional().map(drop)
+    }
+
+    fn optional(self) -> Result<Option<T>> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl<T> ResultExt<T, std::io::Error> for std::io::Result<T> {
+    fn or_gone(self) -> std::io::Result<()> {
+        self.optional().map(drop)
+    }
+
+    fn optional(self) -> std::io::Result<Option<T>> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 impl Error {
     /// Builds an [`Error::InvalidInput`].
     pub fn invalid(field: &'static str, value: impl fmt::Display, reason: &'static str) -> Self {

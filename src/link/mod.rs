@@ -1,6 +1,7 @@
 //! Links (`ip link`, rtnetlink(7) `RTM_*LINK`): the specs of the kinds netplumb creates
 //! ([`Veth`], [`Bridge`], [`Vxlan`]), changes to existing links ([`LinkSet`],
-//! [`BridgePort`]), deletion ([`LinkDel`], and bulk deletion in one unregister batch), and
+//! [`BridgePort`]), deletion ([`LinkDel`]; [`LinkDelIn`], the undo of creating a link;
+//! and bulk deletion in one unregister batch), and
 //! what a dump says about a link ([`Link`]).
 
 mod bridge;
@@ -14,8 +15,9 @@ mod vxlan;
 pub use bridge::{Bridge, BridgePort};
 pub use dummy::{Dummy, Ifb};
 pub use info::{BridgeInfo, BridgePortInfo, Link, OperState, VxlanInfo};
+pub(crate) use name::veth_name;
 pub use name::{IfName, MacAddr, IFNAME_MAX};
-pub use set::{AddrGenMode, LinkDel, LinkSet};
+pub use set::{AddrGenMode, LinkDel, LinkDelIn, LinkSet};
 pub use veth::Veth;
 pub use vxlan::{Vxlan, VXLAN_PORT};
 

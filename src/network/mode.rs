@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::config::DEFAULT_NETWORK;
 use super::host::Host;
 use crate::error::{Error, Result};
 use crate::link::LinkSet;
@@ -39,7 +40,7 @@ impl FromStr for NetworkMode {
             "" => return Err(Error::invalid("network mode", s, "empty")),
             "host" => NetworkMode::Host,
             "none" => NetworkMode::None,
-            "default" => NetworkMode::Bridge(super::DEFAULT_NETWORK.to_owned()),
+            "default" => NetworkMode::Bridge(DEFAULT_NETWORK.to_owned()),
             _ => match s.strip_prefix("container:") {
                 Some("") => {
                     return Err(Error::invalid("network mode", s, "container: needs a name"))
