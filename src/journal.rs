@@ -163,7 +163,9 @@ impl Drop for Txn {
     }
 }
 
-/// Runs `f` with a fresh transaction: commits on success, rolls back on error.
+/// Runs `f` with a fresh transaction: commits on success, rolls back on error. Every
+/// multi-step operation of netplumb (creating and removing a network, connecting and
+/// disconnecting a container, on a bridge or an overlay) runs its steps through this.
 ///
 /// ```
 /// use netplumb::journal::{atomically, Txn};

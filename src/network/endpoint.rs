@@ -16,7 +16,7 @@ use crate::addr::Addr;
 use crate::error::{Error, Result, ResultExt};
 use crate::firewall::{self, Firewall};
 use crate::ipam::{undo as ipam_undo, Owner};
-use crate::journal::Txn;
+use crate::journal::{atomically, Txn};
 use crate::link::{AddrGenMode, BridgePort, LinkDel, LinkSet, MacAddr, Veth};
 use crate::netns::Netns;
 use crate::request::Request;
@@ -40,14 +40,7 @@ impl Host {
                 "an internal network publishes no ports",
             ));
         }
-        let mut tx = Txn::new();
-        match self.connect_steps(&net, ctr, &mut tx) {
-            Ok(a) => {
-                tx.commit();
-                Ok(a)
-            }
-            Err(e) => Err(tx.fail(e)),
-        }
+        atomically(|tx| self.connect_steps(&net, ctr, tx))
     }
 
     fn connect_steps(

@@ -17,7 +17,7 @@ use crate::addr::Addr;
 use crate::error::{Error, Result, ResultExt};
 use crate::firewall::{self, AnyFirewall, Backend, Firewall, LinkAllow, NetworkRules};
 use crate::ipam::{Ipam, IpamError, NetworkSpec};
-use crate::journal::Txn;
+use crate::journal::{atomically, Txn};
 use crate::link::{Bridge, LinkDel, LinkSet, MacAddr};
 use crate::netns::Netns;
 use crate::ports::PortAllocator;
@@ -219,14 +219,7 @@ impl Host {
         if self.state.network(&cfg.name)?.is_some() {
             return Err(Error::Exists(format!("network {}", cfg.name)));
         }
-        let mut tx = Txn::new();
-        match self.create_steps(cfg, &mut tx) {
-            Ok(info) => {
-                tx.commit();
-                Ok(info)
-            }
-            Err(e) => Err(tx.fail(e)),
-        }
+        atomically(|tx| self.create_steps(cfg, tx))
     }
 
     fn create_steps(&mut self, cfg: &NetworkConfig, tx: &mut Txn) -> Result<NetworkInfo> {

@@ -18,7 +18,7 @@ use crate::addr::Addr;
 use crate::error::{Error, Result, ResultExt};
 use crate::firewall::{self, Firewall, NetworkRules, PortRule};
 use crate::ipam::{undo as ipam_undo, IpamError, Owner, Released};
-use crate::journal::Txn;
+use crate::journal::{atomically, Txn};
 use crate::link::{LinkDel, LinkSet};
 use crate::ports::{HostPorts, PortAllocator, PortMapping, PortRange, PublishedPort};
 use crate::rtnl::Rtnl;
@@ -38,14 +38,7 @@ impl Host {
         let Some(td) = self.plan_disconnect(network, containers)? else {
             return Ok(());
         };
-        let mut tx = Txn::new();
-        match self.teardown(&td, &mut tx) {
-            Ok(()) => {
-                tx.commit();
-                Ok(())
-            }
-            Err(e) => Err(tx.fail(e)),
-        }
+        atomically(|tx| self.teardown(&td, tx))
     }
 
     /// Reads and works out everything a disconnect of `containers` changes; `None` when
@@ -344,15 +337,9 @@ impl Host {
             )));
         }
         let td = self.plan_removal(&info, &atts)?;
-        let mut tx = Txn::new();
-        match self.teardown(&td, &mut tx) {
-            Ok(()) => {
-                tx.commit();
-                self.bridges.remove(&info.bridge);
-                Ok(())
-            }
-            Err(e) => Err(tx.fail(e)),
-        }
+        atomically(|tx| self.teardown(&td, tx))?;
+        self.bridges.remove(&info.bridge);
+        Ok(())
     }
 
     /// Reads and works out everything removing network `info` with `atts` changes: as a

@@ -10,7 +10,7 @@ use super::gwbridge::{GWBRIDGE_IFNAME, GWBRIDGE_NETWORK};
 use crate::addr::Addr;
 use crate::error::{Error, Result, ResultExt};
 use crate::ipam::{IpamError, Lease, Owner, Store};
-use crate::journal::Txn;
+use crate::journal::{atomically, Txn};
 use crate::link::{AddrGenMode, Bridge, Link, LinkDel, LinkSet, MacAddr, Veth, Vxlan, VXLAN_PORT};
 use crate::network::{fault, Attachment, Container};
 use crate::request::Request;
@@ -90,14 +90,7 @@ impl<S: Store + 'static> Overlay<S> {
             return Ok(a);
         }
         let mtu = self.mtu_of(net)?;
-        let mut tx = Txn::new();
-        match self.connect_steps(net, ctr, mtu, &mut tx) {
-            Ok(a) => {
-                tx.commit();
-                Ok(a)
-            }
-            Err(e) => Err(tx.fail(e)),
-        }
+        atomically(|tx| self.connect_steps(net, ctr, mtu, tx))
     }
 
     fn connect_steps(
