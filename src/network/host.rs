@@ -14,7 +14,7 @@ use super::random;
 use super::reaper::Reaper;
 use super::state::{Attachment, NetworkInfo, State};
 use crate::addr::Addr;
-use crate::error::{Error, Result, ResultExt};
+use crate::error::{Error, Object, Result, ResultExt};
 use crate::firewall::{self, AnyFirewall, Backend, Firewall, LinkAllow, NetworkRules};
 use crate::ipam::{Ipam, IpamError, NetworkSpec};
 use crate::journal::{atomically, Txn};
@@ -165,7 +165,7 @@ impl Host {
     pub fn network(&self, name: &str) -> Result<NetworkInfo> {
         self.state
             .network(name)?
-            .ok_or_else(|| Error::NotFound(format!("network {name}")))
+            .ok_or_else(|| Error::not_found(Object::Network, name))
     }
 
     /// The containers attached to network `name` (every network with `None`).
@@ -217,7 +217,7 @@ impl Host {
     pub fn create_network(&mut self, cfg: &NetworkConfig) -> Result<NetworkInfo> {
         cfg.validate()?;
         if self.state.network(&cfg.name)?.is_some() {
-            return Err(Error::Exists(format!("network {}", cfg.name)));
+            return Err(Error::exists(Object::Network, &cfg.name));
         }
         atomically(|tx| self.create_steps(cfg, tx))
     }
@@ -302,10 +302,7 @@ impl Host {
             }
             let net = match self.ipam.create_network(&spec) {
                 Err(IpamError::NetworkExists { .. }) => {
-                    return Err(Error::Exists(format!(
-                        "address pool of network {}",
-                        cfg.name
-                    )))
+                    return Err(Error::exists(Object::AddressPool, &cfg.name))
                 }
                 r => r?,
             };

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use super::config::DEFAULT_NETWORK;
 use super::host::Host;
-use crate::error::{Error, Result};
+use crate::error::{Error, Object, Result};
 use crate::link::LinkSet;
 use crate::netns::{Netns, NetnsDir};
 use crate::rtnl::Rtnl;
@@ -104,7 +104,7 @@ impl Host {
         match (found, dir) {
             (Some(a), _) => Netns::open(&a.netns),
             (None, Some(d)) => d.open(other),
-            (None, None) => Err(Error::NotFound(format!("container {other}"))),
+            (None, None) => Err(Error::not_found(Object::Container, other)),
         }
     }
 }

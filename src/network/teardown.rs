@@ -15,7 +15,7 @@ use super::random;
 use super::rules::port_rules;
 use super::state::{Attachment, NetworkInfo};
 use crate::addr::Addr;
-use crate::error::{Error, Result, ResultExt};
+use crate::error::{Error, Object, Result, ResultExt};
 use crate::firewall::{self, Firewall, NetworkRules, PortRule};
 use crate::ipam::{undo as ipam_undo, IpamError, Owner, Released};
 use crate::journal::{atomically, Txn};
@@ -330,11 +330,11 @@ impl Host {
         };
         let atts = self.state.attachments(Some(name))?;
         if !atts.is_empty() && !force {
-            let names: Vec<&str> = atts.iter().map(|a| a.name.as_str()).collect();
-            return Err(Error::Busy(format!(
-                "network {name} has active endpoints ({})",
-                names.join(", ")
-            )));
+            return Err(Error::InUse {
+                object: Object::Network,
+                name: name.to_owned(),
+                endpoints: atts.iter().map(|a| a.name.clone()).collect(),
+            });
         }
         let td = self.plan_removal(&info, &atts)?;
         atomically(|tx| self.teardown(&td, tx))?;

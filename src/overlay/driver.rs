@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::config::OverlayNetwork;
 use super::discovery::{PeerDiscovery, PeerHost};
-use crate::error::{Error, Result};
+use crate::error::{Error, Object, Result};
 use crate::firewall::VxlanGuard;
 use crate::ipam::{Ipam, IpamError, Network, NetworkSpec, Store};
 use crate::link::Link;
@@ -173,7 +173,7 @@ impl<S: Store + 'static> Overlay<S> {
     /// Creates the network in the shared IPAM store (`docker network create -d overlay`):
     /// its subnet, with the gateway reserved. Creating it again with the same subnet and
     /// gateway (as every host may) returns the existing one; a different definition under
-    /// the same name is [`Error::Exists`].
+    /// the same name is [`Error::AlreadyExists`].
     ///
     /// ```no_run
     /// # fn f(ov: &mut netplumb::overlay::Overlay<netplumb::ipam::MemoryStore>) -> netplumb::Result<()> {
@@ -196,10 +196,14 @@ impl<S: Store + 'static> Overlay<S> {
                 if n.subnet == net.subnet && n.gateway == Some(net.gateway_ip()) {
                     Ok(n)
                 } else {
-                    Err(Error::Exists(format!(
-                        "overlay network {} with subnet {} and gateway {:?}",
-                        n.name, n.subnet, n.gateway
-                    )))
+                    Err(Error::AlreadyExists {
+                        object: Object::OverlayNetwork,
+                        name: n.name,
+                        detail: Some(format!(
+                            "with subnet {} and gateway {:?}",
+                            n.subnet, n.gateway
+                        )),
+                    })
                 }
             }
             Err(e) => Err(e.into()),
@@ -243,7 +247,11 @@ fn underlay_link(rtnl: &mut Rtnl, addr: IpAddr) -> Result<Link> {
         .addrs(None)?
         .into_iter()
         .find(|a| a.addr.addr() == addr)
-        .ok_or_else(|| Error::NotFound(format!("underlay address {addr} on any link")))?;
+        .ok_or_else(|| Error::NotFound {
+            object: Object::UnderlayAddress,
+            name: addr.to_string(),
+            detail: Some("on any link".into()),
+        })?;
     rtnl.link(a.index)
 }
 

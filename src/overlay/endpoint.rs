@@ -8,7 +8,7 @@ use super::discovery::PeerEndpoint;
 use super::driver::{hold, open_guard, unguard, Overlay};
 use super::gwbridge::{GWBRIDGE_IFNAME, GWBRIDGE_NETWORK};
 use crate::addr::Addr;
-use crate::error::{Error, Result, ResultExt};
+use crate::error::{Error, Object, Result, ResultExt};
 use crate::ipam::{IpamError, Lease, Owner, Store};
 use crate::journal::{atomically, Txn};
 use crate::link::{AddrGenMode, Bridge, Link, LinkDel, LinkSet, MacAddr, Veth, Vxlan, VXLAN_PORT};
@@ -75,7 +75,7 @@ impl<S: Store + 'static> Overlay<S> {
         let _held = hold(&lock);
         let stored = match self.ipam.network(&net.name) {
             Err(IpamError::NetworkNotFound { .. }) => {
-                return Err(Error::NotFound(format!("overlay network {}", net.name)))
+                return Err(Error::not_found(Object::OverlayNetwork, &net.name))
             }
             r => r?,
         };
