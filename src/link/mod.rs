@@ -294,11 +294,11 @@ macro_rules! common_setters {
             self
         }
 
-        /// Makes the new link a port of bridge `index` as it is created
-        /// (`ip link add ... master BR`), saving a request.
+        /// Makes the new link a port of bridge `bridge` (a [`Link`](crate::link::Link) or an
+        /// interface index) as it is created (`ip link add ... master BR`), saving a request.
         #[doc(alias = "master")]
-        pub fn controller(mut self, index: u32) -> Self {
-            self.common.controller = Some(index);
+        pub fn controller(mut self, bridge: impl Into<$crate::link::Dev>) -> Self {
+            self.common.controller = Some(bridge.into().index);
             self
         }
     };

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{IfName, LinkCommon, LinkId, MacAddr, NsArg};
+use super::{Dev, IfName, LinkCommon, LinkId, MacAddr, NsArg};
 use crate::error::{Error, Op, Result, ResultExt};
 use crate::journal::Undo;
 use crate::netns::Netns;
@@ -124,10 +124,17 @@ impl LinkSet {
         self
     }
 
-    /// Makes the link a port of bridge `index` (`ip link set DEV master BR`).
+    /// Makes the link a port of bridge `bridge` (`ip link set DEV master BR`): a
+    /// [`Link`](super::Link) or an interface index, as [`Addr::new`](crate::addr::Addr::new)
+    /// and [`Route::dev`](crate::route::Route::dev) take theirs.
+    ///
+    /// ```
+    /// use netplumb::link::LinkSet;
+    /// assert_eq!(LinkSet::new("veth0").controller(3).to_string(), "ip link set dev veth0 master if3");
+    /// ```
     #[doc(alias = "master")]
-    pub fn controller(mut self, index: u32) -> Self {
-        self.controller = Some(index);
+    pub fn controller(mut self, bridge: impl Into<Dev>) -> Self {
+        self.controller = Some(bridge.into().index);
         self
     }
 

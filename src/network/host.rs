@@ -27,7 +27,11 @@ use crate::sysctl::Sysctl;
 /// The default folder of netplumb's records (`/var/lib/netplumb`).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/netplumb";
 
-/// Everything one host's networks need. Open one per host namespace and process.
+/// The handle that owns one host's container networks: their bridges, the containers'
+/// endpoints on them, the firewall rules, the address leases and host ports, and the
+/// records of all of them.
+///
+/// Open one per host namespace and process.
 ///
 /// ```no_run
 /// use netplumb::network::{Container, Host, NetworkConfig};

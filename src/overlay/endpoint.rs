@@ -108,7 +108,7 @@ impl<S: Store + 'static> Overlay<S> {
         // One request: the pair, the container end straight in the container with its MAC
         // and MTU, the host end up and a port of the overlay bridge.
         let veth = Veth::new(&host_veth)
-            .controller(bridge.index)
+            .controller(&bridge)
             .mtu(mtu)
             .queues(1)
             .up()
@@ -182,11 +182,11 @@ impl<S: Store + 'static> Overlay<S> {
         let vx = Vxlan::new(&vxn, vni)
             .port(VXLAN_PORT)
             .local(self.me.underlay)
-            .dev(self.underlay.index)
+            .dev(&self.underlay)
             .learning(false)
             .proxy(true)
             .mtu(mtu)
-            .controller(bridge.index)
+            .controller(&bridge)
             .up();
         self.host.rtnl().execute(&vx)?;
         tx.push(LinkDel::new(vxn.as_str()).in_netns(&ns));
