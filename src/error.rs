@@ -149,13 +149,41 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// A lookup found nothing.
-    #[error("{0} not found")]
-    NotFound(String),
-    /// The object already exists.
+    /// A lookup found nothing: `link veth0 not found`.
+    #[error("{object} {name}{} not found", Detail(detail))]
+    NotFound {
+        /// What kind of object was looked for.
+        object: Object,
+        /// Its name (or address, or number), as given.
+        name: String,
+        /// Where it was looked for, when that is part of the message.
+        detail: Option<String>,
+    },
+    /// The object already exists: `network mynet already exists`.
+    #[error("{object} {name}{} already exists", Detail(detail))]
+    AlreadyExists {
+        /// What kind of object.
+        object: Object,
+        /// Its name (or number).
+        name: String,
+        /// What the existing one is, when that is part of the message.
+        detail: Option<String>,
+    },
+    /// The object is in use: `network mynet has active endpoints (web, db)`.
+    #[error("{object} {name} has active endpoints ({})", endpoints.join(", "))]
+    InUse {
+        /// What kind of object.
+        object: Object,
+        /// Its name.
+        name: String,
+        /// What uses it (the names of the containers attached to a network).
+        endpoints: Vec<String>,
+    },
+    /// The object already exists, described in text. [`Error::AlreadyExists`] names the
+    /// object as data; this form remains for the callers not yet converted to it.
     #[error("{0} already exists")]
     Exists(String),
-    /// The object is in use.
+    /// The object is busy, described in text (the test-only fault hook's error).
     #[error("{0}")]
     Busy(String),
     /// A namespace path or name could not be used.
@@ -225,6 +253,66 @@ pub enum Error {
     },
 }
 
+/// The kind of object an error names ([`Error::NotFound`], [`Error::AlreadyExists`],
+/// [`Error::InUse`]), so that callers match on it rather than on the message. Its
+/// `Display` is the word the messages use.
+///
+/// ```
+/// use netplumb::error::{Error, Object};
+/// let e = Error::not_found(Object::Network, "mynet");
+/// assert_eq!(e.to_string(), "network mynet not found");
+/// assert!(matches!(e, Error::NotFound { object: Object::Network, ref name, .. } if name == "mynet"));
+/// assert!(e.is_not_found());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Object {
+    /// A link (`link`).
+    Link,
+    /// The other end of a veth (`peer of`, followed by the veth's name).
+    VethPeer,
+    /// A bridge network (`network`).
+    Network,
+    /// The address pool (IPAM network) of a bridge network (`address pool of network`,
+    /// followed by the network's name).
+    AddressPool,
+    /// A container, by name or id (`container`).
+    Container,
+    /// An overlay network (`overlay network`).
+    OverlayNetwork,
+    /// A VXLAN network identifier (`VNI`).
+    Vni,
+    /// The underlay address of an overlay host (`underlay address`).
+    UnderlayAddress,
+}
+
+impl fmt::Display for Object {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Object::Link => "link",
+            Object::VethPeer => "peer of",
+            Object::Network => "network",
+            Object::AddressPool => "address pool of network",
+            Object::Container => "container",
+            Object::OverlayNetwork => "overlay network",
+            Object::Vni => "VNI",
+            Object::UnderlayAddress => "underlay address",
+        })
+    }
+}
+
+/// A detail after an object's name, with its space.
+struct Detail<'a>(&'a Option<String>);
+
+impl fmt::Display for Detail<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(d) => write!(f, " {d}"),
+            None => Ok(()),
+        }
+    }
+}
+
 struct ExtackSuffix<'a>(&'a Option<String>);
 
 impl fmt::Display for ExtackSuffix<'_> {
@@ -239,6 +327,61 @@ impl fmt::Display for ExtackSuffix<'_> {
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// "Not there" as an answer rather than a failure, for calls on objects that may already
+/// be gone: one name for what teardown, undo and lookups all mean by it.
+///
+/// Implemented for [`Result`] (where "not there" is [`Error::is_not_found`]) and for
+/// [`std::io::Result`] (where it is [`std::io::ErrorKind::NotFound`]).
+///
+/// ```
+/// use netplumb::error::ResultExt;
+/// use netplumb::{Error, Result};
+/// let gone: Result<()> = Err(Error::Kernel {
+///     op: netplumb::error::Op::DelLink,
+///     target: "ip link del dev veth0".into(),
+///     errno: netplumb::error::Errno::ENODEV,
+///     extack: None,
+/// });
+/// assert!(gone.or_gone().is_ok()); // deleting a link already deleted: done
+/// let missing = std::fs::read_to_string("/nonexistent/hosts").optional()?;
+/// assert_eq!(missing, None);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub trait ResultExt<T, E> {
+    /// `Ok(())` when the object is already gone (the call's own value is dropped).
+    fn or_gone(self) -> std::result::Result<(), E>;
+    /// `Ok(None)` when the object is not there, `Ok(Some(value))` when it is.
+    fn optional(self) -> std::result::Result<Option<T>, E>;
+}
+
+impl<T> ResultExt<T, Error> for Result<T> {
+    fn or_gone(self) -> Result<()> {
+        self.optional().map(drop)
+    }
+
+    fn optional(self) -> Result<Option<T>> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl<T> ResultExt<T, std::io::Error> for std::io::Result<T> {
+    fn or_gone(self) -> std::io::Result<()> {
+        self.optional().map(drop)
+    }
+
+    fn optional(self) -> std::io::Result<Option<T>> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 impl Error {
     /// Builds an [`Error::InvalidInput`].
     pub fn invalid(field: &'static str, value: impl fmt::Display, reason: &'static str) -> Self {
@@ -246,6 +389,43 @@ impl Error {
             field,
             value: value.to_string(),
             reason,
+        }
+    }
+
+    /// Builds an [`Error::NotFound`]: no `object` named `name`.
+    pub fn not_found(object: Object, name: impl fmt::Display) -> Self {
+        Error::NotFound {
+            object,
+            name: name.to_string(),
+            detail: None,
+        }
+    }
+
+    /// Builds an [`Error::AlreadyExists`]: an `object` named `name` exists already.
+    ///
+    /// ```
+    /// use netplumb::error::{Error, Object};
+    /// let e = Error::exists(Object::OverlayNetwork, "ov1");
+    /// assert_eq!(e.to_string(), "overlay network ov1 already exists");
+    /// assert!(e.is_exists());
+    /// ```
+    pub fn exists(object: Object, name: impl fmt::Display) -> Self {
+        Error::AlreadyExists {
+            object,
+            name: name.to_string(),
+            detail: None,
+        }
+    }
+
+    /// The kind and name of the object this error names as missing, existing or in use.
+    pub fn object(&self) -> Option<(Object, &str)> {
+        match self {
+            Error::NotFound { object, name, .. }
+            | Error::AlreadyExists { object, name, .. }
+            | Error::InUse { object, name, .. } => Some((*object, name)),
+            Error::Batch { source, .. } => source.object(),
+            Error::RolledBack { original, .. } => original.object(),
+            _ => None,
         }
     }
 
@@ -282,9 +462,9 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::InvalidInput { .. } | Error::Protocol(_) => ErrorKind::Invalid,
-            Error::NotFound(_) => ErrorKind::NotFound,
-            Error::Exists(_) => ErrorKind::Exists,
-            Error::Busy(_) => ErrorKind::Busy,
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::AlreadyExists { .. } | Error::Exists(_) => ErrorKind::Exists,
+            Error::InUse { .. } | Error::Busy(_) => ErrorKind::Busy,
             Error::Batch { source, .. } => source.kind(),
             Error::RolledBack { original, .. } => original.kind(),
             Error::Ipam(e) => e.kind(),
@@ -346,5 +526,59 @@ impl Error {
     /// The kernel does not support this (for instance, a link kind whose module is missing).
     pub fn is_not_supported(&self) -> bool {
         self.kind() == ErrorKind::NotSupported
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_errors_read_as_before() {
+        let peer = Error::NotFound {
+            object: Object::VethPeer,
+            name: "veth0".into(),
+            detail: Some("(if7 in netnsid 3) among the given namespaces".into()),
+        };
+        let overlay = Error::AlreadyExists {
+            object: Object::OverlayNetwork,
+            name: "ov1".into(),
+            detail: Some("with subnet 10.0.9.0/24 and gateway Some(10.0.9.1)".into()),
+        };
+        let busy = Error::InUse {
+            object: Object::Network,
+            name: "n".into(),
+            endpoints: vec!["a".into(), "b".into()],
+        };
+        for (e, text) in [
+            (Error::not_found(Object::Link, "veth0"), "link veth0 not found"),
+            (Error::not_found(Object::Container, "web"), "container web not found"),
+            (Error::exists(Object::Network, "n"), "network n already exists"),
+            (
+                Error::exists(Object::AddressPool, "n"),
+                "address pool of network n already exists",
+            ),
+            (
+                peer,
+                "peer of veth0 (if7 in netnsid 3) among the given namespaces not found",
+            ),
+            (
+                overlay,
+                "overlay network ov1 with subnet 10.0.9.0/24 and gateway Some(10.0.9.1) already exists",
+            ),
+            (busy, "network n has active endpoints (a, b)"),
+        ] {
+            assert_eq!(e.to_string(), text);
+            assert!(e.object().is_some());
+        }
+        assert!(Error::not_found(Object::Vni, 7).is_not_found());
+        assert!(Error::exists(Object::Vni, 7).is_exists());
+        let busy = Error::InUse {
+            object: Object::Network,
+            name: "n".into(),
+            endpoints: vec![],
+        };
+        assert!(busy.is_busy());
+        assert_eq!(busy.object(), Some((Object::Network, "n")));
     }
 }

@@ -19,6 +19,15 @@ pub trait Undo: Send {
     fn undo(self: Box<Self>) -> Result<()>;
 }
 
+impl<U: Undo + ?Sized> Undo for Box<U> {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn undo(self: Box<Self>) -> Result<()> {
+        (*self).undo()
+    }
+}
+
 struct FnUndo<F> {
     what: String,
     f: F,
@@ -71,9 +80,10 @@ impl Txn {
         Txn::default()
     }
 
-    /// Records an inverse.
-    pub fn push(&mut self, undo: Box<dyn Undo>) {
-        self.steps.push(undo);
+    /// Records an inverse that is a value, such as
+    /// [`LinkDelIn`](crate::link::LinkDelIn), the undo of creating a link.
+    pub fn push(&mut self, undo: impl Undo + 'static) {
+        self.steps.push(Box::new(undo));
     }
 
     /// Records a closure as the inverse of the step that just succeeded.
@@ -153,7 +163,9 @@ impl Drop for Txn {
     }
 }
 
-/// Runs `f` with a fresh transaction: commits on success, rolls back on error.
+/// Runs `f` with a fresh transaction: commits on success, rolls back on error. Every
+/// multi-step operation of netplumb (creating and removing a network, connecting and
+/// disconnecting a container, on a bridge or an overlay) runs its steps through this.
 ///
 /// ```
 /// use netplumb::journal::{atomically, Txn};

@@ -1171,7 +1171,10 @@ COMMIT
             );
             let Ok(status) = legacy.and_then(|c| {
                 Ok(c.wait_with_output()
-                    .map_err(|e| netplumb::Error::NotFound(e.to_string()))?
+                    .map_err(|source| netplumb::Error::Io {
+                        path: "iptables-legacy".into(),
+                        source,
+                    })?
                     .status)
             }) else {
                 assert_ne!(

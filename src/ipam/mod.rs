@@ -95,6 +95,7 @@ mod network;
 mod pool;
 pub mod sqlite;
 pub mod store;
+pub(crate) mod undo;
 
 use std::collections::HashSet;
 use std::fmt;

@@ -10,7 +10,7 @@ use netlink_packet_route::link::{
 };
 
 use super::{LinkId, MacAddr};
-use crate::error::{Errno, Error, Op, Result};
+use crate::error::{Errno, Error, Object, Op, Result};
 use crate::netns::Netns;
 use crate::rtnl::Rtnl;
 use crate::wire::{self, RawMsg};
@@ -308,11 +308,9 @@ impl Rtnl {
             },
         );
         match r {
-            Err(e) if e.errno() == Some(Errno::ENODEV) => {
-                Err(Error::NotFound(format!("link {id}")))
-            }
+            Err(e) if e.errno() == Some(Errno::ENODEV) => Err(Error::not_found(Object::Link, id)),
             Err(e) => Err(e),
-            Ok(()) => found.ok_or_else(|| Error::NotFound(format!("link {id}"))),
+            Ok(()) => found.ok_or_else(|| Error::not_found(Object::Link, id)),
         }
     }
 
@@ -335,7 +333,7 @@ impl Rtnl {
         }
         let peer = link
             .link
-            .ok_or_else(|| Error::NotFound(format!("peer of {}", link.name)))?;
+            .ok_or_else(|| Error::not_found(Object::VethPeer, &link.name))?;
         let Some(nsid) = link.link_netnsid else {
             return Ok((self.netns().clone(), self.link(peer)?));
         };
@@ -345,9 +343,12 @@ impl Rtnl {
                 return Ok((ns.clone(), there.link(peer)?));
             }
         }
-        Err(Error::NotFound(format!(
-            "peer of {} (if{peer} in netnsid {nsid}) among the given namespaces",
-            link.name
-        )))
+        Err(Error::NotFound {
+            object: Object::VethPeer,
+            name: link.name.clone(),
+            detail: Some(format!(
+                "(if{peer} in netnsid {nsid}) among the given namespaces"
+            )),
+        })
     }
 }

@@ -1,6 +1,7 @@
 //! Links (`ip link`, rtnetlink(7) `RTM_*LINK`): the specs of the kinds netplumb creates
 //! ([`Veth`], [`Bridge`], [`Vxlan`]), changes to existing links ([`LinkSet`],
-//! [`BridgePort`]), deletion ([`LinkDel`], and bulk deletion in one unregister batch), and
+//! [`BridgePort`]), deletion ([`LinkDel`]; [`LinkDelIn`], the undo of creating a link;
+//! and bulk deletion in one unregister batch), and
 //! what a dump says about a link ([`Link`]).
 
 mod bridge;
@@ -14,8 +15,9 @@ mod vxlan;
 pub use bridge::{Bridge, BridgePort};
 pub use dummy::{Dummy, Ifb};
 pub use info::{BridgeInfo, BridgePortInfo, Link, OperState, VxlanInfo};
+pub(crate) use name::veth_name;
 pub use name::{IfName, MacAddr, IFNAME_MAX};
-pub use set::{AddrGenMode, LinkDel, LinkSet};
+pub use set::{AddrGenMode, LinkDel, LinkDelIn, LinkSet};
 pub use veth::Veth;
 pub use vxlan::{Vxlan, VXLAN_PORT};
 
@@ -292,11 +294,11 @@ macro_rules! common_setters {
             self
         }
 
-        /// Makes the new link a port of bridge `index` as it is created
-        /// (`ip link add ... master BR`), saving a request.
+        /// Makes the new link a port of bridge `bridge` (a [`Link`](crate::link::Link) or an
+        /// interface index) as it is created (`ip link add ... master BR`), saving a request.
         #[doc(alias = "master")]
-        pub fn controller(mut self, index: u32) -> Self {
-            self.common.controller = Some(index);
+        pub fn controller(mut self, bridge: impl Into<$crate::link::Dev>) -> Self {
+            self.common.controller = Some(bridge.into().index);
             self
         }
     };

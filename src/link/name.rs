@@ -1,6 +1,9 @@
-//! [`IfName`] (interface names, checked before any syscall) and [`MacAddr`].
+//! [`IfName`] (interface names, checked before any syscall) and [`MacAddr`], and the
+//! names and MACs netplumb derives: [`veth_name`] from a key, [`MacAddr::from_ip`] from an
+//! address.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
@@ -20,6 +23,15 @@ pub struct IfName {
     len: u8,
     /// Length of the input, which may exceed what is stored.
     given: u16,
+}
+
+/// `veth` and 7 hex digits of the FNV-1a hash of `key`: the host end of a veth pair, named
+/// so that whoever knows the key finds the link again (a container id and a network, say).
+pub(crate) fn veth_name(key: &str) -> String {
+    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    format!("veth{:07x}", h & 0xfff_ffff)
 }
 
 impl IfName {
@@ -119,6 +131,25 @@ impl FromStr for IfName {
 pub struct MacAddr(pub [u8; 6]);
 
 impl MacAddr {
+    /// The MAC Docker derives from a container's address: `02:42` and the IPv4 address,
+    /// or the last four bytes of an IPv6 one.
+    ///
+    /// ```
+    /// use netplumb::link::MacAddr;
+    /// let m = MacAddr::from_ip("172.17.0.2".parse().unwrap());
+    /// assert_eq!(m.to_string(), "02:42:ac:11:00:02");
+    /// ```
+    pub fn from_ip(ip: IpAddr) -> MacAddr {
+        let b = match ip {
+            IpAddr::V4(a) => a.octets(),
+            IpAddr::V6(a) => {
+                let o = a.octets();
+                [o[12], o[13], o[14], o[15]]
+            }
+        };
+        MacAddr([0x02, 0x42, b[0], b[1], b[2], b[3]])
+    }
+
     /// The bytes.
     pub fn octets(&self) -> [u8; 6] {
         self.0
@@ -196,6 +227,13 @@ mod tests {
             assert!(e.is_invalid(), "{bad}: {e}");
             assert!(e.to_string().contains("link name"), "{e}");
         }
+    }
+
+    #[test]
+    fn veth_names_are_stable() {
+        // The veths made by earlier versions must still be found by these names.
+        assert_eq!(veth_name("c1/n1/0"), "veth84a0ef0");
+        assert_eq!(veth_name("overlay/c1/ov1"), "veth668a447");
     }
 
     #[test]

@@ -1,9 +1,12 @@
-//! [`LinkSet`] (`ip link set`), [`LinkDel`] (`ip link del`) and bulk deletion.
+//! [`LinkSet`] (`ip link set`), [`LinkDel`] (`ip link del`) with its undo record
+//! [`LinkDelIn`], and bulk deletion.
 
 use std::fmt;
 
-use super::{IfName, LinkCommon, LinkId, MacAddr, NsArg};
-use crate::error::{Errno, Error, Op, Result};
+use super::{Dev, IfName, LinkCommon, LinkId, MacAddr, NsArg};
+use crate::error::{Error, Op, Result, ResultExt};
+use crate::journal::Undo;
+use crate::netns::Netns;
 use crate::request::Request;
 use crate::rtnl::Rtnl;
 use crate::wire::link::{self as wl, IfInfo, LinkAttrs};
@@ -121,10 +124,17 @@ impl LinkSet {
         self
     }
 
-    /// Makes the link a port of bridge `index` (`ip link set DEV master BR`).
+    /// Makes the link a port of bridge `bridge` (`ip link set DEV master BR`): a
+    /// [`Link`](super::Link) or an interface index, as [`Addr::new`](crate::addr::Addr::new)
+    /// and [`Route::dev`](crate::route::Route::dev) take theirs.
+    ///
+    /// ```
+    /// use netplumb::link::LinkSet;
+    /// assert_eq!(LinkSet::new("veth0").controller(3).to_string(), "ip link set dev veth0 master if3");
+    /// ```
     #[doc(alias = "master")]
-    pub fn controller(mut self, index: u32) -> Self {
-        self.controller = Some(index);
+    pub fn controller(mut self, bridge: impl Into<Dev>) -> Self {
+        self.controller = Some(bridge.into().index);
         self
     }
 
@@ -280,6 +290,50 @@ impl LinkDel {
     pub fn group(group: u32) -> Self {
         LinkDel { link: None, group }
     }
+
+    /// This deletion in namespace `ns`, as an undo record: the inverse of creating the
+    /// link ([`LinkDelIn`]).
+    pub fn in_netns(self, ns: &Netns) -> LinkDelIn {
+        LinkDelIn {
+            del: self,
+            netns: ns.clone(),
+        }
+    }
+}
+
+/// The undo of creating a link: deletes it in the namespace it was made in, a link
+/// already gone being fine. It carries the namespace and opens a socket there when it
+/// runs, so a rollback needs none of the caller's handles. Deleting a veth deletes its
+/// peer too, with the peer's addresses and routes, and a link's bridge membership goes
+/// with it: those need no undo of their own.
+///
+/// ```no_run
+/// use netplumb::{journal::Txn, link::{LinkDel, Veth}, Netns, Rtnl};
+/// let ns = Netns::current()?;
+/// let mut tx = Txn::new();
+/// Rtnl::open_in(&ns)?.execute(&Veth::new("veth3f2a1c0").peer("eth0"))?;
+/// tx.push(LinkDel::new("veth3f2a1c0").in_netns(&ns));
+/// assert_eq!(tx.pending(), ["ip link del veth3f2a1c0"]);
+/// drop(tx); // not committed: the veth is deleted again
+/// # Ok::<(), netplumb::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct LinkDelIn {
+    del: LinkDel,
+    netns: Netns,
+}
+
+impl Undo for LinkDelIn {
+    fn describe(&self) -> String {
+        match &self.del.link {
+            Some(l) => format!("ip link del {l}"),
+            None => format!("ip link del group {}", self.del.group),
+        }
+    }
+
+    fn undo(self: Box<Self>) -> Result<()> {
+        Rtnl::open_in(&self.netns)?.execute(&self.del).or_gone()
+    }
 }
 
 impl fmt::Display for LinkDel {
@@ -353,12 +407,8 @@ impl Rtnl {
         if present.is_empty() {
             return Ok(0);
         }
-        match self.execute_batch(&present) {
-            Ok(()) => {}
-            // A link deleted meanwhile (or the peer of one already listed) is fine.
-            Err(e) if e.errno() == Some(Errno::ENODEV) => {}
-            Err(e) => return Err(e),
-        }
+        // A link deleted meanwhile (or the peer of one already listed) is fine.
+        self.execute_batch(&present).or_gone()?;
         self.execute(&LinkDel::group(group))?;
         Ok(present.len())
     }

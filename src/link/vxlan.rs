@@ -60,9 +60,9 @@ impl Vxlan {
         self
     }
 
-    /// The underlay device by index (`dev DEV`).
-    pub fn dev(mut self, index: u32) -> Self {
-        self.data.dev = Some(index);
+    /// The underlay device (`dev DEV`): a [`Link`](super::Link) or an interface index.
+    pub fn dev(mut self, dev: impl Into<super::Dev>) -> Self {
+        self.data.dev = Some(dev.into().index);
         self
     }
 

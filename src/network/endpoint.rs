@@ -4,36 +4,25 @@ use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use ipnet::IpNet;
-
+use super::config::DEFAULT_NETWORK;
 use super::container::Container;
 use super::files::{self, ContainerFiles, HostEntry, Hostname, HostsFile, ResolvConf};
-use super::host::{del_link, ignore_missing, ipam_name, mac_of, Host};
+use super::host::Host;
+use super::names::{host_veth_name, ipam_name};
+use super::rules::port_rules;
 use super::state::{Attachment, NetworkInfo};
-use super::teardown::{ignore_gone_file, ipam_undo, read_file};
 use crate::addr::Addr;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ResultExt};
 use crate::fault;
-use crate::firewall::{self, Firewall, PortRule};
-use crate::ipam::Owner;
-use crate::journal::Txn;
-use crate::link::{AddrGenMode, BridgePort, LinkSet, Veth};
+use crate::firewall::{self, Firewall};
+use crate::ipam::{undo as ipam_undo, Owner};
+use crate::journal::{atomically, Txn};
+use crate::link::{AddrGenMode, BridgePort, LinkDel, LinkSet, MacAddr, Veth};
 use crate::netns::Netns;
-use crate::ports::PublishedPort;
 use crate::request::Request;
 use crate::route::Route;
 use crate::rtnl::Rtnl;
 use crate::sysctl::Sysctl;
-
-/// `veth` and 7 hex digits derived from the container and network (a `salt` breaks ties).
-fn host_veth_name(container: &str, network: &str, salt: u32) -> String {
-    let h = format!("{container}/{network}/{salt}")
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-        });
-    format!("veth{:07x}", h & 0xfff_ffff)
-}
 
 impl Host {
     /// Connects a container to a network (`docker network connect`), all or nothing.
@@ -51,14 +40,7 @@ impl Host {
                 "an internal network publishes no ports",
             ));
         }
-        let mut tx = Txn::new();
-        match self.connect_steps(&net, ctr, &mut tx) {
-            Ok(a) => {
-                tx.commit();
-                Ok(a)
-            }
-            Err(e) => Err(tx.fail(e)),
-        }
+        atomically(|tx| self.connect_steps(&net, ctr, tx))
     }
 
     fn connect_steps(
@@ -142,7 +124,9 @@ impl Host {
         att: &mut Attachment,
         tx: &mut Txn,
     ) -> Result<()> {
-        let mac = ctr.mac.unwrap_or_else(|| mac_of(att.addrs[0].addr()));
+        let mac = ctr
+            .mac
+            .unwrap_or_else(|| MacAddr::from_ip(att.addrs[0].addr()));
         att.mac = Some(mac);
         fault::point("veth")?;
         let mut br = self.bridge_index(&net.bridge, false)?;
@@ -179,8 +163,7 @@ impl Host {
             }
         }
         // Deleting the host end deletes the container end, its address and its routes.
-        let (ns, name) = (self.netns.clone(), att.host_veth.clone());
-        tx.record(format!("ip link del {name}"), move || del_link(&ns, &name));
+        tx.push(LinkDel::new(att.host_veth.as_str()).in_netns(&self.netns));
         fault::point("bridge port")?;
         // A bridge port forwards frames; an IPv6 stack of its own (link-local address,
         // duplicate address detection, multicast reports, routes in the host's table that
@@ -255,7 +238,7 @@ impl Host {
                 r.execute(&LinkSet::new(lo).down())?;
                 for a in r.addrs(Some(lo.into()))? {
                     if a.addr.addr().is_ipv4() && !had.iter().any(|h| h.addr == a.addr) {
-                        ignore_missing(r.execute(&Addr::new(lo, a.addr).delete()))?;
+                        r.execute(&Addr::new(lo, a.addr).delete()).or_gone()?;
                     }
                 }
                 Ok(())
@@ -308,7 +291,7 @@ impl Host {
     ) -> Result<()> {
         // Peers' names go in this container's hosts (all of them, only when it has files);
         // this container goes in the hosts of the peers that have files.
-        let user_net = net.name != super::DEFAULT_NETWORK;
+        let user_net = net.name != DEFAULT_NETWORK;
         if let Some(dir) = &ctr.files {
             let peers: Vec<Attachment> = if user_net {
                 self.state.attachments(Some(&net.name))?
@@ -328,7 +311,7 @@ impl Host {
             ];
             let old = names
                 .iter()
-                .map(|f| read_file(dir, f))
+                .map(|f| ContainerFiles::new(dir).read(f))
                 .collect::<Result<Vec<_>>>()?;
             let d = dir.clone();
             tx.record(
@@ -337,7 +320,9 @@ impl Host {
                     for (f, text) in names.iter().zip(old) {
                         match text {
                             Some(t) => files::write_atomic(&d, f, &t)?,
-                            None => ignore_gone_file(std::fs::remove_file(d.join(f)), &d)?,
+                            None => std::fs::remove_file(d.join(f))
+                                .or_gone()
+                                .map_err(|e| Error::io(&d, e))?,
                         }
                     }
                     Ok(())
@@ -353,7 +338,7 @@ impl Host {
                 continue;
             };
             fault::point("peer files")?;
-            let Some(before) = read_file(&pdir, ContainerFiles::HOSTS)? else {
+            let Some(before) = ContainerFiles::new(&pdir).read(ContainerFiles::HOSTS)? else {
                 continue; // the peer has no hosts file (yet, or any more)
             };
             let mut h = HostsFile::parse(&before);
@@ -441,34 +426,6 @@ impl Host {
         );
         Ok(())
     }
-}
-
-/// The firewall rules of published ports: each host port to the container's address of
-/// the host address's family.
-pub(crate) fn port_rules(
-    network: &str,
-    addrs: &[IpNet],
-    ports: &[PublishedPort],
-) -> Result<Vec<PortRule>> {
-    let mut out = Vec::with_capacity(ports.len());
-    for p in ports {
-        let Some(c) = addrs
-            .iter()
-            .find(|a| a.addr().is_ipv4() == p.host_ip.is_ipv4())
-        else {
-            return Err(Error::invalid(
-                "host address",
-                p.host_ip,
-                "the container has no address of that family",
-            ));
-        };
-        let mut r = PortRule::new(network, p.proto, p.host_port, c.addr(), p.container_port);
-        if !p.host_ip.is_unspecified() {
-            r = r.host_ip(p.host_ip);
-        }
-        out.push(r);
-    }
-    Ok(out)
 }
 
 /// A path that names the namespace for the records: its own path when it is a file that

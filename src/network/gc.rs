@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::endpoint::port_rules;
 use super::files::ContainerFiles;
 use super::host::Host;
+use super::rules::port_rules;
 use super::state::{Attachment, NetworkInfo};
 use crate::error::Result;
 use crate::firewall::{Firewall, PortRule};

@@ -1,7 +1,6 @@
 //! [`Host`]: the context every network operation runs in — the host namespace, its
 //! rtnetlink handle and firewall, IPAM, the port allocator and the records.
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -9,14 +8,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ipnet::IpNet;
 
 use super::config::{NetworkConfig, DEFAULT_BRIDGE, DEFAULT_NETWORK};
+use super::names::ipam_name;
+use super::random;
+use super::reaper::Reaper;
 use super::state::{Attachment, NetworkInfo, State};
-use super::teardown::{hosts_edits, Teardown};
 use crate::addr::Addr;
-use crate::error::{Error, Result};
+use crate::error::{Error, Object, Result, ResultExt};
 use crate::fault;
 use crate::firewall::{self, AnyFirewall, Backend, Firewall, LinkAllow, NetworkRules};
 use crate::ipam::{Ipam, IpamError, NetworkSpec};
-use crate::journal::Txn;
+use crate::journal::{atomically, Txn};
 use crate::link::{Bridge, LinkDel, LinkSet, MacAddr};
 use crate::netns::Netns;
 use crate::ports::PortAllocator;
@@ -26,7 +27,11 @@ use crate::sysctl::Sysctl;
 /// The default folder of netplumb's records (`/var/lib/netplumb`).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/netplumb";
 
-/// Everything one host's networks need. Open one per host namespace and process.
+/// The handle that owns one host's container networks: their bridges, the containers'
+/// endpoints on them, the firewall rules, the address leases and host ports, and the
+/// records of all of them.
+///
+/// Open one per host namespace and process.
 ///
 /// ```no_run
 /// use netplumb::network::{Container, Host, NetworkConfig};
@@ -50,31 +55,7 @@ pub struct Host {
     /// Bridge indexes by name, looked up once (a connect needs the index).
     pub(crate) bridges: std::collections::HashMap<String, u32>,
     /// Deferred link deletion, when on ([`Host::defer_link_deletion`]).
-    pub(crate) reaper: Option<super::reaper::Reaper>,
-}
-
-/// The name of the IPAM network holding a network's subnet of one family.
-pub(crate) fn ipam_name(network: &str, v6: bool) -> String {
-    if v6 {
-        format!("{network}/v6")
-    } else {
-        network.to_owned()
-    }
-}
-
-fn random_id() -> String {
-    let mut b = [0u8; 32];
-    let ok = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
-    if ok.is_err() {
-        let t = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        b[..16].copy_from_slice(&t.to_le_bytes());
-        b[16..20].copy_from_slice(&std::process::id().to_le_bytes());
-    }
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    pub(crate) reaper: Option<Reaper>,
 }
 
 /// The bridge's MAC, from the network's random id: locally administered, unicast, and
@@ -188,7 +169,7 @@ impl Host {
     pub fn network(&self, name: &str) -> Result<NetworkInfo> {
         self.state
             .network(name)?
-            .ok_or_else(|| Error::NotFound(format!("network {name}")))
+            .ok_or_else(|| Error::not_found(Object::Network, name))
     }
 
     /// The containers attached to network `name` (every network with `None`).
@@ -240,20 +221,13 @@ impl Host {
     pub fn create_network(&mut self, cfg: &NetworkConfig) -> Result<NetworkInfo> {
         cfg.validate()?;
         if self.state.network(&cfg.name)?.is_some() {
-            return Err(Error::Exists(format!("network {}", cfg.name)));
+            return Err(Error::exists(Object::Network, &cfg.name));
         }
-        let mut tx = Txn::new();
-        match self.create_steps(cfg, &mut tx) {
-            Ok(info) => {
-                tx.commit();
-                Ok(info)
-            }
-            Err(e) => Err(tx.fail(e)),
-        }
+        atomically(|tx| self.create_steps(cfg, tx))
     }
 
     fn create_steps(&mut self, cfg: &NetworkConfig, tx: &mut Txn) -> Result<NetworkInfo> {
-        let id = random_id();
+        let id = random::hex_id();
         let mut info = NetworkInfo {
             name: cfg.name.clone(),
             id: id.clone(),
@@ -332,10 +306,7 @@ impl Host {
             }
             let net = match self.ipam.create_network(&spec) {
                 Err(IpamError::NetworkExists { .. }) => {
-                    return Err(Error::Exists(format!(
-                        "address pool of network {}",
-                        cfg.name
-                    )))
+                    return Err(Error::exists(Object::AddressPool, &cfg.name))
                 }
                 r => r?,
             };
@@ -354,11 +325,7 @@ impl Host {
 
     fn bridge_steps(&mut self, info: &mut NetworkInfo, snooping: bool, tx: &mut Txn) -> Result<()> {
         fault::point("bridge")?;
-        let existing = match self.rtnl.link(info.bridge.as_str()) {
-            Ok(l) => Some(l),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(e),
-        };
+        let existing = self.rtnl.link(info.bridge.as_str()).optional()?;
         let br = match existing {
             Some(l) if !l.is_kind("bridge") => {
                 return Err(Error::invalid(
@@ -395,8 +362,7 @@ impl Host {
                 }
                 self.rtnl.execute(&b)?;
                 info.bridge_created = true;
-                let (ns, name) = (self.netns.clone(), info.bridge.clone());
-                tx.record(format!("ip link del {name}"), move || del_link(&ns, &name));
+                tx.push(LinkDel::new(info.bridge.as_str()).in_netns(&self.netns));
                 if !v6 {
                     // An IPv4 network's bridge has no IPv6 either (its containers have
                     // none): no link-local address whose probes and reports would start
@@ -452,93 +418,51 @@ impl Host {
         }
         Ok(())
     }
+}
 
-    /// Removes a network (`docker network rm`), all or nothing. Refuses while containers
-    /// are attached unless `force`, which disconnects them in the same teardown. A network
-    /// that is not there is not an error.
-    pub fn remove_network(&mut self, name: &str, force: bool) -> Result<()> {
-        let Some(info) = self.state.network(name)? else {
-            return Ok(());
-        };
-        let atts = self.state.attachments(Some(name))?;
-        if !atts.is_empty() && !force {
-            let names: Vec<&str> = atts.iter().map(|a| a.name.as_str()).collect();
-            return Err(Error::Busy(format!(
-                "network {name} has active endpoints ({})",
-                names.join(", ")
-            )));
-        }
-        let td = self.plan_removal(&info, &atts)?;
-        let mut tx = Txn::new();
-        match self.teardown(&td, &mut tx) {
-            Ok(()) => {
-                tx.commit();
-                self.bridges.remove(&info.bridge);
-                Ok(())
+impl Host {
+    /// Defers the deletion of veths on disconnect (off by default; see below).
+    ///
+    /// Deleting a veth waits in the kernel for an RCU barrier, ~15–20 ms on most machines,
+    /// which dwarfs the rest of a disconnect. With deferral on, [`Host::disconnect`] and
+    /// [`Host::disconnect_many`] do everything else as before (records, firewall, leases,
+    /// ports, files), take the container's veth down (no carrier: nothing goes in or out
+    /// from then on) and leave its deletion to a background thread, which deletes all the
+    /// links waiting in one request. A container's interface thus stays, down and without
+    /// a bridge, for that long after the call returns.
+    ///
+    /// Pending deletions end with [`Host::flush_link_deletions`], with `defer(false)`, and
+    /// when the `Host` is dropped. A connect that finds the container's interface name
+    /// still taken waits for them. Removing a network deletes its links at once.
+    ///
+    /// ```no_run
+    /// # use netplumb::network::Host;
+    /// let mut host = Host::open_in(&netplumb::Netns::current()?, "/run/netplumb")?;
+    /// host.defer_link_deletion(true)?;
+    /// host.disconnect("web", "c1")?;  // returns before the veth is deleted
+    /// host.flush_link_deletions()?;   // now it is
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    pub fn defer_link_deletion(&mut self, on: bool) -> Result<()> {
+        match (on, self.reaper.is_some()) {
+            (true, false) => self.reaper = Some(Reaper::start(&self.netns)?),
+            (false, true) => {
+                let r = self.flush_link_deletions();
+                self.reaper = None;
+                r?;
             }
-            Err(e) => Err(tx.fail(e)),
+            _ => {}
         }
+        Ok(())
     }
 
-    /// Reads and works out everything removing network `info` with `atts` changes: as a
-    /// disconnect of all of them, plus the network's firewall rules, IPAM networks and
-    /// records, and its bridge (deleted with the veths in one request when netplumb made
-    /// it; else only the gateway addresses netplumb put on it come off).
-    fn plan_removal(&mut self, info: &NetworkInfo, atts: &[Attachment]) -> Result<Teardown> {
-        let mut td = Teardown {
-            network: info.name.clone(),
-            removal: Some(self.rules(info, atts)),
-            ..Teardown::default()
-        };
-        let names: Vec<&str> = atts.iter().map(|a| a.name.as_str()).collect();
-        td.hosts = hosts_edits(atts, &names)?;
-        self.plan_common(atts, true, &mut td)?;
-        let mut links: Vec<&str> = atts.iter().map(|a| a.host_veth.as_str()).collect();
-        let bridge = match self.rtnl.link(info.bridge.as_str()) {
-            Ok(l) => Some(l),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(e),
-        };
-        match &bridge {
-            Some(_) if info.bridge_created => links.push(&info.bridge),
-            Some(br) => {
-                let present = self.rtnl.addrs(Some(br.into()))?;
-                td.bridge_addrs = info
-                    .bridge_addrs
-                    .iter()
-                    .filter(|a| present.iter().any(|p| p.addr == **a))
-                    .map(|a| (br.index, *a))
-                    .collect();
-            }
-            None => {}
+    /// Waits until every deferred link deletion is done (see
+    /// [`Host::defer_link_deletion`]); returns the first failure since the last flush.
+    /// Without deferral there is nothing to wait for.
+    pub fn flush_link_deletions(&mut self) -> Result<()> {
+        match &self.reaper {
+            Some(r) => r.flush(),
+            None => Ok(()),
         }
-        self.plan_links(&links, &mut td)?;
-        Ok(td)
     }
-}
-
-/// Deletes link `name` in `ns`; a link already gone is fine.
-pub(crate) fn del_link(ns: &Netns, name: &str) -> Result<()> {
-    ignore_missing(Rtnl::open_in(ns)?.execute(&LinkDel::new(name)))
-}
-
-/// Treats "not found" as done (teardown is idempotent).
-pub(crate) fn ignore_missing(r: Result<()>) -> Result<()> {
-    match r {
-        Err(e) if e.is_not_found() => Ok(()),
-        r => r,
-    }
-}
-
-/// The MAC Docker derives from an address: `02:42` and the IPv4 address (or the last four
-/// bytes of an IPv6 one).
-pub(crate) fn mac_of(ip: IpAddr) -> crate::link::MacAddr {
-    let b = match ip {
-        IpAddr::V4(a) => a.octets(),
-        IpAddr::V6(a) => {
-            let o = a.octets();
-            [o[12], o[13], o[14], o[15]]
-        }
-    };
-    crate::link::MacAddr([0x02, 0x42, b[0], b[1], b[2], b[3]])
 }

@@ -38,9 +38,12 @@ mod host;
 #[cfg(feature = "serde")]
 pub mod inspect;
 mod mode;
+mod names;
 mod plan;
+mod random;
 mod reaper;
 mod reconcile;
+mod rules;
 mod state;
 mod teardown;
 

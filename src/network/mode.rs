@@ -4,8 +4,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::config::DEFAULT_NETWORK;
 use super::host::Host;
-use crate::error::{Error, Result};
+use crate::error::{Error, Object, Result};
 use crate::link::LinkSet;
 use crate::netns::{Netns, NetnsDir};
 use crate::rtnl::Rtnl;
@@ -39,7 +40,7 @@ impl FromStr for NetworkMode {
             "" => return Err(Error::invalid("network mode", s, "empty")),
             "host" => NetworkMode::Host,
             "none" => NetworkMode::None,
-            "default" => NetworkMode::Bridge(super::DEFAULT_NETWORK.to_owned()),
+            "default" => NetworkMode::Bridge(DEFAULT_NETWORK.to_owned()),
             _ => match s.strip_prefix("container:") {
                 Some("") => {
                     return Err(Error::invalid("network mode", s, "container: needs a name"))
@@ -103,7 +104,7 @@ impl Host {
         match (found, dir) {
             (Some(a), _) => Netns::open(&a.netns),
             (None, Some(d)) => d.open(other),
-            (None, None) => Err(Error::NotFound(format!("container {other}"))),
+            (None, None) => Err(Error::not_found(Object::Container, other)),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Deferred link deletion ([`Host::defer_link_deletion`]).
+//! Deferred link deletion ([`Host::defer_link_deletion`]): the [`Reaper`] thread.
 //!
 //! Deleting a veth returns only after the kernel has waited for an RCU barrier (~15–20 ms
 //! here, whatever else the call did), and a request that deletes many links waits once
@@ -11,12 +11,17 @@
 //! What is pending is gone after [`Host::flush_link_deletions`], when deferral is turned
 //! off, and when the [`Host`] is dropped. A process that dies first leaves down veths on
 //! the bridge with no record: [`Host::gc`] deletes them (`GcReport::stray_links`).
+//!
+//! [`Host`]: crate::network::Host
+//! [`Host::defer_link_deletion`]: crate::network::Host::defer_link_deletion
+//! [`Host::flush_link_deletions`]: crate::network::Host::flush_link_deletions
+//! [`Host::gc`]: crate::network::Host::gc
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use super::host::Host;
-use crate::error::{Error, Result};
+use super::random;
+use crate::error::{Error, Result, ResultExt};
 use crate::link::{LinkDel, LinkSet};
 use crate::netns::Netns;
 use crate::rtnl::Rtnl;
@@ -68,7 +73,7 @@ impl Reaper {
         let rtnl = Rtnl::open_in(ns)?;
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending {
-                group: REAP_GROUP_BASE + (super::teardown::random_u32() & 0xf_ffff),
+                group: REAP_GROUP_BASE + (random::number() & 0xf_ffff),
                 count: 0,
                 deleting: false,
                 stop: false,
@@ -99,19 +104,15 @@ impl Reaper {
             .iter()
             .map(|&(i, _)| LinkSet::new(i).group(p.group).down())
             .collect();
-        match rtnl.execute_batch(&reqs) {
-            Ok(()) => {}
-            Err(e) if e.errno() == Some(nix::errno::Errno::ENODEV) => {}
-            Err(e) => {
-                let back: Vec<LinkSet> = links
-                    .iter()
-                    .map(|&(i, g)| LinkSet::new(i).group(g).up())
-                    .collect();
-                if let Err(b) = rtnl.execute_batch(&back) {
-                    log::warn!("putting links back after a failed deferral: {b}");
-                }
-                return Err(e);
+        if let Err(e) = rtnl.execute_batch(&reqs).or_gone() {
+            let back: Vec<LinkSet> = links
+                .iter()
+                .map(|&(i, g)| LinkSet::new(i).group(g).up())
+                .collect();
+            if let Err(b) = rtnl.execute_batch(&back) {
+                log::warn!("putting links back after a failed deferral: {b}");
             }
+            return Err(e);
         }
         p.count += links.len();
         drop(p);
@@ -180,63 +181,12 @@ fn reap(s: &Shared, mut rtnl: Rtnl) {
         let r = rtnl.execute(&LinkDel::group(g));
         p = s.lock();
         p.deleting = false;
-        match r {
-            Err(e) if e.errno() == Some(nix::errno::Errno::ENODEV) => {}
-            Err(e) => {
-                log::warn!("deferred deletion of interface group {g}: {e}");
-                p.error.get_or_insert(e);
-            }
-            Ok(()) => {}
+        if let Err(e) = r.or_gone() {
+            log::warn!("deferred deletion of interface group {g}: {e}");
+            p.error.get_or_insert(e);
         }
         s.done.notify_all();
     }
     drop(p);
     s.done.notify_all();
-}
-
-impl Host {
-    /// Defers the deletion of veths on disconnect (off by default; see below).
-    ///
-    /// Deleting a veth waits in the kernel for an RCU barrier, ~15–20 ms on most machines,
-    /// which dwarfs the rest of a disconnect. With deferral on, [`Host::disconnect`] and
-    /// [`Host::disconnect_many`] do everything else as before (records, firewall, leases,
-    /// ports, files), take the container's veth down (no carrier: nothing goes in or out
-    /// from then on) and leave its deletion to a background thread, which deletes all the
-    /// links waiting in one request. A container's interface thus stays, down and without
-    /// a bridge, for that long after the call returns.
-    ///
-    /// Pending deletions end with [`Host::flush_link_deletions`], with `defer(false)`, and
-    /// when the `Host` is dropped. A connect that finds the container's interface name
-    /// still taken waits for them. Removing a network deletes its links at once.
-    ///
-    /// ```no_run
-    /// # use netplumb::network::Host;
-    /// let mut host = Host::open_in(&netplumb::Netns::current()?, "/run/netplumb")?;
-    /// host.defer_link_deletion(true)?;
-    /// host.disconnect("web", "c1")?;  // returns before the veth is deleted
-    /// host.flush_link_deletions()?;   // now it is
-    /// # Ok::<(), netplumb::Error>(())
-    /// ```
-    pub fn defer_link_deletion(&mut self, on: bool) -> Result<()> {
-        match (on, self.reaper.is_some()) {
-            (true, false) => self.reaper = Some(Reaper::start(&self.netns)?),
-            (false, true) => {
-                let r = self.flush_link_deletions();
-                self.reaper = None;
-                r?;
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// Waits until every deferred link deletion is done (see
-    /// [`Host::defer_link_deletion`]); returns the first failure since the last flush.
-    /// Without deferral there is nothing to wait for.
-    pub fn flush_link_deletions(&mut self) -> Result<()> {
-        match &self.reaper {
-            Some(r) => r.flush(),
-            None => Ok(()),
-        }
-    }
 }

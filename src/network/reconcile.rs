@@ -10,12 +10,10 @@
 
 use std::time::Duration;
 
-use ipnet::IpNet;
-
 use super::host::Host;
+use super::rules::port_rule;
 use crate::error::Result;
 use crate::firewall::{Firewall, FirewallWatch, NetworkRules, PortRule, Repaired};
-use crate::ports::PublishedPort;
 
 /// What [`Host::reconcile`] restored.
 ///
@@ -44,25 +42,6 @@ impl ReconcileReport {
     pub fn is_empty(&self) -> bool {
         self.firewall.is_empty() && self.skipped.is_empty()
     }
-}
-
-/// The firewall rules of published ports: each host port to the container's address of
-/// the host address's family (as connecting publishes them).
-fn port_rules(network: &str, addrs: &[IpNet], ports: &[PublishedPort]) -> Vec<PortRule> {
-    let mut out = Vec::with_capacity(ports.len());
-    for p in ports {
-        let family = |a: &&IpNet| a.addr().is_ipv4() == p.host_ip.is_ipv4();
-        let Some(c) = addrs.iter().find(family) else {
-            log::warn!("{network}: no container address for published port {p}");
-            continue;
-        };
-        let mut r = PortRule::new(network, p.proto, p.host_port, c.addr(), p.container_port);
-        if !p.host_ip.is_unspecified() {
-            r = r.host_ip(p.host_ip);
-        }
-        out.push(r);
-    }
-    out
 }
 
 /// Whether the records of a network name `backend` (or no backend: older records).
@@ -113,8 +92,16 @@ impl Host {
                 continue;
             }
             let atts = self.state.attachments(Some(&info.name))?;
-            for a in &atts {
-                ports.extend(port_rules(&info.name, &a.addrs, &a.ports));
+            for (a, p) in atts
+                .iter()
+                .flat_map(|a| a.ports.iter().map(move |p| (a, p)))
+            {
+                match port_rule(&info.name, &a.addrs, p) {
+                    Some(r) => ports.push(r),
+                    None => {
+                        log::warn!("{}: no container address for published port {p}", info.name)
+                    }
+                }
             }
             nets.push(self.rules(&info, &atts));
         }
@@ -163,22 +150,9 @@ impl Host {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::Proto;
 
     #[test]
-    fn ports_follow_the_host_address_family() {
-        let addrs: Vec<IpNet> = vec![
-            "172.17.0.2/16".parse().unwrap(),
-            "fd00::2/64".parse().unwrap(),
-        ];
-        let ports = [
-            PublishedPort::new(Proto::Tcp, "0.0.0.0".parse().unwrap(), 8080, 80),
-            PublishedPort::new(Proto::Udp, "::1".parse().unwrap(), 5353, 53),
-        ];
-        let r = port_rules("n", &addrs, &ports);
-        assert_eq!(r[0].to_string(), "n: tcp 0.0.0.0:8080 -> 172.17.0.2:80");
-        assert_eq!(r[1].to_string(), "n: udp [::1]:5353 -> [fd00::2]:53");
-        assert!(port_rules("n", &addrs[..1], &ports[1..]).is_empty());
+    fn records_of_another_backend_are_skipped() {
         assert!(same_backend("", "nftables") && !same_backend("iptables", "nftables"));
     }
 }

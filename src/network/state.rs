@@ -20,7 +20,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Object, Result};
 use crate::firewall::Proto;
 use crate::link::MacAddr;
 use crate::ports::PublishedPort;
@@ -549,7 +549,7 @@ impl Taken {
 }
 
 fn exists(name: &str) -> Error {
-    Error::Exists(format!("network {name}"))
+    Error::exists(Object::Network, name)
 }
 
 #[cfg(test)]

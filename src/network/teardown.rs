@@ -3,20 +3,22 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ipnet::IpNet;
 
-use super::endpoint::port_rules;
 use super::files::{self, ContainerFiles, HostsFile};
-use super::host::{ignore_missing, ipam_name, Host};
-use super::state::Attachment;
+use super::host::Host;
+use super::names::ipam_name;
+use super::random;
+use super::rules::port_rules;
+use super::state::{Attachment, NetworkInfo};
 use crate::addr::Addr;
-use crate::error::{Error, Result};
+use crate::error::{Error, Object, Result, ResultExt};
 use crate::fault;
 use crate::firewall::{self, Firewall, NetworkRules, PortRule};
-use crate::ipam::{IpamError, Owner, Released};
-use crate::journal::Txn;
+use crate::ipam::{undo as ipam_undo, IpamError, Owner, Released};
+use crate::journal::{atomically, Txn};
 use crate::link::{LinkDel, LinkSet};
 use crate::ports::{HostPorts, PortAllocator, PortMapping, PortRange, PublishedPort};
 use crate::rtnl::Rtnl;
@@ -36,14 +38,7 @@ impl Host {
         let Some(td) = self.plan_disconnect(network, containers)? else {
             return Ok(());
         };
-        let mut tx = Txn::new();
-        match self.teardown(&td, &mut tx) {
-            Ok(()) => {
-                tx.commit();
-                Ok(())
-            }
-            Err(e) => Err(tx.fail(e)),
-        }
+        atomically(|tx| self.teardown(&td, tx))
     }
 
     /// Reads and works out everything a disconnect of `containers` changes; `None` when
@@ -124,10 +119,8 @@ impl Host {
     /// and, for more than one, a free interface group to delete them as one.
     pub(crate) fn plan_links(&mut self, names: &[&str], td: &mut Teardown) -> Result<()> {
         if let [one] = names {
-            match self.rtnl.link(*one) {
-                Ok(l) => td.links.push((l.index, l.name, l.group)),
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e),
+            if let Some(l) = self.rtnl.link(*one).optional()? {
+                td.links.push((l.index, l.name, l.group));
             }
             return Ok(());
         }
@@ -142,7 +135,7 @@ impl Host {
         // Processes deleting at once must not pick the same group: start at a place of
         // our own, and skip the groups in use.
         let used: HashSet<u32> = links.iter().map(|l| l.group).collect();
-        let mut g = BULK_GROUP_BASE + (random_u32() & 0xf_ffff);
+        let mut g = BULK_GROUP_BASE + (random::number() & 0xf_ffff);
         while used.contains(&g) {
             g = BULK_GROUP_BASE + (g.wrapping_add(1) & 0xf_ffff);
         }
@@ -189,7 +182,7 @@ impl Host {
         }
         for &(dev, a) in &td.bridge_addrs {
             fault::point("gateway address")?;
-            ignore_missing(self.rtnl.execute(&Addr::new(dev, a).delete()))?;
+            self.rtnl.execute(&Addr::new(dev, a).delete()).or_gone()?;
             let ns = self.netns.clone();
             tx.record(format!("ip addr add {a} dev {dev}"), move || {
                 Rtnl::open_in(&ns)?.execute(&gateway_addr(dev, a))
@@ -296,7 +289,7 @@ impl Host {
         let all = match td.links.as_slice() {
             [(_, name, _)] => {
                 fault::point("links")?;
-                return ignore_missing(self.rtnl.execute(&LinkDel::new(name.as_str())));
+                return self.rtnl.execute(&LinkDel::new(name.as_str())).or_gone();
             }
             all => all,
         };
@@ -317,13 +310,68 @@ impl Host {
                     .iter()
                     .map(|&(i, g)| LinkSet::new(i).group(g))
                     .collect();
-                ignore_gone(Rtnl::open_in(&ns)?.execute_batch(&reqs))
+                Rtnl::open_in(&ns)?.execute_batch(&reqs).or_gone()
             },
         );
-        ignore_gone(moved)?;
+        moved.or_gone()?;
         fault::point("links")?;
         // `ip link del group N`: one unregister batch for all of them.
-        ignore_gone(self.rtnl.execute(&LinkDel::group(td.group)))
+        self.rtnl.execute(&LinkDel::group(td.group)).or_gone()
+    }
+}
+
+impl Host {
+    /// Removes a network (`docker network rm`), all or nothing. Refuses while containers
+    /// are attached unless `force`, which disconnects them in the same teardown. A network
+    /// that is not there is not an error.
+    pub fn remove_network(&mut self, name: &str, force: bool) -> Result<()> {
+        let Some(info) = self.state.network(name)? else {
+            return Ok(());
+        };
+        let atts = self.state.attachments(Some(name))?;
+        if !atts.is_empty() && !force {
+            return Err(Error::InUse {
+                object: Object::Network,
+                name: name.to_owned(),
+                endpoints: atts.iter().map(|a| a.name.clone()).collect(),
+            });
+        }
+        let td = self.plan_removal(&info, &atts)?;
+        atomically(|tx| self.teardown(&td, tx))?;
+        self.bridges.remove(&info.bridge);
+        Ok(())
+    }
+
+    /// Reads and works out everything removing network `info` with `atts` changes: as a
+    /// disconnect of all of them, plus the network's firewall rules, IPAM networks and
+    /// records, and its bridge (deleted with the veths in one request when netplumb made
+    /// it; else only the gateway addresses netplumb put on it come off).
+    fn plan_removal(&mut self, info: &NetworkInfo, atts: &[Attachment]) -> Result<Teardown> {
+        let mut td = Teardown {
+            network: info.name.clone(),
+            removal: Some(self.rules(info, atts)),
+            ..Teardown::default()
+        };
+        let names: Vec<&str> = atts.iter().map(|a| a.name.as_str()).collect();
+        td.hosts = hosts_edits(atts, &names)?;
+        self.plan_common(atts, true, &mut td)?;
+        let mut links: Vec<&str> = atts.iter().map(|a| a.host_veth.as_str()).collect();
+        let bridge = self.rtnl.link(info.bridge.as_str()).optional()?;
+        match &bridge {
+            Some(_) if info.bridge_created => links.push(&info.bridge),
+            Some(br) => {
+                let present = self.rtnl.addrs(Some(br.into()))?;
+                td.bridge_addrs = info
+                    .bridge_addrs
+                    .iter()
+                    .filter(|a| present.iter().any(|p| p.addr == **a))
+                    .map(|a| (br.index, *a))
+                    .collect();
+            }
+            None => {}
+        }
+        self.plan_links(&links, &mut td)?;
+        Ok(td)
     }
 }
 
@@ -386,7 +434,7 @@ pub(crate) fn hosts_edits(peers: &[Attachment], names: &[&str]) -> Result<Vec<Ho
     let mut out = Vec::new();
     for p in peers {
         let Some(dir) = &p.files else { continue };
-        let Ok(Some(before)) = read_file(dir, ContainerFiles::HOSTS) else {
+        let Ok(Some(before)) = ContainerFiles::new(dir).read(ContainerFiles::HOSTS) else {
             continue;
         };
         let mut h = HostsFile::parse(&before);
@@ -404,32 +452,6 @@ pub(crate) fn hosts_edits(peers: &[Attachment], names: &[&str]) -> Result<Vec<Ho
         }
     }
     Ok(out)
-}
-
-/// The text of `dir/name`; `None` when there is no such file.
-pub(super) fn read_file(dir: &Path, name: &str) -> Result<Option<String>> {
-    let path = dir.join(name);
-    match std::fs::read_to_string(&path) {
-        Ok(t) => Ok(Some(t)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(path, e)),
-    }
-}
-
-/// Treats "no such file" as done.
-pub(super) fn ignore_gone_file(r: std::io::Result<()>, dir: &Path) -> Result<()> {
-    match r {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(dir, e)),
-        _ => Ok(()),
-    }
-}
-
-/// Treats "no such device" as done: links that went away meanwhile.
-fn ignore_gone(r: Result<()>) -> Result<()> {
-    match r {
-        Err(e) if e.errno() == Some(nix::errno::Errno::ENODEV) => Ok(()),
-        r => r,
-    }
 }
 
 /// A gateway address, added as `create_network` adds it.
@@ -454,102 +476,4 @@ fn reserve(alloc: &PortAllocator, ports: &[PublishedPort]) -> Result<()> {
         );
     }
     alloc.publish(&maps).map(drop)
-}
-
-/// A random number, for choices that concurrent processes should not share.
-pub(super) fn random_u32() -> u32 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    std::hash::Hash::hash(&std::thread::current().id(), &mut h);
-    std::hash::Hasher::write_u32(&mut h, std::process::id());
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    std::hash::Hasher::write_u128(&mut h, t.as_nanos());
-    std::hash::Hasher::finish(&h) as u32
-}
-
-/// Exact undo of lease changes: the lease and the network's allocation cursors as they
-/// were, through one store transaction each.
-pub(super) mod ipam_undo {
-    use std::net::IpAddr;
-
-    use crate::error::Result;
-    use crate::ipam::{Ipam, IpamError, Network, Owner, Store, StoreTxn};
-
-    /// A network as it was before a connect, and the address `owner` held there then.
-    pub(in crate::network) struct Before {
-        pub(in crate::network) net: Network,
-        pub(in crate::network) held: Option<IpAddr>,
-    }
-
-    fn not_found(name: &str) -> IpamError {
-        IpamError::NetworkNotFound {
-            network: name.to_owned(),
-        }
-    }
-
-    pub(in crate::network) fn read(ipam: &Ipam, name: &str, owner: &Owner) -> Result<Before> {
-        let mut tx = ipam.store().begin()?;
-        let net = tx.network(name)?.ok_or_else(|| not_found(name))?;
-        let held = tx.address_of(name, owner)?;
-        tx.commit()?;
-        Ok(Before { net, held })
-    }
-
-    /// Runs `f` on network `name` in one transaction, and stores the network it leaves.
-    fn change(
-        ipam: &Ipam,
-        name: &str,
-        f: impl FnOnce(&mut dyn StoreTxn, &mut Network) -> Result<()>,
-    ) -> Result<()> {
-        let mut tx = ipam.store().begin()?;
-        let mut net = tx.network(name)?.ok_or_else(|| not_found(name))?;
-        f(&mut *tx, &mut net)?;
-        tx.update_network(&net)?;
-        Ok(tx.commit()?)
-    }
-
-    /// Undoes a connect's allocation of `addr`: released, and the cursor back where it was.
-    pub(in crate::network) fn unhold(
-        ipam: &Ipam,
-        name: &str,
-        owner: &Owner,
-        addr: IpAddr,
-        before: &Network,
-    ) -> Result<()> {
-        change(ipam, name, |tx, net| {
-            if tx.owner_of(name, addr)?.as_ref() == Some(owner) {
-                tx.free(name, addr)?;
-            }
-            if net.cursor == Some(addr) {
-                net.cursor = before.cursor;
-            }
-            Ok(())
-        })
-    }
-
-    /// Undoes a release: `owner` holds `addr` again, and `last_released` is back to `prev`
-    /// unless another release came since.
-    pub(in crate::network) fn rehold(
-        ipam: &Ipam,
-        name: &str,
-        owner: &Owner,
-        addr: IpAddr,
-        prev: Option<IpAddr>,
-    ) -> Result<()> {
-        change(ipam, name, |tx, net| {
-            tx.hold(name, addr, owner)?;
-            if net.last_released == Some(addr) {
-                net.last_released = prev;
-            }
-            Ok(())
-        })
-    }
-
-    /// Undoes the removal of an IPAM network: its record exactly as it was.
-    pub(in crate::network) fn recreate(ipam: &Ipam, net: &Network) -> Result<()> {
-        let mut tx = ipam.store().begin()?;
-        tx.create_network(net)?;
-        Ok(tx.commit()?)
-    }
 }

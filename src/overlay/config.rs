@@ -8,6 +8,7 @@ use std::ops::RangeInclusive;
 use ipnet::IpNet;
 
 use crate::error::{Error, Result};
+use crate::link::veth_name as hashed_veth_name;
 
 /// The VNIs a network gets when none is given: its name is hashed into this range, so
 /// every host derives the same one (Docker's overlay driver hands out VNIs from 256 on).
@@ -180,6 +181,12 @@ fn first_usable(s: &IpNet) -> IpAddr {
         IpAddr::V4(a) => IpAddr::V4((u32::from(a).wrapping_add(1)).into()),
         IpAddr::V6(a) => IpAddr::V6((u128::from(a).wrapping_add(1)).into()),
     }
+}
+
+/// The host end of `container`'s veth on overlay network `network`: `veth` and 7 hex
+/// digits, so that a disconnect finds it from the container id alone.
+pub(super) fn veth_name(container: &str, network: &str) -> String {
+    hashed_veth_name(&format!("overlay/{container}/{network}"))
 }
 
 #[cfg(test)]

@@ -6,12 +6,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::config::OverlayNetwork;
 use super::discovery::{PeerDiscovery, PeerHost};
-use super::sync::{Reconciler, SyncReport};
-use super::watch::OverlayWatch;
-use crate::error::{Error, Result};
+use crate::error::{Error, Object, Result};
 use crate::firewall::VxlanGuard;
 use crate::ipam::{Ipam, IpamError, Network, NetworkSpec, Store};
-use crate::link::{Link, LinkDel};
+use crate::link::Link;
 use crate::netns::Netns;
 use crate::network::Host;
 use crate::rtnl::Rtnl;
@@ -67,7 +65,7 @@ pub struct Overlay<S: Store + 'static> {
     pub(super) underlay: Link,
     pub(super) ipam: Arc<Ipam<S>>,
     pub(super) discovery: Arc<dyn PeerDiscovery>,
-    guard: Option<VxlanGuard>,
+    pub(super) guard: Option<VxlanGuard>,
     /// Held by every change of overlay state in this host, by this handle and its
     /// watchers alike, so that a sync never sees a half-made network.
     pub(super) lock: Arc<Mutex<()>>,
@@ -175,7 +173,7 @@ impl<S: Store + 'static> Overlay<S> {
     /// Creates the network in the shared IPAM store (`docker network create -d overlay`):
     /// its subnet, with the gateway reserved. Creating it again with the same subnet and
     /// gateway (as every host may) returns the existing one; a different definition under
-    /// the same name is [`Error::Exists`].
+    /// the same name is [`Error::AlreadyExists`].
     ///
     /// ```no_run
     /// # fn f(ov: &mut netplumb::overlay::Overlay<netplumb::ipam::MemoryStore>) -> netplumb::Result<()> {
@@ -198,10 +196,14 @@ impl<S: Store + 'static> Overlay<S> {
                 if n.subnet == net.subnet && n.gateway == Some(net.gateway_ip()) {
                     Ok(n)
                 } else {
-                    Err(Error::Exists(format!(
-                        "overlay network {} with subnet {} and gateway {:?}",
-                        n.name, n.subnet, n.gateway
-                    )))
+                    Err(Error::AlreadyExists {
+                        object: Object::OverlayNetwork,
+                        name: n.name,
+                        detail: Some(format!(
+                            "with subnet {} and gateway {:?}",
+                            n.subnet, n.gateway
+                        )),
+                    })
                 }
             }
             Err(e) => Err(e.into()),
@@ -224,105 +226,6 @@ impl<S: Store + 'static> Overlay<S> {
         }
     }
 
-    /// Reconciles this host's kernel state for `net` with discovery's view: for every
-    /// remote host, a VXLAN allowance (the guard's exact peer list) and an all-zero-MAC FDB
-    /// entry (broadcast and unknown unicast); for every remote endpoint, an FDB entry to
-    /// its host and a permanent neighbour entry that the VXLAN device's proxy answers ARP
-    /// from; entries no longer in the view are removed. Does nothing for a network with no
-    /// container on this host.
-    ///
-    /// It first [announces](Overlay::announce) this host and its containers again, so a
-    /// runtime that restarted (and whose old registrations expire with its old process's
-    /// lease) stays reachable: call `sync` (or start a [`watch`](Overlay::watch)) for each
-    /// overlay network after opening the driver.
-    ///
-    /// ```no_run
-    /// # fn f(ov: &mut netplumb::overlay::Overlay<netplumb::ipam::MemoryStore>,
-    /// #      ov1: &netplumb::overlay::OverlayNetwork) -> netplumb::Result<()> {
-    /// let report = ov.sync(ov1)?;
-    /// for e in &report.added {
-    ///     println!("+ {e}");
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub fn sync(&mut self, net: &OverlayNetwork) -> Result<SyncReport> {
-        let lock = self.lock.clone();
-        let _held = hold(&lock);
-        self.announce_locked(net)?;
-        self.sync_locked(net)
-    }
-
-    /// Tells discovery again that this host is a member of `net` and which of its
-    /// containers are there (each local container whose overlay veth exists and holds a
-    /// lease), with the MAC discovery knew for it or, failing that, the one derived from
-    /// its address. Returns how many endpoints were announced; 0 and nothing written for a
-    /// network with no container on this host. Cheap when nothing changed: a discovery
-    /// implementation skips what it holds already.
-    ///
-    /// ```no_run
-    /// # fn f(ov: &mut netplumb::overlay::Overlay<netplumb::ipam::MemoryStore>,
-    /// #      ov1: &netplumb::overlay::OverlayNetwork) -> netplumb::Result<()> {
-    /// println!("{} containers announced", ov.announce(ov1)?);
-    /// # Ok(()) }
-    /// ```
-    pub fn announce(&mut self, net: &OverlayNetwork) -> Result<usize> {
-        let lock = self.lock.clone();
-        let _held = hold(&lock);
-        self.announce_locked(net)
-    }
-
-    fn announce_locked(&mut self, net: &OverlayNetwork) -> Result<usize> {
-        let vxn = net.vxlan_name();
-        if super::endpoint::lookup(self.host.rtnl(), &vxn)?.is_none() {
-            return Ok(0);
-        }
-        let leases = match self.ipam.leases(&net.name) {
-            Ok(l) => l,
-            Err(IpamError::NetworkNotFound { .. }) => return Ok(0),
-            Err(e) => return Err(e.into()),
-        };
-        let known = self.discovery.view(&net.name)?.endpoints;
-        let mut local = Vec::new();
-        for l in leases {
-            let veth = super::endpoint::veth_name(&l.owner.container, &net.name);
-            if super::endpoint::lookup(self.host.rtnl(), &veth)?.is_some() {
-                local.push(l);
-            }
-        }
-        if local.is_empty() {
-            return Ok(0);
-        }
-        self.discovery.join(&net.name, &self.me)?;
-        for l in &local {
-            let mac = known
-                .iter()
-                .find(|e| e.host == self.me.id && e.ip == l.address)
-                .map(|e| e.mac)
-                .unwrap_or_else(|| super::endpoint::mac_of(l.address));
-            self.discovery.publish(
-                &net.name,
-                &super::discovery::PeerEndpoint {
-                    host: self.me.id.clone(),
-                    ip: l.address,
-                    mac,
-                },
-            )?;
-        }
-        Ok(local.len())
-    }
-
-    pub(super) fn sync_locked(&mut self, net: &OverlayNetwork) -> Result<SyncReport> {
-        let netns = self.host.netns().clone();
-        let mut r = Reconciler {
-            rtnl: self.host.rtnl(),
-            guard: &mut self.guard,
-            netns: &netns,
-            discovery: &*self.discovery,
-            me: &self.me,
-        };
-        Ok(r.run(net)?.1)
-    }
-
     /// The guard handle, opened on first use.
     pub(super) fn guard(&mut self) -> Result<&mut VxlanGuard> {
         let g = match self.guard.take() {
@@ -330,30 +233,6 @@ impl<S: Store + 'static> Overlay<S> {
             None => open_guard(self.host.netns(), self.me.underlay)?,
         };
         Ok(self.guard.insert(g))
-    }
-
-    /// Starts a background thread that follows discovery for `net`: it waits for the view
-    /// to change and [`sync`](Overlay::sync)s, with its own handles in the host namespace,
-    /// until the returned [`OverlayWatch`] is stopped or dropped. Failures are logged and
-    /// retried.
-    ///
-    /// ```no_run
-    /// # fn f(ov: &netplumb::overlay::Overlay<netplumb::ipam::MemoryStore>,
-    /// #      ov1: &netplumb::overlay::OverlayNetwork) -> netplumb::Result<()> {
-    /// let w = ov.watch(ov1)?;
-    /// // ... other hosts join, publish, leave; this host's FDB and guard follow ...
-    /// drop(w); // stops and joins the thread
-    /// # Ok(()) }
-    /// ```
-    pub fn watch(&self, net: &OverlayNetwork) -> Result<OverlayWatch> {
-        net.validate()?;
-        OverlayWatch::start(super::watch::WatchCtx {
-            netns: self.host.netns().clone(),
-            me: self.me.clone(),
-            net: net.clone(),
-            discovery: self.discovery.clone(),
-            lock: self.lock.clone(),
-        })
     }
 }
 
@@ -368,7 +247,11 @@ fn underlay_link(rtnl: &mut Rtnl, addr: IpAddr) -> Result<Link> {
         .addrs(None)?
         .into_iter()
         .find(|a| a.addr.addr() == addr)
-        .ok_or_else(|| Error::NotFound(format!("underlay address {addr} on any link")))?;
+        .ok_or_else(|| Error::NotFound {
+            object: Object::UnderlayAddress,
+            name: addr.to_string(),
+            detail: Some("on any link".into()),
+        })?;
     rtnl.link(a.index)
 }
 
@@ -385,12 +268,4 @@ pub(super) fn unguard(g: &mut VxlanGuard, vni: u32) -> Result<()> {
         g.remove()?;
     }
     Ok(())
-}
-
-/// Deletes link `name` in `ns`; a link already gone is fine.
-pub(super) fn delete_link(ns: &Netns, name: &str) -> Result<()> {
-    match Rtnl::open_in(ns)?.execute(&LinkDel::new(name)) {
-        Err(e) if e.is_not_found() => Ok(()),
-        r => r,
-    }
 }

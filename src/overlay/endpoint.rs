@@ -1,19 +1,18 @@
 //! Connecting containers to overlay networks and disconnecting them, each connect inside
 //! one undo journal.
 
-use std::net::IpAddr;
-
 use ipnet::IpNet;
 
-use super::config::OverlayNetwork;
+use super::config::{veth_name, OverlayNetwork};
 use super::discovery::PeerEndpoint;
-use super::driver::{delete_link, hold, open_guard, unguard, Overlay};
+use super::driver::{hold, open_guard, unguard, Overlay};
+use super::gwbridge::{GWBRIDGE_IFNAME, GWBRIDGE_NETWORK};
 use crate::addr::Addr;
-use crate::error::{Error, Result};
+use crate::error::{Error, Object, Result, ResultExt};
 use crate::fault;
 use crate::ipam::{IpamError, Lease, Owner, Store};
-use crate::journal::Txn;
-use crate::link::{AddrGenMode, Bridge, Link, LinkSet, MacAddr, Veth, Vxlan, VXLAN_PORT};
+use crate::journal::{atomically, Txn};
+use crate::link::{AddrGenMode, Bridge, Link, LinkDel, LinkSet, MacAddr, Veth, Vxlan, VXLAN_PORT};
 use crate::network::{Attachment, Container};
 use crate::request::Request;
 use crate::rtnl::Rtnl;
@@ -77,7 +76,7 @@ impl<S: Store + 'static> Overlay<S> {
         let _held = hold(&lock);
         let stored = match self.ipam.network(&net.name) {
             Err(IpamError::NetworkNotFound { .. }) => {
-                return Err(Error::NotFound(format!("overlay network {}", net.name)))
+                return Err(Error::not_found(Object::OverlayNetwork, &net.name))
             }
             r => r?,
         };
@@ -92,14 +91,7 @@ impl<S: Store + 'static> Overlay<S> {
             return Ok(a);
         }
         let mtu = self.mtu_of(net)?;
-        let mut tx = Txn::new();
-        match self.connect_steps(net, ctr, mtu, &mut tx) {
-            Ok(a) => {
-                tx.commit();
-                Ok(a)
-            }
-            Err(e) => Err(tx.fail(e)),
-        }
+        atomically(|tx| self.connect_steps(net, ctr, mtu, tx))
     }
 
     fn connect_steps(
@@ -111,13 +103,13 @@ impl<S: Store + 'static> Overlay<S> {
     ) -> Result<OverlayAttachment> {
         let bridge = self.network_steps(net, mtu, tx)?;
         let lease = self.lease_step(net, ctr, tx)?;
-        let mac = ctr.mac.unwrap_or_else(|| mac_of(lease.address));
+        let mac = ctr.mac.unwrap_or_else(|| MacAddr::from_ip(lease.address));
         let host_veth = veth_name(&ctr.id, &net.name);
         fault::point("overlay veth")?;
         // One request: the pair, the container end straight in the container with its MAC
         // and MTU, the host end up and a port of the overlay bridge.
         let veth = Veth::new(&host_veth)
-            .controller(bridge.index)
+            .controller(&bridge)
             .mtu(mtu)
             .queues(1)
             .up()
@@ -127,10 +119,7 @@ impl<S: Store + 'static> Overlay<S> {
             .peer_mtu(mtu);
         self.host.rtnl().execute(&veth)?;
         // Deleting the host end deletes the container end and its address too.
-        let (ns, name) = (self.host.netns().clone(), host_veth.clone());
-        tx.record(format!("ip link del {name}"), move || {
-            delete_link(&ns, &name)
-        });
+        tx.push(LinkDel::new(host_veth.as_str()).in_netns(self.host.netns()));
         self.inside_step(ctr, lease.cidr())?;
         fault::point("publish endpoint")?;
         let ep = PeerEndpoint {
@@ -167,7 +156,7 @@ impl<S: Store + 'static> Overlay<S> {
     fn network_steps(&mut self, net: &OverlayNetwork, mtu: u32, tx: &mut Txn) -> Result<Link> {
         let bridge = self.bridge_step(net, mtu, tx)?;
         let (vxn, vni) = (net.vxlan_name(), net.vxlan_id());
-        match lookup(self.host.rtnl(), &vxn)? {
+        match self.lookup(&vxn)? {
             Some(l) if l.vxlan.is_some_and(|v| v.vni == vni) => {
                 // Set up already; joining again (idempotent) heals a lapsed registration.
                 self.discovery.join(&net.name, &self.me)?;
@@ -194,14 +183,14 @@ impl<S: Store + 'static> Overlay<S> {
         let vx = Vxlan::new(&vxn, vni)
             .port(VXLAN_PORT)
             .local(self.me.underlay)
-            .dev(self.underlay.index)
+            .dev(&self.underlay)
             .learning(false)
             .proxy(true)
             .mtu(mtu)
-            .controller(bridge.index)
+            .controller(&bridge)
             .up();
         self.host.rtnl().execute(&vx)?;
-        tx.record(format!("ip link del {vxn}"), move || delete_link(&ns, &vxn));
+        tx.push(LinkDel::new(vxn.as_str()).in_netns(&ns));
         fault::point("join")?;
         self.discovery.join(&net.name, &self.me)?;
         let (d, n, id) = (self.discovery.clone(), net.name.clone(), self.me.id.clone());
@@ -213,7 +202,7 @@ impl<S: Store + 'static> Overlay<S> {
     fn bridge_step(&mut self, net: &OverlayNetwork, mtu: u32, tx: &mut Txn) -> Result<Link> {
         let brn = net.bridge_name();
         fault::point("overlay bridge")?;
-        match lookup(self.host.rtnl(), &brn)? {
+        match self.lookup(&brn)? {
             Some(l) if l.is_kind("bridge") => Ok(l),
             Some(_) => Err(Error::invalid(
                 "bridge",
@@ -224,10 +213,7 @@ impl<S: Store + 'static> Overlay<S> {
                 self.host
                     .rtnl()
                     .execute(&Bridge::new(&brn).stp(false).mtu(mtu).up())?;
-                let (ns, name) = (self.host.netns().clone(), brn.clone());
-                tx.record(format!("ip link del {name}"), move || {
-                    delete_link(&ns, &name)
-                });
+                tx.push(LinkDel::new(brn.as_str()).in_netns(self.host.netns()));
                 self.host.rtnl().link(brn.as_str())
             }
         }
@@ -288,7 +274,7 @@ impl<S: Store + 'static> Overlay<S> {
     ) -> Result<Option<OverlayAttachment>> {
         // The veth first: a netlink lookup, cheaper than a store read.
         let host_veth = veth_name(&ctr.id, &net.name);
-        let Some(veth) = lookup(self.host.rtnl(), &host_veth)? else {
+        let Some(veth) = self.lookup(&host_veth)? else {
             return Ok(None);
         };
         let Some(lease) = self.lease_of(net, &ctr.id)? else {
@@ -296,7 +282,7 @@ impl<S: Store + 'static> Overlay<S> {
         };
         let gw = self
             .host
-            .attachments(Some(super::GWBRIDGE_NETWORK))?
+            .attachments(Some(GWBRIDGE_NETWORK))?
             .into_iter()
             .find(|a| a.container == ctr.id);
         let Some(gateway) = gw else { return Ok(None) };
@@ -305,7 +291,7 @@ impl<S: Store + 'static> Overlay<S> {
             container: ctr.id.clone(),
             ifname: lease.owner.ifname.clone(),
             addr: lease.cidr(),
-            mac: ctr.mac.unwrap_or_else(|| mac_of(lease.address)),
+            mac: ctr.mac.unwrap_or_else(|| MacAddr::from_ip(lease.address)),
             mtu: veth.mtu,
             host_veth,
             bridge: net.bridge_name(),
@@ -348,7 +334,7 @@ impl<S: Store + 'static> Overlay<S> {
             self.disconnect_gwbridge(container)?;
         }
         let host_veth = veth_name(container, &net.name);
-        let here = lookup(self.host.rtnl(), &host_veth)?.is_some();
+        let here = self.lookup(&host_veth)?.is_some();
         let view = self.discovery.view(&net.name)?;
         if let Some(lease) = self.lease_of(net, container)? {
             let published = view
@@ -359,11 +345,17 @@ impl<S: Store + 'static> Overlay<S> {
             if here || published {
                 self.discovery
                     .withdraw(&net.name, &self.me.id, lease.address)?;
-                delete_link(self.host.netns(), &host_veth)?;
+                self.host
+                    .rtnl()
+                    .execute(&LinkDel::new(host_veth.as_str()))
+                    .or_gone()?;
                 let _ = self.ipam.release(&net.name, lease.address)?;
             }
         } else {
-            delete_link(self.host.netns(), &host_veth)?;
+            self.host
+                .rtnl()
+                .execute(&LinkDel::new(host_veth.as_str()))
+                .or_gone()?;
         }
         if !self.has_containers(net)? {
             self.teardown(net)?;
@@ -374,7 +366,7 @@ impl<S: Store + 'static> Overlay<S> {
     /// Whether the network's bridge here still has container ports. The kernel is asked,
     /// not discovery: a host whose registrations lapsed still has its containers.
     fn has_containers(&mut self, net: &OverlayNetwork) -> Result<bool> {
-        let Some(br) = lookup(self.host.rtnl(), &net.bridge_name())? else {
+        let Some(br) = self.lookup(&net.bridge_name())? else {
             return Ok(false);
         };
         let ports = self.host.rtnl().bridge_ports(br.index)?;
@@ -384,7 +376,7 @@ impl<S: Store + 'static> Overlay<S> {
     /// Whether container `id` is connected here to an overlay network other than `except`.
     fn on_other_overlay(&mut self, id: &str, except: &str) -> Result<bool> {
         for n in self.ipam.networks()? {
-            if n.name != except && lookup(self.host.rtnl(), &veth_name(id, &n.name))?.is_some() {
+            if n.name != except && self.lookup(&veth_name(id, &n.name))?.is_some() {
                 return Ok(true);
             }
         }
@@ -396,21 +388,23 @@ impl<S: Store + 'static> Overlay<S> {
     fn teardown(&mut self, net: &OverlayNetwork) -> Result<()> {
         let (vxn, brn) = (net.vxlan_name(), net.bridge_name());
         self.discovery.leave(&net.name, &self.me.id)?;
-        delete_link(self.host.netns(), &vxn)?;
+        self.host
+            .rtnl()
+            .execute(&LinkDel::new(vxn.as_str()))
+            .or_gone()?;
         let g = self.guard()?;
         if g.vnis()?.contains(&net.vxlan_id()) {
             unguard(g, net.vxlan_id())?;
         }
-        delete_link(self.host.netns(), &brn)
+        self.host
+            .rtnl()
+            .execute(&LinkDel::new(brn.as_str()))
+            .or_gone()
     }
-}
 
-/// The link named `name`, if there is one.
-pub(super) fn lookup(rtnl: &mut Rtnl, name: &str) -> Result<Option<Link>> {
-    match rtnl.link(name) {
-        Ok(l) => Ok(Some(l)),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
+    /// The link named `name` in the host namespace, if there is one.
+    fn lookup(&mut self, name: &str) -> Result<Option<Link>> {
+        self.host.rtnl().link(name).optional()
     }
 }
 
@@ -424,7 +418,7 @@ fn check_container(ctr: &Container) -> Result<()> {
         ));
     }
     crate::link::IfName::unchecked(&ctr.ifname).check_as("container interface")?;
-    if ctr.ifname == super::GWBRIDGE_IFNAME || ctr.ifname == "lo" {
+    if ctr.ifname == GWBRIDGE_IFNAME || ctr.ifname == "lo" {
         return Err(Error::invalid(
             "container interface",
             &ctr.ifname,
@@ -432,28 +426,4 @@ fn check_container(ctr: &Container) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// `veth` and 7 hex digits derived from the container and the network, so that a
-/// disconnect finds it from the container id alone.
-pub(super) fn veth_name(container: &str, network: &str) -> String {
-    let h = format!("overlay/{container}/{network}")
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-    format!("veth{:07x}", h & 0xfff_ffff)
-}
-
-/// The MAC Docker derives from an address: `02:42` and the IPv4 address (or the last four
-/// bytes of an IPv6 one).
-pub(super) fn mac_of(ip: IpAddr) -> MacAddr {
-    let b = match ip {
-        IpAddr::V4(a) => a.octets(),
-        IpAddr::V6(a) => {
-            let o = a.octets();
-            [o[12], o[13], o[14], o[15]]
-        }
-    };
-    MacAddr([0x02, 0x42, b[0], b[1], b[2], b[3]])
 }

@@ -4,7 +4,8 @@
 
 use ipnet::IpNet;
 
-use crate::error::Result;
+use super::driver::Overlay;
+use crate::error::{Result, ResultExt};
 use crate::ipam::{IpamError, Pools, Store};
 use crate::journal::Txn;
 use crate::network::{Attachment, Container, Host, NetworkConfig};
@@ -19,15 +20,13 @@ pub const GWBRIDGE_IFNAME: &str = "eth1";
 /// again when its last container leaves.
 pub const GWBRIDGE_LABEL: &str = "netplumb.overlay.gwbridge";
 
-impl<S: Store + 'static> super::Overlay<S> {
+impl<S: Store + 'static> Overlay<S> {
     /// Creates the gateway bridge network unless it exists: its own subnet from the
     /// default pools (clear of the host's networks, its addresses and the overlay
     /// subnets), masquerade on, inter-container traffic off.
     pub(super) fn ensure_gwbridge(&mut self, tx: &mut Txn) -> Result<()> {
-        match self.host.network(GWBRIDGE_NETWORK) {
-            Ok(_) => return Ok(()),
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
+        if self.host.network(GWBRIDGE_NETWORK).optional()?.is_some() {
+            return Ok(());
         }
         crate::fault::point("gateway bridge network")?;
         let mut taken: Vec<IpNet> = self
@@ -94,11 +93,11 @@ impl<S: Store + 'static> super::Overlay<S> {
     /// network when it is empty and the overlay driver created it.
     pub(super) fn disconnect_gwbridge(&mut self, container: &str) -> Result<()> {
         self.host.disconnect(GWBRIDGE_NETWORK, container)?;
-        let ours = match self.host.network(GWBRIDGE_NETWORK) {
-            Ok(n) => n.labels.contains_key(GWBRIDGE_LABEL),
-            Err(e) if e.is_not_found() => false,
-            Err(e) => return Err(e),
-        };
+        let ours = self
+            .host
+            .network(GWBRIDGE_NETWORK)
+            .optional()?
+            .is_some_and(|n| n.labels.contains_key(GWBRIDGE_LABEL));
         if ours && self.host.attachments(Some(GWBRIDGE_NETWORK))?.is_empty() {
             self.host.remove_network(GWBRIDGE_NETWORK, false)?;
         }

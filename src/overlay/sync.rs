@@ -13,10 +13,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 
-use super::config::OverlayNetwork;
-use super::discovery::{PeerDiscovery, PeerHost};
-use crate::error::Result;
+use super::config::{veth_name, OverlayNetwork};
+use super::discovery::{PeerDiscovery, PeerEndpoint, PeerHost, PeerView};
+use super::driver::{hold, open_guard, Overlay};
+use crate::error::{Result, ResultExt};
 use crate::firewall::VxlanGuard;
+use crate::ipam::{IpamError, Store};
 use crate::link::{Link, MacAddr};
 use crate::neigh::{Fdb, Neigh};
 use crate::netns::Netns;
@@ -89,6 +91,107 @@ impl SyncReport {
     }
 }
 
+impl<S: Store + 'static> Overlay<S> {
+    /// Reconciles this host's kernel state for `net` with discovery's view: for every
+    /// remote host, a VXLAN allowance (the guard's exact peer list) and an all-zero-MAC FDB
+    /// entry (broadcast and unknown unicast); for every remote endpoint, an FDB entry to
+    /// its host and a permanent neighbour entry that the VXLAN device's proxy answers ARP
+    /// from; entries no longer in the view are removed. Does nothing for a network with no
+    /// container on this host.
+    ///
+    /// It first [announces](Overlay::announce) this host and its containers again, so a
+    /// runtime that restarted (and whose old registrations expire with its old process's
+    /// lease) stays reachable: call `sync` (or start a [`watch`](Overlay::watch)) for each
+    /// overlay network after opening the driver.
+    ///
+    /// ```no_run
+    /// # fn f(ov: &mut netplumb::overlay::Overlay<netplumb::ipam::MemoryStore>,
+    /// #      ov1: &netplumb::overlay::OverlayNetwork) -> netplumb::Result<()> {
+    /// let report = ov.sync(ov1)?;
+    /// for e in &report.added {
+    ///     println!("+ {e}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn sync(&mut self, net: &OverlayNetwork) -> Result<SyncReport> {
+        let lock = self.lock.clone();
+        let _held = hold(&lock);
+        self.announce_locked(net)?;
+        self.sync_locked(net)
+    }
+
+    /// Tells discovery again that this host is a member of `net` and which of its
+    /// containers are there (each local container whose overlay veth exists and holds a
+    /// lease), with the MAC discovery knew for it or, failing that, the one derived from
+    /// its address. Returns how many endpoints were announced; 0 and nothing written for a
+    /// network with no container on this host. Cheap when nothing changed: a discovery
+    /// implementation skips what it holds already.
+    ///
+    /// ```no_run
+    /// # fn f(ov: &mut netplumb::overlay::Overlay<netplumb::ipam::MemoryStore>,
+    /// #      ov1: &netplumb::overlay::OverlayNetwork) -> netplumb::Result<()> {
+    /// println!("{} containers announced", ov.announce(ov1)?);
+    /// # Ok(()) }
+    /// ```
+    pub fn announce(&mut self, net: &OverlayNetwork) -> Result<usize> {
+        let lock = self.lock.clone();
+        let _held = hold(&lock);
+        self.announce_locked(net)
+    }
+
+    fn announce_locked(&mut self, net: &OverlayNetwork) -> Result<usize> {
+        let vxn = net.vxlan_name();
+        if self.host.rtnl().link(vxn.as_str()).optional()?.is_none() {
+            return Ok(0);
+        }
+        let leases = match self.ipam.leases(&net.name) {
+            Ok(l) => l,
+            Err(IpamError::NetworkNotFound { .. }) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        let known = self.discovery.view(&net.name)?.endpoints;
+        let mut local = Vec::new();
+        for l in leases {
+            let veth = veth_name(&l.owner.container, &net.name);
+            if self.host.rtnl().link(veth.as_str()).optional()?.is_some() {
+                local.push(l);
+            }
+        }
+        if local.is_empty() {
+            return Ok(0);
+        }
+        self.discovery.join(&net.name, &self.me)?;
+        for l in &local {
+            let mac = known
+                .iter()
+                .find(|e| e.host == self.me.id && e.ip == l.address)
+                .map(|e| e.mac)
+                .unwrap_or_else(|| MacAddr::from_ip(l.address));
+            self.discovery.publish(
+                &net.name,
+                &PeerEndpoint {
+                    host: self.me.id.clone(),
+                    ip: l.address,
+                    mac,
+                },
+            )?;
+        }
+        Ok(local.len())
+    }
+
+    pub(super) fn sync_locked(&mut self, net: &OverlayNetwork) -> Result<SyncReport> {
+        let netns = self.host.netns().clone();
+        let mut r = Reconciler {
+            rtnl: self.host.rtnl(),
+            guard: &mut self.guard,
+            netns: &netns,
+            discovery: &*self.discovery,
+            me: &self.me,
+        };
+        Ok(r.run(net)?.1)
+    }
+}
+
 /// What a reconciliation works with: handles in the host namespace and discovery.
 pub(crate) struct Reconciler<'a> {
     pub(crate) rtnl: &'a mut Rtnl,
@@ -114,10 +217,8 @@ impl Reconciler<'_> {
     pub(crate) fn run(&mut self, net: &OverlayNetwork) -> Result<(u64, SyncReport)> {
         let view = self.discovery.view(&net.name)?;
         let mut report = SyncReport::default();
-        let vx = match self.rtnl.link(net.vxlan_name().as_str()) {
-            Ok(l) => l,
-            Err(e) if e.is_not_found() => return Ok((view.revision, report)),
-            Err(e) => return Err(e),
+        let Some(vx) = self.rtnl.link(net.vxlan_name().as_str()).optional()? else {
+            return Ok((view.revision, report));
         };
         let want = self.desired(net, &view);
         // Allowances first: replies from a new peer must get in once frames go to it.
@@ -138,7 +239,7 @@ impl Reconciler<'_> {
     fn allowances(&mut self, vni: u32, want: &Desired, report: &mut SyncReport) -> Result<()> {
         let guard = match self.guard.take() {
             Some(g) => g,
-            None => super::driver::open_guard(self.netns, self.me.underlay)?,
+            None => open_guard(self.netns, self.me.underlay)?,
         };
         let guard = self.guard.insert(guard);
         let have: BTreeSet<IpAddr> = guard
@@ -203,7 +304,7 @@ impl Reconciler<'_> {
         Ok(())
     }
 
-    fn desired(&self, net: &OverlayNetwork, view: &super::PeerView) -> Desired {
+    fn desired(&self, net: &OverlayNetwork, view: &PeerView) -> Desired {
         let remotes: BTreeMap<&str, IpAddr> = view
             .hosts
             .iter()

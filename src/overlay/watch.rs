@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use super::config::OverlayNetwork;
 use super::discovery::{PeerDiscovery, PeerHost};
-use super::driver::hold;
+use super::driver::{hold, Overlay};
 use super::sync::Reconciler;
 use crate::error::{Error, Result};
 use crate::firewall::VxlanGuard;
+use crate::ipam::Store;
 use crate::netns::Netns;
 use crate::rtnl::Rtnl;
 
@@ -23,17 +24,43 @@ const RESYNC: Duration = Duration::from_secs(2);
 /// The longest pause after a failure before retrying.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// What the watcher thread needs: everything by value, nothing borrowed from the
-/// [`Overlay`](super::Overlay).
-pub(super) struct WatchCtx {
-    pub(super) netns: Netns,
-    pub(super) me: PeerHost,
-    pub(super) net: OverlayNetwork,
-    pub(super) discovery: Arc<dyn PeerDiscovery>,
-    pub(super) lock: Arc<Mutex<()>>,
+impl<S: Store + 'static> Overlay<S> {
+    /// Starts a background thread that follows discovery for `net`: it waits for the view
+    /// to change and [`sync`](Overlay::sync)s, with its own handles in the host namespace,
+    /// until the returned [`OverlayWatch`] is stopped or dropped. Failures are logged and
+    /// retried.
+    ///
+    /// ```no_run
+    /// # fn f(ov: &netplumb::overlay::Overlay<netplumb::ipam::MemoryStore>,
+    /// #      ov1: &netplumb::overlay::OverlayNetwork) -> netplumb::Result<()> {
+    /// let w = ov.watch(ov1)?;
+    /// // ... other hosts join, publish, leave; this host's FDB and guard follow ...
+    /// drop(w); // stops and joins the thread
+    /// # Ok(()) }
+    /// ```
+    pub fn watch(&self, net: &OverlayNetwork) -> Result<OverlayWatch> {
+        net.validate()?;
+        OverlayWatch::start(WatchCtx {
+            netns: self.host.netns().clone(),
+            me: self.me.clone(),
+            net: net.clone(),
+            discovery: self.discovery.clone(),
+            lock: self.lock.clone(),
+        })
+    }
 }
 
-/// A running watcher ([`Overlay::watch`](super::Overlay::watch)). [`stop`](Self::stop) it
+/// What the watcher thread needs: everything by value, nothing borrowed from the
+/// [`Overlay`].
+struct WatchCtx {
+    netns: Netns,
+    me: PeerHost,
+    net: OverlayNetwork,
+    discovery: Arc<dyn PeerDiscovery>,
+    lock: Arc<Mutex<()>>,
+}
+
+/// A running watcher ([`Overlay::watch`]). [`stop`](Self::stop) it
 /// or drop it: either returns once the thread has finished (within a fraction of a
 /// second).
 ///
@@ -55,7 +82,7 @@ pub struct OverlayWatch {
 }
 
 impl OverlayWatch {
-    pub(super) fn start(ctx: WatchCtx) -> Result<OverlayWatch> {
+    fn start(ctx: WatchCtx) -> Result<OverlayWatch> {
         let stop = Arc::new(AtomicBool::new(false));
         let syncs = Arc::new(AtomicU64::new(0));
         let network = ctx.net.name.clone();

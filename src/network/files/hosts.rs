@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use super::{check_hosts_name, Hostname};
+use super::name::{check_hosts_name, Hostname};
 use crate::error::{Error, Result};
 
 /// One `/etc/hosts` entry: an address and its names, the canonical name first.

@@ -5,7 +5,7 @@ use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
-use super::{check_hosts_name, dns_name_problem};
+use super::name::{check_hosts_name, dns_name_problem};
 use crate::error::{Error, Result};
 
 /// Docker's IPv4 nameservers when the host's file leaves none (Google Public DNS).
@@ -307,8 +307,19 @@ fn container_nameservers(host: &[IpAddr], ipv6: bool) -> Vec<IpAddr> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{invalid, ip};
     use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// The field and value of an `InvalidInput` error.
+    fn invalid(e: Error) -> (&'static str, String) {
+        match e {
+            Error::InvalidInput { field, value, .. } => (field, value),
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+    }
 
     #[test]
     fn resolv_conf_parse_follows_the_c_library() {

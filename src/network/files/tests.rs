@@ -6,13 +6,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::hosts::PEERS_MARKER;
 use super::*;
+use crate::error::Error;
 
-pub(super) fn ip(s: &str) -> IpAddr {
+fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
 /// The field and value of an `InvalidInput` error.
-pub(super) fn invalid(e: Error) -> (&'static str, String) {
+fn invalid(e: Error) -> (&'static str, String) {
     match e {
         Error::InvalidInput { field, value, .. } => (field, value),
         other => panic!("expected InvalidInput, got {other:?}"),
