@@ -161,7 +161,7 @@ pub enum Error {
     },
     /// The object already exists: `network mynet already exists`.
     #[error("{object} {name}{} already exists", Detail(detail))]
-    AlreadyExists {
+    Exists {
         /// What kind of object.
         object: Object,
         /// Its name (or number).
@@ -171,7 +171,7 @@ pub enum Error {
     },
     /// The object is in use: `network mynet has active endpoints (web, db)`.
     #[error("{object} {name} has active endpoints ({})", endpoints.join(", "))]
-    InUse {
+    Busy {
         /// What kind of object.
         object: Object,
         /// Its name.
@@ -179,13 +179,6 @@ pub enum Error {
         /// What uses it (the names of the containers attached to a network).
         endpoints: Vec<String>,
     },
-    /// The object already exists, described in text. [`Error::AlreadyExists`] names the
-    /// object as data; this form remains for the callers not yet converted to it.
-    #[error("{0} already exists")]
-    Exists(String),
-    /// The object is busy, described in text (the test-only fault hook's error).
-    #[error("{0}")]
-    Busy(String),
     /// A namespace path or name could not be used.
     #[error("network namespace {}: {reason}{}", path.display(), errno.map(|e| format!(" ({e:?})")).unwrap_or_default())]
     Netns {
@@ -253,8 +246,8 @@ pub enum Error {
     },
 }
 
-/// The kind of object an error names ([`Error::NotFound`], [`Error::AlreadyExists`],
-/// [`Error::InUse`]), so that callers match on it rather than on the message. Its
+/// The kind of object an error names ([`Error::NotFound`], [`Error::Exists`],
+/// [`Error::Busy`]), so that callers match on it rather than on the message. Its
 /// `Display` is the word the messages use.
 ///
 /// ```
@@ -401,7 +394,7 @@ impl Error {
         }
     }
 
-    /// Builds an [`Error::AlreadyExists`]: an `object` named `name` exists already.
+    /// Builds an [`Error::Exists`]: an `object` named `name` exists already.
     ///
     /// ```
     /// use netplumb::error::{Error, Object};
@@ -410,7 +403,7 @@ impl Error {
     /// assert!(e.is_exists());
     /// ```
     pub fn exists(object: Object, name: impl fmt::Display) -> Self {
-        Error::AlreadyExists {
+        Error::Exists {
             object,
             name: name.to_string(),
             detail: None,
@@ -421,8 +414,8 @@ impl Error {
     pub fn object(&self) -> Option<(Object, &str)> {
         match self {
             Error::NotFound { object, name, .. }
-            | Error::AlreadyExists { object, name, .. }
-            | Error::InUse { object, name, .. } => Some((*object, name)),
+            | Error::Exists { object, name, .. }
+            | Error::Busy { object, name, .. } => Some((*object, name)),
             Error::Batch { source, .. } => source.object(),
             Error::RolledBack { original, .. } => original.object(),
             _ => None,
@@ -463,8 +456,8 @@ impl Error {
         match self {
             Error::InvalidInput { .. } | Error::Protocol(_) => ErrorKind::Invalid,
             Error::NotFound { .. } => ErrorKind::NotFound,
-            Error::AlreadyExists { .. } | Error::Exists(_) => ErrorKind::Exists,
-            Error::InUse { .. } | Error::Busy(_) => ErrorKind::Busy,
+            Error::Exists { .. } => ErrorKind::Exists,
+            Error::Busy { .. } => ErrorKind::Busy,
             Error::Batch { source, .. } => source.kind(),
             Error::RolledBack { original, .. } => original.kind(),
             Error::Ipam(e) => e.kind(),
@@ -540,12 +533,12 @@ mod tests {
             name: "veth0".into(),
             detail: Some("(if7 in netnsid 3) among the given namespaces".into()),
         };
-        let overlay = Error::AlreadyExists {
+        let overlay = Error::Exists {
             object: Object::OverlayNetwork,
             name: "ov1".into(),
             detail: Some("with subnet 10.0.9.0/24 and gateway Some(10.0.9.1)".into()),
         };
-        let busy = Error::InUse {
+        let busy = Error::Busy {
             object: Object::Network,
             name: "n".into(),
             endpoints: vec!["a".into(), "b".into()],
@@ -573,7 +566,7 @@ mod tests {
         }
         assert!(Error::not_found(Object::Vni, 7).is_not_found());
         assert!(Error::exists(Object::Vni, 7).is_exists());
-        let busy = Error::InUse {
+        let busy = Error::Busy {
             object: Object::Network,
             name: "n".into(),
             endpoints: vec![],

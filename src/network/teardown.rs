@@ -330,7 +330,7 @@ impl Host {
         };
         let atts = self.state.attachments(Some(name))?;
         if !atts.is_empty() && !force {
-            return Err(Error::InUse {
+            return Err(Error::Busy {
                 object: Object::Network,
                 name: name.to_owned(),
                 endpoints: atts.iter().map(|a| a.name.clone()).collect(),

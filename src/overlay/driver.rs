@@ -173,7 +173,7 @@ impl<S: Store + 'static> Overlay<S> {
     /// Creates the network in the shared IPAM store (`docker network create -d overlay`):
     /// its subnet, with the gateway reserved. Creating it again with the same subnet and
     /// gateway (as every host may) returns the existing one; a different definition under
-    /// the same name is [`Error::AlreadyExists`].
+    /// the same name is [`Error::Exists`].
     ///
     /// ```no_run
     /// # fn f(ov: &mut netplumb::overlay::Overlay<netplumb::ipam::MemoryStore>) -> netplumb::Result<()> {
@@ -196,7 +196,7 @@ impl<S: Store + 'static> Overlay<S> {
                 if n.subnet == net.subnet && n.gateway == Some(net.gateway_ip()) {
                     Ok(n)
                 } else {
-                    Err(Error::AlreadyExists {
+                    Err(Error::Exists {
                         object: Object::OverlayNetwork,
                         name: n.name,
                         detail: Some(format!(

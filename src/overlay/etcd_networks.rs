@@ -14,7 +14,7 @@ use ipnet::IpNet;
 
 use super::config::{OverlayNetwork, VNI_POOL};
 use super::etcd_records::{def_json, def_parse, DEFAULT_PREFIX};
-use crate::error::{Error, Result};
+use crate::error::{Error, Object, Result};
 use crate::etcd::{CmpOp, Compare, Etcd, TxnOp, TxnRequest};
 use crate::ipam::{Ipam, IpamError, NetworkSpec, Pool, Pools, Store};
 
@@ -171,11 +171,11 @@ impl EtcdNetworks {
         probe.validate()?;
         if let Some(v) = spec.vni {
             if self.etcd.get(self.vni_key(v))?.is_some() {
-                return Err(Error::Exists(format!("VNI {v} (taken by another network)")));
+                return Err(vni_taken(v));
             }
         }
         if self.etcd.get(self.net_key(&spec.name))?.is_some() {
-            return Err(Error::Exists(format!("overlay network {}", spec.name)));
+            return Err(Error::exists(Object::OverlayNetwork, &spec.name));
         }
         let claimed = self.claim_subnet(ipam, spec)?;
         match self.write_definition(&claimed, spec) {
@@ -217,7 +217,7 @@ impl EtcdNetworks {
             match ipam.create_network(&ns) {
                 Ok(n) => return Ok(n),
                 Err(IpamError::NetworkExists { .. }) => {
-                    return Err(Error::Exists(format!("overlay network {}", spec.name)))
+                    return Err(Error::exists(Object::OverlayNetwork, &spec.name))
                 }
                 Err(IpamError::Overlap { .. }) if spec.subnet.is_none() && tries < 64 => {
                     tries += 1;
@@ -255,12 +255,10 @@ impl EtcdNetworks {
                 return Ok(candidate);
             }
             if self.etcd.get(&net_key)?.is_some() {
-                return Err(Error::Exists(format!("overlay network {}", spec.name)));
+                return Err(Error::exists(Object::OverlayNetwork, &spec.name));
             }
             if spec.vni.is_some() {
-                return Err(Error::Exists(format!(
-                    "VNI {vni} (taken by another network)"
-                )));
+                return Err(vni_taken(vni));
             }
             // Another host claimed this VNI first: take the next free one.
         }
@@ -322,5 +320,14 @@ impl EtcdNetworks {
         }
         self.etcd.txn(&txn)?;
         Ok(())
+    }
+}
+
+/// VNI `vni` is claimed by another overlay network.
+fn vni_taken(vni: u32) -> Error {
+    Error::Exists {
+        object: Object::Vni,
+        name: vni.to_string(),
+        detail: Some("(taken by another network)".into()),
     }
 }
