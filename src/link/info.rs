@@ -324,7 +324,7 @@ impl Rtnl {
             .collect())
     }
 
-    /// Finds the other end of veth `link` (B4: the `ifN@ifM` pairing of `ip link`): in this
+    /// Finds the other end of veth `link` (the `ifN@ifM` pairing of `ip link`): in this
     /// namespace, or in whichever of `candidates` the kernel's `link-netnsid` points to.
     /// Returns the peer's namespace and link.
     pub fn veth_peer(&mut self, link: &Link, candidates: &[Netns]) -> Result<(Netns, Link)> {

@@ -11,7 +11,7 @@ use crate::wire::{MsgBuf, NlmF};
 /// A veth pair. The peer can be created straight inside another namespace, which saves a
 /// move and never exposes the peer in the host namespace.
 ///
-/// Without names the kernel picks `vethN` for both ends (B1).
+/// Without names the kernel picks `vethN` for both ends.
 ///
 /// The peer is created down: the kernel refuses (`ENOTCONN`) to create it up, so bring it
 /// up with [`LinkSet`](super::LinkSet) through a handle in its namespace.

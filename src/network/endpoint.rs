@@ -281,7 +281,7 @@ impl Host {
     }
 
     /// Writes the container's `hostname`, `hosts` and `resolv.conf` (when it has a files
-    /// folder), and adds it to the `hosts` of its peers on a user-defined network (G2).
+    /// folder), and adds it to the `hosts` of its peers on a user-defined network.
     fn files_steps(
         &mut self,
         net: &NetworkInfo,

@@ -1,5 +1,5 @@
-//! VXLAN overlay networks spanning several hosts: Docker's `overlay` driver (scenarios
-//! I1–I3) without swarm, with a gateway bridge for the way out.
+//! VXLAN overlay networks spanning several hosts: Docker's `overlay` driver without
+//! swarm, with a gateway bridge for the way out.
 //!
 //! - [`OverlayNetwork`] is the definition every host shares: name, subnet, reserved
 //!   gateway, VNI, MTU.
