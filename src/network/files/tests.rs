@@ -1,3 +1,6 @@
+//! Unit tests of the container files (names, `hosts`, `resolv.conf`, writing and bind
+//! mounts). Kept in one file a little above 600 lines: the cases share one set of fixtures.
+
 use std::fs;
 use std::net::IpAddr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
