@@ -12,7 +12,7 @@ use crate::error::ErrorKind;
 
 /// Why a host port could not be published.
 ///
-/// Classified by [`AllocError::kind`], which [`Error::kind`] passes on.
+/// Classified by [`AllocError::kind`], which [`Error::kind`](crate::Error::kind) passes on.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AllocError {
