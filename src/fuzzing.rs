@@ -111,7 +111,8 @@ pub fn etcd_write(body: &[u8]) -> std::result::Result<(), String> {
 /// `{"result": …}`).
 #[cfg(feature = "etcd")]
 pub fn etcd_lease(body: &[u8]) -> std::result::Result<(), String> {
-    use crate::etcd::client::{Streamed, WireLease};
+    use crate::etcd::client::WireLease;
+    use crate::etcd::reply::Streamed;
     let grant = serde_json::from_slice::<WireLease>(body).map(drop);
     let keep = serde_json::from_slice::<Streamed<WireLease>>(body).map(|s| {
         let _ = s.into_result("lease keep-alive");
@@ -122,14 +123,14 @@ pub fn etcd_lease(body: &[u8]) -> std::result::Result<(), String> {
 /// The error of a non-200 reply with `body`.
 #[cfg(feature = "etcd")]
 pub fn etcd_status(status: u16, body: &[u8]) -> crate::etcd::EtcdError {
-    crate::etcd::client::status_err("fuzz", status, body)
+    crate::etcd::reply::status_err("fuzz", status, body)
 }
 
 /// The messages of a watch stream (JSON objects one after another), read one at a time
 /// as a watch reads them; stops at the first incomplete or malformed one.
 #[cfg(feature = "etcd")]
 pub fn etcd_watch(stream: &[u8]) -> usize {
-    use crate::etcd::client::Streamed;
+    use crate::etcd::reply::Streamed;
     use crate::etcd::watch::WireWatch;
     let mut it = serde_json::Deserializer::from_slice(stream).into_iter::<Streamed<WireWatch>>();
     let mut n = 0;

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use super::config::EtcdConfig;
 use super::http::{dial, Conn, HttpError, Response};
 use super::kv::{put_json, range_json, WireRange, WireTxn, WireWrite, I64};
+use super::reply::{http_err, snippet, status_err, timed_out, Streamed};
 use super::{prefix_end, EtcdError, KeyValue, RangeResponse, TxnRequest, TxnResponse, Watch};
 use crate::error::Result;
 
@@ -437,14 +438,6 @@ impl Etcd {
     }
 }
 
-/// Whether an I/O error is a read or write timeout (`EAGAIN` from a socket timeout).
-pub(super) fn timed_out(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-    )
-}
-
 /// The first key of a prefix's range: etcd refuses an empty key, and no key sorts
 /// before `"\0"`.
 fn first_key(prefix: &[u8]) -> &[u8] {
@@ -452,72 +445,6 @@ fn first_key(prefix: &[u8]) -> &[u8] {
         b"\0"
     } else {
         prefix
-    }
-}
-
-/// The error of an HTTP-level failure on a connection to `endpoint`.
-pub(super) fn http_err(endpoint: &str, op: &'static str, e: HttpError) -> EtcdError {
-    match e {
-        HttpError::Io(e) => EtcdError::io(endpoint, op, e),
-        HttpError::Framing(d) => EtcdError::protocol(op, d),
-    }
-}
-
-/// The gateway's error body: `{"error": …, "message": …, "code": N}`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub(super) struct WireError {
-    pub(super) message: String,
-    pub(super) error: String,
-    pub(super) code: i64,
-    /// In errors inside a stream.
-    pub(super) grpc_code: i64,
-}
-
-impl WireError {
-    pub(super) fn into_error(self, op: &'static str) -> EtcdError {
-        let message = if self.message.is_empty() {
-            self.error
-        } else {
-            self.message
-        };
-        let code = if self.code != 0 {
-            self.code
-        } else {
-            self.grpc_code
-        };
-        EtcdError::Server { op, code, message }
-    }
-}
-
-/// The error of a response that is not a 200.
-pub(crate) fn status_err(op: &'static str, status: u16, body: &[u8]) -> EtcdError {
-    match serde_json::from_slice::<WireError>(body) {
-        Ok(e) if !(e.message.is_empty() && e.error.is_empty()) => e.into_error(op),
-        _ => EtcdError::protocol(op, format!("HTTP status {status}: {}", snippet(body))),
-    }
-}
-
-/// The start of a body, for error messages.
-pub(super) fn snippet(body: &[u8]) -> String {
-    let s = String::from_utf8_lossy(&body[..body.len().min(200)]);
-    format!("{s:?}")
-}
-
-/// A message of a streaming call: `{"result": …}` or `{"error": …}`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct Streamed<T> {
-    pub(super) result: Option<T>,
-    pub(super) error: Option<WireError>,
-}
-
-impl<T> Streamed<T> {
-    pub(crate) fn into_result(self, op: &'static str) -> Result<T, EtcdError> {
-        match (self.result, self.error) {
-            (_, Some(e)) => Err(e.into_error(op)),
-            (Some(r), None) => Ok(r),
-            (None, None) => Err(EtcdError::protocol(op, "neither result nor error")),
-        }
     }
 }
 

@@ -52,6 +52,7 @@ mod error;
 pub(crate) mod http;
 pub(crate) mod kv;
 mod lease;
+pub(crate) mod reply;
 pub(crate) mod watch;
 
 pub use client::Etcd;

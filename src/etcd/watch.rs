@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use super::client::{http_err, status_err, timed_out, Streamed};
 use super::http::{Conn, Head, HttpError};
 use super::kv::{WireKv, I64};
+use super::reply::{http_err, status_err, timed_out, Streamed};
 use super::{EtcdError, KeyValue};
 use crate::error::Result;
 

@@ -52,7 +52,7 @@ pub(super) fn allocate(
     owner: &Owner,
     want: Option<IpAddr>,
 ) -> Result<Lease, IpamError> {
-    owner.check()?;
+    check_owner(owner)?;
     let mut net = network(tx, name)?;
     if let Some(held) = tx.address_of(name, owner)? {
         if want.map_or(true, |w| w == held) {
@@ -202,4 +202,16 @@ pub(super) fn gc(
         tx.update_network(&net)?;
     }
     Ok(freed)
+}
+
+/// Refuses an owner without a container id.
+fn check_owner(owner: &Owner) -> Result<(), IpamError> {
+    if owner.container.is_empty() {
+        return Err(IpamError::invalid(
+            "container id",
+            &owner.container,
+            "is empty",
+        ));
+    }
+    Ok(())
 }

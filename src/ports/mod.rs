@@ -35,12 +35,14 @@
 //! ```
 
 mod alloc;
+mod error;
 mod published;
 mod range;
 pub(crate) mod registry;
 mod spec;
 
-pub use alloc::{AllocError, PortAllocator, DEFAULT_HOST_IP, DEFAULT_REGISTRY_DIR};
+pub use alloc::{PortAllocator, DEFAULT_HOST_IP, DEFAULT_REGISTRY_DIR};
+pub use error::AllocError;
 pub use published::{port_lines, port_lines_for, PublishedPort};
-pub use range::{HostPorts, PortRange, Proto};
-pub use spec::{publish_all, PortMapping, PortSpecError};
+pub use range::{HostPorts, PortRange, PortSpecError, Proto};
+pub use spec::{publish_all, PortMapping};

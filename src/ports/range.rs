@@ -1,11 +1,107 @@
-//! [`Proto`], [`PortRange`] and [`HostPorts`]: the parts of a port mapping.
+//! [`Proto`], [`PortRange`] and [`HostPorts`]: the parts of a port mapping, and
+//! [`PortSpecError`], which names the part that is wrong (it lives here, not beside the
+//! `-p` parser, because a [`PortRange`] is built and parsed with it, and it names one).
 
 use std::fmt;
 use std::str::FromStr;
 
-use super::spec::PortSpecError;
-
 pub use crate::firewall::Proto;
+
+/// A malformed `-p` or exposed-port spec; every variant names the bad part.
+///
+/// ```
+/// use netplumb::ports::{PortMapping, PortSpecError};
+/// let e = PortMapping::parse("127.0.0.1:8080:80/tpc").unwrap_err();
+/// assert!(matches!(e, PortSpecError::UnknownProtocol { ref part, .. } if part == "tpc"));
+/// assert_eq!(e.to_string(), r#"unknown protocol "tpc" in port spec "127.0.0.1:8080:80/tpc" (expected tcp, udp or sctp)"#);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PortSpecError {
+    /// The spec is empty.
+    #[error("empty port spec")]
+    Empty,
+    /// Nothing where the container port should be (`127.0.0.1:8080:`, `/tcp`).
+    #[error("no container port in port spec {spec:?}")]
+    MissingContainerPort {
+        /// The whole spec.
+        spec: String,
+    },
+    /// A host address without both ports after it (`[::1]:80`, `1.2.3.4:80`).
+    #[error("host address in port spec {spec:?} must be followed by HOST_PORT:CONTAINER_PORT (HOST_PORT may be empty)")]
+    MissingHostPort {
+        /// The whole spec.
+        spec: String,
+    },
+    /// The host address is not an IP address.
+    #[error("invalid host IP address {part:?} in port spec {spec:?}")]
+    InvalidHostIp {
+        /// The whole spec.
+        spec: String,
+        /// The address part.
+        part: String,
+    },
+    /// An IPv6 host address without brackets (`::1:8080:80`; write `[::1]:8080:80`).
+    #[error("IPv6 host address {part:?} in port spec {spec:?} must be in brackets: [{part}]")]
+    Ipv6WithoutBrackets {
+        /// The whole spec.
+        spec: String,
+        /// The address part.
+        part: String,
+    },
+    /// An IPv4 host address in brackets, which are for IPv6 only (`[127.0.0.1]:80:80`).
+    #[error("IPv4 host address {part:?} in port spec {spec:?} must not be in brackets")]
+    BracketedIpv4 {
+        /// The whole spec.
+        spec: String,
+        /// The bracketed address.
+        part: String,
+    },
+    /// A port is not a number from 1 to 65535 (`http`, `70000`, `8000-`).
+    #[error("invalid port {part:?} in port spec {spec:?} (expected 1-65535 or a range START-END)")]
+    InvalidPort {
+        /// The whole spec.
+        spec: String,
+        /// The port or range part.
+        part: String,
+    },
+    /// A port is 0.
+    #[error("port 0 in {part:?} of port spec {spec:?} (ports start at 1)")]
+    PortZero {
+        /// The whole spec.
+        spec: String,
+        /// The port or range part.
+        part: String,
+    },
+    /// A range ends before it starts (`8010-8000`).
+    #[error("reversed port range {part:?} in port spec {spec:?}")]
+    ReversedRange {
+        /// The whole spec.
+        spec: String,
+        /// The range part.
+        part: String,
+    },
+    /// Host and container ranges of different lengths, with a container range.
+    #[error(
+        "host ports {host} and container ports {container} in port spec {spec:?} differ in length"
+    )]
+    RangeLengthMismatch {
+        /// The whole spec.
+        spec: String,
+        /// The host range.
+        host: PortRange,
+        /// The container range.
+        container: PortRange,
+    },
+    /// The protocol is not `tcp`, `udp` or `sctp`.
+    #[error("unknown protocol {part:?} in port spec {spec:?} (expected tcp, udp or sctp)")]
+    UnknownProtocol {
+        /// The whole spec.
+        spec: String,
+        /// The protocol part.
+        part: String,
+    },
+}
 
 impl Proto {
     /// Parses `part` of `spec`; any case, as Docker (`TCP` is `tcp`).

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
-use super::alloc::AllocError;
+use super::error::AllocError;
 use super::published::{addrs_overlap, PublishedPort};
 use super::range::{PortRange, Proto};
 use crate::error::{Error, Result};
