@@ -26,6 +26,10 @@
 //!   empty network, in rotating order;
 //! - `disconnect_bulk_50`: per container, 50 at once with `Host::disconnect_many`.
 //!
+//! After each sample's undo the bench waits `NETPLUMB_BENCH_SETTLE_MS` (default 50) for
+//! the kernel's deferred work of the deletions, which would otherwise land in the next
+//! sample.
+//!
 //! `ratio` is `baseline_median / median` as everywhere (below 1: slower than the floor);
 //! `overhead` is its inverse, `median / baseline_median`, the form the targets take;
 //! `growth` and `baseline_growth` (on `connect_100`/`connect_1000`) are the connect's and
@@ -111,6 +115,10 @@ struct World<'s> {
     ids: Vec<String>,
     /// The network's bridge.
     bridge: String,
+    /// The samples' namespaces, kept until the end: a namespace that dies is torn down
+    /// by a kernel worker that holds the rtnl lock through RCU grace periods, which would
+    /// stall the samples after it.
+    keep: Vec<Netns>,
 }
 
 impl<'s> World<'s> {
@@ -126,6 +134,7 @@ impl<'s> World<'s> {
             next: 0,
             ids: Vec::new(),
             bridge: String::new(),
+            keep: Vec::new(),
         };
         w.bridge = w.h.network(NET).expect("network").bridge;
         w.warm_up();
@@ -150,6 +159,7 @@ impl<'s> World<'s> {
         assert!(ports.contains(Floor::rule(&p)), "{ports:?}");
         self.h.disconnect(NET, &id).expect("disconnect");
         self.floor.undo(&mut self.fw, &p);
+        self.keep.extend([cns, fns]);
     }
 
     /// Connects filler containers (named namespaces: the bind mounts keep them alive)
@@ -183,10 +193,6 @@ impl<'s> World<'s> {
     /// order alternates), each undone before the next: (connect, floor, disconnect).
     fn level(&mut self, reps: usize) -> [Vec<f64>; 3] {
         let [mut conn, mut flo, mut dis] = [vec![], vec![], vec![]];
-        // Kept until the level ends: a namespace that dies is torn down by a kernel worker
-        // that holds the rtnl lock through an RCU grace period, which would stall the
-        // sample after it.
-        let mut keep = Vec::with_capacity(2 * reps);
         for r in 0..reps {
             let k = self.take();
             let (cns, fns) = (Netns::new().expect("netns"), Netns::new().expect("netns"));
@@ -207,7 +213,7 @@ impl<'s> World<'s> {
             self.h.disconnect(NET, &id).expect("disconnect");
             dis.push(us(t));
             self.floor.undo(&mut self.fw, &port.expect("a floor port"));
-            keep.extend([cns, fns]);
+            self.keep.extend([cns, fns]);
             settle();
         }
         [conn, flo, dis]
