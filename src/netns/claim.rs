@@ -32,9 +32,15 @@ pub(super) enum Entry {
     Mounted,
     /// Being made: its maker holds the lock, or the file is too young to judge.
     Making,
-    /// Half made by a process that is gone; the lock is now ours.
-    Abandoned(Claim),
-    /// Anything else (a file with data, a folder, a link, another mount): not ours to judge.
+    /// An unmounted regular file that nobody held locked; the lock is now ours. Half made
+    /// by a process that is gone when it is empty, else a stray file.
+    Unlocked {
+        /// The file, locked.
+        claim: Claim,
+        /// Whether it is empty, as a name's file before its mount.
+        half_made: bool,
+    },
+    /// Anything else (a folder, a link, another kind of mount): not ours to judge.
     Other,
 }
 
@@ -154,6 +160,12 @@ fn age(meta: &Metadata) -> Duration {
 /// may be between its file and its mount.
 pub(super) fn probe(path: &Path, stale_after: Duration) -> Result<Entry> {
     for _ in 0..TRIES {
+        match fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => return Ok(Entry::Other),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Entry::Missing),
+            Err(e) => return Err(Error::io(path, e)),
+        }
         if open_checked(path).is_ok() {
             return Ok(Entry::Mounted);
         }
@@ -164,7 +176,7 @@ pub(super) fn probe(path: &Path, stale_after: Duration) -> Result<Entry> {
         let f = match opened {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Entry::Missing),
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(Entry::Other),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => continue, // now a link
             Err(e) => return Err(Error::io(path, e)),
         };
         let meta = f.metadata().map_err(|e| Error::io(path, e))?;
@@ -172,7 +184,13 @@ pub(super) fn probe(path: &Path, stale_after: Duration) -> Result<Entry> {
             .parent()
             .and_then(|d| fs::metadata(d).ok())
             .map(|m| m.dev());
-        if !meta.is_file() || meta.len() != 0 || dir_dev != Some(meta.dev()) {
+        if dir_dev != Some(meta.dev()) {
+            if open_checked(path).is_ok() {
+                continue; // mounted since we looked
+            }
+            return Ok(Entry::Other);
+        }
+        if !meta.is_file() {
             return Ok(Entry::Other);
         }
         let file = match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
@@ -190,10 +208,11 @@ pub(super) fn probe(path: &Path, stale_after: Duration) -> Result<Entry> {
             // Mounted on (its maker finished) or removed since we opened it: look again.
             continue;
         }
-        if age(&meta) < stale_after {
+        let half_made = meta.len() == 0;
+        if half_made && age(&meta) < stale_after {
             return Ok(Entry::Making);
         }
-        return Ok(Entry::Abandoned(claim));
+        return Ok(Entry::Unlocked { claim, half_made });
     }
     // Still locked, or it keeps changing under us: someone is at work on it.
     Ok(Entry::Making)

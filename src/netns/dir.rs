@@ -154,21 +154,26 @@ impl NetnsDir {
                 return Ok(c);
             }
             match probe(&path, self.stale_after)? {
-                Entry::Abandoned(old) => {
-                    if old.remove()? {
+                Entry::Unlocked {
+                    claim,
+                    half_made: true,
+                } => {
+                    if claim.remove()? {
                         log::info!("replacing the half-made namespace {}", path.display());
                     }
                 }
                 Entry::Missing => {}
-                Entry::Mounted | Entry::Making | Entry::Other => break,
+                Entry::Mounted | Entry::Making | Entry::Unlocked { .. } | Entry::Other => break,
             }
         }
         Err(netns_err(&path, "already exists", Some(Errno::EEXIST)))
     }
 
-    /// Bind-mounts `source` (a namespace file) on the claimed name.
+    /// Bind-mounts `source` (a namespace file) on the claimed name. The handle is opened
+    /// from `source`, so it is the namespace mounted even if the name is deleted at once.
     fn bind(claim: &Claim, source: &Path) -> Result<Netns> {
         let path = claim.path();
+        let ns = Netns::open_as(source, path)?;
         mount(
             Some(source),
             path,
@@ -177,9 +182,7 @@ impl NetnsDir {
             None::<&str>,
         )
         .map_err(|e| netns_err(path, "cannot bind-mount the namespace", Some(e)))?;
-        Netns::open(path).inspect_err(|_| {
-            let _ = umount2(path, MntFlags::MNT_DETACH);
-        })
+        Ok(ns)
     }
 
     /// Ends a claim: on failure the name's file goes; either way the lock is released
@@ -270,7 +273,10 @@ impl NetnsDir {
         for name in self.files()? {
             let path = self.path(&name);
             let gone = match probe(&path, self.stale_after) {
-                Ok(Entry::Abandoned(c)) => c.remove(),
+                Ok(Entry::Unlocked {
+                    claim,
+                    half_made: true,
+                }) => claim.remove(),
                 Ok(_) => Ok(false),
                 Err(e) => Err(e),
             };
@@ -302,15 +308,16 @@ impl NetnsDir {
                 Entry::Making => {
                     return Err(netns_err(&path, "is being created", Some(Errno::EBUSY)))
                 }
-                Entry::Abandoned(c) => {
-                    if c.remove()? {
+                // Half made, or a stray file: removed under its lock, so never a name
+                // that a maker has put there since.
+                Entry::Unlocked { claim, .. } => {
+                    if claim.remove()? {
                         return Ok(());
                     }
                 }
+                // Unmounted by someone else since we looked (EINVAL): look again.
                 Entry::Mounted => match umount2(&path, MntFlags::MNT_DETACH) {
-                    // A link to a namespace file, not a mount.
-                    Err(Errno::EINVAL) => return remove_other(&path),
-                    Ok(()) | Err(Errno::ENOENT) => {}
+                    Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
                     Err(e) => return Err(netns_err(&path, "cannot unmount", Some(e))),
                 },
                 Entry::Other => return remove_other(&path),
@@ -369,8 +376,8 @@ impl NetnsDir {
     }
 }
 
-/// Removes what is at `path` that is not a name of ours (a stray file, a link, another
-/// mount): unmount if mounted, then remove.
+/// Removes what is at `path` that is not a name of ours (a link, another mount): unmount
+/// if mounted, then remove.
 fn remove_other(path: &Path) -> Result<()> {
     match umount2(path, MntFlags::MNT_DETACH) {
         Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}

@@ -169,6 +169,17 @@ impl Netns {
         })
     }
 
+    /// Opens the namespace file `source` as [`Netns::open`] does, as the name `path` it is
+    /// about to be mounted on.
+    pub(super) fn open_as(source: &Path, path: &Path) -> Result<Netns> {
+        let (fd, id) = open_checked(source)?;
+        Ok(Netns {
+            fd: Arc::new(fd),
+            path: Arc::from(path),
+            id,
+        })
+    }
+
     /// The namespace of process `pid` (`/proc/PID/ns/net`).
     pub fn from_pid(pid: u32) -> Result<Netns> {
         Netns::open(format!("/proc/{pid}/ns/net"))
