@@ -155,13 +155,44 @@ fn age(meta: &Metadata) -> Duration {
         .unwrap_or(Duration::ZERO)
 }
 
+/// Locks `f`, the unmounted regular file at `path`, if nobody holds it. `None`: look
+/// again (it is locked, or the name leads elsewhere now).
+fn lock_unmounted(
+    f: File,
+    meta: &Metadata,
+    path: &Path,
+    stale_after: Duration,
+) -> Result<Option<Entry>> {
+    let file = match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+        Ok(file) => file,
+        Err((_, Errno::EWOULDBLOCK)) => {
+            // Its maker, or another look like this one that lets go at once: wait a moment
+            // (a maker is done within milliseconds).
+            std::thread::sleep(Duration::from_millis(1));
+            return Ok(None);
+        }
+        Err((_, e)) => return Err(netns_err(path, "cannot lock the name", Some(e))),
+    };
+    let claim = Claim::new(file, path)?;
+    if !claim.is_named() {
+        // Mounted on (its maker finished) or removed since it was opened.
+        return Ok(None);
+    }
+    let half_made = meta.len() == 0;
+    if half_made && age(meta) < stale_after {
+        return Ok(Some(Entry::Making));
+    }
+    Ok(Some(Entry::Unlocked { claim, half_made }))
+}
+
 /// Looks at the name at `path` (see the module docs). A half-made file younger than
 /// `stale_after` counts as [`Entry::Making`]: a tool that takes no lock (`ip netns add`)
 /// may be between its file and its mount.
 pub(super) fn probe(path: &Path, stale_after: Duration) -> Result<Entry> {
     for _ in 0..TRIES {
         match fs::symlink_metadata(path) {
-            Ok(m) if m.file_type().is_symlink() => return Ok(Entry::Other),
+            // A link, a folder, a FIFO, a device: not opened at all.
+            Ok(m) if !m.file_type().is_file() => return Ok(Entry::Other),
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Entry::Missing),
             Err(e) => return Err(Error::io(path, e)),
@@ -193,26 +224,9 @@ pub(super) fn probe(path: &Path, stale_after: Duration) -> Result<Entry> {
         if !meta.is_file() {
             return Ok(Entry::Other);
         }
-        let file = match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
-            Ok(file) => file,
-            Err((_, Errno::EWOULDBLOCK)) => {
-                // Its maker, or another look like this one that lets go at once: wait a
-                // moment (a maker is done within milliseconds) and look again.
-                std::thread::sleep(Duration::from_millis(1));
-                continue;
-            }
-            Err((_, e)) => return Err(netns_err(path, "cannot lock the name", Some(e))),
-        };
-        let claim = Claim::new(file, path)?;
-        if !claim.is_named() {
-            // Mounted on (its maker finished) or removed since we opened it: look again.
-            continue;
+        if let Some(entry) = lock_unmounted(f, &meta, path, stale_after)? {
+            return Ok(entry);
         }
-        let half_made = meta.len() == 0;
-        if half_made && age(&meta) < stale_after {
-            return Ok(Entry::Making);
-        }
-        return Ok(Entry::Unlocked { claim, half_made });
     }
     // Still locked, or it keeps changing under us: someone is at work on it.
     Ok(Entry::Making)
