@@ -397,9 +397,9 @@ fn delete_all_removes_every_name() {
         dir.delete_all().expect("delete_all with nothing to delete");
         let names = ["c", "a", "b"];
         let handles: Vec<Netns> = names.iter().map(|n| dir.create(n).unwrap()).collect();
-        // A stray plain file in the folder is listed (as `ip netns list` does) and deleted too.
+        // A stray plain file in the folder is no namespace: not listed, but deleted too.
         fs::write(dir.path("stray"), b"not a namespace").unwrap();
-        assert_eq!(dir.list().unwrap(), ["a", "b", "c", "stray"]);
+        assert_eq!(dir.list().unwrap(), ["a", "b", "c"]);
         assert!(dir.open("stray").is_err());
 
         dir.delete_all().expect("delete_all");
@@ -721,6 +721,131 @@ fn nsids_set_get_and_list() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Half-made names: a maker killed between the file and the mount
+// ---------------------------------------------------------------------------------------
+
+/// What a maker killed between its two steps leaves: an empty, read-only, unmounted file
+/// (made here the way `create` made it before it locked it), with no maker behind it.
+fn half_made(dir: &NetnsDir, name: &str) -> PathBuf {
+    let path = dir.path(name);
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o444)
+        .open(&path)
+        .expect("make a half-made name");
+    path
+}
+
+#[test]
+fn a_half_made_name_of_a_dead_maker_is_cleaned_and_not_listed() {
+    common::sandbox(
+        "a_half_made_name_of_a_dead_maker_is_cleaned_and_not_listed",
+        |s| {
+            let dir = s.netns_dir();
+            let _cleanup = DirCleanup(dir);
+            let live = dir.create("live").unwrap();
+            let old = half_made(dir, "old");
+            let half = half_made(dir, "half");
+            assert_eq!(
+                dir.list().unwrap(),
+                ["live"],
+                "half-made names are not listed"
+            );
+            assert!(dir.open("half").is_err());
+
+            // Just made, it could be a tool that takes no lock at work: left for now.
+            assert_eq!(dir.gc().unwrap(), Vec::<String>::new());
+            assert!(half.exists() && old.exists());
+            let err = dir
+                .create("half")
+                .expect_err("create over a young half-made name");
+            assert!(err.is_exists(), "{err}");
+
+            // Trusting the lock alone, its maker is known to be gone: removed.
+            let now = dir.clone().stale_after(Duration::ZERO);
+            half_made(dir, "other");
+            assert_eq!(now.gc().unwrap(), ["half", "old", "other"]);
+            assert!(!half.exists() && !old.exists());
+            assert_eq!(
+                now.gc().unwrap(),
+                Vec::<String>::new(),
+                "nothing left to do"
+            );
+            assert_eq!(dir.list().unwrap(), ["live"]);
+            assert_eq!(
+                dir.open("live").unwrap(),
+                live,
+                "a complete name is untouched"
+            );
+            assert_eq!(nsfs_mounts_on(&dir.path("live")), 1);
+
+            // create replaces a half-made name; delete removes one.
+            half_made(dir, "again");
+            let again = now.create("again").expect("create over a half-made name");
+            assert_ne!(again, live);
+            assert_eq!(dir.open("again").unwrap(), again);
+            assert_eq!(nsfs_mounts_on(&dir.path("again")), 1);
+            let gone = half_made(dir, "gone");
+            dir.delete("gone").expect("delete a half-made name");
+            assert!(!gone.exists());
+
+            // Once older than `stale_after` (2 s by default), the default folder agrees.
+            half_made(dir, "late");
+            half_made(dir, "stale");
+            std::thread::sleep(Duration::from_millis(2100));
+            let late = dir
+                .create("late")
+                .expect("create over an old half-made name");
+            assert_eq!(dir.gc().unwrap(), ["stale"]);
+            assert_eq!(dir.list().unwrap(), ["again", "late", "live"]);
+            assert_eq!(dir.open("late").unwrap(), late);
+        },
+    );
+}
+
+#[test]
+fn a_name_a_live_process_is_making_is_left_alone() {
+    common::sandbox("a_name_a_live_process_is_making_is_left_alone", |s| {
+        use nix::fcntl::{Flock, FlockArg};
+        let dir = s.netns_dir().clone().stale_after(Duration::ZERO);
+        let _cleanup = DirCleanup(&dir);
+        dir.create("done").unwrap();
+        // A maker between its two steps: the file is there, locked, and not mounted yet.
+        let path = half_made(&dir, "making");
+        let file = fs::File::open(&path).unwrap();
+        let held = Flock::lock(file, FlockArg::LockExclusive).expect("hold the lock");
+
+        assert_eq!(dir.gc().unwrap(), Vec::<String>::new());
+        assert!(path.exists(), "gc removed a name being made");
+        assert_eq!(dir.list().unwrap(), ["done"]);
+        let err = dir
+            .create("making")
+            .expect_err("create over a name being made");
+        assert!(err.is_exists(), "{err}");
+        let err = dir.delete("making").expect_err("delete a name being made");
+        assert!(err.is_busy(), "{err}");
+        let holder = sleeper_in(&dir.open("done").unwrap());
+        let err = dir
+            .attach("making", holder.pid())
+            .expect_err("attach over a name being made");
+        assert!(err.is_exists(), "{err}");
+        let err = dir
+            .delete_all()
+            .expect_err("delete_all with a name being made");
+        assert!(err.is_busy(), "{err}");
+        assert!(path.exists(), "delete_all removed a name being made");
+        assert_eq!(fs::metadata(&path).unwrap().len(), 0, "untouched");
+        assert_eq!(nsfs_mounts_on(&path), 0);
+
+        // Its maker dies (the kernel drops the lock): now it is half made, and goes.
+        drop(held);
+        assert_eq!(dir.gc().unwrap(), ["making"]);
+        assert!(!path.exists());
+    });
+}
+
+// ---------------------------------------------------------------------------------------
 // A3: opening namespace files, refusing the rest
 // ---------------------------------------------------------------------------------------
 
@@ -824,13 +949,13 @@ fn open_refuses_files_folders_fifos_and_sockets() {
         std::os::unix::fs::symlink(format!("/proc/{}/ns/net", holder.pid()), &link).unwrap();
         assert_eq!(Netns::open(&link).unwrap(), ns);
 
-        // The same refusals through a netns folder: a plain file in it is listed but is not a
-        // namespace, and identify skips it.
+        // The same refusals through a netns folder: a plain file in it is not a namespace,
+        // so list and identify skip it.
         let dir = s.netns_dir();
         let _cleanup = DirCleanup(dir);
         let real = dir.create("real").unwrap();
         fs::write(dir.path("bogus"), b"").unwrap();
-        assert_eq!(dir.list().unwrap(), ["bogus", "real"]);
+        assert_eq!(dir.list().unwrap(), ["real"]);
         assert_netns_refusal(dir.open("bogus"), &dir.path("bogus"));
         let inside = sleeper_in(&real);
         assert_eq!(dir.identify(inside.pid()).unwrap(), ["real"]);
