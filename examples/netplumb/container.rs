@@ -424,9 +424,20 @@ pub fn gc(ctx: &Ctx) -> Res {
     report.leases.iter().for_each(|x| println!("released {x}"));
     for r in Record::list(&ctx.state_dir)? {
         if r.owns_netns && Netns::open(&r.netns).is_err() {
+            // A `run` killed while it made the namespace leaves its file half made.
+            if let (Some(dir), Some(file)) = (r.netns.parent(), r.netns.file_name()) {
+                if let Err(e) = NetnsDir::new(dir).delete(&file.to_string_lossy()) {
+                    if !e.is_not_found() {
+                        eprintln!("namespace of {}: {e}", r.name);
+                    }
+                }
+            }
             Record::remove(&ctx.state_dir, &r.name)?;
             println!("forgot container {}", r.name);
         }
+    }
+    for name in ctx.netns.gc()? {
+        println!("removed half-made namespace {name}");
     }
     Ok(())
 }
