@@ -38,7 +38,6 @@ use netplumb::firewall::{Backend, Firewall};
 use netplumb::netns::Sandbox;
 use netplumb::network::files::HostsFile;
 use netplumb::network::{Attachment, Container, Host, NetworkConfig};
-use netplumb::ports::PortAllocator;
 use netplumb::{Netns, NetnsDir, Rtnl};
 
 const NET: &str = "crash";
@@ -204,7 +203,7 @@ struct World {
 }
 
 /// The links, addresses, firewall, leases, host ports and records, as text.
-fn snapshot(h: &mut Host, state: &Path) -> String {
+fn snapshot(h: &mut Host) -> String {
     let mut r = Rtnl::open_in(h.netns()).unwrap();
     let links: Vec<String> = r.links().unwrap().into_iter().map(|l| l.name).collect();
     let addrs: Vec<String> = r
@@ -216,10 +215,7 @@ fn snapshot(h: &mut Host, state: &Path) -> String {
         .collect();
     let fw = h.firewall().state().unwrap();
     let leases = h.ipam().leases(NET).unwrap();
-    let ports = PortAllocator::new(h.netns())
-        .registry_dir(state.join("ports"))
-        .published()
-        .unwrap();
+    let ports = h.published_ports().unwrap();
     let atts = h.attachments(None).unwrap();
     format!("{links:?}\n{addrs:?}\n{fw:?}\n{leases:?}\n{ports:?}\n{atts:?}")
 }
@@ -275,9 +271,8 @@ fn check(h: &mut Host, w: &mut World) {
         .map(|a| (a.ports[0].host_port, a.addrs[0].addr().to_string()))
         .collect();
     assert_eq!(fw, want, "published ports and records differ");
-    let registry: BTreeSet<u16> = PortAllocator::new(&w.host_ns)
-        .registry_dir(w.state.join("ports"))
-        .published()
+    let registry: BTreeSet<u16> = h
+        .published_ports()
         .unwrap()
         .iter()
         .map(|p| p.host_port)
@@ -399,7 +394,7 @@ fn storms(s: &Sandbox, backend: Backend, state: &Path, netns: &Path) {
             .icc(false),
     )
     .unwrap();
-    let clean = snapshot(&mut h, state);
+    let clean = snapshot(&mut h);
     for n in 0..ROUNDS {
         round(&mut h, &mut w, n, &mut rng);
     }
@@ -409,7 +404,7 @@ fn storms(s: &Sandbox, backend: Backend, state: &Path, netns: &Path) {
     }
     h.gc(&[]).unwrap();
     check(&mut h, &mut w);
-    assert_eq!(snapshot(&mut h, state), clean);
+    assert_eq!(snapshot(&mut h), clean);
 }
 
 fn crash_test(name: &str, backend: Backend) {
