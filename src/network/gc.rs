@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use super::files::ContainerFiles;
 use super::host::Host;
+use super::port_rows::{self, SqlPorts};
 use super::rules::port_rules;
-use super::runtime::{self, SqlPorts};
 use super::state::{Attachment, NetworkInfo};
 use crate::error::Result;
 use crate::firewall::{Firewall, PortRule};
@@ -101,7 +101,7 @@ impl Host {
             }
         }
         let recorded: Vec<PublishedPort> = atts.iter().flat_map(|a| a.ports.clone()).collect();
-        let unexplained: Vec<PublishedPort> = runtime::published(db.conn())?
+        let unexplained: Vec<PublishedPort> = port_rows::published(db.conn())?
             .into_iter()
             .filter(|p| !recorded.contains(p))
             .collect();

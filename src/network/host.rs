@@ -262,7 +262,7 @@ impl Host {
 
     /// The published host ports of the runtime database, by protocol and host port.
     pub fn published_ports(&self) -> Result<Vec<crate::ports::PublishedPort>> {
-        runtime::published(&self.db())
+        super::port_rows::published(&self.db())
     }
 
     /// The index of bridge `name`, from the cache unless `fresh`.

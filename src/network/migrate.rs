@@ -18,7 +18,7 @@ use rusqlite::{params, Connection};
 
 use super::durable::Definitions;
 use super::names::ipam_name;
-use super::runtime::{db_err, SqlPorts};
+use super::port_rows::{db_err, SqlPorts};
 use super::state::NetworkInfo;
 use crate::error::{Error, Result};
 use crate::ipam::{Network, Owner, SqliteTx, StoreTxn};
@@ -53,6 +53,9 @@ pub(crate) fn old_layout(
 fn migrate(tx: &mut SqliteTx<'_>, state_dir: &Path, defs: &Definitions) -> Result<()> {
     let path = state_dir.join(OLD_DB);
     let ports_file = state_dir.join(OLD_PORTS).join("published");
+    // Before opening: opening a database in WAL mode touches its files.
+    let wal = state_dir.join(format!("{OLD_DB}-wal"));
+    let same_boot = written_this_boot(&[&path, &wal, &ports_file]);
     let old = Connection::open(&path).map_err(db_err)?;
     let ours: i64 = old
         .query_row(
@@ -64,8 +67,6 @@ fn migrate(tx: &mut SqliteTx<'_>, state_dir: &Path, defs: &Definitions) -> Resul
     if ours == 0 {
         return Ok(()); // a standalone IPAM database
     }
-    let wal = state_dir.join(format!("{OLD_DB}-wal"));
-    let same_boot = written_this_boot(&[&path, &wal, &ports_file]);
     let ipam = old_ipam_networks(&old)?;
     let mut st = old
         .prepare("SELECT name, data FROM net_networks ORDER BY name")

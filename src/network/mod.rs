@@ -42,6 +42,7 @@ mod migrate;
 mod mode;
 mod names;
 mod plan;
+mod port_rows;
 mod random;
 mod reaper;
 mod reconcile;

@@ -30,18 +30,15 @@
 //!     -- version, boot, state_dir: what made this database
 //! ```
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::params;
 
 use super::durable::Definitions;
 use super::migrate;
+use super::port_rows::db_err;
 use crate::error::{Error, Result};
 use crate::ipam::{Ipam, SqliteOptions, SqliteStore, SqliteTx, StoreTxn};
-use crate::ports::book::PortBook;
-use crate::ports::registry::CursorKey;
-use crate::ports::{Proto, PublishedPort};
 
 const SCHEMA: &str = "
 CREATE TABLE net_attachments (network TEXT NOT NULL, container TEXT NOT NULL,
@@ -55,22 +52,7 @@ CREATE TABLE net_port_cursors (proto TEXT NOT NULL, host_ip TEXT NOT NULL, range
 CREATE TABLE net_runtime (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ";
 
-const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 const PREFIX: &str = "netplumb-";
-
-pub(crate) fn db_err(e: rusqlite::Error) -> Error {
-    Error::io("runtime database", std::io::Error::other(e))
-}
-
-/// This boot's id (hex digits and dashes).
-fn boot_id() -> Result<String> {
-    let id = std::fs::read_to_string(BOOT_ID).map_err(|e| Error::io(BOOT_ID, e))?;
-    let id = id.trim();
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
-        return Err(Error::invalid("boot id", id, "not a UUID"));
-    }
-    Ok(id.to_owned())
-}
 
 /// The runtime database of boot `boot` in `run_dir`.
 pub(crate) fn db_path(run_dir: &Path, boot: &str) -> PathBuf {
@@ -81,7 +63,7 @@ pub(crate) fn db_path(run_dir: &Path, boot: &str) -> PathBuf {
 /// definitions' IPAM networks, an old layout migrated, past boots' files deleted) under
 /// the write lock of the open itself.
 pub(crate) fn open(state_dir: &Path, run_dir: &Path, defs: &Definitions) -> Result<Ipam> {
-    let boot = boot_id()?;
+    let boot = crate::sysctl::boot_id()?;
     open_boot(state_dir, run_dir, defs, &boot)
 }
 
@@ -155,102 +137,4 @@ fn remove_past_boots(run_dir: &Path, ours: &Path) {
             let _ = std::fs::remove_file(e.path());
         }
     }
-}
-
-/// The published ports and cursors of the runtime database, on the connection of the
-/// caller's transaction.
-pub(crate) struct SqlPorts<'c> {
-    pub(crate) conn: &'c mut Connection,
-}
-
-fn cursor_params(key: &CursorKey) -> (String, String, String) {
-    let (proto, ip, range) = key;
-    (proto.to_string(), ip.to_string(), range.to_string())
-}
-
-impl PortBook for SqlPorts<'_> {
-    fn conflict(&mut self, proto: Proto, ip: IpAddr, port: u16) -> Result<bool> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT host_ip FROM net_ports WHERE proto = ?1 AND host_port = ?2")
-            .map_err(db_err)?;
-        let ips: Vec<String> = st
-            .query_map(params![proto.to_string(), port], |r| r.get(0))
-            .and_then(|rows| rows.collect())
-            .map_err(db_err)?;
-        Ok(ips
-            .iter()
-            .filter_map(|i| i.parse().ok())
-            .any(|q| crate::ports::published::addrs_overlap(q, ip)))
-    }
-
-    fn cursor(&mut self, key: &CursorKey) -> Result<Option<u16>> {
-        let (p, ip, r) = cursor_params(key);
-        self.conn
-            .prepare_cached(
-                "SELECT last FROM net_port_cursors WHERE proto = ?1 AND host_ip = ?2 AND range = ?3",
-            )
-            .and_then(|mut st| st.query_row(params![p, ip, r], |r| r.get(0)).optional())
-            .map_err(db_err)
-    }
-
-    fn set_cursor(&mut self, key: CursorKey, port: u16) -> Result<()> {
-        let (p, ip, r) = cursor_params(&key);
-        self.conn
-            .prepare_cached("INSERT OR REPLACE INTO net_port_cursors (proto, host_ip, range, last) VALUES (?1, ?2, ?3, ?4)")
-            .and_then(|mut st| st.execute(params![p, ip, r, port]))
-            .map_err(db_err)?;
-        Ok(())
-    }
-
-    fn insert(&mut self, p: PublishedPort) -> Result<()> {
-        self.conn
-            .prepare_cached("INSERT OR REPLACE INTO net_ports (proto, host_ip, host_port, container_port) VALUES (?1, ?2, ?3, ?4)")
-            .and_then(|mut st| {
-                st.execute(params![
-                    p.proto.to_string(),
-                    p.host_ip.to_string(),
-                    p.host_port,
-                    p.container_port
-                ])
-            })
-            .map_err(db_err)?;
-        Ok(())
-    }
-
-    fn remove(&mut self, p: &PublishedPort) -> Result<bool> {
-        let n = self
-            .conn
-            .prepare_cached(
-                "DELETE FROM net_ports WHERE proto = ?1 AND host_port = ?2 AND host_ip = ?3",
-            )
-            .and_then(|mut st| {
-                st.execute(params![
-                    p.proto.to_string(),
-                    p.host_port,
-                    p.host_ip.to_string()
-                ])
-            })
-            .map_err(db_err)?;
-        Ok(n > 0)
-    }
-}
-
-/// Every published port of the runtime database, by protocol and host port.
-pub(crate) fn published(conn: &Connection) -> Result<Vec<PublishedPort>> {
-    let mut st = conn
-        .prepare_cached("SELECT proto, host_ip, host_port, container_port FROM net_ports")
-        .map_err(db_err)?;
-    let rows: Vec<(String, String, u16, u16)> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .and_then(|rows| rows.collect())
-        .map_err(db_err)?;
-    let mut out: Vec<PublishedPort> = rows
-        .into_iter()
-        .filter_map(|(p, ip, h, c)| {
-            Some(PublishedPort::new(p.parse().ok()?, ip.parse().ok()?, h, c))
-        })
-        .collect();
-    out.sort_by_key(|p| (p.proto, p.host_port));
-    Ok(out)
 }
