@@ -143,3 +143,16 @@ impl Sysctl {
         self.set(ns, if on { "1" } else { "0" })
     }
 }
+
+/// This boot's id, `kernel.random.boot_id` (a UUID the kernel draws at boot): host-wide,
+/// not per namespace, and only read. The runtime database of a
+/// [`Host`](crate::network::Host) is named after it.
+pub(crate) fn boot_id() -> Result<String> {
+    const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+    let id = std::fs::read_to_string(BOOT_ID).map_err(|e| Error::io(BOOT_ID, e))?;
+    let id = id.trim();
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        return Err(Error::invalid("boot id", id, "not a UUID"));
+    }
+    Ok(id.to_owned())
+}

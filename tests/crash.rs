@@ -1,10 +1,13 @@
 //! Crash recovery: a child process storms `connect`/`disconnect`/`disconnect_many` on one
-//! bridge network and is killed with SIGKILL at a random moment; then some containers
-//! "die" (half of them also lose their namespace), and `Host::gc(live)` must leave:
+//! bridge network and is killed with SIGKILL at a random moment. Right after the kill,
+//! each container has its lease, its host port and its record, or none of them (one
+//! transaction of the runtime database writes all three), and `gc` later finds no lease
+//! or host port to release that a disconnect did not. Then some containers "die" (half
+//! of them also lose their namespace), and `Host::gc(live)` must leave:
 //! - no record of a dead container, and every record backed by its veth on the bridge,
-//!   its address and MAC inside the container, its lease, its host port in the registry
-//!   and its published port in the firewall;
-//! - no veth on the bridge, lease, registry entry or published port that no record
+//!   its address and MAC inside the container, its lease, its host port in the runtime
+//!   database and its published port in the firewall;
+//! - no veth on the bridge, lease, host port or published port that no record
 //!   explains, no `eth0` in a container that has no record, no two records with the same
 //!   address or host port, no `hosts` entry of a peer that is gone;
 //! - nothing to do for a second `gc`;
@@ -38,7 +41,6 @@ use netplumb::firewall::{Backend, Firewall};
 use netplumb::netns::Sandbox;
 use netplumb::network::files::HostsFile;
 use netplumb::network::{Attachment, Container, Host, NetworkConfig};
-use netplumb::ports::PortAllocator;
 use netplumb::{Netns, NetnsDir, Rtnl};
 
 const NET: &str = "crash";
@@ -204,7 +206,7 @@ struct World {
 }
 
 /// The links, addresses, firewall, leases, host ports and records, as text.
-fn snapshot(h: &mut Host, state: &Path) -> String {
+fn snapshot(h: &mut Host) -> String {
     let mut r = Rtnl::open_in(h.netns()).unwrap();
     let links: Vec<String> = r.links().unwrap().into_iter().map(|l| l.name).collect();
     let addrs: Vec<String> = r
@@ -216,12 +218,49 @@ fn snapshot(h: &mut Host, state: &Path) -> String {
         .collect();
     let fw = h.firewall().state().unwrap();
     let leases = h.ipam().leases(NET).unwrap();
-    let ports = PortAllocator::new(h.netns())
-        .registry_dir(state.join("ports"))
-        .published()
-        .unwrap();
+    let ports = h.published_ports().unwrap();
     let atts = h.attachments(None).unwrap();
     format!("{links:?}\n{addrs:?}\n{fw:?}\n{leases:?}\n{ports:?}\n{atts:?}")
+}
+
+/// Right after the kill, before `gc`: each container has its lease, its host port and its
+/// record, or none of them (one transaction writes all three).
+fn one_transaction(h: &mut Host, during: &str) {
+    let records: BTreeSet<(String, String, u16)> = h
+        .attachments(Some(NET))
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let addr = a.addrs[0].addr().to_string();
+            (a.container.clone(), addr, a.ports[0].host_port)
+        })
+        .collect();
+    let leases: BTreeSet<(String, String)> = h
+        .ipam()
+        .leases(NET)
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.owner.container, l.address.to_string()))
+        .collect();
+    let want: BTreeSet<(String, String)> = records
+        .iter()
+        .map(|(c, a, _)| (c.clone(), a.clone()))
+        .collect();
+    assert_eq!(
+        leases, want,
+        "killed in {during}: leases and records differ"
+    );
+    let ports: BTreeSet<u16> = h
+        .published_ports()
+        .unwrap()
+        .iter()
+        .map(|p| p.host_port)
+        .collect();
+    let want: BTreeSet<u16> = records.iter().map(|(_, _, p)| *p).collect();
+    assert_eq!(
+        ports, want,
+        "killed in {during}: host ports and records differ"
+    );
 }
 
 /// Everything `gc` promises (see the file's docs), for the containers in `w.alive`.
@@ -275,9 +314,8 @@ fn check(h: &mut Host, w: &mut World) {
         .map(|a| (a.ports[0].host_port, a.addrs[0].addr().to_string()))
         .collect();
     assert_eq!(fw, want, "published ports and records differ");
-    let registry: BTreeSet<u16> = PortAllocator::new(&w.host_ns)
-        .registry_dir(w.state.join("ports"))
-        .published()
+    let registry: BTreeSet<u16> = h
+        .published_ports()
         .unwrap()
         .iter()
         .map(|p| p.host_port)
@@ -351,6 +389,7 @@ fn round(h: &mut Host, w: &mut World, n: usize, rng: &mut Rng) {
     let delay = Duration::from_micros(rng.below(20_000) as u64);
     let out = kill_after(spawn(w, &ids, rng.next()), steps, delay, &w.host_ns);
     let last = out.lines().rev().find(|l| *l != "OK").unwrap_or("");
+    one_transaction(h, last);
     // Some containers die; half of the dead lose their namespace (and so their veth end).
     let mut died = Vec::new();
     for id in &ids {
@@ -364,6 +403,12 @@ fn round(h: &mut Host, w: &mut World, n: usize, rng: &mut Rng) {
         died.push(id.clone());
     }
     let report = h.gc(&live(w)).unwrap();
+    // Disconnecting the dead released their leases and ports; nothing else is left over.
+    assert!(report.leases.is_empty(), "unexplained leases: {report:?}");
+    assert!(
+        !report.ports.iter().any(|p| p.starts_with("registry:")),
+        "unexplained host ports: {report:?}"
+    );
     eprintln!(
         "round {n}: killed {delay:?} after {steps} steps (in: {last}); died {died:?}; gc: {} disconnected, \
          {} stray links, {} leases, {} ports, {} hosts files",
@@ -399,7 +444,7 @@ fn storms(s: &Sandbox, backend: Backend, state: &Path, netns: &Path) {
             .icc(false),
     )
     .unwrap();
-    let clean = snapshot(&mut h, state);
+    let clean = snapshot(&mut h);
     for n in 0..ROUNDS {
         round(&mut h, &mut w, n, &mut rng);
     }
@@ -409,7 +454,7 @@ fn storms(s: &Sandbox, backend: Backend, state: &Path, netns: &Path) {
     }
     h.gc(&[]).unwrap();
     check(&mut h, &mut w);
-    assert_eq!(snapshot(&mut h, state), clean);
+    assert_eq!(snapshot(&mut h), clean);
 }
 
 fn crash_test(name: &str, backend: Backend) {

@@ -27,7 +27,6 @@ use std::time::{Duration, Instant};
 use common::Rng;
 use netplumb::firewall::Firewall;
 use netplumb::network::{Attachment, Container, Host, NetworkConfig};
-use netplumb::ports::PortAllocator;
 use netplumb::Netns;
 
 const NET: &str = "load";
@@ -161,10 +160,7 @@ fn snapshot(h: &mut Host) -> String {
             writeln!(out, "lease {} {}", l.address, l.owner).unwrap();
         }
     }
-    let ports = PortAllocator::new(h.netns())
-        .registry_dir(Path::new(STATE).join("ports"))
-        .published()
-        .unwrap();
+    let ports = h.published_ports().unwrap();
     writeln!(out, "registry {ports:?}").unwrap();
     writeln!(out, "records {:?}", h.attachments(None).unwrap()).unwrap();
     out

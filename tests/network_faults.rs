@@ -29,7 +29,6 @@ use netplumb::firewall::AnyFirewall;
 use netplumb::firewall::{Backend, Firewall, Proto};
 use netplumb::netns::Sandbox;
 use netplumb::network::{Container, Host, NetworkConfig};
-use netplumb::ports::PortAllocator;
 use netplumb::sysctl::Sysctl;
 use netplumb::{Error, ErrorKind, Netns, Rtnl};
 
@@ -311,10 +310,7 @@ fn records(out: &mut String, h: &mut Host) {
             writeln!(out, "lease {} {} {}", n.name, l.address, l.owner).unwrap();
         }
     }
-    let ports = PortAllocator::new(h.netns())
-        .registry_dir(Path::new(STATE).join("ports"))
-        .published()
-        .unwrap();
+    let ports = h.published_ports().unwrap();
     writeln!(out, "registry {ports:?}").unwrap();
     for n in h.networks().unwrap() {
         writeln!(out, "record {n:?}").unwrap();

@@ -11,13 +11,16 @@
 //! ```
 //!
 //! Everything but `demo` acts on the namespace the command runs in (the host) and keeps
-//! its records under `--state-dir` (default `/var/lib/netplumb`): the networks, addresses
-//! and attachments in `ipam.db` (the library's), published host ports in `ports/`, and one
-//! folder per container made by `run`, `containers/NAME/`, holding `config` (`key=value`
+//! its records under `--state-dir` (default `/var/lib/netplumb`): the network definitions
+//! in `networks/` (the library's durable state), and one folder per container made by
+//! `run`, `containers/NAME/`, holding `config` (`key=value`
 //! lines: id, name, network mode, namespace, hostname, DNS settings) and the container's
 //! `hosts`, `hostname` and `resolv.conf`. A container's id is derived from its name (64
 //! hex digits, stable), and its namespace is the named namespace NAME under `--netns-dir`
 //! (default `/var/run/netns`, where `ip netns` looks), so `ip netns exec NAME` works too.
+//! Addresses, published host ports and attachments, which a reboot ends, are in the
+//! library's runtime database under `--run-dir` (default `/run/netplumb` with the default
+//! `--state-dir`, else `STATE_DIR/run`).
 //!
 //! There is no daemon and no process in a container: `run` makes the namespace and
 //! connects it; `exec` starts processes in it. Output follows Docker's formats; errors go
@@ -43,9 +46,13 @@ pub type Res<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 #[derive(Parser, Debug)]
 #[command(name = "netplumb", version)]
 struct Cli {
-    /// Where records are kept (IPAM database, port registry, containers).
+    /// Where durable records are kept (network definitions, containers).
     #[arg(long, global = true, default_value = "/var/lib/netplumb")]
     state_dir: PathBuf,
+    /// Where runtime state is kept (addresses, published ports, attachments); a tmpfs.
+    /// Default: /run/netplumb with the default --state-dir, else STATE_DIR/run.
+    #[arg(long, global = true)]
+    run_dir: Option<PathBuf>,
     /// Where named namespaces are (as `ip netns`).
     #[arg(long, global = true, default_value = "/var/run/netns")]
     netns_dir: PathBuf,
@@ -210,6 +217,8 @@ pub struct RunArgs {
 pub struct Ctx {
     /// `--state-dir`.
     pub state_dir: PathBuf,
+    /// `--run-dir`.
+    pub run_dir: Option<PathBuf>,
     /// `--netns-dir`.
     pub netns: NetnsDir,
     /// `--firewall`.
@@ -225,11 +234,11 @@ pub struct Ctx {
 impl Ctx {
     /// The library's context for the namespace this command runs in.
     pub fn host(&self) -> Res<netplumb::network::Host> {
-        Ok(netplumb::network::Host::open_with(
-            &Netns::current()?,
-            &self.state_dir,
-            self.firewall,
-        )?)
+        let mut opts = netplumb::network::HostOptions::new(&self.state_dir).backend(self.firewall);
+        if let Some(d) = &self.run_dir {
+            opts = opts.run_dir(d);
+        }
+        Ok(opts.open(&Netns::current()?)?)
     }
 }
 
@@ -237,6 +246,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let ctx = Ctx {
         state_dir: cli.state_dir,
+        run_dir: cli.run_dir,
         netns: NetnsDir::new(cli.netns_dir),
         firewall: cli.firewall,
         store: cli.store,

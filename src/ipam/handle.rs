@@ -178,6 +178,48 @@ impl<S: Store> Ipam<S> {
         Ok(freed)
     }
 
+    /// [`Ipam::allocate`] (`want` `None`) or [`Ipam::allocate_addr`] inside the caller's
+    /// transaction.
+    pub(crate) fn allocate_in(
+        &self,
+        tx: &mut dyn StoreTxn,
+        network: &str,
+        owner: &Owner,
+        want: Option<IpAddr>,
+    ) -> Result<Lease, IpamError> {
+        alloc::allocate(tx, network, owner, want)
+    }
+
+    /// [`Ipam::release_owner`] inside the caller's transaction.
+    pub(crate) fn release_owner_in(
+        &self,
+        tx: &mut dyn StoreTxn,
+        network: &str,
+        owner: &Owner,
+    ) -> Result<Released, IpamError> {
+        alloc::release(tx, network, Holder::Owner(owner))
+    }
+
+    /// [`Ipam::remove_network`] inside the caller's transaction.
+    pub(crate) fn remove_network_in(
+        &self,
+        tx: &mut dyn StoreTxn,
+        name: &str,
+    ) -> Result<(), IpamError> {
+        alloc::remove(tx, name)
+    }
+
+    /// [`Ipam::gc`] of one network inside the caller's transaction (no chunks: a SQLite
+    /// transaction has no write limit).
+    pub(crate) fn gc_in(
+        &self,
+        tx: &mut dyn StoreTxn,
+        network: &str,
+        live: &HashSet<&Owner>,
+    ) -> Result<Vec<Lease>, IpamError> {
+        alloc::gc(tx, network, live, usize::MAX)
+    }
+
     /// Runs `f` in a transaction, again after a lost compare-and-swap race.
     fn transact<T>(
         &self,

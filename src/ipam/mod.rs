@@ -105,5 +105,6 @@ pub use lease::{Lease, Released};
 pub use network::{Network, NetworkSpec};
 pub use owner::Owner;
 pub use pool::{parse_address, parse_subnet, Pool, Pools};
+pub(crate) use sqlite::SqliteTx;
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{MemoryStore, Store, StoreTxn};

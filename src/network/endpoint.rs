@@ -9,13 +9,15 @@ use super::container::Container;
 use super::files::{self, ContainerFiles, HostEntry, Hostname, HostsFile, ResolvConf};
 use super::host::Host;
 use super::names::{host_veth_name, ipam_name};
+use super::port_rows::SqlPorts;
 use super::rules::port_rules;
-use super::state::{Attachment, NetworkInfo};
+use super::runtime;
+use super::state::{rows, Attachment, NetworkInfo};
 use crate::addr::Addr;
 use crate::error::{Error, Result, ResultExt};
 use crate::fault;
 use crate::firewall::{self, Firewall};
-use crate::ipam::{undo as ipam_undo, Owner};
+use crate::ipam::{IpamError, Owner, SqliteTx};
 use crate::journal::{atomically, Txn};
 use crate::link::{AddrGenMode, BridgePort, LinkDel, LinkSet, MacAddr, Veth};
 use crate::netns::Netns;
@@ -27,12 +29,14 @@ use crate::sysctl::Sysctl;
 impl Host {
     /// Connects a container to a network (`docker network connect`), all or nothing.
     /// Connecting a container that is already connected returns its attachment.
+    ///
+    /// The lease, the published ports and the attachment record are written in one
+    /// transaction of the runtime database, committed as the last step: a failure or a
+    /// crash at any point leaves none of them (and [`Host::gc`] recognises the links and
+    /// firewall rules a crash leaves).
     pub fn connect(&mut self, network: &str, ctr: &Container) -> Result<Attachment> {
         ctr.validate()?;
         let net = self.network(network)?;
-        if let Some(a) = self.state.attachment(network, &ctr.id)? {
-            return Ok(a);
-        }
         if net.internal && !ctr.ports.is_empty() {
             return Err(Error::invalid(
                 "ports",
@@ -40,13 +44,23 @@ impl Host {
                 "an internal network publishes no ports",
             ));
         }
-        atomically(|tx| self.connect_steps(&net, ctr, tx))
+        let ipam = self.ipam.clone();
+        let mut db = ipam.store().begin_tx()?;
+        if let Some(a) = rows::attachment(db.conn(), network, &ctr.id)? {
+            return Ok(a);
+        }
+        atomically(|tx| {
+            let att = self.connect_steps(&net, ctr, &mut db, tx)?;
+            db.finish()?;
+            Ok(att)
+        })
     }
 
     fn connect_steps(
         &mut self,
         net: &NetworkInfo,
         ctr: &Container,
+        db: &mut SqliteTx<'_>,
         tx: &mut Txn,
     ) -> Result<Attachment> {
         let mut att = Attachment {
@@ -65,56 +79,84 @@ impl Host {
                 .unwrap_or_else(|| ctr.id.chars().take(12).collect()),
             ..Attachment::default()
         };
-        self.lease_steps(net, ctr, &mut att, tx)?;
+        self.lease_steps(net, ctr, &mut att, db)?;
+        self.bridge_again(net, db, tx)?;
         self.veth_steps(net, ctr, &mut att, tx)?;
-        self.inside_steps(net, ctr, &att, tx)?;
-        self.port_steps(net, ctr, &mut att, tx)?;
-        self.files_steps(net, ctr, &att, tx)?;
+        self.inside_steps(net, ctr, &att, db, tx)?;
+        self.port_steps(net, ctr, &mut att, db, tx)?;
+        self.files_steps(net, ctr, &att, db, tx)?;
         fault::point("record")?;
-        self.state.put_attachment(&att)?;
-        let (state, n, c) = (
-            self.state.clone(),
-            att.network.clone(),
-            att.container.clone(),
-        );
-        tx.record(format!("forget {c} on {n}"), move || {
-            state.delete_attachment(&n, &c)
-        });
+        rows::put(db.conn(), &att)?;
         if !ctr.links.is_empty() || !net.icc {
             fault::point("links")?;
-            self.apply_rules(net, &ctr.id, tx)?;
+            self.apply_rules(net, &ctr.id, db, tx)?;
         }
         Ok(att)
     }
 
+    /// The container's addresses, in the connect's transaction (no undo: rolling the
+    /// transaction back releases them). An IPAM network missing from the runtime
+    /// database (removed by an interrupted operation) is seeded again from the
+    /// network's definition first.
     fn lease_steps(
         &mut self,
         net: &NetworkInfo,
         ctr: &Container,
         att: &mut Attachment,
-        tx: &mut Txn,
+        db: &mut SqliteTx<'_>,
     ) -> Result<()> {
         let owner = Owner::new(ctr.id.clone(), ctr.ifname.clone());
         for s in net.subnets.clone() {
             let v6 = !s.addr().is_ipv4();
             let name = ipam_name(&net.name, v6);
-            let before = ipam_undo::read(&self.ipam, &name, &owner)?;
             fault::point("lease")?;
             let want = if v6 { ctr.ip6 } else { ctr.ip };
-            let lease = match want {
-                Some(ip) => self.ipam.allocate_addr(&name, &owner, ip)?,
-                None => self.ipam.allocate(&name, &owner)?,
+            let lease = match self.ipam.allocate_in(db, &name, &owner, want) {
+                Err(IpamError::NetworkNotFound { .. }) => {
+                    for n in self.defs.ipam_of(&net.name)? {
+                        runtime::seed(db, &n)?;
+                    }
+                    self.ipam.allocate_in(db, &name, &owner, want)?
+                }
+                r => r?,
             };
             att.addrs.push(lease.cidr());
-            if before.held.is_some() {
-                continue; // held before this connect: it stays
-            }
-            let (ipam, o, a) = (self.ipam.clone(), owner.clone(), lease.address);
-            tx.record(format!("release {a} of {name}"), move || {
-                ipam_undo::unhold(&ipam, &name, &o, a, &before.net)
-            });
         }
         Ok(())
+    }
+
+    /// Makes the network's bridge, gateway addresses, forwarding and firewall rules again
+    /// when the bridge is gone (after a reboot, which the definitions outlive), as
+    /// `create_network` made them.
+    fn bridge_again(
+        &mut self,
+        net: &NetworkInfo,
+        db: &mut SqliteTx<'_>,
+        tx: &mut Txn,
+    ) -> Result<()> {
+        match self.bridge_index(&net.bridge, false) {
+            Err(e) if e.is_not_found() => {}
+            r => return r.map(drop),
+        }
+        log::info!(
+            "network {}: bridge {} is gone, making it again",
+            net.name,
+            net.bridge
+        );
+        let mut info = net.clone();
+        info.bridge_addrs.clear();
+        self.bridge_steps(&mut info, false, tx)?;
+        self.forwarding_steps(&info, tx)?;
+        let atts = rows::attachments(db.conn(), Some(&net.name))?;
+        let had = self.fw.state()?.networks.contains(&net.name);
+        self.fw.add_network(&self.rules(net, &atts))?;
+        if !had {
+            let (ns, backend, name) = (self.netns.clone(), self.fw.backend(), net.name.clone());
+            tx.record(format!("remove firewall rules of {name}"), move || {
+                firewall::open(backend, &ns)?.remove_network(&name)
+            });
+        }
+        self.bridge_index(&net.bridge, true).map(drop)
     }
 
     fn veth_steps(
@@ -190,9 +232,10 @@ impl Host {
         net: &NetworkInfo,
         ctr: &Container,
         att: &Attachment,
+        db: &mut SqliteTx<'_>,
         tx: &mut Txn,
     ) -> Result<()> {
-        let first = self.state.attachments_of(&ctr.id)?.is_empty();
+        let first = rows::of(db.conn(), &ctr.id)?.is_empty();
         fault::point("container link")?;
         let mut inside = Rtnl::open_in(&ctr.netns)?;
         let link = inside.link(ctr.ifname.as_str())?;
@@ -253,6 +296,7 @@ impl Host {
         net: &NetworkInfo,
         ctr: &Container,
         att: &mut Attachment,
+        db: &mut SqliteTx<'_>,
         tx: &mut Txn,
     ) -> Result<()> {
         if ctr.ports.is_empty() {
@@ -263,11 +307,8 @@ impl Host {
             .ports
             .clone()
             .default_host_ip(net.host_binding.unwrap_or([0, 0, 0, 0].into()));
-        let published = alloc.publish(&ctr.ports)?;
-        let (undo_alloc, p) = (alloc.clone(), published.clone());
-        tx.record(format!("release {} host port(s)", p.len()), move || {
-            undo_alloc.release(&p)
-        });
+        // In the connect's transaction: rolling it back releases them.
+        let published = alloc.publish_in(&mut SqlPorts { conn: db.conn() }, &ctr.ports)?;
         let rules = port_rules(&net.name, &att.addrs, &published)?;
         fault::point("firewall ports")?;
         self.fw.publish(&rules)?;
@@ -287,6 +328,7 @@ impl Host {
         net: &NetworkInfo,
         ctr: &Container,
         att: &Attachment,
+        db: &mut SqliteTx<'_>,
         tx: &mut Txn,
     ) -> Result<()> {
         // Peers' names go in this container's hosts (all of them, only when it has files);
@@ -294,12 +336,12 @@ impl Host {
         let user_net = net.name != DEFAULT_NETWORK;
         if let Some(dir) = &ctr.files {
             let peers: Vec<Attachment> = if user_net {
-                self.state.attachments(Some(&net.name))?
+                rows::attachments(db.conn(), Some(&net.name))?
             } else {
                 Vec::new()
             };
             fault::point("container files")?;
-            let hosts = self.hosts_of(net, ctr, att, &peers)?;
+            let hosts = self.hosts_of(net, ctr, att, &peers, db)?;
             let hostname = Hostname::new(&att.hostname)?;
             let host_resolv = ResolvConf::read_host().unwrap_or_else(|_| ResolvConf::parse(""));
             let resolv = ResolvConf::for_container(&host_resolv, &ctr.dns, net.ipv6)?;
@@ -333,7 +375,7 @@ impl Host {
         if !user_net {
             return Ok(());
         }
-        for p in self.state.attachments_with_files(&net.name)? {
+        for p in rows::with_files(db.conn(), &net.name)? {
             let Some(pdir) = p.files.filter(|_| p.container != att.container) else {
                 continue;
             };
@@ -359,6 +401,7 @@ impl Host {
         ctr: &Container,
         att: &Attachment,
         peers: &[Attachment],
+        db: &mut SqliteTx<'_>,
     ) -> Result<HostsFile> {
         let hostname = Hostname::new(&att.hostname)?;
         let mut hosts = HostsFile::new().ipv6(net.ipv6).hostname(hostname);
@@ -378,7 +421,7 @@ impl Host {
         }
         for l in &ctr.links {
             let (target, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
-            let all = self.state.attachments(Some(&net.name))?;
+            let all = rows::attachments(db.conn(), Some(&net.name))?;
             if let Some(b) = all
                 .iter()
                 .find(|b| b.name == target || b.aliases.iter().any(|x| x == target))
@@ -414,8 +457,14 @@ impl Host {
 
     /// Re-applies a network's rules now that `added` is attached (its links count); the
     /// undo re-applies the rules as they were without it.
-    fn apply_rules(&mut self, net: &NetworkInfo, added: &str, tx: &mut Txn) -> Result<()> {
-        let atts = self.state.attachments(Some(&net.name))?;
+    fn apply_rules(
+        &mut self,
+        net: &NetworkInfo,
+        added: &str,
+        db: &mut SqliteTx<'_>,
+        tx: &mut Txn,
+    ) -> Result<()> {
+        let atts = rows::attachments(db.conn(), Some(&net.name))?;
         self.fw.add_network(&self.rules(net, &atts))?;
         let before: Vec<Attachment> = atts.into_iter().filter(|a| a.container != added).collect();
         let old = self.rules(net, &before);

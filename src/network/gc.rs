@@ -1,16 +1,17 @@
 //! [`Host::gc`]: what dead containers and interrupted operations left behind.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use super::files::ContainerFiles;
 use super::host::Host;
+use super::port_rows::{self, SqlPorts};
 use super::rules::port_rules;
 use super::state::{Attachment, NetworkInfo};
 use crate::error::Result;
 use crate::firewall::{Firewall, PortRule};
-use crate::ipam::Owner;
-use crate::ports::PublishedPort;
+use crate::ipam::{Owner, StoreTxn};
+use crate::ports::{PortAllocator, PublishedPort};
 
 /// What [`Host::gc`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,7 +48,7 @@ impl Host {
         let mut report = GcReport::default();
         let links = self.rtnl.links()?;
         let mut dead: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for a in self.state.attachments(None)? {
+        for a in self.attachments(None)? {
             let gone = !links.iter().any(|l| l.name == a.host_veth);
             if gone || !live.contains(&a.container.as_str()) {
                 report
@@ -60,17 +61,13 @@ impl Host {
             let refs: Vec<&str> = containers.iter().map(String::as_str).collect();
             self.disconnect_many(network, &refs)?;
         }
-        let atts = self.state.attachments(None)?;
-        let nets = self.state.networks()?;
+        let atts = self.attachments(None)?;
+        let nets = self.defs.list()?;
         report.stray_links = self.gc_links(&nets, &atts)?;
-        let owners: Vec<Owner> = atts
-            .iter()
-            .map(|a| Owner::new(a.container.clone(), a.ifname.clone()))
-            .collect();
-        for l in self.ipam.gc(&owners)? {
-            report.leases.push(format!("{} {}", l.network, l.address));
-        }
+        let (leases, registry) = self.gc_state(&atts)?;
+        report.leases = leases;
         report.ports = self.gc_ports(&nets, &atts)?;
+        report.ports.extend(registry);
         for net in &nets {
             if !self.ours(net) {
                 continue;
@@ -84,6 +81,39 @@ impl Host {
         }
         report.hosts = gc_hosts(&atts)?;
         Ok(report)
+    }
+
+    /// Releases the leases and host ports that no record explains, in one transaction of
+    /// the runtime database (since connects and disconnects write all three in one
+    /// transaction, only a database from before that, or written by hand, has any).
+    fn gc_state(&mut self, atts: &[Attachment]) -> Result<(Vec<String>, Vec<String>)> {
+        let owners: Vec<Owner> = atts
+            .iter()
+            .map(|a| Owner::new(a.container.clone(), a.ifname.clone()))
+            .collect();
+        let live: HashSet<&Owner> = owners.iter().collect();
+        let ipam = self.ipam.clone();
+        let mut db = ipam.store().begin_tx()?;
+        let mut leases = Vec::new();
+        for net in db.networks()? {
+            for l in ipam.gc_in(&mut db, &net.name, &live)? {
+                leases.push(format!("{} {}", l.network, l.address));
+            }
+        }
+        let recorded: Vec<PublishedPort> = atts.iter().flat_map(|a| a.ports.clone()).collect();
+        let unexplained: Vec<PublishedPort> = port_rows::published(db.conn())?
+            .into_iter()
+            .filter(|p| !recorded.contains(p))
+            .collect();
+        PortAllocator::release_in(&mut SqlPorts { conn: db.conn() }, &unexplained)?;
+        db.finish()?;
+        Ok((
+            leases,
+            unexplained
+                .iter()
+                .map(|p| format!("registry: {p}"))
+                .collect(),
+        ))
     }
 
     /// Whether network `net`'s rules are in this host's firewall backend.
@@ -109,8 +139,8 @@ impl Host {
         Ok(stray.iter().map(|l| l.name.clone()).collect())
     }
 
-    /// Withdraws the published ports of our networks that none of `atts` has (firewall
-    /// and registry), and publishes theirs again where the firewall lacks them.
+    /// Withdraws the published ports of our networks that none of `atts` has from the
+    /// firewall, and publishes theirs again where the firewall lacks them.
     fn gc_ports(&mut self, nets: &[NetworkInfo], atts: &[Attachment]) -> Result<Vec<String>> {
         let mut want = Vec::new();
         for a in atts {
@@ -147,17 +177,7 @@ impl Host {
         if !missing.is_empty() {
             self.fw.publish(&missing)?;
         }
-        let recorded: Vec<PublishedPort> = atts.iter().flat_map(|a| a.ports.clone()).collect();
-        let unexplained: Vec<PublishedPort> = self
-            .ports
-            .published()?
-            .into_iter()
-            .filter(|p| !recorded.contains(p))
-            .collect();
-        self.ports.release(&unexplained)?;
-        let mut out: Vec<String> = stray.iter().map(|p| p.to_string()).collect();
-        out.extend(unexplained.iter().map(|p| format!("registry: {p}")));
-        Ok(out)
+        Ok(stray.iter().map(|p| p.to_string()).collect())
     }
 }
 

@@ -8,10 +8,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ipnet::IpNet;
 
 use super::config::{NetworkConfig, DEFAULT_BRIDGE, DEFAULT_NETWORK};
+use super::durable::Definitions;
 use super::names::ipam_name;
 use super::random;
 use super::reaper::Reaper;
-use super::state::{Attachment, NetworkInfo, State};
+use super::runtime;
+use super::state::{rows, Attachment, NetworkInfo};
 use crate::addr::Addr;
 use crate::error::{Error, Object, Result, ResultExt};
 use crate::fault;
@@ -24,14 +26,120 @@ use crate::ports::PortAllocator;
 use crate::rtnl::Rtnl;
 use crate::sysctl::Sysctl;
 
-/// The default folder of netplumb's records (`/var/lib/netplumb`).
+/// The default durable folder: the network definitions (`/var/lib/netplumb`).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/netplumb";
+
+/// The default runtime folder: leases, published ports and attachment records, which die
+/// with the boot (`/run/netplumb`, a tmpfs).
+pub const DEFAULT_RUN_DIR: &str = "/run/netplumb";
+
+/// Where a [`Host`] keeps its state, and its firewall backend.
+///
+/// - The **state folder** (durable, default [`DEFAULT_STATE_DIR`]) holds one file per
+///   network definition (`networks/NAME.net`: the [`NetworkInfo`] and what re-creates its
+///   IPAM networks), written and synced only by `create_network` and `remove_network`.
+/// - The **runtime folder** (default [`DEFAULT_RUN_DIR`] with the default state folder,
+///   else `STATE_DIR/run`, so that two state folders never share one) holds one SQLite
+///   database per boot, `netplumb-BOOT_ID.db`: the IPAM allocation state and leases, the
+///   published host ports and the attachment records, written without syncs. A
+///   connect, disconnect or gc writes all of them in one transaction.
+///
+/// After a reboot (or with the runtime folder emptied) the first open finds no database
+/// for this boot and makes one with each defined network's IPAM networks and nothing
+/// else: no stale lease, port or record. A state folder in the old layout (`ipam.db`,
+/// `ports/`) is migrated by that first open.
+///
+/// ```no_run
+/// use netplumb::network::HostOptions;
+/// let host = HostOptions::new("/var/lib/netplumb")
+///     .run_dir("/run/netplumb")
+///     .open(&netplumb::Netns::current()?)?;
+/// # Ok::<(), netplumb::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct HostOptions {
+    state_dir: PathBuf,
+    run_dir: Option<PathBuf>,
+    backend: Backend,
+}
+
+impl HostOptions {
+    /// The durable folder `state_dir`, the runtime folder derived from it, and the
+    /// firewall backend chosen automatically ([`Backend::detect`]).
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        HostOptions {
+            state_dir: state_dir.into(),
+            run_dir: None,
+            backend: Backend::Auto,
+        }
+    }
+
+    /// The runtime folder (`--run-dir`); best on a tmpfs.
+    pub fn run_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.run_dir = Some(dir.into());
+        self
+    }
+
+    /// The firewall backend (`--firewall`).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// The durable folder.
+    pub fn state_dir_path(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// The runtime folder: the one set, else [`DEFAULT_RUN_DIR`] with the default state
+    /// folder, else `STATE_DIR/run`.
+    pub fn run_dir_path(&self) -> PathBuf {
+        match &self.run_dir {
+            Some(d) => d.clone(),
+            None if self.state_dir == Path::new(DEFAULT_STATE_DIR) => DEFAULT_RUN_DIR.into(),
+            None => self.state_dir.join("run"),
+        }
+    }
+
+    /// Opens the context for namespace `ns` ([`Host::open_in`]).
+    pub fn open(&self, ns: &Netns) -> Result<Host> {
+        let (state_dir, run_dir) = (self.state_dir.clone(), self.run_dir_path());
+        let defs = Definitions::new(&state_dir);
+        // The dynamic port range is read once, not on every connect.
+        let ports = PortAllocator::new(ns);
+        let ports = ports.clone().range(ports.dynamic_range()?);
+        let fw = firewall::open(self.backend, ns)?;
+        let opts = HostOptions {
+            state_dir: state_dir.clone(),
+            run_dir: Some(run_dir.clone()),
+            backend: fw.backend(),
+        };
+        Ok(Host {
+            netns: ns.clone(),
+            rtnl: Rtnl::open_in(ns)?,
+            fw,
+            ipam: Arc::new(runtime::open(&state_dir, &run_dir, &defs)?),
+            ports,
+            defs,
+            opts,
+            bridges: Default::default(),
+            reaper: None,
+        })
+    }
+}
 
 /// The handle that owns one host's container networks: their bridges, the containers'
 /// endpoints on them, the firewall rules, the address leases and host ports, and the
 /// records of all of them.
 ///
-/// Open one per host namespace and process.
+/// Open one per host namespace and process. Its state lives in two folders
+/// ([`HostOptions`]): the network definitions in the durable state folder
+/// ([`DEFAULT_STATE_DIR`]), everything that dies with the boot (leases, published ports,
+/// attachment records) in one database in the runtime folder ([`DEFAULT_RUN_DIR`]).
+/// After a reboot the networks are still defined and usable (the next connect makes a
+/// network's bridge and firewall rules again when they are gone), with no lease, port or
+/// record left over.
 ///
 /// ```no_run
 /// use netplumb::network::{Container, Host, NetworkConfig};
@@ -50,8 +158,10 @@ pub struct Host {
     /// Shared with the undo records, which so open no database file of their own.
     pub(crate) ipam: Arc<Ipam>,
     pub(crate) ports: PortAllocator,
-    pub(crate) state: State,
-    pub(crate) state_dir: PathBuf,
+    /// The network definitions (the durable folder).
+    pub(crate) defs: Definitions,
+    /// The folders and backend, resolved (to open another `Host` on the same state).
+    pub(crate) opts: HostOptions,
     /// Bridge indexes by name, looked up once (a connect needs the index).
     pub(crate) bridges: std::collections::HashMap<String, u32>,
     /// Deferred link deletion, when on ([`Host::defer_link_deletion`]).
@@ -98,31 +208,16 @@ fn now_rfc3339() -> String {
 }
 
 impl Host {
-    /// Opens the context for namespace `ns`, with records (IPAM database, port registry)
-    /// under `state_dir`, and the firewall backend chosen automatically
-    /// ([`Backend::detect`]).
+    /// Opens the context for namespace `ns`, with the network definitions in `state_dir`,
+    /// the runtime state in the folder [`HostOptions::run_dir_path`] derives from it, and
+    /// the firewall backend chosen automatically ([`Backend::detect`]).
     pub fn open_in(ns: &Netns, state_dir: impl Into<PathBuf>) -> Result<Host> {
-        Host::open_with(ns, state_dir, Backend::Auto)
+        HostOptions::new(state_dir).open(ns)
     }
 
     /// As [`Host::open_in`], with the firewall backend `backend` (`--firewall`).
     pub fn open_with(ns: &Netns, state_dir: impl Into<PathBuf>, backend: Backend) -> Result<Host> {
-        let state_dir = state_dir.into();
-        let db = state_dir.join("ipam.db");
-        // The dynamic port range is read once, not on every connect.
-        let ports = PortAllocator::new(ns).registry_dir(state_dir.join("ports"));
-        let ports = ports.clone().range(ports.dynamic_range()?);
-        Ok(Host {
-            netns: ns.clone(),
-            rtnl: Rtnl::open_in(ns)?,
-            fw: firewall::open(backend, ns)?,
-            ipam: Arc::new(Ipam::open(&db)?),
-            ports,
-            state: State::open(&db)?,
-            state_dir,
-            bridges: Default::default(),
-            reaper: None,
-        })
+        HostOptions::new(state_dir).backend(backend).open(ns)
     }
 
     /// The host namespace.
@@ -145,9 +240,29 @@ impl Host {
         &mut self.rtnl
     }
 
-    /// The folder of the records.
+    /// The durable folder (network definitions).
     pub fn state_dir(&self) -> &Path {
-        &self.state_dir
+        &self.opts.state_dir
+    }
+
+    /// The runtime folder (leases, published ports, attachment records).
+    pub fn run_dir(&self) -> PathBuf {
+        self.opts.run_dir_path()
+    }
+
+    /// The folders and the firewall backend this context was opened with (resolved).
+    pub fn options(&self) -> &HostOptions {
+        &self.opts
+    }
+
+    /// The runtime database's connection, for reads (each statement its own).
+    pub(crate) fn db(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
+        self.ipam.store().conn()
+    }
+
+    /// The published host ports of the runtime database, by protocol and host port.
+    pub fn published_ports(&self) -> Result<Vec<crate::ports::PublishedPort>> {
+        super::port_rows::published(&self.db())
     }
 
     /// The index of bridge `name`, from the cache unless `fresh`.
@@ -162,19 +277,19 @@ impl Host {
 
     /// The networks, by name.
     pub fn networks(&self) -> Result<Vec<NetworkInfo>> {
-        self.state.networks()
+        self.defs.list()
     }
 
     /// One network; [`Error::NotFound`] when there is none of that name.
     pub fn network(&self, name: &str) -> Result<NetworkInfo> {
-        self.state
-            .network(name)?
+        self.defs
+            .get(name)?
             .ok_or_else(|| Error::not_found(Object::Network, name))
     }
 
     /// The containers attached to network `name` (every network with `None`).
     pub fn attachments(&self, name: Option<&str>) -> Result<Vec<Attachment>> {
-        self.state.attachments(name)
+        rows::attachments(&self.db(), name)
     }
 
     /// The firewall rules of a network with its current attachments (`--link`s included).
@@ -220,7 +335,7 @@ impl Host {
     /// Creates a bridge network (`docker network create`), all or nothing.
     pub fn create_network(&mut self, cfg: &NetworkConfig) -> Result<NetworkInfo> {
         cfg.validate()?;
-        if self.state.network(&cfg.name)?.is_some() {
+        if self.defs.get(&cfg.name)?.is_some() {
             return Err(Error::exists(Object::Network, &cfg.name));
         }
         atomically(|tx| self.create_steps(cfg, tx))
@@ -250,7 +365,7 @@ impl Host {
             firewall: self.fw.backend().to_string(),
             ..NetworkInfo::default()
         };
-        self.ipam_steps(cfg, &mut info, tx)?;
+        let ipam = self.ipam_steps(cfg, &mut info, tx)?;
         self.bridge_steps(&mut info, cfg.multicast_snooping, tx)?;
         self.forwarding_steps(&info, tx)?;
         fault::point("firewall")?;
@@ -269,10 +384,10 @@ impl Host {
         });
         self.fw.add_network(&self.rules(&info, &[]))?;
         fault::point("record")?;
-        self.state.insert_network(&info)?;
-        let (state, name) = (self.state.clone(), info.name.clone());
+        self.defs.create(&info, &ipam)?;
+        let (defs, name) = (self.defs.clone(), info.name.clone());
         tx.record(format!("forget network {name}"), move || {
-            state.delete_network(&name)
+            defs.remove(&name).map(drop)
         });
         Ok(info)
     }
@@ -282,7 +397,8 @@ impl Host {
         cfg: &NetworkConfig,
         info: &mut NetworkInfo,
         tx: &mut Txn,
-    ) -> Result<()> {
+    ) -> Result<Vec<crate::ipam::Network>> {
+        let mut made = Vec::new();
         let fams: Vec<bool> = if cfg.ipv6 {
             vec![false, true]
         } else {
@@ -319,11 +435,17 @@ impl Host {
             if let Some(g) = net.gateway {
                 info.gateways.push(g);
             }
+            made.push(net);
         }
-        Ok(())
+        Ok(made)
     }
 
-    fn bridge_steps(&mut self, info: &mut NetworkInfo, snooping: bool, tx: &mut Txn) -> Result<()> {
+    pub(crate) fn bridge_steps(
+        &mut self,
+        info: &mut NetworkInfo,
+        snooping: bool,
+        tx: &mut Txn,
+    ) -> Result<()> {
         fault::point("bridge")?;
         let existing = self.rtnl.link(info.bridge.as_str()).optional()?;
         let br = match existing {
@@ -397,7 +519,7 @@ impl Host {
         Ok(())
     }
 
-    fn forwarding_steps(&mut self, info: &NetworkInfo, tx: &mut Txn) -> Result<()> {
+    pub(crate) fn forwarding_steps(&mut self, info: &NetworkInfo, tx: &mut Txn) -> Result<()> {
         if info.internal {
             return Ok(());
         }

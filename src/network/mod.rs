@@ -31,26 +31,30 @@
 
 mod config;
 mod container;
+mod durable;
 mod endpoint;
 pub mod files;
 mod gc;
 mod host;
 #[cfg(feature = "serde")]
 pub mod inspect;
+mod migrate;
 mod mode;
 mod names;
 mod plan;
+mod port_rows;
 mod random;
 mod reaper;
 mod reconcile;
 mod rules;
+mod runtime;
 mod state;
 mod teardown;
 
 pub use config::{NetworkConfig, DEFAULT_BRIDGE, DEFAULT_NETWORK};
 pub use container::Container;
 pub use gc::GcReport;
-pub use host::{Host, DEFAULT_STATE_DIR};
+pub use host::{Host, HostOptions, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR};
 pub use mode::NetworkMode;
 pub use reconcile::ReconcileReport;
 pub use state::{Attachment, NetworkInfo};

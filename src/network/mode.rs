@@ -97,10 +97,9 @@ impl Host {
 
     /// The namespace of container `other` (by name or id).
     fn netns_of(&self, other: &str, dir: Option<&NetnsDir>) -> Result<Netns> {
-        let found =
-            self.state.attachments(None)?.into_iter().find(|a| {
-                (a.name == other || a.container == other) && !a.netns.as_os_str().is_empty()
-            });
+        let found = super::state::rows::attachments(&self.db(), None)?
+            .into_iter()
+            .find(|a| (a.name == other || a.container == other) && !a.netns.as_os_str().is_empty());
         match (found, dir) {
             (Some(a), _) => Netns::open(&a.netns),
             (None, Some(d)) => d.open(other),

@@ -86,12 +86,12 @@ impl Host {
     fn wanted_firewall(&self) -> Result<(Vec<NetworkRules>, Vec<PortRule>, Vec<String>)> {
         let backend = self.fw.backend();
         let (mut nets, mut ports, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
-        for info in self.state.networks()? {
+        for info in self.defs.list()? {
             if !same_backend(&info.firewall, backend.as_str()) {
                 skipped.push(info.name.clone());
                 continue;
             }
-            let atts = self.state.attachments(Some(&info.name))?;
+            let atts = self.attachments(Some(&info.name))?;
             for (a, p) in atts
                 .iter()
                 .flat_map(|a| a.ports.iter().map(move |p| (a, p)))
@@ -130,7 +130,7 @@ impl Host {
     /// ```
     pub fn watch_firewall(&self, debounce: Duration) -> Result<FirewallWatch> {
         let backend = self.fw.backend();
-        let mut own = Host::open_with(&self.netns, self.state_dir.clone(), backend)?;
+        let mut own = self.opts.clone().backend(backend).open(&self.netns)?;
         let tables: Vec<String> = match &self.fw {
             crate::firewall::AnyFirewall::Nftables(fw) => vec![fw.table().to_owned()],
             #[cfg(feature = "iptables")]

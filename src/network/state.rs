@@ -1,9 +1,9 @@
-//! Network definitions and attachments, kept in the same SQLite database as IPAM so that a
-//! restarted runtime (or another process) finds them. Each row holds a record as
-//! `key=value` lines; unknown keys are ignored, so the format can grow.
+//! Network definitions ([`NetworkInfo`], kept in the durable folder: see
+//! `durable.rs`) and attachments ([`Attachment`], rows of the runtime database beside
+//! the leases and published ports, so that one transaction writes all three). Each
+//! record is held as `key=value` lines; unknown keys are ignored, so the format can grow.
 //!
 //! ```sql
-//! CREATE TABLE net_networks (name TEXT PRIMARY KEY, data TEXT NOT NULL);
 //! CREATE TABLE net_attachments (network TEXT NOT NULL, container TEXT NOT NULL,
 //!     data TEXT NOT NULL, files INTEGER NOT NULL DEFAULT 0,  -- 1: has container files
 //!     PRIMARY KEY (network, container));
@@ -13,14 +13,12 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::path::PathBuf;
 
 use ipnet::IpNet;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::error::{Error, Object, Result};
+use crate::error::{Error, Result};
 use crate::firewall::Proto;
 use crate::link::MacAddr;
 use crate::ports::PublishedPort;
@@ -118,7 +116,7 @@ fn fields(data: &str) -> BTreeMap<&str, &str> {
 }
 
 impl NetworkInfo {
-    fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let labels: Vec<String> = self
             .labels
             .iter()
@@ -150,7 +148,7 @@ impl NetworkInfo {
         ])
     }
 
-    fn decode(name: &str, data: &str) -> NetworkInfo {
+    pub(crate) fn decode(name: &str, data: &str) -> NetworkInfo {
         let f = fields(data);
         let get = |k: &str| f.get(k).copied().unwrap_or("");
         NetworkInfo {
@@ -268,277 +266,142 @@ impl Attachment {
     }
 }
 
-/// The tables of network definitions and attachments. Clones share one connection, so
-/// that an undo holding a clone opens no database file of its own.
-#[derive(Debug, Clone)]
-pub(crate) struct State {
-    conn: Arc<Mutex<Connection>>,
-    path: PathBuf,
-}
+/// The attachment rows of the runtime database, read and written on the connection the
+/// caller holds (in a transaction for writes: the connect, disconnect or gc it is part
+/// of).
+pub(crate) mod rows {
+    use super::*;
 
-fn db_err(path: &Path, e: rusqlite::Error) -> Error {
-    Error::io(path, std::io::Error::other(e))
-}
+    fn db_err(e: rusqlite::Error) -> Error {
+        Error::io("runtime database", std::io::Error::other(e))
+    }
 
-impl State {
-    pub(crate) fn open(path: &Path) -> Result<State> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        let conn = Connection::open(path).map_err(|e| db_err(path, e))?;
-        conn.busy_timeout(Duration::from_secs(30))
-            .map_err(|e| db_err(path, e))?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             CREATE TABLE IF NOT EXISTS net_networks (name TEXT PRIMARY KEY, data TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS net_attachments (network TEXT NOT NULL, container TEXT NOT NULL,
-                 data TEXT NOT NULL, files INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (network, container));
-             CREATE INDEX IF NOT EXISTS net_attachments_files ON net_attachments (network, files);
-             CREATE INDEX IF NOT EXISTS net_attachments_container ON net_attachments (container);",
+    fn collect<T>(
+        st: &mut rusqlite::Statement<'_>,
+        p: impl rusqlite::Params,
+        f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        st.query_map(p, f)
+            .and_then(|rows| rows.collect())
+            .map_err(db_err)
+    }
+
+    pub(crate) fn attachment(
+        conn: &Connection,
+        network: &str,
+        container: &str,
+    ) -> Result<Option<Attachment>> {
+        conn.prepare_cached(
+            "SELECT data FROM net_attachments WHERE network = ?1 AND container = ?2",
         )
-        .map_err(|e| db_err(path, e))?;
-        Ok(State {
-            conn: Arc::new(Mutex::new(conn)),
-            path: path.to_owned(),
+        .and_then(|mut st| {
+            st.query_row(params![network, container], |r| r.get::<_, String>(0))
+                .optional()
         })
-    }
-
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn network(&self, name: &str) -> Result<Option<NetworkInfo>> {
-        self.conn()
-            .query_row(
-                "SELECT data FROM net_networks WHERE name = ?1",
-                params![name],
-                |r| r.get::<_, String>(0),
-            )
-            .optional()
-            .map(|d| d.map(|d| NetworkInfo::decode(name, &d)))
-            .map_err(|e| db_err(&self.path, e))
-    }
-
-    pub(crate) fn networks(&self) -> Result<Vec<NetworkInfo>> {
-        let conn = self.conn();
-        let mut st = conn
-            .prepare_cached("SELECT name, data FROM net_networks ORDER BY name")
-            .map_err(|e| db_err(&self.path, e))?;
-        let rows = st
-            .query_map([], |r| {
-                Ok(NetworkInfo::decode(
-                    &r.get::<_, String>(0)?,
-                    &r.get::<_, String>(1)?,
-                ))
-            })
-            .map_err(|e| db_err(&self.path, e))?;
-        rows.collect::<std::result::Result<_, _>>()
-            .map_err(|e| db_err(&self.path, e))
-    }
-
-    /// Inserts a network; fails with "exists" if the name is taken.
-    pub(crate) fn insert_network(&self, n: &NetworkInfo) -> Result<()> {
-        match self.conn().execute(
-            "INSERT INTO net_networks (name, data) VALUES (?1, ?2)",
-            params![n.name, n.encode()],
-        ) {
-            Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(f, _))
-                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(exists(&n.name))
-            }
-            Err(e) => Err(db_err(&self.path, e)),
-        }
-    }
-
-    pub(crate) fn delete_network(&self, name: &str) -> Result<()> {
-        self.conn()
-            .execute("DELETE FROM net_networks WHERE name = ?1", params![name])
-            .map_err(|e| db_err(&self.path, e))?;
-        Ok(())
-    }
-
-    pub(crate) fn attachment(&self, network: &str, container: &str) -> Result<Option<Attachment>> {
-        self.conn()
-            .query_row(
-                "SELECT data FROM net_attachments WHERE network = ?1 AND container = ?2",
-                params![network, container],
-                |r| r.get::<_, String>(0),
-            )
-            .optional()
-            .map(|d| d.map(|d| Attachment::decode(network, container, &d)))
-            .map_err(|e| db_err(&self.path, e))
+        .map(|d| d.map(|d| Attachment::decode(network, container, &d)))
+        .map_err(db_err)
     }
 
     /// Attachments of one network, or of every network with `None`.
-    pub(crate) fn attachments(&self, network: Option<&str>) -> Result<Vec<Attachment>> {
-        let conn = self.conn();
+    pub(crate) fn attachments(conn: &Connection, network: Option<&str>) -> Result<Vec<Attachment>> {
         let mut st = conn
             .prepare_cached("SELECT network, container, data FROM net_attachments WHERE ?1 IS NULL OR network = ?1 ORDER BY network, container")
-            .map_err(|e| db_err(&self.path, e))?;
-        let rows = st
-            .query_map(params![network], |r| {
-                Ok(Attachment::decode(
-                    &r.get::<_, String>(0)?,
-                    &r.get::<_, String>(1)?,
-                    &r.get::<_, String>(2)?,
-                ))
-            })
-            .map_err(|e| db_err(&self.path, e))?;
-        rows.collect::<std::result::Result<_, _>>()
-            .map_err(|e| db_err(&self.path, e))
+            .map_err(db_err)?;
+        collect(&mut st, params![network], |r| {
+            Ok(Attachment::decode(
+                &r.get::<_, String>(0)?,
+                &r.get::<_, String>(1)?,
+                &r.get::<_, String>(2)?,
+            ))
+        })
     }
 
     /// The attachments of a network whose containers have files to keep current (an
     /// index lookup: cheap however many containers the network has).
-    pub(crate) fn attachments_with_files(&self, network: &str) -> Result<Vec<Attachment>> {
-        let conn = self.conn();
+    pub(crate) fn with_files(conn: &Connection, network: &str) -> Result<Vec<Attachment>> {
         let mut st = conn
             .prepare_cached(
                 "SELECT container, data FROM net_attachments WHERE network = ?1 AND files = 1",
             )
-            .map_err(|e| db_err(&self.path, e))?;
-        let rows = st
-            .query_map(params![network], |r| {
-                Ok(Attachment::decode(
-                    network,
-                    &r.get::<_, String>(0)?,
-                    &r.get::<_, String>(1)?,
-                ))
-            })
-            .map_err(|e| db_err(&self.path, e))?;
-        rows.collect::<std::result::Result<_, _>>()
-            .map_err(|e| db_err(&self.path, e))
+            .map_err(db_err)?;
+        collect(&mut st, params![network], |r| {
+            Ok(Attachment::decode(
+                network,
+                &r.get::<_, String>(0)?,
+                &r.get::<_, String>(1)?,
+            ))
+        })
     }
 
     /// The attachments of one container, on every network.
-    pub(crate) fn attachments_of(&self, container: &str) -> Result<Vec<Attachment>> {
-        let conn = self.conn();
+    pub(crate) fn of(conn: &Connection, container: &str) -> Result<Vec<Attachment>> {
         let mut st = conn
             .prepare_cached(
                 "SELECT network, data FROM net_attachments WHERE container = ?1 ORDER BY network",
             )
-            .map_err(|e| db_err(&self.path, e))?;
-        let rows = st
-            .query_map(params![container], |r| {
-                Ok(Attachment::decode(
-                    &r.get::<_, String>(0)?,
-                    container,
-                    &r.get::<_, String>(1)?,
-                ))
-            })
-            .map_err(|e| db_err(&self.path, e))?;
-        rows.collect::<std::result::Result<_, _>>()
-            .map_err(|e| db_err(&self.path, e))
+            .map_err(db_err)?;
+        collect(&mut st, params![container], |r| {
+            Ok(Attachment::decode(
+                &r.get::<_, String>(0)?,
+                container,
+                &r.get::<_, String>(1)?,
+            ))
+        })
     }
 
-    pub(crate) fn put_attachment(&self, a: &Attachment) -> Result<()> {
-        self.conn()
-            .execute(
-                "INSERT OR REPLACE INTO net_attachments (network, container, data, files) VALUES (?1, ?2, ?3, ?4)",
-                params![a.network, a.container, a.encode(), a.files.is_some()],
-            )
-            .map_err(|e| db_err(&self.path, e))?;
+    pub(crate) fn put(conn: &Connection, a: &Attachment) -> Result<()> {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO net_attachments (network, container, data, files) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .and_then(|mut st| st.execute(params![a.network, a.container, a.encode(), a.files.is_some()]))
+        .map_err(db_err)?;
         Ok(())
     }
 
-    pub(crate) fn delete_attachment(&self, network: &str, container: &str) -> Result<()> {
-        self.conn()
-            .execute(
-                "DELETE FROM net_attachments WHERE network = ?1 AND container = ?2",
-                params![network, container],
-            )
-            .map_err(|e| db_err(&self.path, e))?;
-        Ok(())
-    }
-}
-
-/// Records as they were stored, taken out by [`State::take`] and put back, byte for byte,
-/// by [`State::restore`] (the undo of a disconnect or a network removal).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Taken {
-    /// `(name, data)` of the network row, when it was taken.
-    network: Option<(String, String)>,
-    /// `(network, container, data, files)` of each attachment row taken.
-    attachments: Vec<(String, String, String, bool)>,
-}
-
-impl State {
-    /// Deletes, in one transaction, the attachments of `containers` on `network` (every
-    /// attachment of it with `None`) and, when `with_network`, the network's own row; returns
-    /// the rows as they were.
+    /// Deletes the attachments of `containers` on `network` (every attachment of it with
+    /// `None`); returns the rows as they were.
     pub(crate) fn take(
-        &self,
+        conn: &Connection,
         network: &str,
         containers: Option<&[&str]>,
-        with_network: bool,
     ) -> Result<Taken> {
-        let conn = self.conn();
-        let tx = self.write_tx(&conn)?;
         let mut taken = Taken::default();
-        {
-            let mut st = tx
-                .prepare_cached("DELETE FROM net_attachments WHERE network = ?1 AND (?2 IS NULL OR container = ?2) RETURNING container, data, files")
-                .map_err(|e| db_err(&self.path, e))?;
-            let all = [None];
-            let which: Vec<Option<&str>> = match containers {
-                None => all.to_vec(),
-                Some(cs) => cs.iter().map(|c| Some(*c)).collect(),
-            };
-            for c in which {
-                let rows = st
-                    .query_map(params![network, c], |r| {
-                        Ok((network.to_owned(), r.get(0)?, r.get(1)?, r.get(2)?))
-                    })
-                    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-                    .map_err(|e| db_err(&self.path, e))?;
-                taken.attachments.extend(rows);
-            }
+        let mut st = conn
+            .prepare_cached("DELETE FROM net_attachments WHERE network = ?1 AND (?2 IS NULL OR container = ?2) RETURNING container, data, files")
+            .map_err(db_err)?;
+        let all = [None];
+        let which: Vec<Option<&str>> = match containers {
+            None => all.to_vec(),
+            Some(cs) => cs.iter().map(|c| Some(*c)).collect(),
+        };
+        for c in which {
+            let rows = collect(&mut st, params![network, c], |r| {
+                Ok((network.to_owned(), r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+            taken.attachments.extend(rows);
         }
-        if with_network {
-            taken.network = tx
-                .query_row(
-                    "DELETE FROM net_networks WHERE name = ?1 RETURNING data",
-                    params![network],
-                    |r| r.get::<_, String>(0),
-                )
-                .optional()
-                .map_err(|e| db_err(&self.path, e))?
-                .map(|d| (network.to_owned(), d));
-        }
-        tx.commit().map_err(|e| db_err(&self.path, e))?;
         Ok(taken)
     }
 
-    /// Puts back rows [`State::take`] took, in one transaction.
-    pub(crate) fn restore(&self, taken: &Taken) -> Result<()> {
-        let conn = self.conn();
-        let tx = self.write_tx(&conn)?;
-        let err = |e| db_err(&self.path, e);
-        if let Some((name, data)) = &taken.network {
-            tx.execute(
-                "INSERT OR REPLACE INTO net_networks (name, data) VALUES (?1, ?2)",
-                params![name, data],
-            )
-            .map_err(err)?;
-        }
+    /// Puts back rows [`take`] took, byte for byte.
+    pub(crate) fn restore(conn: &Connection, taken: &Taken) -> Result<()> {
         for (n, c, data, files) in &taken.attachments {
-            tx.execute(
+            conn.execute(
                 "INSERT OR REPLACE INTO net_attachments (network, container, data, files) VALUES (?1, ?2, ?3, ?4)",
                 params![n, c, data, files],
             )
-            .map_err(err)?;
+            .map_err(db_err)?;
         }
-        tx.commit().map_err(err)
+        Ok(())
     }
+}
 
-    /// A write transaction (`BEGIN IMMEDIATE`: the write lock at once, so two processes
-    /// never both read and then fail to upgrade).
-    fn write_tx<'c>(&self, conn: &'c Connection) -> Result<rusqlite::Transaction<'c>> {
-        rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| db_err(&self.path, e))
-    }
+/// Attachment rows as they were stored, taken out by [`rows::take`] and put back, byte
+/// for byte, by [`rows::restore`] (the undo of a disconnect or a network removal).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Taken {
+    /// `(network, container, data, files)` of each attachment row taken.
+    attachments: Vec<(String, String, String, bool)>,
 }
 
 impl Taken {
@@ -546,10 +409,6 @@ impl Taken {
     pub(crate) fn attachments(&self) -> usize {
         self.attachments.len()
     }
-}
-
-fn exists(name: &str) -> Error {
-    Error::exists(Object::Network, name)
 }
 
 #[cfg(test)]

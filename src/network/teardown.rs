@@ -10,9 +10,10 @@ use ipnet::IpNet;
 use super::files::{self, ContainerFiles, HostsFile};
 use super::host::Host;
 use super::names::ipam_name;
+use super::port_rows::SqlPorts;
 use super::random;
 use super::rules::port_rules;
-use super::state::{Attachment, NetworkInfo};
+use super::state::{rows, Attachment, NetworkInfo};
 use crate::addr::Addr;
 use crate::error::{Error, Object, Result, ResultExt};
 use crate::fault;
@@ -20,7 +21,8 @@ use crate::firewall::{self, Firewall, NetworkRules, PortRule};
 use crate::ipam::{undo as ipam_undo, IpamError, Owner, Released};
 use crate::journal::{atomically, Txn};
 use crate::link::{LinkDel, LinkSet};
-use crate::ports::{HostPorts, PortAllocator, PortMapping, PortRange, PublishedPort};
+use crate::ports::book::PortBook;
+use crate::ports::{PortAllocator, PublishedPort};
 use crate::rtnl::Rtnl;
 
 impl Host {
@@ -46,14 +48,14 @@ impl Host {
     fn plan_disconnect(&mut self, network: &str, containers: &[&str]) -> Result<Option<Teardown>> {
         let mut atts = Vec::new();
         for c in containers {
-            if let Some(a) = self.state.attachment(network, c)? {
+            if let Some(a) = rows::attachment(&self.db(), network, c)? {
                 atts.push(a);
             }
         }
         if atts.is_empty() {
             return Ok(None);
         }
-        let net = self.state.network(network)?;
+        let net = self.defs.get(network)?;
         let leaving = |a: &Attachment| atts.iter().any(|b| b.container == a.container);
         let mut td = Teardown {
             network: network.to_owned(),
@@ -62,15 +64,13 @@ impl Host {
         };
         if let Some(net) = &net {
             if !net.icc || atts.iter().any(|a| !a.links.is_empty()) {
-                let all = self.state.attachments(Some(network))?;
+                let all = self.attachments(Some(network))?;
                 let rest: Vec<Attachment> = all.iter().filter(|a| !leaving(a)).cloned().collect();
                 let (new, old) = (self.rules(net, &rest), self.rules(net, &all));
                 td.rules = (new != old).then_some((new, old));
             }
         }
-        let peers: Vec<Attachment> = self
-            .state
-            .attachments_with_files(network)?
+        let peers: Vec<Attachment> = rows::with_files(&self.db(), network)?
             .into_iter()
             .filter(|p| !leaving(p))
             .collect();
@@ -145,23 +145,16 @@ impl Host {
 
     /// Carries out a [`Teardown`], recording the inverse of every step but the last in `tx`.
     pub(crate) fn teardown(&mut self, td: &Teardown, tx: &mut Txn) -> Result<()> {
-        fault::point("record")?;
-        let only: Option<Vec<&str>> = td
-            .containers
-            .as_ref()
-            .map(|v| v.iter().map(String::as_str).collect());
-        let taken = self
-            .state
-            .take(&td.network, only.as_deref(), td.containers.is_none())?;
-        let state = self.state.clone();
-        tx.record(
-            format!(
-                "restore the records of {} container(s) of {}",
-                taken.attachments(),
-                td.network
-            ),
-            move || state.restore(&taken),
-        );
+        self.teardown_state(td, tx)?;
+        if td.containers.is_none() {
+            fault::point("definition")?;
+            if let Some(text) = self.defs.remove(&td.network)? {
+                let (defs, name) = (self.defs.clone(), td.network.clone());
+                tx.record(format!("restore the definition of {name}"), move || {
+                    defs.restore(&name, &text)
+                });
+            }
+        }
         self.teardown_firewall(td, tx)?;
         for e in &td.hosts {
             fault::point("peer files")?;
@@ -169,15 +162,6 @@ impl Host {
             let (dir, before) = (e.dir.clone(), e.before.clone());
             tx.record(format!("restore {}/hosts", dir.display()), move || {
                 files::rewrite_in_place(&dir, ContainerFiles::HOSTS, &before)
-            });
-        }
-        self.teardown_ipam(td, tx)?;
-        if !td.ports.is_empty() {
-            fault::point("port registry")?;
-            self.ports.release(&td.ports)?;
-            let (alloc, ports) = (self.ports.clone(), td.ports.clone());
-            tx.record(format!("reserve {} host port(s)", ports.len()), move || {
-                reserve(&alloc, &ports)
             });
         }
         for &(dev, a) in &td.bridge_addrs {
@@ -189,6 +173,74 @@ impl Host {
             });
         }
         self.teardown_links(td, tx)
+    }
+
+    /// The records, the leases (and for a removal the IPAM networks) and the host ports,
+    /// in one transaction of the runtime database; its inverse puts all of them back, as
+    /// they were (the leases' owners and the allocation cursors too), in one transaction.
+    fn teardown_state(&mut self, td: &Teardown, tx: &mut Txn) -> Result<()> {
+        let ipam = self.ipam.clone();
+        let mut db = ipam.store().begin_tx()?;
+        fault::point("record")?;
+        let only: Option<Vec<&str>> = td
+            .containers
+            .as_ref()
+            .map(|v| v.iter().map(String::as_str).collect());
+        let taken = rows::take(db.conn(), &td.network, only.as_deref())?;
+        let mut last: HashMap<&str, Option<IpAddr>> = td
+            .ipam_nets
+            .iter()
+            .map(|n| (n.name.as_str(), n.last_released))
+            .collect();
+        let mut released = Vec::new();
+        for (name, owner) in &td.leases {
+            fault::point("lease")?;
+            let l = match ipam.release_owner_in(&mut db, name, owner) {
+                Ok(Released::Freed(l)) => l,
+                Ok(Released::NotHeld) | Err(IpamError::NetworkNotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let prev = last.insert(name, Some(l.address)).flatten();
+            released.push((name.clone(), owner.clone(), l.address, prev));
+        }
+        let mut removed = Vec::new();
+        for n in td.ipam_nets.iter().filter(|_| td.containers.is_none()) {
+            fault::point("ipam network")?;
+            match ipam.remove_network_in(&mut db, &n.name) {
+                Ok(()) => removed.push(n.clone()),
+                Err(IpamError::NetworkNotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !td.ports.is_empty() {
+            fault::point("port registry")?;
+            PortAllocator::release_in(&mut SqlPorts { conn: db.conn() }, &td.ports)?;
+        }
+        db.finish()?;
+        let ports = td.ports.clone();
+        tx.record(
+            format!(
+                "restore the records, leases and ports of {} container(s) of {}",
+                taken.attachments(),
+                td.network
+            ),
+            move || {
+                let mut db = ipam.store().begin_tx()?;
+                for n in &removed {
+                    ipam_undo::recreate(&mut db, n)?;
+                }
+                for (name, owner, addr, prev) in released.iter().rev() {
+                    ipam_undo::rehold(&mut db, name, owner, *addr, *prev)?;
+                }
+                let mut book = SqlPorts { conn: db.conn() };
+                for p in &ports {
+                    book.insert(*p)?;
+                }
+                rows::restore(db.conn(), &taken)?;
+                Ok(db.finish()?)
+            },
+        );
+        Ok(())
     }
 
     /// The firewall steps. Each inverse is recorded before its step: a backend that
@@ -229,45 +281,6 @@ impl Host {
                 move || firewall::open(backend, &ns)?.add_network(&old),
             );
             self.fw.add_network(new)?;
-        }
-        Ok(())
-    }
-
-    /// Releases the leases (and, for a removal, the IPAM networks); each undo puts the
-    /// lease and the network's allocation cursors back as they were.
-    fn teardown_ipam(&mut self, td: &Teardown, tx: &mut Txn) -> Result<()> {
-        let mut last: HashMap<&str, Option<IpAddr>> = td
-            .ipam_nets
-            .iter()
-            .map(|n| (n.name.as_str(), n.last_released))
-            .collect();
-        for (name, owner) in &td.leases {
-            fault::point("lease")?;
-            let l = match self.ipam.release_owner(name, owner) {
-                Ok(Released::Freed(l)) => l,
-                Ok(Released::NotHeld) | Err(IpamError::NetworkNotFound { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            let prev = last.insert(name, Some(l.address)).flatten();
-            let (ipam, name, owner) = (self.ipam.clone(), name.clone(), owner.clone());
-            tx.record(format!("hold {} of {name} again", l.address), move || {
-                ipam_undo::rehold(&ipam, &name, &owner, l.address, prev)
-            });
-        }
-        if td.containers.is_some() {
-            return Ok(());
-        }
-        for n in &td.ipam_nets {
-            fault::point("ipam network")?;
-            match self.ipam.remove_network(&n.name) {
-                Ok(()) => {}
-                Err(IpamError::NetworkNotFound { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-            let (ipam, n) = (self.ipam.clone(), n.clone());
-            tx.record(format!("restore IPAM network {}", n.name), move || {
-                ipam_undo::recreate(&ipam, &n)
-            });
         }
         Ok(())
     }
@@ -325,10 +338,10 @@ impl Host {
     /// are attached unless `force`, which disconnects them in the same teardown. A network
     /// that is not there is not an error.
     pub fn remove_network(&mut self, name: &str, force: bool) -> Result<()> {
-        let Some(info) = self.state.network(name)? else {
+        let Some(info) = self.defs.get(name)? else {
             return Ok(());
         };
-        let atts = self.state.attachments(Some(name))?;
+        let atts = self.attachments(Some(name))?;
         if !atts.is_empty() && !force {
             return Err(Error::Busy {
                 object: Object::Network,
@@ -383,17 +396,17 @@ const BULK_GROUP_BASE: u32 = 0x6e80_0000;
 /// first change, so that no lookup or check can fail once the teardown has begun.
 ///
 /// The order, and what undoes each step ([`Host::teardown`]):
-/// 1. the records (one transaction; undo: the same rows put back). First, so that from
-///    then on the containers are not "connected" and a crash leaves only what
-///    [`Host::gc`] recognises as unexplained (veths, leases, ports);
-/// 2. the firewall: published ports, then the network's rules (nothing reaches a
+/// 1. the records, the leases (for a removal also the IPAM networks) and the host ports,
+///    in one transaction of the runtime database (undo: all of them put back as they
+///    were, the leases' owners and allocation cursors too, in one transaction). First,
+///    so that from then on the containers are not "connected" and a crash leaves only
+///    what [`Host::gc`] recognises as unexplained (veths, firewall ports, `hosts` lines);
+/// 2. for a removal, the network's definition (undo: the file as it was);
+/// 3. the firewall: published ports, then the network's rules (nothing reaches a
 ///    half-removed container; undo: the same rules and ports again);
-/// 3. the peers' `hosts` files (undo: the text they had);
-/// 4. the leases, and for a removal the IPAM networks (undo: the same address held by the
-///    same owner, the allocation cursors as they were, the network record as it was);
-/// 5. the host ports in the registry (undo: the same ports reserved again);
-/// 6. gateway addresses on a bridge netplumb did not create (undo: added again);
-/// 7. last, the links, in one kernel request. Deleting a veth deletes its container end
+/// 4. the peers' `hosts` files (undo: the text they had);
+/// 5. gateway addresses on a bridge netplumb did not create (undo: added again);
+/// 6. last, the links, in one kernel request. Deleting a veth deletes its container end
 ///    with its address, routes and neighbours; re-creating it would give new interface
 ///    indexes, so this is the one step without an inverse, and nothing after it can fail.
 #[derive(Debug, Default)]
@@ -461,19 +474,4 @@ pub(crate) fn gateway_addr(dev: u32, net: IpNet) -> Addr {
     } else {
         Addr::new(dev, net).nodad()
     }
-}
-
-/// Reserves `ports` in the registry again, at the same host addresses and ports.
-fn reserve(alloc: &PortAllocator, ports: &[PublishedPort]) -> Result<()> {
-    let mut maps = Vec::with_capacity(ports.len());
-    for p in ports {
-        let one = |n| PortRange::single(n).map_err(Error::from);
-        maps.push(
-            PortMapping::new(one(p.container_port)?)
-                .proto(p.proto)
-                .host_ip(p.host_ip)
-                .host_ports(HostPorts::Range(one(p.host_port)?)),
-        );
-    }
-    alloc.publish(&maps).map(drop)
 }

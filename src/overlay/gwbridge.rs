@@ -108,8 +108,7 @@ impl<S: Store + 'static> Overlay<S> {
     /// backend: what the undo of a host-level step runs, since it cannot borrow ours.
     fn host_opener(&mut self) -> impl Fn() -> Result<Host> + Send + 'static {
         let ns = self.host.netns().clone();
-        let dir = self.host.state_dir().to_path_buf();
-        let backend = self.host.firewall().backend();
-        move || Host::open_with(&ns, &dir, backend)
+        let opts = self.host.options().clone();
+        move || opts.open(&ns)
     }
 }

@@ -5,6 +5,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 
+use super::book::PortBook;
 use super::error::AllocError;
 use super::published::PublishedPort;
 use super::range::{HostPorts, PortRange, Proto};
@@ -180,6 +181,25 @@ impl PortAllocator {
         Ok(all)
     }
 
+    /// Publishes `mappings` as [`PortAllocator::publish`] does, recorded in `book` (the
+    /// caller's transaction) instead of the registry file.
+    pub(crate) fn publish_in(
+        &self,
+        book: &mut dyn PortBook,
+        mappings: &[PortMapping],
+    ) -> Result<Vec<PublishedPort>> {
+        let jobs = self.plan(mappings)?;
+        self.netns.run(|| assign(book, &jobs))?
+    }
+
+    /// Releases `ports` from `book`, as [`PortAllocator::release`] does from the registry.
+    pub(crate) fn release_in(book: &mut dyn PortBook, ports: &[PublishedPort]) -> Result<()> {
+        for p in ports {
+            book.remove(p)?;
+        }
+        Ok(())
+    }
+
     fn take_cache(&self) -> Option<Cached> {
         self.cache.lock().ok().and_then(|mut c| c.take())
     }
@@ -244,7 +264,7 @@ fn parse_local_port_range(value: &str) -> Result<PortRange> {
 
 /// Places every job, recording each in `reg` so later jobs see it. Runs inside the
 /// namespace, where the probe sockets are made.
-fn assign(reg: &mut Registry, jobs: &[Job]) -> Result<Vec<PublishedPort>> {
+fn assign(reg: &mut dyn PortBook, jobs: &[Job]) -> Result<Vec<PublishedPort>> {
     let mut out = Vec::with_capacity(jobs.len());
     for job in jobs {
         let port = match job.want {
@@ -252,16 +272,16 @@ fn assign(reg: &mut Registry, jobs: &[Job]) -> Result<Vec<PublishedPort>> {
             Want::AnyIn(r) => take_any(reg, job, r)?,
         };
         let p = PublishedPort::new(job.proto, job.ip, port, job.container);
-        reg.insert(p);
+        reg.insert(p)?;
         out.push(p);
     }
     Ok(out)
 }
 
-fn take_fixed(reg: &Registry, job: &Job, port: u16) -> Result<u16> {
+fn take_fixed(reg: &mut dyn PortBook, job: &Job, port: u16) -> Result<u16> {
     let addr = SocketAddr::new(job.ip, port);
     let proto = job.proto;
-    if reg.conflict(proto, job.ip, port).is_some() {
+    if reg.conflict(proto, job.ip, port)? {
         return Err(AllocError::AlreadyPublished { proto, addr }.into());
     }
     if !probe(proto, addr)? {
@@ -271,9 +291,9 @@ fn take_fixed(reg: &Registry, job: &Job, port: u16) -> Result<u16> {
 }
 
 /// The first free port of `range` after the range's cursor, going round; moves the cursor.
-fn take_any(reg: &mut Registry, job: &Job, range: PortRange) -> Result<u16> {
+fn take_any(reg: &mut dyn PortBook, job: &Job, range: PortRange) -> Result<u16> {
     let key = (job.proto, job.ip, range);
-    let first = match reg.cursor(&key) {
+    let first = match reg.cursor(&key)? {
         Some(last) if range.contains(last) && last < range.end() => last + 1,
         _ => range.start(),
     };
@@ -281,11 +301,11 @@ fn take_any(reg: &mut Registry, job: &Job, range: PortRange) -> Result<u16> {
     for i in 0..count {
         let offset = (u32::from(first) - start + i) % count;
         let port = u16::try_from(start + offset).expect("inside a u16 range");
-        if reg.conflict(job.proto, job.ip, port).is_some() {
+        if reg.conflict(job.proto, job.ip, port)? {
             continue;
         }
         if probe(job.proto, SocketAddr::new(job.ip, port))? {
-            reg.set_cursor(key, port);
+            reg.set_cursor(key, port)?;
             return Ok(port);
         }
     }

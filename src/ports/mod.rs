@@ -35,8 +35,9 @@
 //! ```
 
 mod alloc;
+pub(crate) mod book;
 mod error;
-mod published;
+pub(crate) mod published;
 mod range;
 pub(crate) mod registry;
 mod spec;

@@ -163,6 +163,11 @@ impl Registry {
         removed
     }
 
+    /// The round-robin cursors.
+    pub(crate) fn cursors(&self) -> impl Iterator<Item = (&CursorKey, u16)> {
+        self.cursors.iter().map(|(k, v)| (k, *v))
+    }
+
     /// Every published port, ordered by protocol, host port, then insertion.
     pub(crate) fn all(&self) -> Vec<PublishedPort> {
         self.ports.values().flatten().copied().collect()

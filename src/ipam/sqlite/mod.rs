@@ -40,7 +40,8 @@ use rusqlite::{Connection, ErrorCode};
 mod busy;
 mod tx;
 
-use tx::{store_err, SqliteTx};
+use tx::store_err;
+pub(crate) use tx::SqliteTx;
 
 use super::pool::to_u128;
 use super::{IpamError, Store, StoreTxn};
@@ -66,6 +67,7 @@ PRAGMA user_version = 1;
 pub struct SqliteOptions {
     busy_timeout: Duration,
     full_sync: bool,
+    no_sync: bool,
 }
 
 impl Default for SqliteOptions {
@@ -73,6 +75,7 @@ impl Default for SqliteOptions {
         SqliteOptions {
             busy_timeout: Duration::from_secs(30),
             full_sync: false,
+            no_sync: false,
         }
     }
 }
@@ -90,6 +93,15 @@ impl SqliteOptions {
     /// of the process.
     pub fn full_sync(mut self, on: bool) -> Self {
         self.full_sync = on;
+        self
+    }
+
+    /// Never sync (`synchronous=OFF`), for a database on a tmpfs that dies with the boot
+    /// anyway (a [`Host`](crate::network::Host)'s runtime database). A commit still
+    /// survives any crash of the process; only a crash of the machine, which empties the
+    /// tmpfs, could lose it. Overrides [`SqliteOptions::full_sync`].
+    pub fn no_sync(mut self, on: bool) -> Self {
+        self.no_sync = on;
         self
     }
 }
@@ -130,6 +142,18 @@ impl SqliteStore {
 
     /// Opens (or creates) the database at `path` with the given options.
     pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, IpamError> {
+        Self::open_extended(path, options, |_, _| Ok::<(), IpamError>(()))
+    }
+
+    /// As [`SqliteStore::open_with`]; `extend` runs inside the transaction that checks
+    /// (and in a new database creates) the IPAM schema, told whether the database is new,
+    /// so that the owner of a shared database adds its own tables and rows under the same
+    /// write lock, at no extra transaction per open.
+    pub(crate) fn open_extended<E: From<IpamError>>(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+        extend: impl FnOnce(&mut SqliteTx<'_>, bool) -> Result<(), E>,
+    ) -> Result<Self, E> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
@@ -147,9 +171,14 @@ impl SqliteStore {
             return Err(IpamError::Corrupt {
                 context: ctx("journal_mode"),
                 reason: format!("WAL refused (mode {mode})"),
-            });
+            }
+            .into());
         }
-        let sync = if options.full_sync { "FULL" } else { "NORMAL" };
+        let sync = match (options.no_sync, options.full_sync) {
+            (true, _) => "OFF",
+            (false, true) => "FULL",
+            (false, false) => "NORMAL",
+        };
         conn.pragma_update(None, "synchronous", sync)
             .map_err(|e| store_err(ctx("synchronous"), e))?;
         let store = SqliteStore {
@@ -157,7 +186,7 @@ impl SqliteStore {
             path,
             busy_timeout: options.busy_timeout,
         };
-        store.migrate()?;
+        store.migrate(extend)?;
         Ok(store)
     }
 
@@ -166,10 +195,18 @@ impl SqliteStore {
         &self.path
     }
 
+    /// The connection, for reads outside a transaction (each statement its own).
+    pub(crate) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Creates the schema in a new database, under the write lock so that concurrent first
     /// openers create it once; refuses a database written by a newer version.
-    fn migrate(&self) -> Result<(), IpamError> {
-        let tx = self.begin_tx()?;
+    fn migrate<E: From<IpamError>>(
+        &self,
+        extend: impl FnOnce(&mut SqliteTx<'_>, bool) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut tx = self.begin_tx()?;
         let version: i64 = tx
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -186,10 +223,12 @@ impl SqliteStore {
                     reason: format!(
                     "schema version {v} is newer than this netplumb supports ({SCHEMA_VERSION})"
                 ),
-                })
+                }
+                .into())
             }
         }
-        Box::new(tx).commit()
+        extend(&mut tx, version == 0)?;
+        Ok(tx.finish()?)
     }
 
     /// Verifies the database: SQLite's own integrity check, every lease on an address its
@@ -236,7 +275,9 @@ impl SqliteStore {
         Ok(())
     }
 
-    fn begin_tx(&self) -> Result<SqliteTx<'_>, IpamError> {
+    /// Starts a transaction (`BEGIN IMMEDIATE`) that the crate uses beyond [`StoreTxn`]:
+    /// a [`Host`](crate::network::Host) writes its attachment and port rows in it too.
+    pub(crate) fn begin_tx(&self) -> Result<SqliteTx<'_>, IpamError> {
         busy::wait_up_to(self.busy_timeout);
         SqliteTx::begin(
             self.conn.lock().unwrap_or_else(|e| e.into_inner()),

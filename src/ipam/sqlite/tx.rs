@@ -10,7 +10,8 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
 use super::super::pool::{from_u128, to_u128};
 use super::super::{IpamError, Network, Owner, StoreTxn};
 
-pub(super) struct SqliteTx<'a> {
+/// One write transaction; rolled back when dropped unfinished.
+pub(crate) struct SqliteTx<'a> {
     pub(super) conn: MutexGuard<'a, Connection>,
     path: &'a Path,
     open: bool,
@@ -69,6 +70,20 @@ impl<'a> SqliteTx<'a> {
             .map_err(|e| tx.err("begin transaction", e))?;
         tx.open = true;
         Ok(tx)
+    }
+
+    /// The connection, for the statements of the crate's own tables.
+    pub(crate) fn conn(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// Commits.
+    pub(crate) fn finish(mut self) -> Result<(), IpamError> {
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(|e| self.err("commit", e))?;
+        self.open = false;
+        Ok(())
     }
 
     /// Every lease's address with its text column, for [`super::SqliteStore::check`].
@@ -437,11 +452,7 @@ impl StoreTxn for SqliteTx<'_> {
         Ok(owner)
     }
 
-    fn commit(mut self: Box<Self>) -> Result<(), IpamError> {
-        self.conn
-            .execute_batch("COMMIT")
-            .map_err(|e| self.err("commit", e))?;
-        self.open = false;
-        Ok(())
+    fn commit(self: Box<Self>) -> Result<(), IpamError> {
+        (*self).finish()
     }
 }
