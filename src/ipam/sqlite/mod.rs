@@ -160,9 +160,12 @@ impl SqliteStore {
                 .map_err(|e| store_err(format!("create {}", dir.display()), e))?;
         }
         let ctx = |what: &str| format!("{}: {what}", path.display());
-        let conn = Connection::open(&path).map_err(|e| store_err(ctx("open"), e))?;
+        let mut conn = Connection::open(&path).map_err(|e| store_err(ctx("open"), e))?;
         busy::wait_up_to(options.busy_timeout);
-        conn.busy_handler(Some(busy::on_busy))
+        // `busy_handler` takes `&mut self` in newer rusqlite releases, `&self` in older ones.
+        let handle: &mut Connection = &mut conn;
+        handle
+            .busy_handler(Some(busy::on_busy))
             .map_err(|e| store_err(ctx("busy handler"), e))?;
         conn.set_prepared_statement_cache_capacity(32);
         let mode =
