@@ -121,6 +121,7 @@
 //! ## Feature flags
 //!
 //! - `serde` (default): Docker-shaped JSON of networks and containers (`network::inspect`).
+//! - `bundled-sqlite` (default): SQLite compiled in; without it the system's `libsqlite3`.
 //! - `iptables`: the iptables firewall backend, which runs `iptables-restore`.
 //! - `etcd`: the etcd client, and etcd as the store of IPAM and overlay networks.
 //! - `_fault-injection`: test-only and unstable, outside semver: the fault hook `fault` of
