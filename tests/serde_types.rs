@@ -84,7 +84,10 @@ fn attachment() -> Attachment {
 #[test]
 fn network_info_round_trips() {
     let json = round_trip(&network_info());
-    assert!(json.contains(r#""subnets":["172.18.0.0/16","fd00:18::/64"]"#), "{json}");
+    assert!(
+        json.contains(r#""subnets":["172.18.0.0/16","fd00:18::/64"]"#),
+        "{json}"
+    );
     round_trip(&NetworkInfo::default());
     // Missing fields take their defaults: older records still load.
     let n: NetworkInfo = serde_json::from_str(r#"{"name":"web"}"#).unwrap();
@@ -134,7 +137,11 @@ fn port_types_round_trip() {
         round_trip(&HostPorts::Range(PortRange::new(8000, 8010).unwrap())),
         r#""8000-8010""#
     );
-    for (p, text) in [(Proto::Tcp, "tcp"), (Proto::Udp, "udp"), (Proto::Sctp, "sctp")] {
+    for (p, text) in [
+        (Proto::Tcp, "tcp"),
+        (Proto::Udp, "udp"),
+        (Proto::Sctp, "sctp"),
+    ] {
         assert_eq!(round_trip(&p), format!("\"{text}\""));
     }
     let rule = PortRule::new("web", Proto::Tcp, 8080, "172.18.0.2".parse().unwrap(), 80)
@@ -161,7 +168,14 @@ fn port_mapping_has_a_stable_shape() {
 
 #[test]
 fn bad_ports_are_refused() {
-    for bad in [r#""0""#, r#""90-80""#, r#""http""#, r#""80-""#, r#""70000""#, "80"] {
+    for bad in [
+        r#""0""#,
+        r#""90-80""#,
+        r#""http""#,
+        r#""80-""#,
+        r#""70000""#,
+        "80",
+    ] {
         refused::<PortRange>(bad);
     }
     let e = refused::<PortRange>(r#""90-80""#);
@@ -172,7 +186,9 @@ fn bad_ports_are_refused() {
     let e = refused::<PortMapping>(r#"{"host_ports":"8000-8002","container_ports":"80-90"}"#);
     assert!(e.contains("differ in length"), "{e}");
     refused::<PortMapping>(r#"{"proto":"tcp"}"#);
-    refused::<PublishedPort>(r#"{"proto":"tcp","host_ip":"nowhere","host_port":1,"container_port":1}"#);
+    refused::<PublishedPort>(
+        r#"{"proto":"tcp","host_ip":"nowhere","host_port":1,"container_port":1}"#,
+    );
 }
 
 #[test]
@@ -181,7 +197,10 @@ fn unknown_protocol_is_refused() {
     assert!(e.contains(r#"unknown protocol "tpc""#), "{e}");
     refused::<Proto>("6");
     // Any case, as the `-p` parser takes it; written lower-case.
-    assert_eq!(serde_json::from_str::<Proto>(r#""UDP""#).unwrap(), Proto::Udp);
+    assert_eq!(
+        serde_json::from_str::<Proto>(r#""UDP""#).unwrap(),
+        Proto::Udp
+    );
     refused::<PortMapping>(r#"{"proto":"icmp","container_ports":"80"}"#);
 }
 
@@ -314,7 +333,10 @@ fn container_travels_as_its_spec() {
         .dns(dns);
     let spec = ctr.spec();
     let json = round_trip(&spec);
-    assert!(json.contains(r#""add_hosts":["gw:host-gateway","v6:::1"]"#), "{json}");
+    assert!(
+        json.contains(r#""add_hosts":["gw:host-gateway","v6:::1"]"#),
+        "{json}"
+    );
     assert!(json.contains(r#""mac":"02:42:ac:12:00:0a""#), "{json}");
     assert_eq!(Container::from_spec(spec.clone(), &ns).spec(), spec);
     round_trip(&Container::new("c1", &ns).spec());

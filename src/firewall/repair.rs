@@ -19,7 +19,11 @@ use crate::error::Result;
 /// With feature `serde`: an object with the fields below (missing ones empty), `ports` as
 /// in [`PortRule`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(default))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 #[non_exhaustive]
 pub struct Repaired {
     /// Shared objects re-created or re-filled, named as `nft` or `iptables` would:

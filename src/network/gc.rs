@@ -17,7 +17,11 @@ use crate::ports::{PortAllocator, PublishedPort};
 ///
 /// With feature `serde`: an object with the fields below (missing ones empty).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(default))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 #[non_exhaustive]
 pub struct GcReport {
     /// Attachments of dead containers that were disconnected (`network/container`).

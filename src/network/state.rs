@@ -29,7 +29,11 @@ use crate::ports::PublishedPort;
 /// (`"172.18.0.0/16"`). Missing fields take their defaults, so a record written before a
 /// field was added still loads.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(default))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 #[non_exhaustive]
 pub struct NetworkInfo {
     /// The name.
@@ -75,7 +79,11 @@ pub struct NetworkInfo {
 /// Missing fields take their defaults, so a record written before a field was added
 /// still loads.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(default))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 #[non_exhaustive]
 pub struct Attachment {
     /// The network's name.
