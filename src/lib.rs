@@ -120,7 +120,9 @@
 //!
 //! ## Feature flags
 //!
-//! - `serde` (default): Docker-shaped JSON of networks and containers (`network::inspect`).
+//! - `serde` (default): `Serialize`/`Deserialize` for the data types (networks,
+//!   attachments, configurations, port mappings, leases, reports; see each type), and
+//!   Docker-shaped JSON of networks and containers (`network::inspect`).
 //! - `bundled-sqlite` (default): SQLite compiled in; without it the system's `libsqlite3`.
 //! - `iptables`: the iptables firewall backend, which runs `iptables-restore`.
 //! - `etcd`: the etcd client, and etcd as the store of IPAM and overlay networks.

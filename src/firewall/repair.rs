@@ -15,7 +15,15 @@ use crate::error::Result;
 /// assert!(r.is_empty());
 /// assert_eq!(r.to_string(), "nothing to repair");
 /// ```
+///
+/// With feature `serde`: an object with the fields below (missing ones empty), `ports` as
+/// in [`PortRule`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 #[non_exhaustive]
 pub struct Repaired {
     /// Shared objects re-created or re-filled, named as `nft` or `iptables` would:

@@ -9,7 +9,11 @@ use super::network::Network;
 use super::owner::Owner;
 
 /// An address held by an owner on a network, with what the container needs to use it.
+///
+/// With feature `serde`: an object with the fields below, addresses as text, `owner` as in
+/// [`Owner`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Lease {
     /// The network's name.
     pub network: String,

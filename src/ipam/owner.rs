@@ -4,7 +4,10 @@ use std::fmt;
 
 /// Who holds a lease: a container and its interface (CNI's `CNI_CONTAINERID` and
 /// `CNI_IFNAME`).
+///
+/// With feature `serde`: `{"container": "3f2a1c0d9e8b", "ifname": "eth0"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Owner {
     /// The container id.
     pub container: String,

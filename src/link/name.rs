@@ -127,6 +127,9 @@ impl FromStr for IfName {
 }
 
 /// A 48-bit Ethernet address.
+///
+/// With feature `serde`: its text form, `"02:42:ac:11:00:02"`; deserializing parses it as
+/// [`str::parse`] does, so a malformed address is an error.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct MacAddr(pub [u8; 6]);
 
@@ -194,6 +197,22 @@ impl FromStr for MacAddr {
             return Err(Error::invalid("MAC address", s, "expected six hex pairs"));
         }
         Ok(MacAddr(out))
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for MacAddr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for MacAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 

@@ -25,22 +25,65 @@ pub const DEFAULT_BRIDGE: &str = "docker0";
 /// cfg.validate()?;
 /// # Ok::<(), netplumb::Error>(())
 /// ```
+///
+/// With feature `serde`: an object whose fields are named as the builder methods
+/// (`name`, `bridge`, `subnets`, `gateways`, `ip_range`, `mtu`, `internal`, `icc`,
+/// `masquerade`, `host_binding`, `ipv6`, `labels`, `multicast_snooping`), networks as
+/// text (`"172.26.0.0/16"`). Only `name` is required: missing fields take the defaults of
+/// [`NetworkConfig::new`]. Like the builder, deserializing does not check the
+/// configuration: [`NetworkConfig::validate`] does, and so does
+/// [`Host::create_network`](super::Host::create_network) before it touches anything.
+///
+/// ```
+/// # #[cfg(feature = "serde")] {
+/// use netplumb::network::NetworkConfig;
+/// let cfg: NetworkConfig = serde_json::from_str(r#"{"name": "mybr0", "icc": false}"#).unwrap();
+/// assert_eq!(cfg, NetworkConfig::new("mybr0").icc(false));
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[must_use]
 pub struct NetworkConfig {
     pub(crate) name: String,
+    #[cfg_attr(feature = "serde", serde(default))]
     pub(crate) bridge: Option<String>,
+    #[cfg_attr(feature = "serde", serde(default))]
     pub(crate) subnets: Vec<IpNet>,
+    #[cfg_attr(feature = "serde", serde(default))]
     pub(crate) gateways: Vec<IpAddr>,
+    #[cfg_attr(feature = "serde", serde(default))]
     pub(crate) ip_range: Option<IpNet>,
+    #[cfg_attr(feature = "serde", serde(default))]
     pub(crate) mtu: Option<u32>,
+    #[cfg_attr(feature = "serde", serde(default))]
     pub(crate) internal: bool,
+    #[cfg_attr(feature = "serde", serde(default = "on"))]
     pub(crate) icc: bool,
+    #[cfg_attr(feature = "serde", serde(default = "on"))]
     pub(crate) masquerade: bool,
+    #[cfg_attr(feature = "serde", serde(default = "every_address"))]
     pub(crate) host_binding: IpAddr,
+    #[cfg_attr(feature = "serde", serde(default))]
     pub(crate) ipv6: bool,
+    #[cfg_attr(feature = "serde", serde(default))]
     pub(crate) labels: BTreeMap<String, String>,
+    #[cfg_attr(feature = "serde", serde(default))]
     pub(crate) multicast_snooping: bool,
+}
+
+/// The default of `icc` and `masquerade` in a deserialized configuration, as in
+/// [`NetworkConfig::new`].
+#[cfg(feature = "serde")]
+fn on() -> bool {
+    true
+}
+
+/// The default `host_binding` of a deserialized configuration, as in
+/// [`NetworkConfig::new`].
+#[cfg(feature = "serde")]
+fn every_address() -> IpAddr {
+    Ipv4Addr::UNSPECIFIED.into()
 }
 
 impl NetworkConfig {

@@ -21,6 +21,11 @@ use crate::ports::PortMapping;
 ///     .publish("8080:80".parse().unwrap());
 /// # Ok::<(), netplumb::Error>(())
 /// ```
+///
+/// With feature `serde`: not serializable itself, since it holds an open namespace handle
+/// (a file descriptor), which is not data and is new at each start of the container. Its
+/// data form is [`ContainerSpec`](super::ContainerSpec) ([`Container::spec`]), which serializes;
+/// [`Container::from_spec`] makes the container again in a given namespace.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct Container {

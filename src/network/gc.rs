@@ -14,7 +14,14 @@ use crate::ipam::{Owner, StoreTxn};
 use crate::ports::{PortAllocator, PublishedPort};
 
 /// What [`Host::gc`] removed.
+///
+/// With feature `serde`: an object with the fields below (missing ones empty).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 #[non_exhaustive]
 pub struct GcReport {
     /// Attachments of dead containers that were disconnected (`network/container`).

@@ -31,6 +31,7 @@
 
 mod config;
 mod container;
+mod container_spec;
 mod durable;
 mod endpoint;
 pub mod files;
@@ -53,6 +54,7 @@ mod teardown;
 
 pub use config::{NetworkConfig, DEFAULT_BRIDGE, DEFAULT_NETWORK};
 pub use container::Container;
+pub use container_spec::ContainerSpec;
 pub use gc::GcReport;
 pub use host::{Host, HostOptions, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR};
 pub use mode::NetworkMode;

@@ -19,6 +19,9 @@ use crate::rtnl::Rtnl;
 /// assert_eq!("mybr0".parse::<NetworkMode>()?, NetworkMode::Bridge("mybr0".into()));
 /// # Ok::<(), netplumb::Error>(())
 /// ```
+///
+/// With feature `serde`: its text form, as `--network` takes it (`"host"`, `"none"`,
+/// `"container:web"`, `"mybr0"`); deserializing parses it as [`str::parse`] does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetworkMode {
     /// Its own namespace, connected to a bridge network (`--network NET`; `bridge` is the
@@ -60,6 +63,22 @@ impl fmt::Display for NetworkMode {
             NetworkMode::None => f.write_str("none"),
             NetworkMode::Container(c) => write!(f, "container:{c}"),
         }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for NetworkMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for NetworkMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 

@@ -22,7 +22,15 @@ use crate::firewall::{Firewall, FirewallWatch, NetworkRules, PortRule, Repaired}
 /// let r = ReconcileReport::default();
 /// assert!(r.is_empty());
 /// ```
+///
+/// With feature `serde`: an object with the fields below (missing ones empty), `firewall`
+/// as in [`Repaired`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 #[non_exhaustive]
 pub struct ReconcileReport {
     /// What the firewall backend put back.

@@ -24,7 +24,16 @@ use crate::link::MacAddr;
 use crate::ports::PublishedPort;
 
 /// A network as netplumb created it.
+///
+/// With feature `serde`: an object with the fields below; addresses and networks as text
+/// (`"172.18.0.0/16"`). Missing fields take their defaults, so a record written before a
+/// field was added still loads.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 #[non_exhaustive]
 pub struct NetworkInfo {
     /// The name.
@@ -64,7 +73,17 @@ pub struct NetworkInfo {
 }
 
 /// A container's link to a network.
+///
+/// With feature `serde`: an object with the fields below; `mac` as text
+/// (`"02:42:ac:12:00:02"`), `addrs` as `"172.18.0.2/16"`, `expose` as `[["tcp", 80]]`.
+/// Missing fields take their defaults, so a record written before a field was added
+/// still loads.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 #[non_exhaustive]
 pub struct Attachment {
     /// The network's name.

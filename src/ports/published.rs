@@ -20,7 +20,11 @@ use super::range::Proto;
 /// let v6 = PublishedPort::new(Proto::Udp, "::1".parse().unwrap(), 5353, 53);
 /// assert_eq!(v6.to_string(), "53/udp -> [::1]:5353");
 /// ```
+///
+/// With feature `serde`: an object with the fields below, `proto` as `"tcp"`:
+/// `{"proto":"tcp","host_ip":"0.0.0.0","host_port":32768,"container_port":80}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct PublishedPort {
     /// The protocol.

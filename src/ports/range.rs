@@ -136,6 +136,10 @@ impl FromStr for Proto {
 /// assert!(PortRange::new(8010, 8000).is_err());
 /// # Ok::<(), netplumb::ports::PortSpecError>(())
 /// ```
+///
+/// With feature `serde`: its text form, `"80"` or `"8000-8010"` (a string, also for one
+/// port); deserializing parses it as [`str::parse`] does, so `"0"`, `"90-80"` or
+/// `"http"` is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PortRange {
     start: u16,
@@ -247,6 +251,9 @@ impl FromStr for PortRange {
 }
 
 /// Which host ports a mapping asks for.
+///
+/// With feature `serde`: `null` for [`HostPorts::Any`], the range's text form
+/// (`"8080"`, `"8000-8010"`) for [`HostPorts::Range`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum HostPorts {
     /// Any free port from the dynamic range (`-p 80`, `-p 127.0.0.1::80`, `-P`).
@@ -257,4 +264,38 @@ pub enum HostPorts {
     /// container port and a longer host range, any one free port of the range
     /// (`8000-8010:80`).
     Range(PortRange),
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for PortRange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for PortRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for HostPorts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            HostPorts::Any => s.serialize_none(),
+            HostPorts::Range(r) => s.serialize_some(r),
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for HostPorts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let range = <Option<PortRange> as serde::Deserialize>::deserialize(d)?;
+        Ok(range.map_or(HostPorts::Any, HostPorts::Range))
+    }
 }

@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use super::range::{HostPorts, PortRange, PortSpecError, Proto};
 
+/// One `-p` option: container ports to publish on the host, and on which host address
+/// and ports.
 ///
 /// `Display` prints the canonical `-p` spec (`127.0.0.1:8080:80/tcp`, `[::1]::80/udp`,
 /// `80/tcp`), which parses back to the same mapping. The host side is resolved to concrete
@@ -25,7 +27,15 @@ use super::range::{HostPorts, PortRange, PortSpecError, Proto};
 /// assert_eq!(built, m);
 /// # Ok::<(), netplumb::ports::PortSpecError>(())
 /// ```
+///
+/// With feature `serde`: an object with the fields below, `proto` as `"tcp"`, `host_ip`
+/// as an address or `null`, `host_ports` as in [`HostPorts`], `container_ports` as in
+/// [`PortRange`]: `{"proto":"tcp","host_ip":"127.0.0.1","host_ports":"8080",
+/// "container_ports":"80"}`. Missing `proto`, `host_ip` and `host_ports` take the
+/// defaults of [`PortMapping::new`]; deserializing checks the mapping as
+/// [`PortMapping::validate`] does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct PortMapping {
     /// The protocol (`/tcp` when the spec names none).
@@ -243,6 +253,32 @@ impl FromStr for PortMapping {
 
     fn from_str(s: &str) -> Result<PortMapping, PortSpecError> {
         PortMapping::parse(s)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for PortMapping {
+    /// The fields, then [`PortMapping::validate`]: a mapping is never made unchecked.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Fields {
+            #[serde(default)]
+            proto: Proto,
+            #[serde(default)]
+            host_ip: Option<IpAddr>,
+            #[serde(default)]
+            host_ports: HostPorts,
+            container_ports: PortRange,
+        }
+        let f = <Fields as serde::Deserialize>::deserialize(d)?;
+        let m = PortMapping {
+            proto: f.proto,
+            host_ip: f.host_ip,
+            host_ports: f.host_ports,
+            container_ports: f.container_ports,
+        };
+        m.validate().map_err(serde::de::Error::custom)?;
+        Ok(m)
     }
 }
 

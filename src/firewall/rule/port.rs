@@ -15,7 +15,11 @@ use crate::error::{Error, Result};
 /// let p = PortRule::new("bridge", Proto::Tcp, 8080, "172.17.0.2".parse().unwrap(), 80);
 /// assert_eq!(p.to_string(), "bridge: tcp 0.0.0.0:8080 -> 172.17.0.2:80");
 /// ```
+///
+/// With feature `serde`: an object with the fields below, `proto` as `"tcp"`, addresses
+/// as text. Deserializing does not check it: the backends do, before they write anything.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PortRule {
     /// The network the container is on (tags the rule for removal).
     pub network: String,

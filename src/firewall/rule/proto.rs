@@ -9,6 +9,9 @@ use std::fmt;
 /// assert_eq!("UDP".parse::<Proto>().unwrap(), Proto::Udp);
 /// assert_eq!(Proto::Sctp.to_string(), "sctp");
 /// ```
+///
+/// With feature `serde`: its lower-case name, `"tcp"`; deserializing parses it as
+/// [`str::parse`] does (any case), so another protocol is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Proto {
     /// TCP, the default when a port spec names no protocol.
@@ -53,5 +56,21 @@ impl Proto {
 impl fmt::Display for Proto {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Proto {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Proto {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }

@@ -85,6 +85,9 @@ pub enum AddHostTarget {
 /// One `--add-host` option, from [`parse_add_host`].
 ///
 /// `Display` is Docker's normalised form, `NAME:ADDR` without brackets.
+///
+/// With feature `serde`: that form, `"db:172.18.0.3"`, `"gw:host-gateway"`; deserializing
+/// parses it with [`parse_add_host`], so a bad name or address is an error.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AddHost {
     name: String,
@@ -131,6 +134,21 @@ impl fmt::Display for AddHost {
             AddHostTarget::Addr(addr) => write!(f, "{}:{addr}", self.name),
             AddHostTarget::HostGateway => write!(f, "{}:{HOST_GATEWAY}", self.name),
         }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for AddHost {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for AddHost {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let spec = <String as serde::Deserialize>::deserialize(d)?;
+        parse_add_host(&spec).map_err(serde::de::Error::custom)
     }
 }
 

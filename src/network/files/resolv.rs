@@ -35,7 +35,16 @@ pub const SYSTEMD_RESOLVED_UPSTREAM: &str = "/run/systemd/resolve/resolv.conf";
 /// assert_eq!(e.to_string(), r#"invalid dns "dns.google": not an IP address"#);
 /// # Ok::<(), netplumb::Error>(())
 /// ```
+///
+/// With feature `serde`: `{"nameservers": ["1.1.1.1"], "search": ["example.com"],
+/// "options": ["ndots:2"]}`, missing lists empty. Like the builder methods, deserializing
+/// does not check the values: [`DnsConfig::validate`] does, and so does every use.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(default)
+)]
 pub struct DnsConfig {
     nameservers: Vec<IpAddr>,
     search: Vec<String>,
