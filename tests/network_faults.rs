@@ -152,7 +152,13 @@ fn kernel(out: &mut String, what: &str, r: &mut Rtnl, ns: &Netns) {
         for line in run(ns, bin, args).lines() {
             // Multicast entries come and go with IPv6 multicast listening.
             let mcast = ["33:33:", "01:00:5e:", "ff02:", "fe80:"];
-            if !mcast.iter().any(|m| line.contains(m)) {
+            // A learned FDB entry (no `permanent`, `static` or `self`) records a frame the
+            // bridge saw, whenever a container happened to send one: traffic, not state.
+            let learned = bin == "bridge"
+                && !["permanent", "static", " self"]
+                    .iter()
+                    .any(|k| line.contains(k));
+            if !learned && !mcast.iter().any(|m| line.contains(m)) {
                 writeln!(out, "{what} {bin} {line}").unwrap();
             }
         }
