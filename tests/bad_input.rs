@@ -125,8 +125,9 @@ fn a_link_name_that_is_not_utf8() {
         match made {
             Ok(Ok(out)) if out.status.success() => {}
             other => {
-                eprintln!(
-                    "SKIPPED a_link_name_that_is_not_utf8: cannot make the link with ip: {other:?}"
+                common::skip(
+                    "a_link_name_that_is_not_utf8",
+                    format_args!("cannot make the link with ip: {other:?}"),
                 );
                 return;
             }

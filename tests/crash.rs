@@ -463,7 +463,7 @@ fn crash_test(name: &str, backend: Backend) {
     common::sandbox(name, |s| {
         if let Err(e) = netplumb::firewall::open(backend, s.host()) {
             assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "{name}: {e}");
-            eprintln!("SKIPPED {name}: cannot open the firewall backend: {e}");
+            common::skip(name, format_args!("cannot open the firewall backend: {e}"));
             return;
         }
         storms(s, backend, &state.0, &netns.0)

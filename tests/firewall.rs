@@ -425,7 +425,7 @@ fn the_users_chain_verdict_wins(s: &Sandbox, open: Opener) {
         Some(())
     };
     let Some(()) = added else {
-        eprintln!("SKIPPED the_users_chain_verdict_wins: no nft binary to fill the user chain");
+        common::skip_here("no nft binary to fill the user chain");
         return;
     };
     assert_eq!(
@@ -807,7 +807,7 @@ COMMIT
                 Ok(fw) => f(s.host(), fw),
                 Err(e) => {
                     assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "{name}: {e}");
-                    eprintln!("SKIPPED {name}: {e}");
+                    common::skip(name, e);
                 }
             }
         });
@@ -1182,7 +1182,7 @@ COMMIT
                     Ok("true"),
                     "no iptables-legacy"
                 );
-                eprintln!("SKIPPED iptables_layout::automatic_selection (legacy part): no iptables-legacy");
+                common::skip_here("legacy part: no iptables-legacy");
                 return;
             };
             assert!(status.success());

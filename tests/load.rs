@@ -146,7 +146,7 @@ fn snapshot(h: &mut Host) -> String {
     let nft = h
         .netns()
         .spawn(
-            Command::new("nft")
+            Command::new(common::need("nft"))
                 .args(["list", "ruleset"])
                 .stdout(Stdio::piped()),
         )

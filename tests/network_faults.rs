@@ -167,6 +167,7 @@ fn kernel(out: &mut String, what: &str, r: &mut Rtnl, ns: &Netns) {
 
 /// Runs `bin args` inside `ns`; its standard output.
 fn run(ns: &Netns, bin: &str, args: &[&str]) -> String {
+    common::need(bin);
     let out = ns
         .spawn(Command::new(bin).args(args).stdout(Stdio::piped()))
         .unwrap()
@@ -430,7 +431,7 @@ fn with_backend(name: &str, backend: Backend, body: fn(&mut World)) {
                 Ok("true"),
                 "{name}: cannot open the firewall backend under CI=true: {e}"
             );
-            eprintln!("SKIPPED {name}: cannot open the firewall backend: {e}");
+            common::skip(name, format_args!("cannot open the firewall backend: {e}"));
             return;
         }
         body(&mut World::new(s, backend))

@@ -149,7 +149,7 @@ fn works(w: &World, expect: bool) -> bool {
 fn tool(ns: &Netns, bin: &str, args: &[&str]) -> Option<String> {
     let out = ns
         .spawn(
-            Command::new(bin)
+            Command::new(common::need(bin))
                 .args(args)
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped()),
@@ -331,7 +331,7 @@ fn removed_rules_come_back_with_reconcile(s: &Sandbox, backend: Backend) {
 fn the_watcher_repairs_without_a_call(s: &Sandbox, backend: Backend) {
     let mut w = world(s, backend);
     if backend != Backend::Nftables && !iptables_bins(w.h.netns()).2 {
-        eprintln!("SKIPPED the_watcher_repairs_without_a_call: iptables-legacy sends no change notifications");
+        common::not_applicable_here("iptables-legacy sends no change notifications");
         return;
     }
     let before = listing(&w, backend);
@@ -369,7 +369,7 @@ fn a_deleted_or_emptied_table_comes_back(s: &Sandbox, backend: Backend) {
     let mut w = world(s, backend);
     let ns = w.h.netns().clone();
     let Some(before) = listing(&w, backend) else {
-        eprintln!("SKIPPED a_deleted_or_emptied_table_comes_back: no nft binary");
+        common::skip_here("no nft binary");
         return;
     };
     // Only our IPv4 table goes: only it comes back.
@@ -404,7 +404,7 @@ fn flushed_chains_and_sets_come_back(s: &Sandbox, backend: Backend) {
     let mut w = world(s, backend);
     let ns = w.h.netns().clone();
     let Some(before) = listing(&w, backend) else {
-        eprintln!("SKIPPED flushed_chains_and_sets_come_back: no nft binary");
+        common::skip_here("no nft binary");
         return;
     };
     let cases: [(&[&str], &str); 5] = [

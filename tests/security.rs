@@ -438,11 +438,12 @@ fn a_container_cannot_pose_as_another_to_pass_a_link(s: &Sandbox, backend: Backe
     }
 }
 
-/// Runs a witness tool in `ns`; `None` when it is not installed.
+/// Runs a witness tool in `ns`; `None` when it is not installed (the test goes on without
+/// that check, counted as skipped).
 fn tool(ns: &Netns, bin: &str, args: &[&str]) -> Option<String> {
     let out = ns
         .spawn(
-            std::process::Command::new(bin)
+            std::process::Command::new(common::witness(bin)?)
                 .args(args)
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped()),

@@ -22,7 +22,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::{Command, Stdio};
 
 use netplumb::addr::Addr;
-use netplumb::error::Errno;
 use netplumb::firewall::VxlanGuard;
 use netplumb::link::{Bridge, LinkSet, MacAddr, Veth, Vxlan};
 use netplumb::neigh::Fdb;
@@ -147,20 +146,16 @@ impl World {
 }
 
 /// `nft ARGS` inside `ns`: its output, or `None` when `nft` is not installed (it is only a
-/// witness; the library never runs it). Under `CI=true` a missing `nft` fails.
+/// witness; the library never runs it): the test goes on without it, counted as skipped
+/// (a failure under `CI=true`).
 fn nft(ns: &Netns, args: &[&str]) -> Option<String> {
-    let mut cmd = Command::new("nft");
+    let mut cmd = Command::new(common::witness("nft")?);
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let child = match ns.spawn(&mut cmd) {
-        Err(e)
-            if e.errno() == Some(Errno::ENOENT) && std::env::var("CI").as_deref() != Ok("true") =>
-        {
-            eprintln!("nft is not installed: no nft witness");
-            return None;
-        }
-        r => r.expect("run nft"),
-    };
-    let out = child.wait_with_output().expect("nft output");
+    let out = ns
+        .spawn(&mut cmd)
+        .expect("run nft")
+        .wait_with_output()
+        .expect("nft output");
     assert!(
         out.status.success(),
         "nft {args:?}: {}",
@@ -330,7 +325,7 @@ fn ipv6_underlay() {
     common::sandbox("ipv6_underlay", |s| {
         let w = world(s);
         if !ipv6_available(&w.a) {
-            eprintln!("SKIPPED ipv6_underlay: the kernel has no IPv6");
+            common::not_applicable("ipv6_underlay", "the kernel has no IPv6");
             return;
         }
         let (a6, b6, c6) = ("2001:db8::1", "2001:db8::2", "2001:db8::3");
@@ -379,7 +374,10 @@ fn ipv6_fragments_cannot_hide_the_vni() {
     common::sandbox("ipv6_fragments_cannot_hide_the_vni", |s| {
         let w = world(s);
         if !ipv6_available(&w.a) {
-            eprintln!("SKIPPED ipv6_fragments_cannot_hide_the_vni: the kernel has no IPv6");
+            common::not_applicable(
+                "ipv6_fragments_cannot_hide_the_vni",
+                "the kernel has no IPv6",
+            );
             return;
         }
         vxlan(&w.a, 60, "2001:db8::1", &["2001:db8::2"], 1);

@@ -1,4 +1,4 @@
-//! A throwaway etcd server for tests: `/usr/bin/etcd` as a child process inside the
+//! A throwaway etcd server for tests: `etcd` (found on `PATH`) as a child process inside the
 //! calling thread's network namespace (a sandbox's, where 127.0.0.1:2379 and :2380 are
 //! free and private), with its data in a temp dir. Killed, and its data removed, on drop.
 
@@ -13,20 +13,13 @@ use netplumb::{Netns, Rtnl};
 
 use super::TempDir;
 
-/// The etcd binary the tests run.
-pub const ETCD: &str = "/usr/bin/etcd";
+/// The etcd binary the tests run, looked up on `PATH`.
+pub const ETCD: &str = "etcd";
 
 /// Whether etcd is installed. Under `CI=true` a missing binary fails the test; elsewhere
-/// this prints `SKIPPED <test>: …` and the test returns.
+/// this [`skip`](super::skip)s `test`, which returns.
 pub fn available(test: &str) -> bool {
-    if std::path::Path::new(ETCD).is_file() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: {ETCD} is missing under CI=true");
-    }
-    eprintln!("SKIPPED {test}: needs {ETCD}");
-    false
+    super::tool(test, ETCD).is_some()
 }
 
 /// A running (or stopped) etcd on 127.0.0.1:2379 of one namespace.
@@ -81,7 +74,7 @@ impl EtcdServer {
     pub fn freeze(&self, frozen: bool) {
         let pid = self.child.as_ref().expect("etcd running").id().to_string();
         let sig = if frozen { "-STOP" } else { "-CONT" };
-        let st = Command::new("kill")
+        let st = Command::new(super::need("kill"))
             .args([sig, &pid])
             .status()
             .expect("run kill");
@@ -107,7 +100,7 @@ impl EtcdServer {
         let log = std::fs::File::create(self.log()).expect("etcd log file");
         let err = log.try_clone().expect("etcd log file");
         let (client, peer) = ("http://127.0.0.1:2379", "http://127.0.0.1:2380");
-        let mut cmd = Command::new(ETCD);
+        let mut cmd = Command::new(super::need(ETCD));
         cmd.arg("--name=default")
             .arg(format!("--data-dir={}", self.dir.0.join("data").display()))
             .args([
