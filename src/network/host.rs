@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
 
@@ -62,7 +62,12 @@ pub struct HostOptions {
     state_dir: PathBuf,
     run_dir: Option<PathBuf>,
     backend: Backend,
+    busy_timeout: Duration,
 }
+
+/// How long a [`Host`] waits by default for another process's transaction of the
+/// runtime database ([`HostOptions::busy_timeout`]).
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl HostOptions {
     /// The durable folder `state_dir`, the runtime folder derived from it, and the
@@ -72,7 +77,17 @@ impl HostOptions {
             state_dir: state_dir.into(),
             run_dir: None,
             backend: Backend::Auto,
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
         }
+    }
+
+    /// How long an operation waits for another process's transaction of the runtime
+    /// database before it fails with the store's "busy" error (default
+    /// [`DEFAULT_BUSY_TIMEOUT`]). Transactions last one operation (about a millisecond),
+    /// so a long wait means a stuck process.
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
     }
 
     /// The runtime folder (`--run-dir`); best on a tmpfs.
@@ -114,12 +129,18 @@ impl HostOptions {
             state_dir: state_dir.clone(),
             run_dir: Some(run_dir.clone()),
             backend: fw.backend(),
+            busy_timeout: self.busy_timeout,
         };
         Ok(Host {
             netns: ns.clone(),
             rtnl: Rtnl::open_in(ns)?,
             fw,
-            ipam: Arc::new(runtime::open(&state_dir, &run_dir, &defs)?),
+            ipam: Arc::new(runtime::open(
+                &state_dir,
+                &run_dir,
+                &defs,
+                self.busy_timeout,
+            )?),
             ports,
             defs,
             opts,
@@ -143,6 +164,28 @@ impl HostOptions {
 /// After a reboot the networks are still defined and usable (the next connect makes a
 /// network's bridge and firewall rules again when they are gone), with no lease, port or
 /// record left over.
+///
+/// # What blocks, and for how long
+///
+/// Every call is synchronous and runs on the caller's thread; the waits are:
+/// - **The runtime database's lock**, held by another process's operation (one
+///   transaction per connect, disconnect or gc, about a millisecond): waited for up to
+///   [`HostOptions::busy_timeout`] (default [`DEFAULT_BUSY_TIMEOUT`], 30 s), then the
+///   operation fails with the store's "busy" error and changes nothing.
+/// - **The kernel's requests** (rtnetlink, nf_tables): each returns when the kernel has
+///   applied it, in well under a millisecond, except the deletion of a veth, which waits
+///   for an RCU grace period (~15–20 ms; one wait for all the links of one disconnect,
+///   removal or gc). [`Host::defer_link_deletion`] moves that wait to a background thread
+///   (and to [`Host::flush_link_deletions`] and the `Host`'s drop);
+///   [`Host::leave_link_deletion`] lets the caller skip it (the namespace's deletion or a
+///   later call deletes the links).
+/// - **The helper thread** that makes a socket inside a container's namespace: the
+///   caller waits for its answer, a few microseconds of work.
+/// - **The firewall**: nf_tables takes no lock beyond the kernel's own. The `iptables`
+///   backend runs `iptables-restore --noflush --wait`, which waits for the xtables lock
+///   for as long as another program holds it (the one wait without a limit of our own).
+/// - **The standalone port registry** ([`crate::ports::PortAllocator::publish`], not used
+///   by a `Host`): its file lock is waited for up to 10 s.
 ///
 /// ```no_run
 /// use netplumb::network::{Container, Host, NetworkConfig};

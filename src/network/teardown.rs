@@ -381,7 +381,9 @@ impl Host {
         let td = self.plan_removal(&info, &atts)?;
         atomically(|tx| self.teardown(&td, tx))?;
         self.bridges.remove(&info.bridge);
-        Ok(())
+        // A removal waits for its links' deletion anyway: the veths disconnects left for
+        // later (Host::leave_link_deletion) go in the same breath.
+        self.rtnl.execute(&LinkDel::group(LEFT_GROUP)).or_gone()
     }
 
     /// Reads and works out everything removing network `info` with `atts` changes: as a
