@@ -46,6 +46,16 @@ impl Rtnl {
         })
     }
 
+    /// [`Rtnl::open_in`], with the socket made on `worker`'s thread instead of a new one.
+    pub(crate) fn open_on(worker: &crate::netns::Worker, ns: &Netns) -> Result<Rtnl> {
+        let sock = ns.run_on(worker, Socket::route)??;
+        Ok(Rtnl {
+            sock,
+            buf: MsgBuf::new(),
+            netns: ns.clone(),
+        })
+    }
+
     /// The namespace this handle serves.
     pub fn netns(&self) -> &Netns {
         &self.netns

@@ -236,6 +236,13 @@ pub fn with_files(
 pub fn rm(ctx: &Ctx, name: &str) -> Res {
     let t = find(ctx, name)?;
     let mut host = ctx.host()?;
+    // The namespace is deleted next and takes the veths along: no waiting for the kernel
+    // to delete each one.
+    let owned = t
+        .record
+        .as_ref()
+        .is_some_and(|r| r.owns_netns && r.netns.exists());
+    host.leave_link_deletion(owned);
     for a in host.attachments(None)? {
         if a.container == t.id {
             host.disconnect(&a.network, &t.id)?;

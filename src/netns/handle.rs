@@ -251,7 +251,7 @@ impl Netns {
     }
 
     /// Whether the calling thread is in this namespace.
-    fn is_current(&self) -> bool {
+    pub(super) fn is_current(&self) -> bool {
         fs::metadata(THREAD_SELF_NET).is_ok_and(|m| (m.dev(), m.ino()) == self.id)
     }
 

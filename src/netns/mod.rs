@@ -21,7 +21,9 @@ mod claim;
 mod dir;
 mod handle;
 mod sandbox;
+mod worker;
 
 pub use dir::{NetnsDir, DEFAULT_NETNS_DIR};
 pub use handle::Netns;
 pub use sandbox::{sandbox, Sandbox};
+pub(crate) use worker::Worker;

@@ -188,7 +188,11 @@ impl Host {
             }
             match self.rtnl.execute(&v) {
                 // A deferred deletion of this container's last veth may still hold a name.
-                Err(e) if e.is_exists() && self.reaper.as_ref().is_some_and(|r| r.pending()) => {
+                Err(e)
+                    if e.is_exists()
+                        && (self.left || self.reaper.as_ref().is_some_and(|r| r.pending())) =>
+                {
+                    self.left = false;
                     self.flush_link_deletions()?;
                 }
                 Err(e) if e.is_exists() && salt < 8 => salt += 1,
@@ -237,7 +241,7 @@ impl Host {
     ) -> Result<()> {
         let first = rows::of(db.conn(), &ctr.id)?.is_empty();
         fault::point("container link")?;
-        let mut inside = Rtnl::open_in(&ctr.netns)?;
+        let mut inside = self.rtnl_in(&ctr.netns)?;
         let link = inside.link(ctr.ifname.as_str())?;
         let lo = inside.link("lo")?;
         fault::point("container address")?;

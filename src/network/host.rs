@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
 
@@ -21,7 +21,7 @@ use crate::firewall::{self, AnyFirewall, Backend, Firewall, LinkAllow, NetworkRu
 use crate::ipam::{Ipam, IpamError, NetworkSpec};
 use crate::journal::{atomically, Txn};
 use crate::link::{Bridge, LinkDel, LinkSet, MacAddr};
-use crate::netns::Netns;
+use crate::netns::{Netns, Worker};
 use crate::ports::PortAllocator;
 use crate::rtnl::Rtnl;
 use crate::sysctl::Sysctl;
@@ -62,7 +62,12 @@ pub struct HostOptions {
     state_dir: PathBuf,
     run_dir: Option<PathBuf>,
     backend: Backend,
+    busy_timeout: Duration,
 }
+
+/// How long a [`Host`] waits by default for another process's transaction of the
+/// runtime database ([`HostOptions::busy_timeout`]).
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl HostOptions {
     /// The durable folder `state_dir`, the runtime folder derived from it, and the
@@ -72,7 +77,17 @@ impl HostOptions {
             state_dir: state_dir.into(),
             run_dir: None,
             backend: Backend::Auto,
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
         }
+    }
+
+    /// How long an operation waits for another process's transaction of the runtime
+    /// database before it fails with the store's "busy" error (default
+    /// [`DEFAULT_BUSY_TIMEOUT`]). Transactions last one operation (about a millisecond),
+    /// so a long wait means a stuck process.
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
     }
 
     /// The runtime folder (`--run-dir`); best on a tmpfs.
@@ -114,17 +129,26 @@ impl HostOptions {
             state_dir: state_dir.clone(),
             run_dir: Some(run_dir.clone()),
             backend: fw.backend(),
+            busy_timeout: self.busy_timeout,
         };
         Ok(Host {
             netns: ns.clone(),
             rtnl: Rtnl::open_in(ns)?,
             fw,
-            ipam: Arc::new(runtime::open(&state_dir, &run_dir, &defs)?),
+            ipam: Arc::new(runtime::open(
+                &state_dir,
+                &run_dir,
+                &defs,
+                self.busy_timeout,
+            )?),
             ports,
             defs,
             opts,
             bridges: Default::default(),
             reaper: None,
+            worker: None,
+            leave: false,
+            left: false,
         })
     }
 }
@@ -140,6 +164,28 @@ impl HostOptions {
 /// After a reboot the networks are still defined and usable (the next connect makes a
 /// network's bridge and firewall rules again when they are gone), with no lease, port or
 /// record left over.
+///
+/// # What blocks, and for how long
+///
+/// Every call is synchronous and runs on the caller's thread; the waits are:
+/// - **The runtime database's lock**, held by another process's operation (one
+///   transaction per connect, disconnect or gc, about a millisecond): waited for up to
+///   [`HostOptions::busy_timeout`] (default [`DEFAULT_BUSY_TIMEOUT`], 30 s), then the
+///   operation fails with the store's "busy" error and changes nothing.
+/// - **The kernel's requests** (rtnetlink, nf_tables): each returns when the kernel has
+///   applied it, in well under a millisecond, except the deletion of a veth, which waits
+///   for an RCU grace period (~15–20 ms; one wait for all the links of one disconnect,
+///   removal or gc). [`Host::defer_link_deletion`] moves that wait to a background thread
+///   (and to [`Host::flush_link_deletions`] and the `Host`'s drop);
+///   [`Host::leave_link_deletion`] lets the caller skip it (the namespace's deletion or a
+///   later call deletes the links).
+/// - **The helper thread** that makes a socket inside a container's namespace: the
+///   caller waits for its answer, a few microseconds of work.
+/// - **The firewall**: nf_tables takes no lock beyond the kernel's own. The `iptables`
+///   backend runs `iptables-restore --noflush --wait`, which waits for the xtables lock
+///   for as long as another program holds it (the one wait without a limit of our own).
+/// - **The standalone port registry** ([`crate::ports::PortAllocator::publish`], not used
+///   by a `Host`): its file lock is waited for up to 10 s.
 ///
 /// ```no_run
 /// use netplumb::network::{Container, Host, NetworkConfig};
@@ -166,7 +212,17 @@ pub struct Host {
     pub(crate) bridges: std::collections::HashMap<String, u32>,
     /// Deferred link deletion, when on ([`Host::defer_link_deletion`]).
     pub(crate) reaper: Option<Reaper>,
+    /// The thread that makes sockets inside containers' namespaces, started on first use.
+    pub(crate) worker: Option<Worker>,
+    /// Disconnects leave veths for later ([`Host::leave_link_deletion`]).
+    pub(crate) leave: bool,
+    /// Links were left in [`LEFT_GROUP`] by this context.
+    pub(crate) left: bool,
 }
+
+/// The interface group of the veths that disconnects left for later
+/// ([`Host::leave_link_deletion`]): shared by every process, deleted as one.
+pub(crate) const LEFT_GROUP: u32 = 0x6e8f_ffff;
 
 /// The bridge's MAC, from the network's random id: locally administered, unicast, and
 /// never `02:42:…`, the prefix of the containers' MACs made from their addresses.
@@ -263,6 +319,16 @@ impl Host {
     /// The published host ports of the runtime database, by protocol and host port.
     pub fn published_ports(&self) -> Result<Vec<crate::ports::PublishedPort>> {
         super::port_rows::published(&self.db())
+    }
+
+    /// An rtnetlink handle on namespace `ns` (a container's), its socket made on this
+    /// context's helper thread (started on first use) rather than on a new thread each time.
+    pub(crate) fn rtnl_in(&mut self, ns: &Netns) -> Result<Rtnl> {
+        let worker = match &mut self.worker {
+            Some(w) => w,
+            w => w.insert(Worker::start(&self.netns)?),
+        };
+        Rtnl::open_on(worker, ns)
     }
 
     /// The index of bridge `name`, from the cache unless `fresh`.
@@ -579,12 +645,46 @@ impl Host {
     }
 
     /// Waits until every deferred link deletion is done (see
-    /// [`Host::defer_link_deletion`]); returns the first failure since the last flush.
-    /// Without deferral there is nothing to wait for.
+    /// [`Host::defer_link_deletion`]), and deletes the links disconnects left for later
+    /// ([`Host::leave_link_deletion`]; those of any process); returns the first failure
+    /// since the last flush. Without either there is nothing to wait for.
     pub fn flush_link_deletions(&mut self) -> Result<()> {
-        match &self.reaper {
+        let r = match &self.reaper {
             Some(r) => r.flush(),
             None => Ok(()),
+        };
+        if self.left || self.leave {
+            self.rtnl.execute(&LinkDel::group(LEFT_GROUP)).or_gone()?;
+            self.left = false;
         }
+        r
+    }
+
+    /// Leaves the deletion of veths on disconnect for later (off by default), for a
+    /// caller that deletes the container's namespace next, as a runtime's `rm` does.
+    ///
+    /// With it on, [`Host::disconnect`] and [`Host::disconnect_many`] do everything else
+    /// as before, then cut the container off (its veth down: no carrier, and a bridge
+    /// port that is down forwards nothing) and put the veth in one interface group shared
+    /// by every process, without waiting for the kernel to delete it (~15–20 ms each).
+    /// The veth goes when the container's namespace is deleted (the kernel deletes it in
+    /// the background), or when anyone deletes the group in one request:
+    /// [`Host::flush_link_deletions`] (of this or any later `Host`), a connect that finds
+    /// the container's interface name still taken, and [`Host::gc`] (a down veth on a
+    /// network's bridge with no record). Crash-safe: the group lives in the kernel.
+    ///
+    /// Not the default: a container whose namespace stays would keep its interface (down,
+    /// with its address) until then, where a waiting disconnect removes it at once.
+    ///
+    /// ```no_run
+    /// # use netplumb::network::Host;
+    /// let mut host = Host::open_in(&netplumb::Netns::current()?, "/var/lib/netplumb")?;
+    /// host.leave_link_deletion(true);
+    /// host.disconnect("web", "c1")?; // returns at once; c1's veth is down
+    /// netplumb::NetnsDir::default().delete("c1")?; // takes the veth along
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    pub fn leave_link_deletion(&mut self, on: bool) {
+        self.leave = on;
     }
 }

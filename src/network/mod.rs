@@ -56,7 +56,7 @@ pub use config::{NetworkConfig, DEFAULT_BRIDGE, DEFAULT_NETWORK};
 pub use container::Container;
 pub use container_spec::ContainerSpec;
 pub use gc::GcReport;
-pub use host::{Host, HostOptions, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR};
+pub use host::{Host, HostOptions, DEFAULT_BUSY_TIMEOUT, DEFAULT_RUN_DIR, DEFAULT_STATE_DIR};
 pub use mode::NetworkMode;
 pub use reconcile::ReconcileReport;
 pub use state::{Attachment, NetworkInfo};

@@ -9,7 +9,6 @@ use super::host::Host;
 use crate::error::{Error, Object, Result};
 use crate::link::LinkSet;
 use crate::netns::{Netns, NetnsDir};
-use crate::rtnl::Rtnl;
 
 /// A container's network mode.
 ///
@@ -102,7 +101,9 @@ impl Host {
                     Some(d) => d.create(name)?,
                     None => Netns::new()?,
                 };
-                let up = Rtnl::open_in(&ns).and_then(|mut r| r.execute(&LinkSet::new("lo").up()));
+                let up = self
+                    .rtnl_in(&ns)
+                    .and_then(|mut r| r.execute(&LinkSet::new("lo").up()));
                 if let Err(e) = up {
                     if let Some(d) = dir {
                         let _ = d.delete(name);

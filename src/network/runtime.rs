@@ -62,9 +62,14 @@ pub(crate) fn db_path(run_dir: &Path, boot: &str) -> PathBuf {
 /// Opens this boot's runtime database in `run_dir`; a new one is set up (tables, the
 /// definitions' IPAM networks, an old layout migrated, past boots' files deleted) under
 /// the write lock of the open itself.
-pub(crate) fn open(state_dir: &Path, run_dir: &Path, defs: &Definitions) -> Result<Ipam> {
+pub(crate) fn open(
+    state_dir: &Path,
+    run_dir: &Path,
+    defs: &Definitions,
+    busy: std::time::Duration,
+) -> Result<Ipam> {
     let boot = crate::sysctl::boot_id()?;
-    open_boot(state_dir, run_dir, defs, &boot)
+    open_boot(state_dir, run_dir, defs, &boot, busy)
 }
 
 /// [`open`], for boot `boot`.
@@ -73,9 +78,10 @@ pub(crate) fn open_boot(
     run_dir: &Path,
     defs: &Definitions,
     boot: &str,
+    busy: std::time::Duration,
 ) -> Result<Ipam> {
     let path = db_path(run_dir, boot);
-    let opts = SqliteOptions::default().no_sync(true);
+    let opts = SqliteOptions::default().no_sync(true).busy_timeout(busy);
     let store = SqliteStore::open_extended(&path, opts, |tx, fresh| {
         if !fresh {
             return Ok::<(), Error>(());

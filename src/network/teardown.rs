@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 
 use super::files::{self, ContainerFiles, HostsFile};
-use super::host::Host;
+use super::host::{Host, LEFT_GROUP};
 use super::names::ipam_name;
 use super::port_rows::SqlPorts;
 use super::random;
@@ -299,6 +299,9 @@ impl Host {
             let links: Vec<(u32, u32)> = td.links.iter().map(|&(i, _, g)| (i, g)).collect();
             return reaper.defer(&mut self.rtnl, &links);
         }
+        if self.leave && td.containers.is_some() {
+            return self.leave_links(td, tx);
+        }
         let all = match td.links.as_slice() {
             [(_, name, _)] => {
                 fault::point("links")?;
@@ -334,6 +337,32 @@ impl Host {
 }
 
 impl Host {
+    /// A disconnect with [`Host::leave_link_deletion`] on: the links down and into
+    /// [`LEFT_GROUP`], deleted later; the undo puts them back up in their groups.
+    fn leave_links(&mut self, td: &Teardown, tx: &mut Txn) -> Result<()> {
+        fault::point("links")?;
+        let reqs: Vec<LinkSet> = td
+            .links
+            .iter()
+            .map(|&(i, _, _)| LinkSet::new(i).group(LEFT_GROUP).down())
+            .collect();
+        let r = self.rtnl.execute_batch(&reqs).or_gone();
+        let (ns, back) = (
+            self.netns.clone(),
+            td.links.iter().map(|&(i, _, g)| (i, g)).collect::<Vec<_>>(),
+        );
+        tx.record(format!("put {} link(s) back up", back.len()), move || {
+            let reqs: Vec<LinkSet> = back
+                .iter()
+                .map(|&(i, g)| LinkSet::new(i).group(g).up())
+                .collect();
+            Rtnl::open_in(&ns)?.execute_batch(&reqs).or_gone()
+        });
+        r?;
+        self.left = true;
+        Ok(())
+    }
+
     /// Removes a network (`docker network rm`), all or nothing. Refuses while containers
     /// are attached unless `force`, which disconnects them in the same teardown. A network
     /// that is not there is not an error.
@@ -352,7 +381,9 @@ impl Host {
         let td = self.plan_removal(&info, &atts)?;
         atomically(|tx| self.teardown(&td, tx))?;
         self.bridges.remove(&info.bridge);
-        Ok(())
+        // A removal waits for its links' deletion anyway: the veths disconnects left for
+        // later (Host::leave_link_deletion) go in the same breath.
+        self.rtnl.execute(&LinkDel::group(LEFT_GROUP)).or_gone()
     }
 
     /// Reads and works out everything removing network `info` with `atts` changes: as a

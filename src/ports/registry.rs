@@ -257,6 +257,10 @@ impl Registry {
 }
 
 /// The registry folder, locked: load, change, store while it lives; unlocked on drop.
+/// How long [`Locked::acquire`] waits for another process's change of the registry
+/// before it gives up (with `EWOULDBLOCK`).
+pub(crate) const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub(crate) struct Locked {
     dir: PathBuf,
     _lock: Flock<File>,
@@ -274,8 +278,12 @@ impl Locked {
             .truncate(false)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
+        // Bounded: another process holds it for one change (milliseconds); one that holds
+        // it for LOCK_TIMEOUT is stuck, and waiting on would only hang this one too.
+        let deadline = std::time::Instant::now() + LOCK_TIMEOUT;
+        let mut pause = std::time::Duration::from_micros(50);
         loop {
-            match Flock::lock(file, FlockArg::LockExclusive) {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => {
                     return Ok(Locked {
                         dir: dir.to_path_buf(),
@@ -283,6 +291,11 @@ impl Locked {
                     })
                 }
                 Err((f, Errno::EINTR)) => file = f,
+                Err((f, Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(5));
+                    file = f;
+                }
                 Err((_, e)) => return Err(Error::io(&path, std::io::Error::from(e))),
             }
         }
