@@ -252,7 +252,9 @@ impl Socket {
     /// Sends an nfnetlink batch whose `count` messages (sequence numbers `first..`) each ask
     /// for an ACK, and returns the first failure. The kernel handles the whole batch inside
     /// `sendmsg`, so when it aborts it early every answer it will ever send is already
-    /// queued: after the first failure the rest is drained without blocking.
+    /// queued: after the first failure the rest is drained without blocking. A refusal of
+    /// the `BATCH_BEGIN` itself (sequence number `first - 1`: a batch built against an
+    /// older ruleset generation gets `ERESTART`) is the only answer the batch gets.
     pub(crate) fn transact_batch(
         &mut self,
         buf: &MsgBuf,
@@ -274,6 +276,9 @@ impl Socket {
                 Err(e) if failure.is_some() && e.errno() == Some(Errno::EAGAIN) => break,
                 Err(e) => return Err(e),
             }
+            if let Some(refused) = Self::batch_refused(&self.rx, first.wrapping_sub(1), describe)? {
+                return Err(refused);
+            }
             let rx = std::mem::take(&mut self.rx);
             let r = Self::scan(
                 &rx,
@@ -291,6 +296,27 @@ impl Socket {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// The refusal of a batch whose `BATCH_BEGIN` had sequence number `begin`, if `rx`
+    /// holds one.
+    fn batch_refused(rx: &[u8], begin: u32, describe: Describe<'_>) -> Result<Option<Error>> {
+        for m in Messages::new(rx) {
+            let m = m?;
+            if m.seq != begin || m.ty != nlmsg::NLMSG_ERROR {
+                continue;
+            }
+            let ack = Ack::parse(&m)?;
+            if ack.errno != 0 {
+                return Ok(Some(Error::Kernel {
+                    op: describe(0).0,
+                    target: "nf_tables batch".into(),
+                    errno: Errno::from_raw(ack.errno),
+                    extack: ack.msg.map(str::to_owned),
+                }));
+            }
+        }
+        Ok(None)
     }
 
     /// Runs a dump: `encode` writes the request with the given sequence number, `on_msg` sees

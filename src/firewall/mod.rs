@@ -37,6 +37,11 @@
 //! }
 //! ```
 //!
+//! The `ip` table comes with the first network, the `ip6` table with the first network
+//! that has an IPv6 subnet; each goes in the batch that removes the last thing of a network
+//! in it (a table whose users' chain holds rules stays). Removals carry the ruleset
+//! generation they read, so they never delete a table another process has just filled.
+//!
 //! Traffic between two containers of one bridge meets the forward rules through the
 //! kernel's bridge netfilter (`net.bridge.bridge-nf-call-iptables`, on by default, as
 //! Docker requires too). With ICC off, frames that are not IP are kept apart by

@@ -44,6 +44,12 @@
 //! one `iptables-restore --noflush --wait` per family and change (nothing when nothing
 //! changes), under a per-namespace file lock of ours, so that several processes can change
 //! rules at once. Every process runs inside the backend's namespace.
+//!
+//! The last network takes our chains and the jumps to them (the lock keeps another
+//! process from filling them meanwhile); `DOCKER-USER` stays while it holds rules, as
+//! Docker leaves it. Unlike Docker, which leaves its chains for ever, nothing else of ours
+//! stays. The built-in chains, and with iptables-nft the `nat` and `filter` tables that
+//! hold them, belong to iptables and are left alone.
 
 mod chains;
 mod render;

@@ -53,13 +53,18 @@ impl Batch {
         self.planned.as_deref().unwrap_or_default()
     }
 
-    /// Starts a fresh batch numbered from the next sequence number of `sock`.
-    pub(super) fn begin(&mut self, sock: &mut Socket) {
+    /// Starts a fresh batch numbered from the next sequence number of `sock`; with
+    /// `generation`, the kernel applies it only if the ruleset is still at that
+    /// generation (else the commit fails with `ERESTART`).
+    pub(super) fn begin(&mut self, sock: &mut Socket, generation: Option<u32>) {
         let first = sock.next_seq(0);
         self.buf.clear();
         self.what.clear();
         self.first = first;
-        nft::batch(&mut self.buf, false, first.wrapping_sub(1));
+        match generation {
+            Some(g) => nft::batch_checked(&mut self.buf, first.wrapping_sub(1), g),
+            None => nft::batch(&mut self.buf, false, first.wrapping_sub(1)),
+        }
     }
 
     /// Sends the batch on `sock` and waits for every acknowledgement.

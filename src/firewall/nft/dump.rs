@@ -52,6 +52,25 @@ fn malformed(_: netlink_packet_core::DecodeError) -> Error {
     Error::Protocol(wire::Error::BadLength("nf_tables message"))
 }
 
+/// The current ruleset generation (`NFT_MSG_GETGEN`): a batch sent with it
+/// ([`nft::batch_checked`]) applies only if nothing changed the ruleset since.
+pub(super) fn generation(sock: &mut Socket) -> Result<u32> {
+    let mut buf = MsgBuf::with_capacity(32);
+    let seq = sock.next_seq(1);
+    nft::getgen(&mut buf, seq);
+    let mut gen = None;
+    let describe = |_| (Op::GetFirewall, "nf_tables ruleset generation".to_owned());
+    sock.transact(&buf, seq, 1, &describe, &mut |m| {
+        if m.ty == msg_type(nft::NFT_MSG_NEWGEN) {
+            gen = nft::parse_gen(body(m));
+        }
+        Ok(())
+    })?;
+    gen.ok_or(Error::Protocol(wire::Error::BadLength(
+        "nf_tables generation",
+    )))
+}
+
 /// The families (`NFPROTO_*`) in which table `table` exists.
 pub(super) fn tables(sock: &mut Socket, table: &str) -> Result<Vec<u8>> {
     let out = std::cell::RefCell::new(Vec::new());
@@ -82,16 +101,23 @@ pub(crate) fn table_family(m: &RawMsg<'_>, table: &str) -> Result<Option<u8>> {
     Ok(ours.then(|| family_of(m)))
 }
 
-/// Runs a dump, treating a missing table or set as empty.
-fn dump_or_empty(
+/// Runs a dump, treating a missing table or set as empty: `on` adds what each message
+/// says to the list returned. A dump the kernel interrupted (the ruleset changed under
+/// it) is read again from an empty list.
+fn dump_or_empty<T>(
     sock: &mut Socket,
     what: &'static str,
     enc: &dyn Fn(&mut MsgBuf, u32),
-    on: &mut dyn FnMut(&RawMsg<'_>) -> Result<()>,
-) -> Result<()> {
-    match sock.dump(what, Op::GetFirewall, enc, &mut || {}, on) {
-        Err(e) if e.errno() == Some(Errno::ENOENT) => Ok(()),
-        r => r,
+    on: &mut dyn FnMut(&RawMsg<'_>, &mut Vec<T>) -> Result<()>,
+) -> Result<Vec<T>> {
+    let out = std::cell::RefCell::new(Vec::new());
+    let reset = &mut || out.borrow_mut().clear();
+    match sock.dump(what, Op::GetFirewall, enc, reset, &mut |m| {
+        on(m, &mut out.borrow_mut())
+    }) {
+        Ok(()) => Ok(out.into_inner()),
+        Err(e) if e.errno() == Some(Errno::ENOENT) => Ok(Vec::new()),
+        Err(e) => Err(e),
     }
 }
 
@@ -103,13 +129,11 @@ fn comment_of(udata: &[u8]) -> Option<String> {
 
 /// Every rule of ours in family `af`, with its chain, handle and comment.
 fn rules(sock: &mut Socket, table: &str, af: u8) -> Result<Vec<TaggedRule>> {
-    let mut out = Vec::new();
     let enc = |b: &mut MsgBuf, s| nft::dump(b, nft::NFT_MSG_GETRULE, s, af, Some(table.as_bytes()));
-    dump_or_empty(sock, "nf_tables rules", &enc, &mut |m| {
+    dump_or_empty(sock, "nf_tables rules", &enc, &mut |m, out| {
         out.extend(tagged_rule(m, af)?);
         Ok(())
-    })?;
-    Ok(out)
+    })
 }
 
 /// A rule-dump message of family `af` with its chain, handle and comment; `None` for any
@@ -147,15 +171,13 @@ pub(crate) fn tagged_rule(m: &RawMsg<'_>, af: u8) -> Result<Option<TaggedRule>> 
 pub(crate) type Elem = (Vec<u8>, Vec<u8>, String);
 
 fn elements(sock: &mut Socket, table: &str, af: u8, set: &str) -> Result<Vec<Elem>> {
-    let mut out = Vec::new();
     let enc = |b: &mut MsgBuf, s| nft::dump_elems(b, s, af, (table.as_bytes(), set.as_bytes()));
-    dump_or_empty(sock, "nf_tables set elements", &enc, &mut |m| {
+    dump_or_empty(sock, "nf_tables set elements", &enc, &mut |m, out| {
         if m.ty == msg_type(nft::NFT_MSG_NEWSETELEM) {
-            parse_elements(body(m), &mut out)?;
+            parse_elements(body(m), out)?;
         }
         Ok(())
-    })?;
-    Ok(out)
+    })
 }
 
 /// The `NFTA_DATA_VALUE` inside a nested data attribute.
@@ -256,9 +278,8 @@ pub(super) fn names(sock: &mut Socket, table: &str, af: u8, get: u16) -> Result<
         nft::NFT_MSG_GETCHAIN => (nft::NFT_MSG_NEWCHAIN, nft::NFTA_CHAIN_NAME),
         _ => (nft::NFT_MSG_NEWSET, nft::NFTA_SET_NAME),
     };
-    let mut out = Vec::new();
     let enc = |b: &mut MsgBuf, s| nft::dump(b, get, s, af, Some(table.as_bytes()));
-    dump_or_empty(sock, "nf_tables chains or sets", &enc, &mut |m| {
+    dump_or_empty(sock, "nf_tables chains or sets", &enc, &mut |m, out| {
         if m.ty != msg_type(new) || family_of(m) != af {
             return Ok(());
         }
@@ -280,8 +301,7 @@ pub(super) fn names(sock: &mut Socket, table: &str, af: u8, get: u16) -> Result<
             }
         }
         Ok(())
-    })?;
-    Ok(out)
+    })
 }
 
 /// The whole state of our tables.

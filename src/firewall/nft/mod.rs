@@ -4,9 +4,10 @@
 //! Its files, each importing only those listed before it: `layout` (the names of our
 //! tables, chains, sets and comments), `exprs` (expression building blocks), `elems`
 //! (port elements' keys and values), `dump` (reading our tables back), `batch` (one
-//! batch being built and sent), `ports`, `skeleton`, `network` and `spoof` (what goes in
-//! a batch), `repair` (putting back what someone else removed), `nftables` (the backend
-//! itself); `watch` stands apart.
+//! batch being built and sent), `prune` (deleting a table nothing needs any more),
+//! `ports`, `skeleton`, `network` and `spoof` (what goes in a batch), `repair` (putting
+//! back what someone else removed), `nftables` (the backend itself); `watch` stands
+//! apart.
 
 mod batch;
 pub(crate) mod dump;
@@ -16,6 +17,7 @@ pub(crate) mod layout;
 mod network;
 mod nftables;
 mod ports;
+mod prune;
 mod repair;
 mod skeleton;
 mod spoof;

@@ -1,11 +1,13 @@
 //! [`Nftables`]: the nf_tables backend's handle on one namespace, and its
 //! [`Firewall`] verbs, each one atomic batch built from the other files' pieces.
 
+use std::time::Duration;
+
 use super::batch::{Batch, ELEMS_PER_MSG};
 use super::dump;
 use super::exprs::{Fam, FAMILIES};
 use super::layout::{family_name, tag, DEFAULT_TABLE};
-use super::{network, ports, repair, skeleton, spoof};
+use super::{network, ports, prune, repair, skeleton, spoof};
 use crate::error::{Errno, Result};
 use crate::firewall::backend::Firewall;
 use crate::firewall::repair::{validate_all, Repaired};
@@ -16,7 +18,21 @@ use crate::socket::Socket;
 use crate::wire::nft::{self, ElemData};
 use crate::wire::NlmF;
 
+/// How many times a batch built against an older ruleset generation is built again (each
+/// refusal means another process's change went through meanwhile).
+const GENERATION_TRIES: u32 = 100;
+
+/// How many times a batch is built again after our tables appeared (`EEXIST` on our
+/// exclusive create) or went (`ENOENT`) meanwhile.
+const TABLE_TRIES: u32 = 3;
+
 /// The native nf_tables backend, bound to one network namespace.
+///
+/// It creates the `ip` table with the first network, the `ip6` table with the first
+/// network that has an IPv6 subnet, and the `bridge` table (anti-spoofing) with the first
+/// guarded endpoint; each goes again when nothing of any network is left in it (see
+/// [`Nftables::remove_network`](Firewall::remove_network)). A table whose users' chain
+/// holds rules stays.
 ///
 /// ```no_run
 /// use netplumb::firewall::{Firewall, Nftables, NetworkRules, PortRule, Proto};
@@ -31,9 +47,10 @@ pub struct Nftables {
     batch: Batch,
     table: String,
     netns: Netns,
-    ready: bool,
-    /// Set by `ensure_skeleton`: none of our tables existed, so the batch being built
-    /// creates them all and nothing of ours can be in the kernel yet.
+    /// The families (`NFPROTO_*`) whose table the last successful batch left in place.
+    ready: Vec<u8>,
+    /// Set by `ensure_skeleton`: neither our `ip` nor our `ip6` table existed, so nothing
+    /// of ours can be in them yet.
     fresh: bool,
 }
 
@@ -46,7 +63,7 @@ impl Nftables {
             batch: Batch::new(),
             table: DEFAULT_TABLE.to_owned(),
             netns: ns.clone(),
-            ready: false,
+            ready: Vec::new(),
             fresh: false,
         })
     }
@@ -55,7 +72,7 @@ impl Nftables {
     #[must_use]
     pub fn with_table(mut self, name: &str) -> Self {
         self.table = name.to_owned();
-        self.ready = false;
+        self.ready.clear();
         self
     }
 
@@ -73,27 +90,16 @@ impl Nftables {
     /// Tables that are not there are skipped.
     pub fn flush(&mut self) -> Result<()> {
         let present = self.tables()?;
-        self.begin();
+        self.begin(None);
         for af in present {
-            let t = self.table.clone();
-            let seq = self
-                .batch
-                .seq(|| format!("nft delete table {} {t}", family_name(af)));
-            nft::table(
-                &mut self.batch.buf,
-                nft::NFT_MSG_DELTABLE,
-                NlmF::CHANGE,
-                seq,
-                af,
-                t.as_bytes(),
-            );
+            prune::del_table(&mut self.batch, af, &self.table);
         }
-        self.ready = false;
+        self.ready.clear();
         self.commit()
     }
 
-    fn begin(&mut self) {
-        self.batch.begin(&mut self.sock);
+    fn begin(&mut self, generation: Option<u32>) {
+        self.batch.begin(&mut self.sock, generation);
     }
 
     /// Sends the batch and waits for every acknowledgement.
@@ -106,16 +112,17 @@ impl Nftables {
         dump::tables(&mut self.sock, &self.table)
     }
 
-    /// Makes sure the skeleton exists; adds what is missing to the current batch.
-    fn ensure_skeleton(&mut self) -> Result<()> {
+    /// Makes sure the skeleton of each family of `fams` exists; adds what is missing to
+    /// the current batch.
+    fn ensure_skeleton(&mut self, fams: &[Fam]) -> Result<()> {
         self.fresh = false;
-        if self.ready {
+        if fams.iter().all(|f| self.ready.contains(&f.af)) {
             return Ok(());
         }
         let present = self.tables()?;
-        self.fresh = present.is_empty();
+        self.fresh = !FAMILIES.iter().any(|f| present.contains(&f.af));
         let table = self.table.clone();
-        for fam in FAMILIES {
+        for &fam in fams {
             if !present.contains(&fam.af) {
                 skeleton::add(&mut self.batch, fam, &table);
             }
@@ -123,29 +130,56 @@ impl Nftables {
         Ok(())
     }
 
-    /// Runs `build` in a fresh batch behind the skeleton, commits, and retries once when
-    /// another process created the skeleton meanwhile (our `NLM_F_EXCL` table create fails)
-    /// or removed it (our elements' table is gone).
-    fn apply(&mut self, build: &mut dyn FnMut(&mut Nftables) -> Result<()>) -> Result<()> {
-        let mut tries = 0;
+    /// Runs `build` in a fresh batch and commits it. With `checked`, the batch carries the
+    /// ruleset generation read before `build` reads anything, so it applies only on the
+    /// ruleset `build` saw; when another process changed the ruleset meanwhile
+    /// (`ERESTART`), or created (`EEXIST` on our exclusive table create) or deleted
+    /// (`ENOENT`) one of our tables, it is built again from a fresh reading.
+    fn retry(
+        &mut self,
+        checked: bool,
+        build: &mut dyn FnMut(&mut Nftables) -> Result<()>,
+    ) -> Result<()> {
+        let (mut restarts, mut races) = (0, 0);
         loop {
-            self.begin();
-            self.ensure_skeleton()?;
+            let generation = match checked {
+                true => Some(dump::generation(&mut self.sock)?),
+                false => None,
+            };
+            self.begin(generation);
             build(self)?;
-            match self.commit() {
-                Ok(()) => {
-                    self.ready = true;
-                    return Ok(());
-                }
-                Err(e)
-                    if tries == 0 && matches!(e.errno(), Some(Errno::EEXIST | Errno::ENOENT)) =>
-                {
-                    self.ready = false;
-                    tries += 1;
-                }
-                Err(e) => return Err(e),
+            let e = match self.commit() {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            self.ready.clear();
+            match e.errno() {
+                Some(Errno::ERESTART) if restarts < GENERATION_TRIES => restarts += 1,
+                Some(Errno::EEXIST | Errno::ENOENT) if races < TABLE_TRIES => races += 1,
+                _ => return Err(e),
             }
+            // A little while, different in each thread, so that two writers that keep
+            // refusing each other's batches fall out of step.
+            let tid = nix::unistd::gettid().as_raw() as u64;
+            std::thread::sleep(Duration::from_micros(
+                50 + (tid * 37 + restarts as u64 * 101) % 500,
+            ));
         }
+    }
+
+    /// Runs `build` behind the skeleton of the families `fams` (see [`Nftables::retry`]).
+    fn apply(
+        &mut self,
+        fams: &[Fam],
+        checked: bool,
+        build: &mut dyn FnMut(&mut Nftables) -> Result<()>,
+    ) -> Result<()> {
+        self.retry(checked, &mut |fw| {
+            fw.ensure_skeleton(fams)?;
+            build(fw)
+        })?;
+        self.ready = fams.iter().map(|f| f.af).collect();
+        Ok(())
     }
 
     /// Adds to the batch the addition or removal (by `msg`) of the elements of `ports`.
@@ -153,12 +187,10 @@ impl Nftables {
         ports::write(&mut self.batch, &self.table, msg, ports);
     }
 
-    /// Adds to the batch the deletion of every rule and element tagged with `network`.
-    fn remove_tagged(&mut self, network: &str) -> Result<usize> {
+    /// Adds to the batch the deletion of the rules and elements of `found`.
+    fn del_tagged(&mut self, found: &dump::Tagged) {
         let table = self.table.clone();
-        let found = dump::tagged(&mut self.sock, &table, network, true)?;
         self.del_rules(&found.rules);
-        let mut n = found.rules.len();
         // Elements come grouped by family and set: one message per group (and per
         // ELEMS_PER_MSG elements), not one per element.
         let mut rest = &found.elems[..];
@@ -191,18 +223,21 @@ impl Nftables {
                 nft::elem(buf, &e.key, ElemData::None, &[]);
             }
             nft::end_elems(buf, tok);
-            n += group.len();
         }
-        Ok(n)
     }
 }
 
 impl Firewall for Nftables {
+    /// One batch, built against the ruleset generation it read (built again when
+    /// another process changed the ruleset meanwhile). Creates the tables of the network's families that are
+    /// missing; a table of a family the network no longer has goes when nothing else is
+    /// left in it.
     fn add_network(&mut self, net: &NetworkRules) -> Result<()> {
         net.validate()?;
         let tag = tag(net);
         let table = self.table.clone();
-        self.apply(&mut |fw| {
+        let fams = families(net.subnets.iter().map(|s| s.addr()));
+        self.apply(&fams, true, &mut |fw| {
             // Tables created by this very batch hold nothing yet: skip reading them back.
             let existing = if fw.fresh {
                 dump::Tagged::default()
@@ -216,35 +251,55 @@ impl Firewall for Nftables {
                 return Ok(()); // the same rules are there already
             }
             // Different settings under the same name: replace, in the same batch.
-            fw.del_rules(&existing.rules);
-            for fam in FAMILIES {
+            let mut old = existing.rules;
+            for fam in FAMILIES.into_iter().filter(|f| !fams.contains(f)) {
+                let left = old.iter().any(|r| r.af == fam.af)
+                    && !prune::held(&mut fw.sock, &table, fam.af, &net.name)?.others;
+                if left {
+                    prune::del_table(&mut fw.batch, fam.af, &table);
+                    old.retain(|r| r.af != fam.af);
+                }
+            }
+            fw.del_rules(&old);
+            for &fam in &fams {
                 network::add(&mut fw.batch, fam, &table, net, &tag);
             }
-            for fam in FAMILIES
-                .into_iter()
-                .filter(|f| net.subnets.iter().any(|s| Fam::of(&s.addr()) == *f))
-            {
+            for &fam in &fams {
                 network::bridge_elem(&mut fw.batch, fam, &table, net);
             }
             Ok(())
         })
     }
 
+    /// One batch, built against the ruleset generation it read: deletes the network's
+    /// rules and elements, or the whole table of a family (and the `bridge` table) when
+    /// nothing of another network or of a user is left in it. A batch refused because
+    /// another process changed the ruleset meanwhile is built again from a fresh reading,
+    /// so a table another process has just filled is never deleted.
     fn remove_network(&mut self, name: &str) -> Result<()> {
         check_network_name(name)?;
-        if self.tables()?.is_empty() {
-            return Ok(());
-        }
-        self.begin();
-        self.remove_tagged(name)?;
-        self.commit()
+        let table = self.table.clone();
+        self.retry(true, &mut |fw| {
+            for af in fw.tables()? {
+                let held = prune::held(&mut fw.sock, &table, af, name)?;
+                if held.others {
+                    fw.del_tagged(&held.mine);
+                } else {
+                    prune::del_table(&mut fw.batch, af, &table);
+                }
+            }
+            Ok(())
+        })?;
+        self.ready.clear();
+        Ok(())
     }
 
     fn publish(&mut self, ports: &[PortRule]) -> Result<()> {
         for p in ports {
             p.validate()?;
         }
-        self.apply(&mut |fw| {
+        let fams = families(ports.iter().map(|p| p.container_ip));
+        self.apply(&fams, false, &mut |fw| {
             fw.elems(nft::NFT_MSG_NEWSETELEM, ports);
             Ok(())
         })
@@ -254,12 +309,22 @@ impl Firewall for Nftables {
         for p in ports {
             p.validate()?;
         }
-        if !self.ready && self.tables()?.is_empty() {
-            return Ok(());
-        }
-        self.begin();
-        self.elems(nft::NFT_MSG_DESTROYSETELEM, ports);
-        self.commit()
+        let fams = families(ports.iter().map(|p| p.container_ip));
+        self.retry(false, &mut |fw| {
+            let present = if fams.iter().all(|f| fw.ready.contains(&f.af)) {
+                fw.ready.clone()
+            } else {
+                fw.tables()?
+            };
+            // A family without its table has no port to withdraw.
+            let there: Vec<PortRule> = ports
+                .iter()
+                .filter(|p| present.contains(&Fam::of(&p.container_ip).af))
+                .cloned()
+                .collect();
+            fw.elems(nft::NFT_MSG_DESTROYSETELEM, &there);
+            Ok(())
+        })
     }
 
     fn state(&mut self) -> Result<FirewallState> {
@@ -267,36 +332,28 @@ impl Firewall for Nftables {
         dump::state(&mut self.sock, &table)
     }
 
-    /// One batch, retried once when another process changed our tables meanwhile.
+    /// One batch, built against the ruleset generation it read (built again when
+    /// another process changed the ruleset meanwhile). Creates a missing table only for a family that one of
+    /// `networks` or `ports` needs.
     fn repair(&mut self, networks: &[NetworkRules], ports: &[PortRule]) -> Result<Repaired> {
         validate_all(networks, ports)?;
-        let mut tries = 0;
-        loop {
-            self.begin();
-            let mut rep = Repaired::default();
-            let table = self.table.clone();
-            repair::plan(
-                &mut self.sock,
-                &mut self.batch,
-                &table,
-                (networks, ports),
-                &mut rep,
-            )?;
-            self.ready = false;
-            match self.commit() {
-                Ok(()) => {
-                    rep.sort();
-                    return Ok(rep);
-                }
-                Err(e)
-                    if tries == 0 && matches!(e.errno(), Some(Errno::EEXIST | Errno::ENOENT)) =>
-                {
-                    tries += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let table = self.table.clone();
+        let mut rep = Repaired::default();
+        self.retry(true, &mut |fw| {
+            rep = Repaired::default();
+            let what = (networks, ports);
+            repair::plan(&mut fw.sock, &mut fw.batch, &table, what, &mut rep)
+        })?;
+        self.ready.clear();
+        rep.sort();
+        Ok(rep)
     }
+}
+
+/// The families of `addrs`, in [`FAMILIES`] order.
+fn families(addrs: impl Iterator<Item = std::net::IpAddr>) -> Vec<Fam> {
+    let fams: Vec<Fam> = addrs.map(|a| Fam::of(&a)).collect();
+    FAMILIES.into_iter().filter(|f| fams.contains(f)).collect()
 }
 
 impl Nftables {

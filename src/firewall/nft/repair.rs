@@ -3,7 +3,8 @@
 //!
 //! Each part is compared with what it should hold, and only a damaged part is rewritten:
 //! - a missing table: the family's whole skeleton, every network's rules and elements
-//!   and every port's elements;
+//!   and every port's elements (only for a family that one of the networks or ports
+//!   has: the `ip6` table is not made for IPv4-only networks);
 //! - missing sets and chains: created (a missing users' chain comes back empty);
 //! - a chain whose shared (untagged) rules are not exactly the expected ones, at its
 //!   head: its shared rules are deleted and appended again; for `forward`, whose shared
@@ -96,6 +97,9 @@ impl Repair<'_> {
             if present.contains(&fam.af) {
                 self.repair_family(fam, &fnets, &fports, rep)?;
                 continue;
+            }
+            if fnets.is_empty() && fports.is_empty() {
+                continue; // a family nobody needs has no table
             }
             // The whole family is gone: build it again as `add_network` and `publish` do.
             skeleton::add(self.batch, fam, table);

@@ -5,7 +5,7 @@
 //!
 //! It needs the port a frame came in on, which the `ip` and `ip6` tables cannot see for
 //! bridged traffic (there `iifname` is the bridge), so it lives in a `bridge` table of
-//! the same name, created with the first endpoint:
+//! the same name, created with the first endpoint and deleted with the last:
 //!
 //! ```text
 //! table bridge netplumb {
@@ -34,6 +34,7 @@ use super::exprs::{ifname, reg};
 use super::layout::{
     elem_tag, ADDRS4, ADDRS6, BRIDGE_CHAIN, BRIDGE_SETS, NFPROTO_BRIDGE, OWNERS4, OWNERS6,
 };
+use super::prune;
 use super::skeleton::add_chain;
 use crate::error::Result;
 use crate::firewall::rule::NetworkRules;
@@ -267,8 +268,8 @@ pub(super) fn elems(
 }
 
 /// Adds to batch `b` what makes the bridge table of our table `table` hold exactly the
-/// enforced endpoints of `net` (creating the table with the first one); reads the table
-/// (on `sock`) only when it exists.
+/// enforced endpoints of `net` (creating the table with the first one, deleting it when
+/// nothing else is left in it); reads the table (on `sock`) only when it exists.
 pub(super) fn sync(
     sock: &mut Socket,
     b: &mut Batch,
@@ -281,7 +282,13 @@ pub(super) fn sync(
         return Ok(());
     }
     let have: Vec<TaggedElem> = if present {
-        dump::tagged_elems(sock, table, NFPROTO_BRIDGE, &BRIDGE_SETS, &net.name)?
+        let held = prune::held(sock, table, NFPROTO_BRIDGE, &net.name)?;
+        if want.is_empty() && !held.others {
+            // The last guarded endpoint goes: so does the table.
+            prune::del_table(b, NFPROTO_BRIDGE, table);
+            return Ok(());
+        }
+        held.mine.elems
     } else {
         add_skeleton(b, table);
         Vec::new()

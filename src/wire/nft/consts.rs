@@ -8,6 +8,10 @@ pub const NFNL_SUBSYS_NFTABLES: u16 = 10;
 pub const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 /// `NFNL_MSG_BATCH_END`.
 pub const NFNL_MSG_BATCH_END: u16 = 0x11;
+/// `NFNL_BATCH_GENID`: the ruleset generation a batch was built against (big-endian
+/// `u32`, in `BATCH_BEGIN`); the kernel refuses the whole batch with `ERESTART` when the
+/// ruleset has changed since.
+pub const NFNL_BATCH_GENID: u16 = 1;
 
 /// `NFT_MSG_NEWTABLE`.
 pub const NFT_MSG_NEWTABLE: u16 = 0;
@@ -45,6 +49,10 @@ pub const NFT_MSG_NEWGEN: u16 = 15;
 pub const NFT_MSG_DELOBJ: u16 = 20;
 /// `NFT_MSG_DELFLOWTABLE`.
 pub const NFT_MSG_DELFLOWTABLE: u16 = 24;
+/// `NFT_MSG_GETGEN`: asks for the current ruleset generation.
+pub const NFT_MSG_GETGEN: u16 = 16;
+/// `NFTA_GEN_ID`: the ruleset generation (big-endian `u32`, in `NFT_MSG_NEWGEN`).
+pub const NFTA_GEN_ID: u16 = 1;
 /// `NFTA_GEN_PROC_PID`: the thread that made the transaction.
 pub const NFTA_GEN_PROC_PID: u16 = 2;
 /// `NFNLGRP_NFTABLES`: the multicast group of nf_tables notifications.

@@ -21,10 +21,13 @@ mod udata;
 pub use consts::*;
 pub use expr::Expr;
 pub use msg::{
-    batch, begin, begin_elems, begin_rule, chain, del_rule, dump, dump_elems, elem, end_elems,
-    end_rule, msg_type, set, set_with_udata, table, BaseChain, ElemData, SetSpec,
+    batch, batch_checked, begin, begin_elems, begin_rule, chain, del_rule, dump, dump_elems, elem,
+    end_elems, end_rule, getgen, msg_type, set, set_with_udata, table, BaseChain, ElemData,
+    SetSpec,
 };
-pub use parse::{elem_keys, parse_rule, RuleInfo, NFTA_COUNTER_BYTES, NFTA_COUNTER_PACKETS};
+pub use parse::{
+    elem_keys, parse_gen, parse_rule, RuleInfo, NFTA_COUNTER_BYTES, NFTA_COUNTER_PACKETS,
+};
 pub use udata::{
     comment_udata, typeof_udata, udata_comment, KeyField, UDATA_COMMENT, UDATA_SET_KEYBYTEORDER,
     UDATA_SET_KEY_TYPEOF,

@@ -34,6 +34,28 @@ pub fn batch(buf: &mut MsgBuf, end: bool, seq: u32) {
     buf.end_msg(m);
 }
 
+/// `NFNL_MSG_BATCH_BEGIN` for the nf_tables subsystem with `NFNL_BATCH_GENID`: the kernel
+/// applies the batch only if the ruleset is still at generation `genid` (as read with
+/// [`getgen`]), and otherwise refuses it as a whole with `ERESTART`, acknowledging this
+/// message (sequence number `seq`). Kernels before 4.19 ignore the attribute.
+#[inline]
+pub fn batch_checked(buf: &mut MsgBuf, seq: u32, genid: u32) {
+    let m = buf.begin_msg(NFNL_MSG_BATCH_BEGIN, NlmF::REQUEST.bits(), seq);
+    let res = NFNL_SUBSYS_NFTABLES.to_be_bytes();
+    buf.put(&[0, 0, res[0], res[1]]);
+    attr_be32(buf, NFNL_BATCH_GENID, genid);
+    buf.end_msg(m);
+}
+
+/// `NFT_MSG_GETGEN`: asks for the ruleset generation (`nft list ruleset` reads it first);
+/// the answer is an `NFT_MSG_NEWGEN` whose [`NFTA_GEN_ID`] [`parse_gen`](super::parse_gen)
+/// reads.
+#[inline]
+pub fn getgen(buf: &mut MsgBuf, seq: u32) {
+    let m = begin(buf, NFT_MSG_GETGEN, NlmF::REQUEST | NlmF::ACK, seq, 0);
+    buf.end_msg(m);
+}
+
 /// `NFT_MSG_{NEW,DEL}TABLE`.
 pub fn table(buf: &mut MsgBuf, msg: u16, flags: NlmF, seq: u32, family: u8, name: &[u8]) {
     let m = begin(buf, msg, flags, seq, family);

@@ -28,6 +28,16 @@ fn be64(v: &[u8]) -> u64 {
         .map_or(0, u64::from_be_bytes)
 }
 
+/// The ruleset generation (`NFTA_GEN_ID`) of an `NFT_MSG_NEWGEN` message; `msg` is the
+/// payload after `struct nfgenmsg`. `None` when it is missing or short.
+pub fn parse_gen(msg: &[u8]) -> Option<u32> {
+    Attrs::new(msg)
+        .filter_map(Result::ok)
+        .find(|(t, _)| *t == NFTA_GEN_ID)
+        .and_then(|(_, v)| <[u8; 4]>::try_from(v.get(..4)?).ok())
+        .map(u32::from_be_bytes)
+}
+
 /// Reads a dumped rule; `msg` is the payload after `struct nfgenmsg`.
 pub fn parse_rule(msg: &[u8]) -> Result<RuleInfo<'_>, Error> {
     let mut r = RuleInfo::default();
@@ -121,5 +131,33 @@ mod tests {
         elem_keys(&msgs[1].payload[4..], &mut |k| keys.push(k.to_vec())).unwrap();
         assert_eq!(keys, [vec![1, 2, 3, 0], vec![4, 5, 6, 0, 7, 8, 9, 0]]);
         assert!(parse_rule(&[9, 0, 1, 0]).is_err());
+    }
+
+    /// `BATCH_BEGIN` with the generation, byte for byte, and the generation read back
+    /// from an `NFT_MSG_NEWGEN`.
+    #[test]
+    fn checked_batch_begin_and_generation() {
+        use crate::wire::nft::msg::{batch_checked, getgen};
+        let mut b = MsgBuf::new();
+        batch_checked(&mut b, 7, 0x0102_0304);
+        #[rustfmt::skip]
+        let want: [u8; 28] = [
+            28, 0, 0, 0,        // nlmsg_len
+            0x10, 0,            // NFNL_MSG_BATCH_BEGIN
+            1, 0,               // NLM_F_REQUEST
+            7, 0, 0, 0,         // seq
+            0, 0, 0, 0,         // pid
+            0, 0, 0, 10,        // nfgenmsg: AF_UNSPEC, version 0, res_id NFNL_SUBSYS_NFTABLES (be)
+            8, 0, 1, 0,         // NFNL_BATCH_GENID
+            1, 2, 3, 4,         // the generation (be)
+        ];
+        assert_eq!(b.as_bytes(), want);
+        b.clear();
+        getgen(&mut b, 9);
+        let m = Messages::new(b.as_bytes()).next().unwrap().unwrap();
+        assert_eq!(m.ty, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN);
+        assert_eq!(parse_gen(&m.payload[4..]), None, "a request carries none");
+        assert_eq!(parse_gen(&[8, 0, 1, 0, 0, 0, 1, 2]), Some(0x102));
+        assert_eq!(parse_gen(&[6, 0, 1, 0, 0, 0]), None);
     }
 }
