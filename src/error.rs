@@ -109,6 +109,8 @@ pub enum ErrorKind {
     Exhausted,
     /// A remote store could not be reached or did not answer in time.
     Unavailable,
+    /// The object exists, but not as the request asks ([`Error::Conflict`]).
+    Conflict,
     /// Anything else.
     Other,
 }
@@ -178,6 +180,24 @@ pub enum Error {
         name: String,
         /// What uses it (the names of the containers attached to a network).
         endpoints: Vec<String>,
+    },
+    /// A container is already connected to a network, and the request differs from its
+    /// attachment: `container 3f2a1c0d9e8b is already connected to network n with
+    /// another namespace, ports; disconnect it first`. Nothing was changed. Its kind is
+    /// [`ErrorKind::Conflict`], not [`ErrorKind::Exists`], so that a caller that takes
+    /// "exists" for "done" does not take this one for done.
+    #[error("{object} {name} is already connected to network {network} with another {}; disconnect it first", differs.join(", "))]
+    Conflict {
+        /// What kind of object ([`Object::Container`]).
+        object: Object,
+        /// Its name (the container's id).
+        name: String,
+        /// The network it is connected to.
+        network: String,
+        /// What differs between the attachment and the request: `namespace`, `name`,
+        /// `interface name`, `ip`, `ip6`, `mac`, `ports`, `exposed ports`, `links`,
+        /// `aliases`, `files`, `hostname`.
+        differs: Vec<&'static str>,
     },
     /// A namespace path or name could not be used.
     #[error("network namespace {}: {reason}{}", path.display(), errno.map(|e| format!(" ({e:?})")).unwrap_or_default())]
@@ -277,6 +297,9 @@ pub enum Object {
     Vni,
     /// The underlay address of an overlay host (`underlay address`).
     UnderlayAddress,
+    /// A container's name on a network (`endpoint with name`), as Docker's
+    /// "endpoint with name web already exists in network n".
+    Endpoint,
 }
 
 impl fmt::Display for Object {
@@ -290,6 +313,7 @@ impl fmt::Display for Object {
             Object::OverlayNetwork => "overlay network",
             Object::Vni => "VNI",
             Object::UnderlayAddress => "underlay address",
+            Object::Endpoint => "endpoint with name",
         })
     }
 }
@@ -415,7 +439,8 @@ impl Error {
         match self {
             Error::NotFound { object, name, .. }
             | Error::Exists { object, name, .. }
-            | Error::Busy { object, name, .. } => Some((*object, name)),
+            | Error::Busy { object, name, .. }
+            | Error::Conflict { object, name, .. } => Some((*object, name)),
             Error::Batch { source, .. } => source.object(),
             Error::RolledBack { original, .. } => original.object(),
             _ => None,
@@ -458,6 +483,7 @@ impl Error {
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Exists { .. } => ErrorKind::Exists,
             Error::Busy { .. } => ErrorKind::Busy,
+            Error::Conflict { .. } => ErrorKind::Conflict,
             Error::Batch { source, .. } => source.kind(),
             Error::RolledBack { original, .. } => original.kind(),
             Error::Ipam(e) => e.kind(),
@@ -494,6 +520,11 @@ impl Error {
     /// The object is busy (for instance, renaming a link that is up).
     pub fn is_busy(&self) -> bool {
         self.kind() == ErrorKind::Busy
+    }
+
+    /// The object exists, but not as the request asks ([`Error::Conflict`]).
+    pub fn is_conflict(&self) -> bool {
+        self.kind() == ErrorKind::Conflict
     }
 
     /// Missing privileges.

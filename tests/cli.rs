@@ -355,6 +355,28 @@ fn cli_connect_a_named_namespace() {
 }
 
 #[test]
+fn cli_a_name_the_network_has_is_refused() {
+    common::sandbox("cli_a_name_the_network_has_is_refused", |_s| {
+        ok("network create --subnet 10.126.0.0/24 n4");
+        ok("run --name web --network n4");
+        // The record and the namespace are lost behind netplumb's back (no `gc` yet): the
+        // network still has an endpoint named web, so a new web is refused, as Docker does,
+        // and leaves nothing behind: after `gc` the name is free.
+        std::fs::remove_dir_all(Path::new(STATE).join("containers/web")).unwrap();
+        NetnsDir::new(NETNS).delete("web").unwrap();
+        let err = fails("run --name web --network n4");
+        assert!(
+            err.contains("endpoint with name web already exists in network n4"),
+            "{err}"
+        );
+        ok("gc");
+        ok("run --name web --network n4");
+        ok("rm web");
+        ok("network rm n4");
+    });
+}
+
+#[test]
 fn cli_gc_after_a_namespace_vanished() {
     common::sandbox("cli_gc_after_a_namespace_vanished", |_s| {
         ok("network create --subnet 10.125.0.0/24 n3");

@@ -95,10 +95,13 @@ fn default_bridge_network_two_containers_and_traffic() {
             call(&n1, "172.17.0.3:80".parse().unwrap()).as_deref(),
             Some("172.17.0.2")
         );
-        // Connecting again returns the same attachment.
+        // Connecting again with the same request returns the same attachment.
         assert_eq!(
-            h.connect("bridge", &Container::new("c1c1c1c1c1c1", &n1))
-                .unwrap(),
+            h.connect(
+                "bridge",
+                &Container::new("c1c1c1c1c1c1", &n1).name("busybox1")
+            )
+            .unwrap(),
             a1
         );
     });

@@ -155,7 +155,7 @@ fn start(ctx: &Ctx, host: &mut Host, mode: &NetworkMode, a: &RunArgs, rec: &mut 
     };
     if let Err(e) = host.connect(net, &ctr) {
         let _ = ctx.netns.delete(&a.name);
-        return Err(e.into());
+        return Err(crate::network::docker_text(e, &a.name, net));
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{ArgAction, Args};
 use ipnet::IpNet;
+use netplumb::error::Object;
 use netplumb::network::inspect::to_json_pretty;
 use netplumb::network::{Container, NetworkConfig};
 
@@ -309,8 +310,30 @@ pub fn connect(ctx: &Ctx, net: &str, name: &str, ip: Option<IpAddr>, aliases: &[
     for a in aliases {
         c = c.alias(a);
     }
-    host.connect(net, &c)?;
+    host.connect(net, &c)
+        .map_err(|e| docker_text(e, &t.name, net))?;
     Ok(())
+}
+
+/// A connect's error in Docker's words where Docker has words for it: a name another
+/// container of the network has, or this container's own stale endpoint (its record and
+/// namespace lost, not yet collected by `gc`), is "endpoint with name web already exists
+/// in network n". Container ids here are made from names, so the two are one case.
+pub fn docker_text(
+    e: netplumb::Error,
+    name: &str,
+    net: &str,
+) -> Box<dyn std::error::Error + Send + Sync> {
+    match e {
+        netplumb::Error::Exists {
+            object: Object::Endpoint,
+            ..
+        }
+        | netplumb::Error::Conflict { .. } => {
+            format!("endpoint with name {name} already exists in network {net}").into()
+        }
+        e => e.into(),
+    }
 }
 
 /// Disconnects a container from a network.

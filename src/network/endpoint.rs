@@ -10,6 +10,7 @@ use super::files::{self, ContainerFiles, HostEntry, Hostname, HostsFile, ResolvC
 use super::host::Host;
 use super::names::{host_veth_name, ipam_name};
 use super::port_rows::SqlPorts;
+use super::reconnect;
 use super::rules::port_rules;
 use super::runtime;
 use super::state::{rows, Attachment, NetworkInfo};
@@ -28,7 +29,15 @@ use crate::sysctl::Sysctl;
 
 impl Host {
     /// Connects a container to a network (`docker network connect`), all or nothing.
-    /// Connecting a container that is already connected returns its attachment.
+    ///
+    /// Connecting a container that is already connected, with the same request, returns
+    /// its attachment. A request that differs in anything the attachment records (the
+    /// namespace, the name, the interface name, a requested address or MAC, the ports,
+    /// exposed ports, links, aliases, files folder or hostname) is refused with
+    /// [`Error::Conflict`] naming what differs, and changes nothing: a container restarted
+    /// with a fresh namespace is disconnected first, then connected again. A container
+    /// whose name another container of the network has is refused with [`Error::Exists`]
+    /// (object [`Object::Endpoint`](crate::error::Object::Endpoint)), as Docker refuses it.
     ///
     /// The lease, the published ports and the attachment record are written in one
     /// transaction of the runtime database, committed as the last step: a failure or a
@@ -47,8 +56,10 @@ impl Host {
         let ipam = self.ipam.clone();
         let mut db = ipam.store().begin_tx()?;
         if let Some(a) = rows::attachment(db.conn(), network, &ctr.id)? {
-            return Ok(a);
+            drop(db);
+            return self.same_request(&a, ctr).map(|()| a);
         }
+        reconnect::name_free(db.conn(), network, ctr)?;
         atomically(|tx| {
             let att = self.connect_steps(&net, ctr, &mut db, tx)?;
             db.finish()?;

@@ -47,6 +47,7 @@ mod port_rows;
 mod random;
 mod reaper;
 mod reconcile;
+mod reconnect;
 mod rules;
 mod runtime;
 mod state;

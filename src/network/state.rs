@@ -352,6 +352,24 @@ pub(crate) mod rows {
         })
     }
 
+    /// The attachments of `network` whose container is named `name` (its record starts
+    /// with the `name=` line; no column, so the on-disk layout stays as it is).
+    pub(crate) fn named(conn: &Connection, network: &str, name: &str) -> Result<Vec<Attachment>> {
+        let mut st = conn
+            .prepare_cached(
+                "SELECT container, data FROM net_attachments WHERE network = ?1 AND instr(char(10) || data, char(10) || 'name=' || ?2 || char(10)) > 0",
+            )
+            .map_err(db_err)?;
+        let all = collect(&mut st, params![network, name], |r| {
+            Ok(Attachment::decode(
+                network,
+                &r.get::<_, String>(0)?,
+                &r.get::<_, String>(1)?,
+            ))
+        })?;
+        Ok(all.into_iter().filter(|a| a.name == name).collect())
+    }
+
     /// The attachments of one container, on every network.
     pub(crate) fn of(conn: &Connection, container: &str) -> Result<Vec<Attachment>> {
         let mut st = conn
