@@ -297,6 +297,10 @@ pub enum Object {
     Vni,
     /// The underlay address of an overlay host (`underlay address`).
     UnderlayAddress,
+    /// An address on a link (`address`, followed by the address with its prefix).
+    Address,
+    /// A route (`route`, followed by its destination and gateway: `default via 10.0.0.1`).
+    Route,
     /// A container's name on a network (`endpoint with name`), as Docker's
     /// "endpoint with name web already exists in network n".
     Endpoint,
@@ -313,6 +317,8 @@ impl fmt::Display for Object {
             Object::OverlayNetwork => "overlay network",
             Object::Vni => "VNI",
             Object::UnderlayAddress => "underlay address",
+            Object::Address => "address",
+            Object::Route => "route",
             Object::Endpoint => "endpoint with name",
         })
     }

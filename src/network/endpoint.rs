@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
+use super::clash;
 use super::config::DEFAULT_NETWORK;
 use super::container::Container;
 use super::files::{self, ContainerFiles, HostEntry, Hostname, HostsFile, ResolvConf};
@@ -15,12 +16,12 @@ use super::rules::port_rules;
 use super::runtime;
 use super::state::{rows, Attachment, NetworkInfo};
 use crate::addr::Addr;
-use crate::error::{Error, Result, ResultExt};
+use crate::error::{Error, Object, Result, ResultExt};
 use crate::fault;
 use crate::firewall::{self, Firewall};
 use crate::ipam::{IpamError, Owner, SqliteTx};
 use crate::journal::{atomically, Txn};
-use crate::link::{AddrGenMode, BridgePort, LinkDel, LinkSet, MacAddr, Veth};
+use crate::link::{AddrGenMode, BridgePort, Link, LinkDel, LinkSet, MacAddr, Veth};
 use crate::netns::Netns;
 use crate::request::Request;
 use crate::route::Route;
@@ -182,43 +183,7 @@ impl Host {
             .unwrap_or_else(|| MacAddr::from_ip(att.addrs[0].addr()));
         att.mac = Some(mac);
         fault::point("veth")?;
-        let mut br = self.bridge_index(&net.bridge, false)?;
-        let (mut salt, mut looked_up) = (0, false);
-        loop {
-            att.host_veth = host_veth_name(&ctr.id, &net.name, salt);
-            // One request: the pair, the peer straight in the container, the host end up
-            // and already a port of the bridge.
-            let mut v = Veth::new(&att.host_veth)
-                .controller(br)
-                .queues(1)
-                .peer(&ctr.ifname)
-                .peer_netns(&ctr.netns)
-                .peer_mac(mac);
-            if let Some(m) = net.mtu {
-                v = v.mtu(m).peer_mtu(m);
-            }
-            match self.rtnl.execute(&v) {
-                // A deferred deletion of this container's last veth may still hold a name.
-                Err(e)
-                    if e.is_exists()
-                        && (self.left || self.reaper.as_ref().is_some_and(|r| r.pending())) =>
-                {
-                    self.left = false;
-                    self.flush_link_deletions()?;
-                }
-                Err(e) if e.is_exists() && salt < 8 => salt += 1,
-                // The cached bridge index may be stale (bridge recreated): look it up once.
-                Err(e) if !e.is_exists() && !looked_up => {
-                    looked_up = true;
-                    let fresh = self.bridge_index(&net.bridge, true)?;
-                    if fresh == br {
-                        return Err(e);
-                    }
-                    br = fresh;
-                }
-                r => break r?,
-            }
-        }
+        self.add_veth(net, ctr, att, mac)?;
         // Deleting the host end deletes the container end, its address and its routes.
         tx.push(LinkDel::new(att.host_veth.as_str()).in_netns(&self.netns));
         fault::point("bridge port")?;
@@ -242,6 +207,68 @@ impl Host {
         Ok(())
     }
 
+    /// Makes the veth pair, its peer straight in the container, the host end a port of
+    /// the bridge; a host end name taken gets another (a salt), up to 8 times.
+    fn add_veth(
+        &mut self,
+        net: &NetworkInfo,
+        ctr: &Container,
+        att: &mut Attachment,
+        mac: MacAddr,
+    ) -> Result<()> {
+        let mut br = self
+            .bridge_index(&net.bridge, false)
+            .map_err(|e| no_bridge(net, e))?;
+        let (mut salt, mut looked_up) = (0, false);
+        loop {
+            att.host_veth = host_veth_name(&ctr.id, &net.name, salt);
+            // One request: the pair, the peer straight in the container, the host end up
+            // and already a port of the bridge.
+            let mut v = Veth::new(&att.host_veth)
+                .controller(br)
+                .queues(1)
+                .peer(&ctr.ifname)
+                .peer_netns(&ctr.netns)
+                .peer_mac(mac);
+            if let Some(m) = net.mtu {
+                v = v.mtu(m).peer_mtu(m);
+            }
+            match self.rtnl.execute(&v) {
+                // A deferred deletion of this container's last veth may still hold a name.
+                Err(e)
+                    if e.is_exists()
+                        && (self.left || self.reaper.as_ref().is_some_and(|r| r.pending())) =>
+                {
+                    self.left = false;
+                    self.flush_link_deletions()?;
+                }
+                // The container's interface name is taken in its namespace: no salt helps.
+                Err(e) if e.is_exists() && self.has_link(&ctr.netns, &ctr.ifname) => {
+                    let in_ns = clash::in_netns(&ctr.netns);
+                    return Err(clash::exists(Object::Link, &ctr.ifname, in_ns, &e));
+                }
+                Err(e) if e.is_exists() && salt < 8 => salt += 1,
+                Err(e) if e.is_exists() => {
+                    let at = clash::IN_HOST.to_owned();
+                    return Err(clash::exists(Object::Link, &att.host_veth, at, &e));
+                }
+                // The cached bridge index may be stale (bridge recreated): look it up once.
+                Err(e) if !e.is_exists() && !looked_up => {
+                    looked_up = true;
+                    let fresh = self
+                        .bridge_index(&net.bridge, true)
+                        .map_err(|e| no_bridge(net, e))?;
+                    if fresh == br {
+                        return Err(e);
+                    }
+                    br = fresh;
+                }
+                r => break r?,
+            }
+        }
+        Ok(())
+    }
+
     fn inside_steps(
         &mut self,
         net: &NetworkInfo,
@@ -253,7 +280,14 @@ impl Host {
         let first = rows::of(db.conn(), &ctr.id)?.is_empty();
         fault::point("container link")?;
         let mut inside = self.rtnl_in(&ctr.netns)?;
-        let link = inside.link(ctr.ifname.as_str())?;
+        let in_ns = clash::in_netns(&ctr.netns);
+        let link = inside.link(ctr.ifname.as_str()).map_err(|e| {
+            if e.is_not_found() {
+                clash::not_found(Object::Link, &ctr.ifname, in_ns.clone(), &e)
+            } else {
+                e
+            }
+        })?;
         let lo = inside.link("lo")?;
         fault::point("container address")?;
         // lo and eth0 up, the addresses, the default route: one batch. Deleting the veth
@@ -269,24 +303,12 @@ impl Host {
             ));
         }
         reqs.push(Box::new(LinkSet::new(&link).up()));
-        for a in &att.addrs {
-            let add = if a.addr().is_ipv4() {
-                Addr::new(&link, *a).auto_broadcast()
-            } else {
-                Addr::new(&link, *a).nodad()
-            };
-            reqs.push(Box::new(add));
+        // What each request adds, for an error that names it: none before the addresses.
+        let mut adds = clash::Adds::default();
+        for _ in &reqs {
+            adds.push(None);
         }
-        if first && !net.internal {
-            for g in &net.gateways {
-                let r = if g.is_ipv4() {
-                    Route::default_v4()
-                } else {
-                    Route::default_v6()
-                };
-                reqs.push(Box::new(r.via(*g).dev(&link)));
-            }
-        }
+        addrs_and_routes(net, att, &link, first, &in_ns, (&mut reqs, &mut adds));
         if !lo.is_up() {
             // Up, lo gets 127.0.0.1/8, which stays when it goes down again.
             let had = inside.addrs(Some((&lo).into()))?;
@@ -303,7 +325,7 @@ impl Host {
             });
         }
         fault::point("default route")?;
-        inside.execute_batch(&reqs)
+        inside.execute_batch(&reqs).map_err(|e| adds.explain(e))
     }
 
     fn port_steps(
@@ -449,6 +471,11 @@ impl Host {
         Ok(hosts)
     }
 
+    /// Whether namespace `ns` has a link named `name` (`false` when it cannot be told).
+    fn has_link(&mut self, ns: &Netns, name: &str) -> bool {
+        self.rtnl_in(ns).and_then(|mut r| r.link(name)).is_ok()
+    }
+
     /// Writes the files of a container that has no network to connect to
     /// (`--network none`, `host`): `hostname`, `hosts` with the localhost lines and the
     /// `--add-host` entries, and `resolv.conf`. Does nothing without a files folder.
@@ -490,6 +517,49 @@ impl Host {
         );
         Ok(())
     }
+}
+
+/// The container's addresses on `link`, and its default routes when `net` is its `first`
+/// network, each with what it adds (for an error that names it).
+fn addrs_and_routes(
+    net: &NetworkInfo,
+    att: &Attachment,
+    link: &Link,
+    first: bool,
+    in_ns: &str,
+    (reqs, adds): (&mut Vec<Box<dyn Request>>, &mut clash::Adds),
+) {
+    let on_link = format!("on {} {in_ns}", link.name);
+    for a in &att.addrs {
+        let add = if a.addr().is_ipv4() {
+            Addr::new(link, *a).auto_broadcast()
+        } else {
+            Addr::new(link, *a).nodad()
+        };
+        reqs.push(Box::new(add));
+        adds.push(Some((Object::Address, a.to_string(), on_link.clone())));
+    }
+    if first && !net.internal {
+        for g in &net.gateways {
+            let r = if g.is_ipv4() {
+                Route::default_v4()
+            } else {
+                Route::default_v6()
+            };
+            reqs.push(Box::new(r.via(*g).dev(link)));
+            let default = format!("default via {g}");
+            adds.push(Some((Object::Route, default, in_ns.to_owned())));
+        }
+    }
+}
+
+/// A failed lookup of `net`'s bridge, told as the bridge by name.
+fn no_bridge(net: &NetworkInfo, e: Error) -> Error {
+    if !e.is_not_found() {
+        return e;
+    }
+    let detail = format!("(the bridge of network {}) {}", net.name, clash::IN_HOST);
+    clash::not_found(Object::Link, &net.bridge, detail, &e)
 }
 
 /// A path that names the namespace for the records: its own path when it is a file that

@@ -1,0 +1,166 @@
+//! A connect the kernel refuses names what clashes and where: the container's interface
+//! name taken in its namespace, every host veth name taken, a default route the container's
+//! namespace has already. Each error is checked as data (object, name, the namespace in its
+//! detail), and the connect leaves nothing behind.
+
+mod common;
+
+use common::no_dad;
+
+use netplumb::addr::Addr;
+use netplumb::error::{Error, Object};
+use netplumb::link::{LinkSet, Veth};
+use netplumb::netns::Sandbox;
+use netplumb::network::{Container, Host, NetworkConfig};
+use netplumb::route::Route;
+use netplumb::{Netns, Rtnl};
+
+fn host(s: &Sandbox) -> Host {
+    no_dad(s.host());
+    let mut h = Host::open_in(s.host(), "/run/netplumb-test").unwrap();
+    h.create_network(&NetworkConfig::new("n").subnet("10.62.0.0/24".parse().unwrap()))
+        .unwrap();
+    h
+}
+
+fn ctr_ns(s: &Sandbox, name: &str) -> Netns {
+    let ns = s.netns_dir().create(name).unwrap();
+    no_dad(&ns);
+    ns
+}
+
+/// The object, name and detail of an `Exists` error.
+fn exists(e: &Error) -> (Object, &str, &str) {
+    match e {
+        Error::Exists {
+            object,
+            name,
+            detail: Some(d),
+        } => (*object, name, d),
+        e => panic!("not an Exists error with a detail: {e:?}"),
+    }
+}
+
+/// The host end's name for `container` on `network` with `salt`, as documented: `veth`
+/// and 7 hex digits of the FNV-1a hash of `CONTAINER/NETWORK/SALT`.
+fn veth_name(container: &str, network: &str, salt: u32) -> String {
+    let key = format!("{container}/{network}/{salt}");
+    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    format!("veth{:07x}", h & 0xfff_ffff)
+}
+
+/// After a refused connect: no attachment, the host's links as `before`, and the address
+/// free again (the next connect gets the first one).
+fn nothing_left(s: &Sandbox, h: &mut Host, before: &[String], ns: &Netns) {
+    assert!(h.attachments(Some("n")).unwrap().is_empty());
+    assert_eq!(common::link_names(&mut common::rtnl(s)), before);
+    let a = h
+        .connect("n", &Container::new("probe", ns).ifname("eth9"))
+        .unwrap();
+    assert_eq!(a.addrs, ["10.62.0.2/24".parse().unwrap()]);
+    h.disconnect("n", "probe").unwrap();
+}
+
+#[test]
+fn container_ifname_taken_in_its_namespace() {
+    common::sandbox("container_ifname_taken_in_its_namespace", |s| {
+        let mut h = host(s);
+        let ns = ctr_ns(s, "a");
+        Rtnl::open_in(&ns)
+            .unwrap()
+            .execute(&Veth::new("eth0").peer("x0"))
+            .unwrap();
+        let before = common::link_names(&mut common::rtnl(s));
+        let e = h.connect("n", &Container::new("c1", &ns)).unwrap_err();
+        assert!(e.is_exists(), "{e}");
+        let (object, name, detail) = exists(&e);
+        assert_eq!((object, name), (Object::Link, "eth0"));
+        assert_eq!(detail, "in namespace /run/netns/a");
+        assert_eq!(
+            e.to_string(),
+            "link eth0 in namespace /run/netns/a already exists"
+        );
+        nothing_left(s, &mut h, &before, &ns);
+        // A namespace without a file is named by its inode, as /proc shows it.
+        let anon = Netns::new().unwrap();
+        Rtnl::open_in(&anon)
+            .unwrap()
+            .execute(&Veth::new("eth0").peer("x0"))
+            .unwrap();
+        let e = h.connect("n", &Container::new("c2", &anon)).unwrap_err();
+        let want = format!("in namespace net:[{}]", anon.inode());
+        assert_eq!(exists(&e), (Object::Link, "eth0", want.as_str()));
+    });
+}
+
+#[test]
+fn every_host_veth_name_taken() {
+    common::sandbox("every_host_veth_name_taken", |s| {
+        let mut h = host(s);
+        let ns = ctr_ns(s, "a");
+        let mut r = common::rtnl(s);
+        for salt in 0..=8 {
+            r.execute(&Veth::new(&veth_name("c1", "n", salt)).peer(&format!("p{salt}")))
+                .unwrap();
+        }
+        let before = common::link_names(&mut r);
+        let e = h.connect("n", &Container::new("c1", &ns)).unwrap_err();
+        let last = veth_name("c1", "n", 8);
+        assert_eq!(
+            exists(&e),
+            (Object::Link, last.as_str(), "in the host namespace")
+        );
+        nothing_left(s, &mut h, &before, &ns);
+        // One name free again: the connect takes it.
+        r.execute(&netplumb::link::LinkDel::new(
+            veth_name("c1", "n", 3).as_str(),
+        ))
+        .unwrap();
+        let a = h.connect("n", &Container::new("c1", &ns)).unwrap();
+        assert_eq!(a.host_veth, veth_name("c1", "n", 3));
+    });
+}
+
+#[test]
+fn default_route_the_container_has_already() {
+    common::sandbox("default_route_the_container_has_already", |s| {
+        let mut h = host(s);
+        let ns = ctr_ns(s, "a");
+        let mut inside = Rtnl::open_in(&ns).unwrap();
+        inside.execute(&Veth::new("d0").peer("d1").up()).unwrap();
+        inside.execute(&LinkSet::new("d1").up()).unwrap();
+        let d0 = inside.link("d0").unwrap();
+        inside
+            .execute(&Addr::new(&d0, "192.0.2.1/24".parse().unwrap()))
+            .unwrap();
+        inside
+            .execute(
+                &Route::default_v4()
+                    .via("192.0.2.254".parse().unwrap())
+                    .dev(&d0),
+            )
+            .unwrap();
+        let before = common::link_names(&mut common::rtnl(s));
+        let e = h.connect("n", &Container::new("c1", &ns)).unwrap_err();
+        assert_eq!(
+            exists(&e),
+            (
+                Object::Route,
+                "default via 10.62.0.1",
+                "in namespace /run/netns/a"
+            )
+        );
+        assert!(!common::link_names(&mut inside).contains(&"eth0".to_owned()));
+        inside
+            .execute(
+                &Route::default_v4()
+                    .via("192.0.2.254".parse().unwrap())
+                    .dev(&d0)
+                    .delete(),
+            )
+            .unwrap();
+        nothing_left(s, &mut h, &before, &ns);
+    });
+}
