@@ -136,14 +136,17 @@ fn create_and_run() -> (String, String, String) {
     let net_id = ok("network create --subnet 10.123.0.0/24 mynet");
     assert!(is_id(net_id.trim()), "network id: {net_id:?}");
     let a = ok(
-        "run --name a --network mynet -p 8080:80 --add-host db.example:192.0.2.7 --dns 192.0.2.53",
+        "run --name a --network mynet -p 8080:80 -p 127.0.0.1:8086:80 --add-host db.example:192.0.2.7 --dns 192.0.2.53",
     )
     .trim()
     .to_owned();
     let b = ok("run --name b --network mynet").trim().to_owned();
     assert!(is_id(&a) && is_id(&b) && a != b, "container ids: {a} {b}");
-    assert_eq!(ok("port a"), "80/tcp -> 0.0.0.0:8080\n");
-    assert_eq!(ok("port a 80/tcp"), "0.0.0.0:8080\n");
+    assert_eq!(
+        ok("port a"),
+        "80/tcp -> 0.0.0.0:8080\n80/tcp -> 127.0.0.1:8086\n"
+    );
+    assert_eq!(ok("port a 80/tcp"), "0.0.0.0:8080\n127.0.0.1:8086\n");
     assert_eq!(ok("port b"), "");
     assert!(fails("port a 81").contains("No public port '81/tcp' published for a"));
     let ls = ok("network ls");
@@ -233,6 +236,16 @@ fn traffic(s: &Sandbox) {
         "published port from outside"
     );
     assert_eq!(call(&nb, "10.123.0.2:80").as_deref(), Some("10.123.0.3"));
+    // A port on 127.0.0.1 answers the host there (masqueraded to the gateway), and only
+    // there; ::1 is refused with the reason, leaving nothing behind.
+    assert_eq!(
+        call(s.host(), "127.0.0.1:8086").as_deref(),
+        Some("10.123.0.1"),
+        "127.0.0.1 from the host"
+    );
+    assert_eq!(call(&out, "192.0.2.1:8086"), None, "not from outside");
+    let err = fails("run --name c --network mynet -p [::1]:8087:80");
+    assert!(err.contains("route_localnet"), "{err}");
     let dev = ok("exec a -- cat /proc/net/dev");
     assert!(
         dev.contains("eth0:") && !dev.contains("uplink"),
@@ -250,6 +263,10 @@ fn traffic(s: &Sandbox) {
 #[test]
 fn cli_end_to_end() {
     common::sandbox("cli_end_to_end", |s| {
+        // The host's loopback, as on any machine: `-p 127.0.0.1:…` probes a socket there.
+        common::rtnl(s)
+            .execute(&netplumb::link::LinkSet::new("lo").up())
+            .unwrap();
         let (net_id, a, b) = create_and_run();
         inspects(&net_id, &a, &b);
         traffic(s);

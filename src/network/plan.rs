@@ -92,7 +92,8 @@ impl Host {
         let mut r = NetworkRules::new(&cfg.name, &bridge)
             .masquerade(cfg.masquerade)
             .icc(cfg.icc)
-            .internal(cfg.internal);
+            .internal(cfg.internal)
+            .loopback_ports(!cfg.internal);
         for s in &cfg.subnets {
             r = r.subnet(*s);
         }

@@ -2,7 +2,7 @@
 //! ports for "any port" mappings the way Docker's port allocator does.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 
 use super::book::PortBook;
@@ -43,6 +43,11 @@ pub const DEFAULT_HOST_IP: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 /// - **Concurrency**: the registry is a file in [`PortAllocator::registry_dir`], read and
 ///   rewritten under an exclusive `flock`, so threads and processes sharing the folder
 ///   never get the same port. Use one folder per host namespace.
+///
+/// - **Loopback**: a port on 127.0.0.1 is served to the host's own clients (see
+///   [`Host`](crate::network::Host)); one on `::1` is refused
+///   ([`AllocError::Ipv6Loopback`]): IPv6 has no `route_localnet`, and only a userland
+///   proxy, which netplumb does not run, could serve it.
 ///
 /// The probe sockets are closed again at once: the ports are reserved by the registry, and
 /// carrying traffic to the container is the firewall rules' job.
@@ -221,6 +226,9 @@ impl PortAllocator {
                 m.host_ip.unwrap_or(self.default_ip),
                 m.container_ports,
             );
+            if ip == IpAddr::V6(Ipv6Addr::LOCALHOST) {
+                return Err(AllocError::Ipv6Loopback { proto, host_ip: ip }.into());
+            }
             let job = |container, want| Job {
                 proto,
                 ip,
