@@ -41,7 +41,8 @@ pub struct CreateArgs {
     /// Outbound masquerade (--masquerade=false to turn off).
     #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
     masquerade: bool,
-    /// The default host address of published ports (default 0.0.0.0).
+    /// The host address of published ports that name none (default: every address of
+    /// each family the network has; 0.0.0.0 keeps them IPv4-only).
     #[arg(long = "host-binding")]
     host_binding: Option<IpAddr>,
     /// IPv6 (needs an IPv6 --subnet).

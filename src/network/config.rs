@@ -2,7 +2,7 @@
 //! created.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 
@@ -62,8 +62,8 @@ pub struct NetworkConfig {
     pub(crate) icc: bool,
     #[cfg_attr(feature = "serde", serde(default = "on"))]
     pub(crate) masquerade: bool,
-    #[cfg_attr(feature = "serde", serde(default = "every_address"))]
-    pub(crate) host_binding: IpAddr,
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub(crate) host_binding: Option<IpAddr>,
     #[cfg_attr(feature = "serde", serde(default))]
     pub(crate) ipv6: bool,
     #[cfg_attr(feature = "serde", serde(default))]
@@ -77,13 +77,6 @@ pub struct NetworkConfig {
 #[cfg(feature = "serde")]
 fn on() -> bool {
     true
-}
-
-/// The default `host_binding` of a deserialized configuration, as in
-/// [`NetworkConfig::new`].
-#[cfg(feature = "serde")]
-fn every_address() -> IpAddr {
-    Ipv4Addr::UNSPECIFIED.into()
 }
 
 impl NetworkConfig {
@@ -100,7 +93,7 @@ impl NetworkConfig {
             internal: false,
             icc: true,
             masquerade: true,
-            host_binding: Ipv4Addr::UNSPECIFIED.into(),
+            host_binding: None,
             ipv6: false,
             labels: BTreeMap::new(),
             multicast_snooping: false,
@@ -157,9 +150,15 @@ impl NetworkConfig {
         self
     }
 
-    /// The default host address of published ports (`host_binding_ipv4`; 0.0.0.0).
+    /// The host address of published ports that name none (`host_binding_ipv4`).
+    ///
+    /// Unset, the default, a port without a host address (`-p 8080:80`) is published on
+    /// every IPv4 address (`0.0.0.0`) and, on a network with an IPv6 subnet, on every
+    /// IPv6 address (`[::]`) too, with the same host port, as Docker 27+ and netavark do.
+    /// Set, it is published on that address alone: `host_binding(0.0.0.0)` keeps such
+    /// ports IPv4-only on a dual-stack network (as before, and as Docker before 27).
     pub fn host_binding(mut self, ip: IpAddr) -> Self {
-        self.host_binding = ip;
+        self.host_binding = Some(ip);
         self
     }
 

@@ -426,7 +426,7 @@ impl Host {
             internal: cfg.internal,
             icc: cfg.icc,
             masquerade: cfg.masquerade,
-            host_binding: Some(cfg.host_binding),
+            host_binding: cfg.host_binding,
             ipv6: cfg.ipv6,
             labels: cfg.labels.clone(),
             firewall: self.fw.backend().to_string(),

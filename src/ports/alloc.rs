@@ -186,6 +186,32 @@ impl PortAllocator {
         Ok(all)
     }
 
+    /// Publishes `mappings` as [`PortAllocator::publish_in`] does, and each one without a
+    /// host address on `[::]` too, with the host port it got on the default address (as
+    /// Docker 27+ and netavark publish on a dual-stack network).
+    pub(crate) fn publish_dual_stack_in(
+        &self,
+        book: &mut dyn PortBook,
+        mappings: &[PortMapping],
+    ) -> Result<Vec<PublishedPort>> {
+        let (bare, named): (Vec<PortMapping>, Vec<PortMapping>) =
+            mappings.iter().cloned().partition(|m| m.host_ip.is_none());
+        let mut out = self.publish_in(book, &bare)?;
+        let twins: Vec<PortMapping> = out
+            .iter()
+            .map(|p| {
+                let one = |port| PortRange::new(port, port);
+                Ok(PortMapping::new(one(p.container_port)?)
+                    .proto(p.proto)
+                    .host_ip(Ipv6Addr::UNSPECIFIED.into())
+                    .host_ports(HostPorts::Range(one(p.host_port)?)))
+            })
+            .collect::<Result<_>>()?;
+        out.extend(self.publish_in(book, &twins)?);
+        out.extend(self.publish_in(book, &named)?);
+        Ok(out)
+    }
+
     /// Publishes `mappings` as [`PortAllocator::publish`] does, recorded in `book` (the
     /// caller's transaction) instead of the registry file.
     pub(crate) fn publish_in(
