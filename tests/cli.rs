@@ -337,6 +337,19 @@ fn cli_other_modes_and_option_errors() {
         assert_eq!(ok("netns list"), "solo\n", "failed runs leave nothing");
         ok("rm side solo");
         assert_eq!(ok("netns list"), "");
+        // An IPv6-only network (Docker 28's --ipv4=false): no IPv4 subnet added.
+        ok("network create --ipv4=false --ipv6 --subnet fd00:97::/64 v6only");
+        let n = json(&ok("network inspect v6only"));
+        assert_eq!(
+            n[0]["IPAM"]["Config"],
+            serde_json::json!([{"Subnet": "fd00:97::/64", "Gateway": "fd00:97::1"}]),
+            "{n}"
+        );
+        ok("run --name six --network v6only -p 8092:80");
+        assert_eq!(ok("port six"), "80/tcp -> [::]:8092\n");
+        ok("rm six");
+        ok("network rm v6only");
+        assert!(fails("network create --ipv4=false v4off").contains("ipv6"));
     });
 }
 

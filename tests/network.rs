@@ -915,3 +915,64 @@ fn dual_stack_networks_publish_on_both_families() {
         assert!(call(&out, "192.0.2.1:8089".parse().unwrap()).is_some());
     });
 }
+
+/// `NetworkConfig::ipv4(false)` (Docker 28's `--ipv4=false`): an IPv6-only network gets
+/// no IPv4 subnet, its containers have IPv6 alone and reach each other and, through a
+/// published port, the outside over IPv6.
+#[test]
+fn ipv6_only_networks() {
+    common::sandbox("ipv6_only_networks", |s| {
+        let mut h = host(s);
+        let out = outside_v6(s);
+        let v6only = NetworkConfig::new("v6only")
+            .ipv4(false)
+            .ipv6(true)
+            .subnet("fd00:97::/64".parse().unwrap())
+            .bridge("br-v6");
+        for bad in [
+            NetworkConfig::new("x").ipv4(false),
+            v6only.clone().subnet("10.97.0.0/24".parse().unwrap()),
+        ] {
+            let e = h.create_network(&bad).unwrap_err();
+            assert!(e.is_invalid(), "{e}");
+        }
+        let info = h.create_network(&v6only).unwrap();
+        assert_eq!(
+            info.subnets,
+            ["fd00:97::/64".parse::<ipnet::IpNet>().unwrap()]
+        );
+        assert_eq!(h.network("v6only").unwrap().subnets, info.subnets);
+        let (n1, n2) = (ctr_ns(s, "c1"), ctr_ns(s, "c2"));
+        common::serve_peer(&n1, SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 80)));
+        let a = h
+            .connect(
+                "v6only",
+                &Container::new("c1", &n1).publish("8091:80".parse().unwrap()),
+            )
+            .unwrap();
+        assert!(a.addrs.iter().all(|x| x.addr().is_ipv6()), "{:?}", a.addrs);
+        assert_eq!(a.ports.len(), 1);
+        assert_eq!(a.ports[0].to_string(), "80/tcp -> [::]:8091");
+        let b = h.connect("v6only", &Container::new("c2", &n2)).unwrap();
+        assert!(b.addrs.iter().all(|x| x.addr().is_ipv6()), "{:?}", b.addrs);
+        let v4: Vec<_> = Rtnl::open_in(&n1)
+            .unwrap()
+            .addrs(None)
+            .unwrap()
+            .into_iter()
+            .filter(|x| x.addr.addr().is_ipv4() && !x.addr.addr().is_loopback())
+            .collect();
+        assert!(v4.is_empty(), "{v4:?}");
+        let c1 = a.addrs[0].addr();
+        let seen = call(&n2, SocketAddr::new(c1, 80)).expect("IPv6 between containers");
+        assert_eq!(seen, b.addrs[0].addr().to_string());
+        assert_eq!(
+            call(&out, "[2001:db8:1::1]:8091".parse().unwrap()).as_deref(),
+            Some("2001:db8:1::2"),
+            "published over IPv6"
+        );
+        h.disconnect("v6only", "c1").unwrap();
+        h.disconnect("v6only", "c2").unwrap();
+        h.remove_network("v6only", false).unwrap();
+    });
+}

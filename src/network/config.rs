@@ -28,7 +28,7 @@ pub const DEFAULT_BRIDGE: &str = "docker0";
 ///
 /// With feature `serde`: an object whose fields are named as the builder methods
 /// (`name`, `bridge`, `subnets`, `gateways`, `ip_range`, `mtu`, `internal`, `icc`,
-/// `masquerade`, `host_binding`, `ipv6`, `labels`, `multicast_snooping`), networks as
+/// `masquerade`, `host_binding`, `ipv4`, `ipv6`, `labels`, `multicast_snooping`), networks as
 /// text (`"172.26.0.0/16"`). Only `name` is required: missing fields take the defaults of
 /// [`NetworkConfig::new`]. Like the builder, deserializing does not check the
 /// configuration: [`NetworkConfig::validate`] does, and so does
@@ -64,6 +64,8 @@ pub struct NetworkConfig {
     pub(crate) masquerade: bool,
     #[cfg_attr(feature = "serde", serde(default))]
     pub(crate) host_binding: Option<IpAddr>,
+    #[cfg_attr(feature = "serde", serde(default = "on"))]
+    pub(crate) ipv4: bool,
     #[cfg_attr(feature = "serde", serde(default))]
     pub(crate) ipv6: bool,
     #[cfg_attr(feature = "serde", serde(default))]
@@ -94,6 +96,7 @@ impl NetworkConfig {
             icc: true,
             masquerade: true,
             host_binding: None,
+            ipv4: true,
             ipv6: false,
             labels: BTreeMap::new(),
             multicast_snooping: false,
@@ -162,6 +165,14 @@ impl NetworkConfig {
         self
     }
 
+    /// IPv4 on the network (on by default; `--ipv4=false`, as Docker 28): off, with
+    /// [`NetworkConfig::ipv6`], makes an IPv6-only network, which gets no IPv4 subnet
+    /// from the pools, and whose containers, bridge and rules have IPv6 alone.
+    pub fn ipv4(mut self, on: bool) -> Self {
+        self.ipv4 = on;
+        self
+    }
+
     /// IPv6 on the network (`--ipv6`); needs an IPv6 [`NetworkConfig::subnet`].
     pub fn ipv6(mut self, on: bool) -> Self {
         self.ipv6 = on;
@@ -222,6 +233,20 @@ impl NetworkConfig {
         }
         if self.ipv6 && fam(false) == 0 {
             return Err(Error::invalid("ipv6", &self.name, "give an IPv6 subnet"));
+        }
+        if !self.ipv4 && !self.ipv6 {
+            return Err(Error::invalid(
+                "ipv4",
+                &self.name,
+                "a network without IPv4 needs ipv6 enabled",
+            ));
+        }
+        if !self.ipv4 && (fam(true) > 0 || self.ip_range.is_some()) {
+            return Err(Error::invalid(
+                "subnet",
+                &self.name,
+                "an IPv4 subnet or ip-range needs ipv4 enabled",
+            ));
         }
         for g in &self.gateways {
             let Some(s) = self

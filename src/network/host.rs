@@ -466,11 +466,10 @@ impl Host {
         tx: &mut Txn,
     ) -> Result<Vec<crate::ipam::Network>> {
         let mut made = Vec::new();
-        let fams: Vec<bool> = if cfg.ipv6 {
-            vec![false, true]
-        } else {
-            vec![false]
-        };
+        let fams: Vec<bool> = [(false, cfg.ipv4), (true, cfg.ipv6)]
+            .into_iter()
+            .filter_map(|(v6, on)| on.then_some(v6))
+            .collect();
         for v6 in fams {
             fault::point("ipam")?;
             let name = ipam_name(&cfg.name, v6);
