@@ -136,14 +136,17 @@ fn create_and_run() -> (String, String, String) {
     let net_id = ok("network create --subnet 10.123.0.0/24 mynet");
     assert!(is_id(net_id.trim()), "network id: {net_id:?}");
     let a = ok(
-        "run --name a --network mynet -p 8080:80 --add-host db.example:192.0.2.7 --dns 192.0.2.53",
+        "run --name a --network mynet -p 8080:80 -p 127.0.0.1:8086:80 --add-host db.example:192.0.2.7 --dns 192.0.2.53",
     )
     .trim()
     .to_owned();
     let b = ok("run --name b --network mynet").trim().to_owned();
     assert!(is_id(&a) && is_id(&b) && a != b, "container ids: {a} {b}");
-    assert_eq!(ok("port a"), "80/tcp -> 0.0.0.0:8080\n");
-    assert_eq!(ok("port a 80/tcp"), "0.0.0.0:8080\n");
+    assert_eq!(
+        ok("port a"),
+        "80/tcp -> 0.0.0.0:8080\n80/tcp -> 127.0.0.1:8086\n"
+    );
+    assert_eq!(ok("port a 80/tcp"), "0.0.0.0:8080\n127.0.0.1:8086\n");
     assert_eq!(ok("port b"), "");
     assert!(fails("port a 81").contains("No public port '81/tcp' published for a"));
     let ls = ok("network ls");
@@ -233,6 +236,16 @@ fn traffic(s: &Sandbox) {
         "published port from outside"
     );
     assert_eq!(call(&nb, "10.123.0.2:80").as_deref(), Some("10.123.0.3"));
+    // A port on 127.0.0.1 answers the host there (masqueraded to the gateway), and only
+    // there; ::1 is refused with the reason, leaving nothing behind.
+    assert_eq!(
+        call(s.host(), "127.0.0.1:8086").as_deref(),
+        Some("10.123.0.1"),
+        "127.0.0.1 from the host"
+    );
+    assert_eq!(call(&out, "192.0.2.1:8086"), None, "not from outside");
+    let err = fails("run --name c --network mynet -p [::1]:8087:80");
+    assert!(err.contains("route_localnet"), "{err}");
     let dev = ok("exec a -- cat /proc/net/dev");
     assert!(
         dev.contains("eth0:") && !dev.contains("uplink"),
@@ -250,6 +263,10 @@ fn traffic(s: &Sandbox) {
 #[test]
 fn cli_end_to_end() {
     common::sandbox("cli_end_to_end", |s| {
+        // The host's loopback, as on any machine: `-p 127.0.0.1:…` probes a socket there.
+        common::rtnl(s)
+            .execute(&netplumb::link::LinkSet::new("lo").up())
+            .unwrap();
         let (net_id, a, b) = create_and_run();
         inspects(&net_id, &a, &b);
         traffic(s);
@@ -320,6 +337,19 @@ fn cli_other_modes_and_option_errors() {
         assert_eq!(ok("netns list"), "solo\n", "failed runs leave nothing");
         ok("rm side solo");
         assert_eq!(ok("netns list"), "");
+        // An IPv6-only network (Docker 28's --ipv4=false): no IPv4 subnet added.
+        ok("network create --ipv4=false --ipv6 --subnet fd00:97::/64 v6only");
+        let n = json(&ok("network inspect v6only"));
+        assert_eq!(
+            n[0]["IPAM"]["Config"],
+            serde_json::json!([{"Subnet": "fd00:97::/64", "Gateway": "fd00:97::1"}]),
+            "{n}"
+        );
+        ok("run --name six --network v6only -p 8092:80");
+        assert_eq!(ok("port six"), "80/tcp -> [::]:8092\n");
+        ok("rm six");
+        ok("network rm v6only");
+        assert!(fails("network create --ipv4=false v4off").contains("ipv6"));
     });
 }
 

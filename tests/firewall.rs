@@ -588,11 +588,16 @@ fn a_port_on_127_0_0_1_is_not_reachable_from_outside(s: &Sandbox, open: Opener) 
     }
     if let Some(l) = ruleset_text(&w) {
         let want = if w.fw.backend() == Backend::Nftables {
-            "ip daddr 127.0.0.0/8 return"
+            "ip daddr 127.0.0.0/8 drop"
         } else {
             "-A PREROUTING ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j DOCKER"
         };
         assert!(l.contains(want), "{l}");
+        if w.fw.backend() != Backend::Nftables {
+            let drop =
+                "-A INPUT -d 127.0.0.0/8 -i br0 -m conntrack ! --ctstate RELATED,ESTABLISHED";
+            assert!(l.contains(drop), "{l}");
+        }
     }
 }
 

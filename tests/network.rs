@@ -833,3 +833,149 @@ fn deferred_link_deletion() {
         h.remove_network("df", false).unwrap();
     });
 }
+
+/// The uplink of [`outside`] with IPv6 too: 2001:db8:1::1 on the host, 2001:db8:1::2 there.
+fn outside_v6(s: &Sandbox) -> Netns {
+    use netplumb::addr::Addr;
+    let out = outside(s);
+    let mut r = common::rtnl(s);
+    let up = r.link("uplink").unwrap();
+    r.execute(&Addr::new(&up, "2001:db8:1::1/64".parse().unwrap()).nodad())
+        .unwrap();
+    let mut ro = Rtnl::open_in(&out).unwrap();
+    let e = ro.link("eth0").unwrap();
+    ro.execute(&Addr::new(&e, "2001:db8:1::2/64".parse().unwrap()).nodad())
+        .unwrap();
+    out
+}
+
+/// On a dual-stack network a port without a host address is published on both families
+/// with the same host port (Docker 27+, netavark), and answers over IPv6 at the host's
+/// address; `host_binding(0.0.0.0)` keeps it IPv4-only.
+#[test]
+fn dual_stack_networks_publish_on_both_families() {
+    common::sandbox("dual_stack_networks_publish_on_both_families", |s| {
+        let mut h = host(s);
+        common::rtnl(s)
+            .execute(&netplumb::link::LinkSet::new("lo").up())
+            .unwrap();
+        let out = outside_v6(s);
+        let ds = |name: &str, v4: &str, v6: &str| {
+            NetworkConfig::new(name)
+                .subnet(v4.parse().unwrap())
+                .subnet(v6.parse().unwrap())
+                .ipv6(true)
+        };
+        h.create_network(&ds("ds", "10.72.0.0/24", "fd00:72::/64"))
+            .unwrap();
+        let n1 = ctr_ns(s, "web");
+        common::serve_peer(&n1, SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 80)));
+        let a = h
+            .connect(
+                "ds",
+                &Container::new("web1", &n1)
+                    .publish("8088:80".parse().unwrap())
+                    .publish("80".parse().unwrap())
+                    .publish("127.0.0.1:8090:80".parse().unwrap()),
+            )
+            .unwrap();
+        let lines: Vec<String> = a.ports.iter().map(|p| p.to_string()).collect();
+        let auto = a.ports[1].host_port;
+        assert_eq!(
+            lines,
+            [
+                "80/tcp -> 0.0.0.0:8088".to_owned(),
+                format!("80/tcp -> 0.0.0.0:{auto}"),
+                "80/tcp -> [::]:8088".to_owned(),
+                format!("80/tcp -> [::]:{auto}"),
+                "80/tcp -> 127.0.0.1:8090".to_owned(),
+            ]
+        );
+        assert_eq!(
+            call(&out, "[2001:db8:1::1]:8088".parse().unwrap()).as_deref(),
+            Some("2001:db8:1::2"),
+            "IPv6 to the host's address"
+        );
+        assert!(call(&out, SocketAddr::new(ip("2001:db8:1::1"), auto)).is_some());
+        let v4 = call(&out, "192.0.2.1:8088".parse().unwrap()).expect("IPv4 too");
+        assert!(v4.ends_with("192.0.2.2"), "{v4}");
+        h.disconnect("ds", "web1").unwrap();
+        assert_eq!(call(&out, "[2001:db8:1::1]:8088".parse().unwrap()), None);
+        // An explicit IPv4 host binding keeps address-less ports on IPv4.
+        h.create_network(&ds("ds4", "10.73.0.0/24", "fd00:73::/64").host_binding(ip("0.0.0.0")))
+            .unwrap();
+        let n2 = ctr_ns(s, "web2");
+        common::serve_peer(&n2, SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 80)));
+        let b = h
+            .connect(
+                "ds4",
+                &Container::new("web2", &n2).publish("8089:80".parse().unwrap()),
+            )
+            .unwrap();
+        assert_eq!(b.ports.len(), 1);
+        assert_eq!(b.ports[0].to_string(), "80/tcp -> 0.0.0.0:8089");
+        assert_eq!(call(&out, "[2001:db8:1::1]:8089".parse().unwrap()), None);
+        assert!(call(&out, "192.0.2.1:8089".parse().unwrap()).is_some());
+    });
+}
+
+/// `NetworkConfig::ipv4(false)` (Docker 28's `--ipv4=false`): an IPv6-only network gets
+/// no IPv4 subnet, its containers have IPv6 alone and reach each other and, through a
+/// published port, the outside over IPv6.
+#[test]
+fn ipv6_only_networks() {
+    common::sandbox("ipv6_only_networks", |s| {
+        let mut h = host(s);
+        let out = outside_v6(s);
+        let v6only = NetworkConfig::new("v6only")
+            .ipv4(false)
+            .ipv6(true)
+            .subnet("fd00:97::/64".parse().unwrap())
+            .bridge("br-v6");
+        for bad in [
+            NetworkConfig::new("x").ipv4(false),
+            v6only.clone().subnet("10.97.0.0/24".parse().unwrap()),
+        ] {
+            let e = h.create_network(&bad).unwrap_err();
+            assert!(e.is_invalid(), "{e}");
+        }
+        let info = h.create_network(&v6only).unwrap();
+        assert_eq!(
+            info.subnets,
+            ["fd00:97::/64".parse::<ipnet::IpNet>().unwrap()]
+        );
+        assert_eq!(h.network("v6only").unwrap().subnets, info.subnets);
+        let (n1, n2) = (ctr_ns(s, "c1"), ctr_ns(s, "c2"));
+        common::serve_peer(&n1, SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 80)));
+        let a = h
+            .connect(
+                "v6only",
+                &Container::new("c1", &n1).publish("8091:80".parse().unwrap()),
+            )
+            .unwrap();
+        assert!(a.addrs.iter().all(|x| x.addr().is_ipv6()), "{:?}", a.addrs);
+        assert_eq!(a.ports.len(), 1);
+        assert_eq!(a.ports[0].to_string(), "80/tcp -> [::]:8091");
+        let b = h.connect("v6only", &Container::new("c2", &n2)).unwrap();
+        assert!(b.addrs.iter().all(|x| x.addr().is_ipv6()), "{:?}", b.addrs);
+        let v4: Vec<_> = Rtnl::open_in(&n1)
+            .unwrap()
+            .addrs(None)
+            .unwrap()
+            .into_iter()
+            .filter(|x| x.addr.addr().is_ipv4() && !x.addr.addr().is_loopback())
+            .collect();
+        assert!(v4.is_empty(), "{v4:?}");
+        let c1 = a.addrs[0].addr();
+        let seen = call(&n2, SocketAddr::new(c1, 80)).expect("IPv6 between containers");
+        assert_eq!(seen, b.addrs[0].addr().to_string());
+        assert_eq!(
+            call(&out, "[2001:db8:1::1]:8091".parse().unwrap()).as_deref(),
+            Some("2001:db8:1::2"),
+            "published over IPv6"
+        );
+        h.disconnect("v6only", "c1").unwrap();
+        h.disconnect("v6only", "c2").unwrap();
+        h.remove_network("v6only", false).unwrap();
+    });
+}

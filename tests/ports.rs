@@ -260,6 +260,28 @@ fn host_addresses() {
 }
 
 #[test]
+fn a_port_on_ipv6_loopback_is_refused_with_the_reason() {
+    common::sandbox("a_port_on_ipv6_loopback_is_refused_with_the_reason", |s| {
+        let ns = s.host();
+        common::rtnl(s).execute(&LinkSet::new("lo").up()).unwrap();
+        let alloc = allocator(ns, "v6lo", (40000, 40009));
+        for spec in ["[::1]:8086:80", "[::1]::80/udp"] {
+            let e = alloc.publish(&maps(&["81", spec])).unwrap_err();
+            assert!(
+                matches!(alloc_error(&e), AllocError::Ipv6Loopback { .. }),
+                "{spec}: {e}"
+            );
+            assert_eq!(e.kind(), ErrorKind::NotSupported, "{e}");
+            assert!(e.to_string().contains("route_localnet"), "{e}");
+            assert!(e.to_string().contains("127.0.0.1"), "{e}");
+        }
+        assert!(alloc.published().unwrap().is_empty(), "nothing recorded");
+        let v6 = alloc.publish(&maps(&["[::]:8087:80"])).unwrap();
+        assert_eq!(port_lines(&v6), ["80/tcp -> [::]:8087"]);
+    });
+}
+
+#[test]
 fn sctp_relies_on_the_registry() {
     common::sandbox("sctp_relies_on_the_registry", |s| {
         let alloc = allocator(s.host(), "sctp", (40000, 40001));

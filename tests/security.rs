@@ -44,6 +44,7 @@ backend_tests!(
     a_loopback_port_is_not_reachable_from_other_namespaces,
     a_port_on_one_host_address_is_not_reachable_on_another,
     route_localnet_stays_off_unless_asked,
+    a_port_published_on_127_0_0_1_answers_the_host_alone,
     containers_on_different_networks_cannot_reach_each_other,
     a_container_cannot_pose_as_another_to_pass_a_link,
     conntrack_invalid_packets_are_not_forwarded,
@@ -303,6 +304,86 @@ fn route_localnet_stays_off_unless_asked(s: &Sandbox, backend: Backend) {
     }
     let up = Sysctl::RouteLocalnet(Scope::dev("uplink"));
     assert_eq!(up.get(&w.host).unwrap(), "0", "only where asked");
+}
+
+/// Through `network::Host`, as a runtime publishes: `-p 127.0.0.1:8086:80` answers a
+/// client of the host on 127.0.0.1, with `route_localnet` on the network's bridge alone;
+/// a frame to 127.0.0.1 from the LAN or from a container reaches neither the container nor
+/// the host's own 127.0.0.1 services (CVE-2020-8558).
+fn a_port_published_on_127_0_0_1_answers_the_host_alone(s: &Sandbox, backend: Backend) {
+    use netplumb::network::{Container, Host, NetworkConfig};
+    no_dad(s.host());
+    common::rtnl(s).execute(&LinkSet::new("lo").up()).unwrap();
+    let outside = common::outside(s);
+    let mut h = Host::open_with(s.host(), "/run/netplumb-lo", backend).unwrap();
+    let cfg = NetworkConfig::new("lonet")
+        .bridge("br9")
+        .subnet("10.79.0.0/24".parse().unwrap());
+    h.create_network(&cfg).unwrap();
+    let (web, peer) = (fresh_ns(), fresh_ns());
+    no_dad(&web);
+    no_dad(&peer);
+    common::serve_peer(&web, sa("0.0.0.0", 80));
+    let rx = udp_server(&web, sa("0.0.0.0", 53));
+    let ctr = Container::new("web1", &web)
+        .publish("127.0.0.1:8086:80".parse().unwrap())
+        .publish("127.0.0.1:5353:53/udp".parse().unwrap());
+    h.connect("lonet", &ctr).unwrap();
+    h.connect("lonet", &Container::new("peer1", &peer)).unwrap();
+    assert_eq!(
+        common::call_peer(s.host(), sa("127.0.0.1", 8086)).as_deref(),
+        Some("10.79.0.1"),
+        "the host reaches it on 127.0.0.1, masqueraded to the bridge's address"
+    );
+    udp_send(
+        s.host(),
+        sa("127.0.0.1", 0),
+        sa("127.0.0.1", 5353),
+        b"lo-udp",
+    );
+    assert!(received(&rx, b"lo-udp").is_some(), "udp on 127.0.0.1");
+    for k in [
+        Scope::All,
+        Scope::Default,
+        Scope::dev("uplink"),
+        Scope::dev("lo"),
+    ] {
+        let key = Sysctl::RouteLocalnet(k);
+        assert_eq!(key.get(s.host()).unwrap(), "0", "{key}");
+    }
+    let br = Sysctl::RouteLocalnet(Scope::dev("br9"));
+    assert_eq!(br.get(s.host()).unwrap(), "1", "{br}");
+    // Not from the LAN, neither through the host's address nor as 127.0.0.1 on the wire.
+    assert_eq!(common::call_peer(&outside, sa("192.0.2.1", 8086)), None);
+    let (_, up_mac) = raw::nic(s.host(), "uplink");
+    let (_, out_mac) = raw::nic(&outside, "eth0");
+    let out_ip = Ipv4Addr::new(192, 0, 2, 2);
+    let udp = raw::udp(out_ip, Ipv4Addr::LOCALHOST, 40000, 5353, b"lan");
+    let f = raw::ipv4_frame(up_mac, out_mac, out_ip, Ipv4Addr::LOCALHOST, 17, &udp);
+    raw::send(&outside, "eth0", &f);
+    assert_eq!(received(&rx, b"lan"), None, "127.0.0.1 on the LAN's wire");
+    // Nor from a container, although its bridge has route_localnet: not the published
+    // port, and not a service of the host's own on 127.0.0.1.
+    let own = udp_server(s.host(), sa("127.0.0.1", 5399));
+    let (_, br_mac) = raw::nic(s.host(), "br9");
+    let (_, p_mac) = raw::nic(&peer, "eth0");
+    let p_ip = Ipv4Addr::new(10, 79, 0, 3);
+    for (port, marker, rx, what) in [
+        (5353, b"c-pub", &rx, "published"),
+        (5399, b"c-own", &own, "host's own"),
+    ] {
+        let udp = raw::udp(p_ip, Ipv4Addr::LOCALHOST, 40000, port, marker);
+        let f = raw::ipv4_frame(br_mac, p_mac, p_ip, Ipv4Addr::LOCALHOST, 17, &udp);
+        raw::send(&peer, "eth0", &f);
+        assert_eq!(
+            received(rx, marker),
+            None,
+            "127.0.0.1 from a container: {what}"
+        );
+    }
+    // The control: the host's own service answers on 127.0.0.1.
+    udp_send(s.host(), sa("127.0.0.1", 0), sa("127.0.0.1", 5399), b"ctl");
+    assert!(received(&own, b"ctl").is_some());
 }
 
 fn containers_on_different_networks_cannot_reach_each_other(s: &Sandbox, backend: Backend) {

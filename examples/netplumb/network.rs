@@ -42,9 +42,13 @@ pub struct CreateArgs {
     /// Outbound masquerade (--masquerade=false to turn off).
     #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
     masquerade: bool,
-    /// The default host address of published ports (default 0.0.0.0).
+    /// The host address of published ports that name none (default: every address of
+    /// each family the network has; 0.0.0.0 keeps them IPv4-only).
     #[arg(long = "host-binding")]
     host_binding: Option<IpAddr>,
+    /// IPv4 (--ipv4=false, with --ipv6, for an IPv6-only network).
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    ipv4: bool,
     /// IPv6 (needs an IPv6 --subnet).
     #[arg(long)]
     ipv6: bool,
@@ -71,6 +75,7 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Res {
         .internal(a.internal)
         .icc(a.icc)
         .masquerade(a.masquerade)
+        .ipv4(a.ipv4)
         .ipv6(a.ipv6);
     for s in &a.subnet {
         cfg = cfg.subnet(*s);
@@ -102,7 +107,7 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Res {
 
 #[cfg(feature = "etcd")]
 fn create_overlay(ctx: &Ctx, a: &CreateArgs) -> Res {
-    if a.subnet.len() > 1 || a.gateway.len() > 1 || a.ipv6 {
+    if a.subnet.len() > 1 || a.gateway.len() > 1 || a.ipv6 || !a.ipv4 {
         return Err("overlay networks take one IPv4 --subnet and --gateway".into());
     }
     let c = crate::overlay::Cluster::open(ctx)?;

@@ -25,7 +25,7 @@
 //!   map ports_any { type inet_proto . inet_service : ipv4_addr . inet_service }
 //!   set published { type ipv4_addr . inet_proto . inet_service }
 //!   set bridges   { type ifname }
-//!   chain prerouting  { type nat hook prerouting priority dstnat; ip daddr 127.0.0.0/8 return; jump portmap }
+//!   chain prerouting  { type nat hook prerouting priority dstnat; ip daddr 127.0.0.0/8 drop; jump portmap }
 //!   chain output      { type nat hook output priority dstnat; jump portmap }
 //!   chain portmap     { dnat to meta l4proto . ip daddr . th dport map @ports
 //!                       fib daddr type local dnat to meta l4proto . th dport map @ports_any }

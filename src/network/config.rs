@@ -2,7 +2,7 @@
 //! created.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 
@@ -28,7 +28,7 @@ pub const DEFAULT_BRIDGE: &str = "docker0";
 ///
 /// With feature `serde`: an object whose fields are named as the builder methods
 /// (`name`, `bridge`, `subnets`, `gateways`, `ip_range`, `mtu`, `internal`, `icc`,
-/// `masquerade`, `host_binding`, `ipv6`, `labels`, `multicast_snooping`), networks as
+/// `masquerade`, `host_binding`, `ipv4`, `ipv6`, `labels`, `multicast_snooping`), networks as
 /// text (`"172.26.0.0/16"`). Only `name` is required: missing fields take the defaults of
 /// [`NetworkConfig::new`]. Like the builder, deserializing does not check the
 /// configuration: [`NetworkConfig::validate`] does, and so does
@@ -62,8 +62,10 @@ pub struct NetworkConfig {
     pub(crate) icc: bool,
     #[cfg_attr(feature = "serde", serde(default = "on"))]
     pub(crate) masquerade: bool,
-    #[cfg_attr(feature = "serde", serde(default = "every_address"))]
-    pub(crate) host_binding: IpAddr,
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub(crate) host_binding: Option<IpAddr>,
+    #[cfg_attr(feature = "serde", serde(default = "on"))]
+    pub(crate) ipv4: bool,
     #[cfg_attr(feature = "serde", serde(default))]
     pub(crate) ipv6: bool,
     #[cfg_attr(feature = "serde", serde(default))]
@@ -77,13 +79,6 @@ pub struct NetworkConfig {
 #[cfg(feature = "serde")]
 fn on() -> bool {
     true
-}
-
-/// The default `host_binding` of a deserialized configuration, as in
-/// [`NetworkConfig::new`].
-#[cfg(feature = "serde")]
-fn every_address() -> IpAddr {
-    Ipv4Addr::UNSPECIFIED.into()
 }
 
 impl NetworkConfig {
@@ -100,7 +95,8 @@ impl NetworkConfig {
             internal: false,
             icc: true,
             masquerade: true,
-            host_binding: Ipv4Addr::UNSPECIFIED.into(),
+            host_binding: None,
+            ipv4: true,
             ipv6: false,
             labels: BTreeMap::new(),
             multicast_snooping: false,
@@ -157,9 +153,23 @@ impl NetworkConfig {
         self
     }
 
-    /// The default host address of published ports (`host_binding_ipv4`; 0.0.0.0).
+    /// The host address of published ports that name none (`host_binding_ipv4`).
+    ///
+    /// Unset, the default, a port without a host address (`-p 8080:80`) is published on
+    /// every IPv4 address (`0.0.0.0`) and, on a network with an IPv6 subnet, on every
+    /// IPv6 address (`[::]`) too, with the same host port, as Docker 27+ and netavark do.
+    /// Set, it is published on that address alone: `host_binding(0.0.0.0)` keeps such
+    /// ports IPv4-only on a dual-stack network (as before, and as Docker before 27).
     pub fn host_binding(mut self, ip: IpAddr) -> Self {
-        self.host_binding = ip;
+        self.host_binding = Some(ip);
+        self
+    }
+
+    /// IPv4 on the network (on by default; `--ipv4=false`, as Docker 28): off, with
+    /// [`NetworkConfig::ipv6`], makes an IPv6-only network, which gets no IPv4 subnet
+    /// from the pools, and whose containers, bridge and rules have IPv6 alone.
+    pub fn ipv4(mut self, on: bool) -> Self {
+        self.ipv4 = on;
         self
     }
 
@@ -223,6 +233,20 @@ impl NetworkConfig {
         }
         if self.ipv6 && fam(false) == 0 {
             return Err(Error::invalid("ipv6", &self.name, "give an IPv6 subnet"));
+        }
+        if !self.ipv4 && !self.ipv6 {
+            return Err(Error::invalid(
+                "ipv4",
+                &self.name,
+                "a network without IPv4 needs ipv6 enabled",
+            ));
+        }
+        if !self.ipv4 && (fam(true) > 0 || self.ip_range.is_some()) {
+            return Err(Error::invalid(
+                "subnet",
+                &self.name,
+                "an IPv4 subnet or ip-range needs ipv4 enabled",
+            ));
         }
         for g in &self.gateways {
             let Some(s) = self

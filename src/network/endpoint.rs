@@ -340,12 +340,25 @@ impl Host {
             return Ok(());
         }
         fault::point("port allocation")?;
+        // With no host binding set, ports without a host address go on every address of
+        // each family the network has (both on a dual-stack network).
+        let has = |v6: bool| net.subnets.iter().any(|s| s.addr().is_ipv6() == v6);
+        let any: IpAddr = if has(false) {
+            [0; 4].into()
+        } else {
+            [0u16; 8].into()
+        };
         let alloc = self
             .ports
             .clone()
-            .default_host_ip(net.host_binding.unwrap_or([0, 0, 0, 0].into()));
+            .default_host_ip(net.host_binding.unwrap_or(any));
         // In the connect's transaction: rolling it back releases them.
-        let published = alloc.publish_in(&mut SqlPorts { conn: db.conn() }, &ctr.ports)?;
+        let book = &mut SqlPorts { conn: db.conn() };
+        let published = if net.host_binding.is_none() && has(false) && has(true) {
+            alloc.publish_dual_stack_in(book, &ctr.ports)?
+        } else {
+            alloc.publish_in(book, &ctr.ports)?
+        };
         let rules = port_rules(&net.name, &att.addrs, &published)?;
         fault::point("firewall ports")?;
         self.fw.publish(&rules)?;

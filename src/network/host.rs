@@ -24,7 +24,7 @@ use crate::link::{Bridge, LinkDel, LinkSet, MacAddr};
 use crate::netns::{Netns, Worker};
 use crate::ports::PortAllocator;
 use crate::rtnl::Rtnl;
-use crate::sysctl::Sysctl;
+use crate::sysctl::{Scope, Sysctl};
 
 /// The default durable folder: the network definitions (`/var/lib/netplumb`).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/netplumb";
@@ -363,7 +363,8 @@ impl Host {
         let mut r = NetworkRules::new(&net.name, &net.bridge)
             .masquerade(net.masquerade)
             .icc(net.icc)
-            .internal(net.internal);
+            .internal(net.internal)
+            .loopback_ports(!net.internal);
         for s in &net.subnets {
             r = r.subnet(*s);
         }
@@ -425,7 +426,7 @@ impl Host {
             internal: cfg.internal,
             icc: cfg.icc,
             masquerade: cfg.masquerade,
-            host_binding: Some(cfg.host_binding),
+            host_binding: cfg.host_binding,
             ipv6: cfg.ipv6,
             labels: cfg.labels.clone(),
             firewall: self.fw.backend().to_string(),
@@ -465,11 +466,10 @@ impl Host {
         tx: &mut Txn,
     ) -> Result<Vec<crate::ipam::Network>> {
         let mut made = Vec::new();
-        let fams: Vec<bool> = if cfg.ipv6 {
-            vec![false, true]
-        } else {
-            vec![false]
-        };
+        let fams: Vec<bool> = [(false, cfg.ipv4), (true, cfg.ipv6)]
+            .into_iter()
+            .filter_map(|(v6, on)| on.then_some(v6))
+            .collect();
         for v6 in fams {
             fault::point("ipam")?;
             let name = ipam_name(&cfg.name, v6);
@@ -603,6 +603,26 @@ impl Host {
                     key.set_bool(&ns, false)
                 });
             }
+        }
+        self.route_localnet_step(info, tx)
+    }
+
+    /// `route_localnet` on the bridge of a network with IPv4, and on it alone (never
+    /// `all`): the host's connections to a port published on 127.0.0.1 are DNATed to a
+    /// container and leave through the bridge with a loopback source (masqueraded on the
+    /// way out), and the replies, turned back to 127.0.0.1, come in on the bridge. The
+    /// firewall drops new connections to 127.0.0.0/8 coming in on it (CVE-2020-8558).
+    fn route_localnet_step(&mut self, info: &NetworkInfo, tx: &mut Txn) -> Result<()> {
+        if !info.subnets.iter().any(|s| s.addr().is_ipv4()) {
+            return Ok(());
+        }
+        let key = Sysctl::RouteLocalnet(Scope::dev(&info.bridge));
+        if !key.get_bool(&self.netns)? {
+            key.set_bool(&self.netns, true)?;
+            let ns = self.netns.clone();
+            tx.record(format!("sysctl -w {key}=0"), move || {
+                key.set_bool(&ns, false)
+            });
         }
         Ok(())
     }

@@ -89,10 +89,14 @@ impl Host {
         if !cfg.internal && !Sysctl::IpForward.get_bool(&self.netns)? {
             out.push("sysctl -w net.ipv4.ip_forward=1".into());
         }
+        if !cfg.internal && cfg.ipv4 {
+            out.push(format!("sysctl -w net.ipv4.conf.{bridge}.route_localnet=1"));
+        }
         let mut r = NetworkRules::new(&cfg.name, &bridge)
             .masquerade(cfg.masquerade)
             .icc(cfg.icc)
-            .internal(cfg.internal);
+            .internal(cfg.internal)
+            .loopback_ports(!cfg.internal);
         for s in &cfg.subnets {
             r = r.subnet(*s);
         }

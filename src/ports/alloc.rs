@@ -2,7 +2,7 @@
 //! ports for "any port" mappings the way Docker's port allocator does.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 
 use super::book::PortBook;
@@ -43,6 +43,11 @@ pub const DEFAULT_HOST_IP: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 /// - **Concurrency**: the registry is a file in [`PortAllocator::registry_dir`], read and
 ///   rewritten under an exclusive `flock`, so threads and processes sharing the folder
 ///   never get the same port. Use one folder per host namespace.
+///
+/// - **Loopback**: a port on 127.0.0.1 is served to the host's own clients (see
+///   [`Host`](crate::network::Host)); one on `::1` is refused
+///   ([`AllocError::Ipv6Loopback`]): IPv6 has no `route_localnet`, and only a userland
+///   proxy, which netplumb does not run, could serve it.
 ///
 /// The probe sockets are closed again at once: the ports are reserved by the registry, and
 /// carrying traffic to the container is the firewall rules' job.
@@ -181,6 +186,32 @@ impl PortAllocator {
         Ok(all)
     }
 
+    /// Publishes `mappings` as [`PortAllocator::publish_in`] does, and each one without a
+    /// host address on `[::]` too, with the host port it got on the default address (as
+    /// Docker 27+ and netavark publish on a dual-stack network).
+    pub(crate) fn publish_dual_stack_in(
+        &self,
+        book: &mut dyn PortBook,
+        mappings: &[PortMapping],
+    ) -> Result<Vec<PublishedPort>> {
+        let (bare, named): (Vec<PortMapping>, Vec<PortMapping>) =
+            mappings.iter().cloned().partition(|m| m.host_ip.is_none());
+        let mut out = self.publish_in(book, &bare)?;
+        let twins: Vec<PortMapping> = out
+            .iter()
+            .map(|p| {
+                let one = |port| PortRange::new(port, port);
+                Ok(PortMapping::new(one(p.container_port)?)
+                    .proto(p.proto)
+                    .host_ip(Ipv6Addr::UNSPECIFIED.into())
+                    .host_ports(HostPorts::Range(one(p.host_port)?)))
+            })
+            .collect::<Result<_>>()?;
+        out.extend(self.publish_in(book, &twins)?);
+        out.extend(self.publish_in(book, &named)?);
+        Ok(out)
+    }
+
     /// Publishes `mappings` as [`PortAllocator::publish`] does, recorded in `book` (the
     /// caller's transaction) instead of the registry file.
     pub(crate) fn publish_in(
@@ -221,6 +252,9 @@ impl PortAllocator {
                 m.host_ip.unwrap_or(self.default_ip),
                 m.container_ports,
             );
+            if ip == IpAddr::V6(Ipv6Addr::LOCALHOST) {
+                return Err(AllocError::Ipv6Loopback { proto, host_ip: ip }.into());
+            }
             let job = |container, want| Job {
                 proto,
                 ip,

@@ -53,6 +53,21 @@ pub enum AllocError {
         /// The error of `bind(2)`.
         source: io::Error,
     },
+    /// A port on the IPv6 loopback address (`-p [::1]:8080:80`), which cannot be served:
+    /// IPv6 has no `route_localnet`, so the kernel drops a connection to `::1` that is
+    /// DNATed to a container, and netplumb runs no userland proxy (Docker's and
+    /// netavark's way to serve it). 127.0.0.1 works (see [`PortAllocator`](super::PortAllocator)).
+    #[error(
+        "cannot publish {proto} ports on {host_ip}: IPv6 has no route_localnet, so the kernel \
+         cannot hand ::1 to a container without a userland proxy, which netplumb does not run; \
+         publish on 127.0.0.1 instead"
+    )]
+    Ipv6Loopback {
+        /// The protocol.
+        proto: Proto,
+        /// The host address (`::1`).
+        host_ip: IpAddr,
+    },
     /// A line of the registry file is not a record.
     #[error("{}:{line}: malformed port registry record", path.display())]
     CorruptRegistry {
@@ -77,7 +92,8 @@ impl AllocError {
     /// The class of the failure: a published port is [`ErrorKind::Exists`], a port a
     /// socket uses [`ErrorKind::Busy`], a full range [`ErrorKind::Exhausted`]; a failed
     /// probe follows its errno (`EADDRNOTAVAIL`, a host address the namespace lacks, is
-    /// [`ErrorKind::NotFound`]); a corrupt registry is [`ErrorKind::Other`].
+    /// [`ErrorKind::NotFound`]); a corrupt registry is [`ErrorKind::Other`]; a port on
+    /// `::1` is [`ErrorKind::NotSupported`].
     pub fn kind(&self) -> ErrorKind {
         match self {
             AllocError::AlreadyPublished { .. } => ErrorKind::Exists,
@@ -90,6 +106,7 @@ impl AllocError {
                 _ => ErrorKind::Other,
             },
             AllocError::CorruptRegistry { .. } => ErrorKind::Other,
+            AllocError::Ipv6Loopback { .. } => ErrorKind::NotSupported,
         }
     }
 }

@@ -36,7 +36,10 @@
 //!   with no userland proxy, containers reach published ports through a host address by
 //!   DNAT (hairpin), as with Docker's `--userland-proxy=false`;
 //! - `PREROUTING` skips 127.0.0.0/8, so a loopback destination from outside is never
-//!   DNATed; the loopback-ports option adds its own `OUTPUT -d 127.0.0.0/8` jump;
+//!   DNATed; the loopback-ports option adds its own `OUTPUT -d 127.0.0.0/8` jump, the
+//!   masquerade of `-s 127.0.0.0/8 -o BRIDGE` and, since `route_localnet` on the bridge
+//!   would let containers reach the host's 127.0.0.1 services, a `filter INPUT` drop of
+//!   new connections to 127.0.0.0/8 coming in on the bridge (CVE-2020-8558);
 //! - the published-port accept checks that the connection was DNATed from that host
 //!   port, and DNATed connections skip the isolation stages, as in the nf_tables backend.
 //!

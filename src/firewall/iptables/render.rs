@@ -294,6 +294,14 @@ pub(super) fn network(n: &Names, net: &NetworkRules, fam: Family) -> Vec<Rule> {
             "-d 127.0.0.0/8 -m addrtype --dst-type LOCAL",
             &n.docker,
         );
+        // route_localnet on the bridge must not open the host's own 127.0.0.1 services
+        // to the containers (CVE-2020-8558): a new connection to 127.0.0.0/8 coming in
+        // on the bridge is dropped; the replies of the host's DNATed ones pass.
+        o.add(
+            (Table::Filter, "INPUT", Place::Top),
+            &format!("-d 127.0.0.0/8 -i {br} -m conntrack ! --ctstate RELATED,ESTABLISHED"),
+            "DROP",
+        );
     }
     let fwd = (Table::Filter, "FORWARD", Place::AfterJumps);
     // Anti-spoofing (ICC off): a registered address must come in on its own bridge port.

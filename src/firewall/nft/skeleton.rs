@@ -157,8 +157,11 @@ pub(super) fn chain_rules(b: &mut Batch, fam: Fam, table: &str, chain: &str) {
 }
 
 fn prerouting(b: &mut Batch, fam: Fam, table: &str) {
-    // Loopback destinations are never DNATed from outside: a port published on 127.0.0.1
-    // must stay reachable only from the host itself.
+    // A new connection to a loopback address that arrives from an interface is dropped
+    // (CVE-2020-8558): a port published on 127.0.0.1 stays reachable from the host alone,
+    // and `route_localnet` on a bridge (set for those ports) does not open the host's
+    // own 127.0.0.1 services to the containers. The host's own connections never pass
+    // here: their NAT was decided in `output`, and a nat chain sees only new ones.
     let lo = if fam == V4 { "127.0.0.0/8" } else { "::1/128" };
     let p = exprs::Prefix::new(&lo.parse().unwrap_or_default());
     let [a, m, c] = exprs::addr_in(fam, false, &p, reg(0));
@@ -167,7 +170,7 @@ fn prerouting(b: &mut Batch, fam: Fam, table: &str) {
         table,
         PREROUTING,
         b"",
-        &[a, m, c, Expr::Verdict(nft::NFT_RETURN, None)],
+        &[a, m, c, Expr::Verdict(nft::NF_DROP, None)],
     );
     b.rule(
         fam.af,

@@ -122,6 +122,10 @@ impl NetworkRules {
     /// bridge's address. The kernel also needs `net.ipv4.conf.BRIDGE.route_localnet = 1`
     /// ([`Sysctl::RouteLocalnet`](crate::sysctl::Sysctl::RouteLocalnet)), which the caller
     /// sets: it stays off unless asked. Docker gets the same with `--userland-proxy=false`.
+    /// [`Host`](crate::network::Host) turns both on for every network that is not
+    /// internal. New connections to 127.0.0.0/8 that come in on the bridge are dropped
+    /// (CVE-2020-8558): the nf_tables backend drops them from every interface, always;
+    /// the iptables backend adds the drop for the bridge with this option.
     pub fn loopback_ports(mut self, on: bool) -> Self {
         self.loopback = on;
         self
