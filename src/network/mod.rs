@@ -33,6 +33,7 @@ mod clash;
 mod config;
 mod container;
 mod container_spec;
+mod create;
 mod durable;
 mod endpoint;
 pub mod files;
