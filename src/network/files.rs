@@ -37,6 +37,8 @@ mod name;
 mod resolv;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod write_tests;
 
 pub use container::{rewrite_in_place, write_atomic, ContainerFiles};
 pub use hosts::{parse_add_host, AddHost, AddHostTarget, HostEntry, HostsFile, HOST_GATEWAY};
