@@ -68,14 +68,7 @@ impl Repaired {
     /// Sorts networks and ports (the backends find them in family order).
     pub(crate) fn sort(&mut self) {
         self.networks.sort();
-        self.ports.sort_by(|a, b| {
-            (&a.network, a.proto, a.host_ip, a.host_port).cmp(&(
-                &b.network,
-                b.proto,
-                b.host_ip,
-                b.host_port,
-            ))
-        });
+        self.ports.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
     }
 }
 

@@ -29,14 +29,7 @@ impl FirewallState {
             self.networks.drain(..).zip(self.rules.drain(..)).collect();
         pairs.sort();
         (self.networks, self.rules) = pairs.into_iter().unzip();
-        self.ports.sort_by(|a, b| {
-            (&a.network, a.proto, a.host_ip, a.host_port).cmp(&(
-                &b.network,
-                b.proto,
-                b.host_ip,
-                b.host_port,
-            ))
-        });
+        self.ports.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
     }
 }
 

@@ -36,6 +36,11 @@ pub struct PortRule {
 }
 
 impl PortRule {
+    /// The order the backends list ports in: network, protocol, host address, host port.
+    pub(crate) fn order_key(&self) -> (&str, super::Proto, Option<std::net::IpAddr>, u16) {
+        (&self.network, self.proto, self.host_ip, self.host_port)
+    }
+
     /// `host_port` on every local address to `container_ip:container_port`.
     pub fn new(
         network: &str,
