@@ -30,7 +30,7 @@ const NETNS: &str = "/run/cli-test/netns";
 fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test binary path");
+        let exe = common::test_exe();
         let profile_dir = exe
             .parent()
             .and_then(Path::parent)

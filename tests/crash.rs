@@ -14,6 +14,14 @@
 //! - live containers that still work: each answers on its address from the host, and on
 //!   its published port from another machine (a namespace on an uplink).
 //!
+//! Half of each round's new containers are not made by the parent but `run` by the child:
+//! it creates and names their namespaces itself (the whole path of `netplumb run`:
+//! [`Host::container_netns`] into the `NetnsDir`, connect, files, record) and sometimes
+//! removes them again (`rm`: disconnect, then delete the name). Half the rounds kill the
+//! child just after it starts such a `run`, so that it dies inside namespace creation.
+//! After each kill, [`NetnsDir::gc`] must leave the folder holding only mounted
+//! namespaces, each one a container the parent knows.
+//!
 //! Eight rounds per firewall backend, each with new containers beside the survivors of the
 //! earlier ones; at the end every container dies and `gc` must bring the sandbox back to
 //! the network alone. The seed is printed; `NETPLUMB_CRASH_SEED` replays one.
@@ -40,7 +48,7 @@ use common::{Rng, TempDir};
 use netplumb::firewall::{Backend, Firewall};
 use netplumb::netns::Sandbox;
 use netplumb::network::files::HostsFile;
-use netplumb::network::{Attachment, Container, Host, NetworkConfig};
+use netplumb::network::{Attachment, Container, Host, NetworkConfig, NetworkMode};
 use netplumb::{Netns, NetnsDir, Rtnl};
 
 const NET: &str = "crash";
@@ -89,6 +97,13 @@ fn worker_process() {
         .split(',')
         .map(str::to_owned)
         .collect();
+    // The containers this child runs and removes itself, namespace included.
+    let run_ids: Vec<String> = env("NETPLUMB_CRASH_RUN_IDS")
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let mode = NetworkMode::Bridge(NET.to_owned());
     let mut rng = Rng(env("NETPLUMB_CRASH_SEED").parse().unwrap());
     let mut h = Host::open_with(&host, &state, backend.parse().unwrap()).unwrap();
     let mut out = std::io::stdout().lock();
@@ -106,7 +121,20 @@ fn worker_process() {
             .map(|a| a.container)
             .collect();
         let id = &ids[rng.below(ids.len())];
-        if connected.len() > 2 && rng.below(6) == 0 {
+        let runs = run_ids.contains(id);
+        let files = state.join("files");
+        if runs && dir.open(id).is_err_and(|e| e.is_not_found()) {
+            // `run`: name a new namespace, then connect it.
+            writeln!(out, "RUN {id}").unwrap();
+            out.flush().unwrap();
+            h.container_netns(&mode, id, Some(&dir)).unwrap();
+            h.connect(NET, &container(&dir, &files, id, &ids)).unwrap();
+        } else if runs && rng.below(3) == 0 {
+            // `rm`: disconnect (a no-op when not connected), then delete the name.
+            writeln!(out, "RM {id}").unwrap();
+            h.disconnect(NET, id).unwrap();
+            dir.delete(id).unwrap();
+        } else if connected.len() > 2 && rng.below(6) == 0 {
             let some: Vec<&str> = connected.iter().take(3).map(String::as_str).collect();
             writeln!(out, "DISCONNECT_MANY {some:?}").unwrap();
             h.disconnect_many(NET, &some).unwrap();
@@ -115,7 +143,6 @@ fn worker_process() {
             h.disconnect(NET, id).unwrap();
         } else {
             writeln!(out, "CONNECT {id}").unwrap();
-            let files = state.join("files");
             h.connect(NET, &container(&dir, &files, id, &ids)).unwrap();
         }
         writeln!(out, "OK").unwrap();
@@ -124,27 +151,40 @@ fn worker_process() {
 
 // ---- the parent ----
 
-/// The child and the thread draining its output; `ok` counts finished steps.
+/// The child and the thread draining its output; `ok` counts finished steps, `runs` the
+/// `run`s it started.
 struct Worker {
     child: Child,
     reader: std::thread::JoinHandle<String>,
     ok: Arc<AtomicUsize>,
+    runs: Arc<AtomicUsize>,
 }
 
-fn spawn(w: &World, ids: &[String], seed: u64) -> Worker {
+/// When the parent kills the child.
+#[derive(Debug, Clone, Copy)]
+enum Kill {
+    /// This long after its n-th finished step: anywhere in the next step.
+    AfterSteps(usize, Duration),
+    /// This long after it starts its n-th `run`: mostly inside namespace creation.
+    InRun(usize, Duration),
+}
+
+fn spawn(w: &World, ids: &[String], run_ids: &[String], seed: u64) -> Worker {
     let mut child = common::worker_command()
         .env("NETPLUMB_CRASH_WORKER", w.backend.as_str())
         .env("NETPLUMB_CRASH_NETNS", w.host_ns.inode().to_string())
         .env("NETPLUMB_CRASH_STATE", &w.state)
         .env("NETPLUMB_CRASH_NETNS_DIR", w.dir.dir())
         .env("NETPLUMB_CRASH_IDS", ids.join(","))
+        .env("NETPLUMB_CRASH_RUN_IDS", run_ids.join(","))
         .env("NETPLUMB_CRASH_SEED", seed.to_string())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let ok = Arc::new(AtomicUsize::new(0));
-    let seen = ok.clone();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (seen, started) = (ok.clone(), runs.clone());
     let reader = std::thread::spawn(move || {
         let (mut s, mut buf) = (String::new(), [0u8; 4096]);
         loop {
@@ -153,17 +193,26 @@ fn spawn(w: &World, ids: &[String], seed: u64) -> Worker {
                 n => s.push_str(&String::from_utf8_lossy(&buf[..n])),
             }
             seen.store(s.matches("OK\n").count(), Ordering::Relaxed);
+            started.store(s.matches("RUN ").count(), Ordering::Relaxed);
         }
     });
-    Worker { child, reader, ok }
+    Worker {
+        child,
+        reader,
+        ok,
+        runs,
+    }
 }
 
-/// Kills the child with SIGKILL `delay` after it has done `steps` steps (so the kill lands
-/// anywhere in the next step), then waits for it and for every process it left in the
-/// sandbox (an `iptables-restore` finishes its change).
-fn kill_after(mut w: Worker, steps: usize, delay: Duration, host: &Netns) -> String {
+/// Kills the child with SIGKILL at `when`, then waits for it and for every process it left
+/// in the sandbox (an `iptables-restore` finishes its change).
+fn kill_at(mut w: Worker, when: Kill, host: &Netns) -> String {
     let deadline = Instant::now() + Duration::from_secs(120);
-    while w.ok.load(Ordering::Relaxed) < steps {
+    let (counter, n, delay) = match when {
+        Kill::AfterSteps(n, d) => (&w.ok, n, d),
+        Kill::InRun(n, d) => (&w.runs, n, d),
+    };
+    while counter.load(Ordering::Relaxed) < n {
         assert!(Instant::now() < deadline, "the child made no progress");
         if let Some(st) = w.child.try_wait().unwrap() {
             panic!(
@@ -203,6 +252,39 @@ struct World {
     alive: BTreeMap<String, bool>,
     /// Containers whose namespace has a server on port 80.
     serving: HashSet<String>,
+}
+
+/// After a kill: `NetnsDir::gc` removes what the dead child half made, and then the folder
+/// holds only mounted namespaces, one for each container that has not lost its own.
+/// Returns the names gc removed.
+fn netns_folder(w: &World) -> Vec<String> {
+    // No other maker is alive in the sandbox: a half-made name of any age is abandoned.
+    let removed = w.dir.clone().stale_after(Duration::ZERO).gc().unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(w.dir.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        w.dir.list().unwrap(),
+        "files in the namespace folder that are no mounted namespace (gc removed {removed:?})"
+    );
+    // This thread's mount namespace (the sandbox's), not the process's.
+    let table = std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap();
+    let mounted: Vec<&str> = table
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| Path::new(p).parent() == Some(w.dir.dir()))
+        .collect();
+    for f in &files {
+        assert!(
+            mounted.iter().any(|m| m.ends_with(&format!("/{f}"))),
+            "{f} is not in the mount table"
+        );
+        assert!(w.alive.contains_key(f), "{f}: a namespace of no container");
+    }
+    removed
 }
 
 /// The links, addresses, firewall, leases, host ports and records, as text.
@@ -323,6 +405,8 @@ fn check(h: &mut Host, w: &mut World) {
     let host_ports: BTreeSet<u16> = host_ports.into_iter().collect();
     assert_eq!(registry, host_ports, "registry and records differ");
     check_containers(w, &atts);
+    let removed = netns_folder(w);
+    assert!(removed.is_empty(), "half-made names after gc: {removed:?}");
     let again = h.gc(&live(w)).unwrap();
     assert_eq!(again, Default::default(), "a second gc found work");
 }
@@ -378,18 +462,45 @@ fn live(w: &World) -> Vec<&str> {
 
 /// One round: new containers, a storm killed at a random step, deaths, `gc`, checks.
 fn round(h: &mut Host, w: &mut World, n: usize, rng: &mut Rng) {
+    // The first half the parent makes; the child runs the rest itself.
+    let mut run_ids = Vec::new();
     for i in 0..NEW_PER_ROUND {
         let id = format!("r{n}c{i}");
-        w.dir.create(&id).unwrap();
+        if i < NEW_PER_ROUND / 2 {
+            w.dir.create(&id).unwrap();
+        } else {
+            run_ids.push(id.clone());
+        }
         std::fs::create_dir_all(w.state.join("files").join(&id)).unwrap();
         w.alive.insert(id, true);
     }
     let ids: Vec<String> = live(w).into_iter().map(str::to_owned).collect();
-    let steps = 5 + rng.below(40);
-    let delay = Duration::from_micros(rng.below(20_000) as u64);
-    let out = kill_after(spawn(w, &ids, rng.next()), steps, delay, &w.host_ns);
+    let when = if rng.below(2) == 0 {
+        Kill::AfterSteps(
+            5 + rng.below(40),
+            Duration::from_micros(rng.below(20_000) as u64),
+        )
+    } else {
+        Kill::InRun(
+            1 + rng.below(2),
+            Duration::from_micros(rng.below(1_500) as u64),
+        )
+    };
+    let out = kill_at(spawn(w, &ids, &run_ids, rng.next()), when, &w.host_ns);
     let last = out.lines().rev().find(|l| *l != "OK").unwrap_or("");
     one_transaction(h, last);
+    // A container the child did not get to run (or removed) has no namespace: it never
+    // existed. One it ran lives on like the others.
+    let half_made = netns_folder(w);
+    for id in &run_ids {
+        if w.dir.open(id).is_err_and(|e| e.is_not_found()) {
+            w.alive.remove(id);
+        }
+    }
+    let ids: Vec<String> = ids
+        .into_iter()
+        .filter(|i| w.alive.contains_key(i))
+        .collect();
     // Some containers die; half of the dead lose their namespace (and so their veth end).
     let mut died = Vec::new();
     for id in &ids {
@@ -410,8 +521,8 @@ fn round(h: &mut Host, w: &mut World, n: usize, rng: &mut Rng) {
         "unexplained host ports: {report:?}"
     );
     eprintln!(
-        "round {n}: killed {delay:?} after {steps} steps (in: {last}); died {died:?}; gc: {} disconnected, \
-         {} stray links, {} leases, {} ports, {} hosts files",
+        "round {n}: killed {when:?} (in: {last}); half-made names removed {half_made:?}; died {died:?}; \
+         gc: {} disconnected, {} stray links, {} leases, {} ports, {} hosts files",
         report.disconnected.len(),
         report.stray_links.len(),
         report.leases.len(),

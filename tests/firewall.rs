@@ -631,7 +631,7 @@ fn works_without_firewall_binaries_on_path() {
     }
     let empty = std::env::temp_dir().join(format!("netplumb-empty-path-{}", std::process::id()));
     std::fs::create_dir_all(&empty).unwrap();
-    let out = Command::new(std::env::current_exe().unwrap())
+    let out = Command::new(common::test_exe())
         .args([
             "--exact",
             "nftables::published_port_reaches_the_container_on_its_host_address_only",

@@ -344,7 +344,7 @@ fn two_processes_never_collide() {
         // its private /run.
         let dir = Path::new("/run/ports-workers");
         std::fs::create_dir_all(dir).unwrap();
-        let exe = std::env::current_exe().unwrap();
+        let exe = common::test_exe();
         let workers: Vec<_> = (0..2)
             .map(|id| {
                 Command::new(&exe)

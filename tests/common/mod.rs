@@ -20,6 +20,8 @@ use netplumb::{Netns, Rtnl};
 /// test was skipped: no privileges, or a binary it [`need`]s is missing.
 pub fn sandbox<T: Send>(name: &str, f: impl FnOnce(&Sandbox) -> T + Send) -> Option<T> {
     use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+    // Resolved here, before the mount namespace changes: see `test_exe`.
+    test_exe();
     let host_ino = Netns::current().map(|n| n.inode()).ok();
     let r = netplumb::netns::sandbox(|s| {
         // Guard: the body never runs in the namespace the test started in.
@@ -45,6 +47,17 @@ pub fn sandbox<T: Send>(name: &str, f: impl FnOnce(&Sandbox) -> T + Send) -> Opt
             None
         }
     }
+}
+
+/// This test binary's path, read once from the thread the test started on.
+///
+/// Inside a sandbox the kernel resolves `/proc/self/exe` against the sandbox's new mount
+/// namespace, where the binary's mount may be unreachable (a test run in a chroot then
+/// gets the path outside the chroot, and spawning it fails with ENOENT). [`sandbox`] calls
+/// this before entering, so later calls from inside return the path seen from outside.
+pub fn test_exe() -> &'static std::path::Path {
+    static EXE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    EXE.get_or_init(|| std::env::current_exe().expect("this test binary's path"))
 }
 
 /// An rtnl handle on the sandbox's host namespace.
@@ -358,7 +371,7 @@ macro_rules! backend_tests {
 /// This test binary again, running only its ignored test `worker_process` (quietly, one
 /// thread): the child process of the multi-process tests; they add its environment.
 pub fn worker_command() -> std::process::Command {
-    let mut c = std::process::Command::new(std::env::current_exe().unwrap());
+    let mut c = std::process::Command::new(test_exe());
     c.args([
         "--exact",
         "worker_process",
