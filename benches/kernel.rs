@@ -27,10 +27,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ipnet::IpNet;
 use netplumb::addr::Addr;
 use netplumb::link::{Bridge, LinkDel, LinkSet, Veth};
 use netplumb::route::Route;
+use netplumb::IpNet;
 use netplumb::{Netns, Request, Rtnl};
 
 /// Interface group the `ip -batch` bulk-delete baseline uses.

@@ -199,7 +199,7 @@ fn messages(c: &mut Criterion) {
     });
 
     let ip = IpAddr::V4(Ipv4Addr::new(172, 17, 0, 2));
-    let addr = Addr::new(5, ipnet::IpNet::new(ip, 16).unwrap());
+    let addr = Addr::new(5, netplumb::IpNet::new(ip, 16).unwrap());
     group(c, "addr_add", &addr, F_NEW_EXCL, || {
         nlpr_addr(black_box(5), black_box(ip), black_box(16))
     });

@@ -126,6 +126,9 @@ impl Txn {
     /// Rolls back because `original` happened, and returns the error to report: the
     /// original one when everything was undone, else [`Error::RolledBack`] carrying both.
     pub fn fail(self, original: Error) -> Error {
+        if !self.steps.is_empty() {
+            log::debug!("rollback of {} step(s) after: {original}", self.steps.len());
+        }
         let undo = self.rollback();
         if undo.is_empty() {
             original
@@ -141,9 +144,12 @@ impl Txn {
         let mut failures = Vec::new();
         while let Some(step) = self.steps.pop() {
             let what = step.describe();
-            if let Err(e) = step.undo() {
-                log::warn!("rollback: {what}: {e}");
-                failures.push(e);
+            match step.undo() {
+                Ok(()) => log::debug!("rollback: {what}: undone"),
+                Err(e) => {
+                    log::warn!("rollback: {what}: {e}");
+                    failures.push(e);
+                }
             }
         }
         failures

@@ -161,6 +161,18 @@ pub mod sysctl;
 pub mod wire;
 
 pub use error::{Error, ErrorKind, Result};
+/// The IP network types of our signatures, re-exported so that a user names the very
+/// version we build with and needs no `ipnet` dependency of their own. Parse user input
+/// with [`ipam::parse_subnet`], whose errors name the field and what is wrong.
+///
+/// ```
+/// use netplumb::{IpNet, Ipv4Net};
+///
+/// let net: IpNet = netplumb::ipam::parse_subnet("subnet", "172.28.0.0/16")?;
+/// assert_eq!(net, IpNet::V4(Ipv4Net::new([172, 28, 0, 0].into(), 16).unwrap()));
+/// # Ok::<(), netplumb::ipam::IpamError>(())
+/// ```
+pub use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 #[doc(hidden)]
 pub mod fuzzing;
@@ -168,7 +180,9 @@ pub use netns::{Netns, NetnsDir};
 pub use request::Request;
 pub use rtnl::Rtnl;
 
-/// The README's example, compiled as a doctest.
-#[cfg(doctest)]
+/// The README's snippets, compiled as doctests. Each is a whole program as a user would
+/// paste it; the overlay one needs the `etcd` feature, so they are compiled with it (the
+/// test command turns it on).
+#[cfg(all(doctest, feature = "etcd"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -67,8 +67,13 @@ impl Rtnl {
         self.buf.clear();
         let seq = self.sock.next_seq(1);
         req.encode(&mut self.buf, seq);
-        if log::log_enabled!(log::Level::Trace) {
-            log::trace!("{req}");
+        if log::log_enabled!(log::Level::Debug) {
+            log::debug!("in {}: {req}", self.netns);
+            log::trace!(
+                "in {}: request seq {seq}, {} bytes",
+                self.netns,
+                self.buf.len()
+            );
         }
         let describe = |_: usize| (req.op(), req.to_string());
         self.sock
@@ -91,6 +96,11 @@ impl Rtnl {
         };
         for (i, r) in reqs.iter().enumerate() {
             r.validate().map_err(|e| batch_err(i, e))?;
+        }
+        if log::log_enabled!(log::Level::Debug) {
+            for r in reqs {
+                log::debug!("in {}: {r}", self.netns);
+            }
         }
         let mut refused: Option<Error> = None;
         let mut start = 0;

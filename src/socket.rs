@@ -8,7 +8,7 @@ use netlink_sys::{
 };
 use nix::sys::socket::MsgFlags;
 
-use crate::error::{Errno, Error, Op, Result};
+use crate::error::{Errno, Error, IntoErrno, Op, Result};
 use crate::wire::{nlmsg, Ack, Messages, MsgBuf, RawMsg};
 
 /// Receive buffer: the kernel's dump datagrams are at most 32 KiB.
@@ -109,7 +109,7 @@ impl Socket {
             timeout.subsec_micros().max(1) as _,
         );
         nix::sys::socket::setsockopt(&self.sock, nix::sys::socket::sockopt::ReceiveTimeout, &tv)
-            .map_err(|e| transfer(e, "setsockopt SO_RCVTIMEO"))?;
+            .map_err(|e| transfer(e.into_errno(), "setsockopt SO_RCVTIMEO"))?;
         match self.recv() {
             Ok(()) => Ok(Some(&self.rx)),
             Err(e) if matches!(e.errno(), Some(Errno::EAGAIN)) => Ok(None),

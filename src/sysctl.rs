@@ -117,6 +117,7 @@ impl Sysctl {
             ));
         }
         let path = self.path()?;
+        log::debug!("in {ns}: sysctl {} = {value}", path.display());
         ns.run(|| std::fs::write(&path, value))?
             .map_err(|e| Error::io(&path, e))
     }

@@ -18,6 +18,8 @@ fn handles_and_error_are_thread_safe() {
     assert_sync::<netplumb::Netns>();
     assert_send::<netplumb::NetnsDir>();
     assert_send::<netplumb::Rtnl>();
+    assert_send::<netplumb::network::Host>();
+    assert_send::<netplumb::error::Errno>();
     assert_spec::<netplumb::link::Veth>();
     assert_spec::<netplumb::link::Bridge>();
     assert_spec::<netplumb::link::Vxlan>();
@@ -29,7 +31,7 @@ fn handles_and_error_are_thread_safe() {
 }
 
 #[test]
-fn no_netlink_packet_type_in_public_signatures() {
+fn no_netlink_packet_or_nix_type_in_public_signatures() {
     fn walk(dir: &Path, bad: &mut Vec<String>) {
         for e in fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
@@ -49,7 +51,8 @@ fn no_netlink_packet_type_in_public_signatures() {
                 {
                     in_pub = true;
                 }
-                if in_pub && (t.contains("netlink_packet") || t.contains("netlink_sys")) {
+                let foreign = ["netlink_packet", "netlink_sys", "nix::"];
+                if in_pub && foreign.iter().any(|f| t.contains(f)) {
                     bad.push(format!("{}:{}: {t}", p.display(), i + 1));
                 }
                 if t.contains('{') || t.ends_with(';') {
@@ -61,4 +64,38 @@ fn no_netlink_packet_type_in_public_signatures() {
     let mut bad = Vec::new();
     walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut bad);
     assert!(bad.is_empty(), "{bad:#?}");
+}
+
+#[test]
+fn the_error_type_holds_our_own_errno() {
+    // `Error::errno` and the `errno` fields are netplumb's type, not the syscall crate's.
+    let name = std::any::type_name::<netplumb::error::Errno>();
+    assert!(name.starts_with("netplumb::"), "{name}");
+    let e = netplumb::Error::Privilege {
+        what: "enter network namespace",
+        errno: netplumb::error::Errno::EPERM,
+    };
+    assert_eq!(e.errno(), Some(netplumb::error::Errno::from_raw(1)));
+    assert_eq!(e.kind(), netplumb::ErrorKind::PermissionDenied);
+    assert!(
+        e.to_string().contains("Operation not permitted (EPERM)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_network_types_of_our_signatures_are_reexported() {
+    // Named through netplumb alone, as a user without an `ipnet` dependency names them.
+    let net: netplumb::IpNet = netplumb::ipam::parse_subnet("subnet", "10.1.0.0/16").unwrap();
+    let v4: netplumb::Ipv4Net = "10.1.0.0/16".parse().unwrap();
+    let v6: netplumb::Ipv6Net = "fd00::/64".parse().unwrap();
+    assert_eq!(net, netplumb::IpNet::V4(v4));
+    let cfg = netplumb::network::NetworkConfig::new("n")
+        .subnet(net)
+        .subnet(v6.into());
+    let text = format!("{cfg:?}");
+    assert!(
+        text.contains("10.1.0.0/16") && text.contains("fd00::/64"),
+        "{text}"
+    );
 }

@@ -7,12 +7,10 @@ mod common;
 
 use common::no_dad;
 
-use netplumb::addr::Addr;
 use netplumb::error::{Error, Object};
-use netplumb::link::{LinkSet, Veth};
+use netplumb::link::Veth;
 use netplumb::netns::Sandbox;
 use netplumb::network::{Container, Host, NetworkConfig};
-use netplumb::route::Route;
 use netplumb::{Netns, Rtnl};
 
 fn host(s: &Sandbox) -> Host {
@@ -129,19 +127,7 @@ fn default_route_the_container_has_already() {
         let mut h = host(s);
         let ns = ctr_ns(s, "a");
         let mut inside = Rtnl::open_in(&ns).unwrap();
-        inside.execute(&Veth::new("d0").peer("d1").up()).unwrap();
-        inside.execute(&LinkSet::new("d1").up()).unwrap();
-        let d0 = inside.link("d0").unwrap();
-        inside
-            .execute(&Addr::new(&d0, "192.0.2.1/24".parse().unwrap()))
-            .unwrap();
-        inside
-            .execute(
-                &Route::default_v4()
-                    .via("192.0.2.254".parse().unwrap())
-                    .dev(&d0),
-            )
-            .unwrap();
+        let gw = common::occupy_default_route(&mut inside);
         let before = common::link_names(&mut common::rtnl(s));
         let e = h.connect("n", &Container::new("c1", &ns)).unwrap_err();
         assert_eq!(
@@ -153,14 +139,7 @@ fn default_route_the_container_has_already() {
             )
         );
         assert!(!common::link_names(&mut inside).contains(&"eth0".to_owned()));
-        inside
-            .execute(
-                &Route::default_v4()
-                    .via("192.0.2.254".parse().unwrap())
-                    .dev(&d0)
-                    .delete(),
-            )
-            .unwrap();
+        inside.execute(&gw.delete()).unwrap();
         nothing_left(s, &mut h, &before, &ns);
     });
 }

@@ -34,7 +34,7 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn net(s: &str) -> ipnet::IpNet {
+fn net(s: &str) -> netplumb::IpNet {
     s.parse().unwrap()
 }
 

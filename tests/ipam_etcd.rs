@@ -40,7 +40,7 @@ fn with_etcd(name: &str, f: impl FnOnce(&mut EtcdServer) + Send) {
     common::sandbox(name, |_| f(&mut EtcdServer::start()));
 }
 
-fn net(s: &str) -> ipnet::IpNet {
+fn net(s: &str) -> netplumb::IpNet {
     s.parse().unwrap()
 }
 

@@ -170,7 +170,7 @@ fn eight_processes_allocate_4000_distinct_addresses_on_one_slash_16() {
     let dir = TempDir::new("8x500");
     let db = dir.0.join("ipam.db");
     let ipam = Ipam::open(&db).unwrap();
-    let subnet: ipnet::IpNet = "10.40.0.0/16".parse().unwrap();
+    let subnet: netplumb::IpNet = "10.40.0.0/16".parse().unwrap();
     ipam.create_network(&NetworkSpec::new("big").subnet(subnet))
         .unwrap();
 

@@ -327,7 +327,9 @@ fn kernel_floor(s: &netplumb::netns::Sandbox, nss: &[Netns]) -> Vec<Duration> {
             Box::new(LinkSet::new("lo").up()),
             Box::new(LinkSet::new(&eth0).addr_gen_mode(AddrGenMode::None)),
             Box::new(LinkSet::new(&eth0).up()),
-            Box::new(Addr::new(&eth0, ipnet::IpNet::new(ip.into(), 16).unwrap()).auto_broadcast()),
+            Box::new(
+                Addr::new(&eth0, netplumb::IpNet::new(ip.into(), 16).unwrap()).auto_broadcast(),
+            ),
             Box::new(
                 Route::default_v4()
                     .via("10.101.0.1".parse().unwrap())

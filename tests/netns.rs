@@ -416,6 +416,46 @@ fn delete_all_removes_every_name() {
 }
 
 #[test]
+fn unmount_folder_undoes_the_folder_mount_and_refuses_while_names_remain() {
+    common::sandbox("unmount_folder_undoes_the_folder_mount", |_s| {
+        let scratch = ScratchDir::new("unmount-folder");
+        let dir = NetnsDir::new(scratch.join("netns"));
+        let point = dir.dir().to_string_lossy().into_owned();
+        let on_folder = || mounts().iter().filter(|(p, _)| *p == point).count();
+        // Never used: not a mount point, nothing to undo.
+        fs::create_dir_all(dir.dir()).unwrap();
+        assert_eq!(dir.unmount_folder().unwrap(), 0);
+        let ns = dir.create("a").unwrap();
+        assert_eq!(
+            on_folder(),
+            1,
+            "the first name binds the folder onto itself"
+        );
+        // A name left: refused, and the name still works.
+        let e = dir.unmount_folder().unwrap_err();
+        assert_eq!(e.errno(), Some(Errno::EBUSY), "{e}");
+        assert!(e.to_string().contains("still holds names"), "{e}");
+        assert_eq!(dir.open("a").unwrap(), ns);
+        dir.delete("a").unwrap();
+        assert_eq!(dir.unmount_folder().unwrap(), 1);
+        assert_eq!(on_folder(), 0, "the folder is a plain folder again");
+        assert_eq!(dir.unmount_folder().unwrap(), 0, "nothing left to undo");
+        // A file system mounted on the folder is not ours to remove.
+        nix::mount::mount(
+            Some("tmpfs"),
+            dir.dir(),
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .unwrap();
+        assert_eq!(dir.unmount_folder().unwrap(), 0);
+        assert_eq!(on_folder(), 1);
+        nix::mount::umount2(dir.dir(), nix::mount::MntFlags::MNT_DETACH).unwrap();
+    });
+}
+
+#[test]
 fn missing_folder_lists_empty() {
     common::sandbox("missing_folder_lists_empty", |_s| {
         let dir = NetnsDir::new("/run/no-such-netns-folder");
@@ -1007,7 +1047,7 @@ fn loopback_udp_works_only_once_lo_is_up() {
             })
             .unwrap()
             .expect_err("send with lo down");
-        assert_eq!(err.raw_os_error(), Some(Errno::ENETUNREACH as i32), "{err}");
+        assert_eq!(err.raw_os_error(), Some(Errno::ENETUNREACH.raw()), "{err}");
 
         // ip link set lo up, inside.
         let mut r = Rtnl::open_in(&ns).unwrap();
@@ -1039,7 +1079,7 @@ fn loopback_udp_works_only_once_lo_is_up() {
             .unwrap()
             .send_to(b"x", to)
             .expect_err("host lo down");
-        assert_eq!(err.raw_os_error(), Some(Errno::ENETUNREACH as i32), "{err}");
+        assert_eq!(err.raw_os_error(), Some(Errno::ENETUNREACH.raw()), "{err}");
 
         r.execute(&LinkSet::new("lo").down()).unwrap();
         assert!(!r.link("lo").unwrap().is_up());

@@ -167,7 +167,7 @@ fn user_network_options() {
         let a = h.connect("mybr0", &Container::new("aaaa", &n1)).unwrap();
         assert!(
             "192.168.5.128/25"
-                .parse::<ipnet::IpNet>()
+                .parse::<netplumb::IpNet>()
                 .unwrap()
                 .contains(&a.addrs[0].addr()),
             "{:?}",
@@ -942,7 +942,7 @@ fn ipv6_only_networks() {
         let info = h.create_network(&v6only).unwrap();
         assert_eq!(
             info.subnets,
-            ["fd00:97::/64".parse::<ipnet::IpNet>().unwrap()]
+            ["fd00:97::/64".parse::<netplumb::IpNet>().unwrap()]
         );
         assert_eq!(h.network("v6only").unwrap().subnets, info.subnets);
         let (n1, n2) = (ctr_ns(s, "c1"), ctr_ns(s, "c2"));

@@ -12,7 +12,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::props::{mutations, mutations_text, random_text, split};
 use common::Rng;
-use ipnet::IpNet;
 use netplumb::fuzzing;
 use netplumb::ipam::{
     parse_address, parse_subnet, Ipam, Lease, MemoryStore, NetworkSpec, Owner, Released,
@@ -24,6 +23,7 @@ use netplumb::wire::nft::{self, msg_type, ElemData};
 use netplumb::wire::nlmsg::{NLMSGERR_ATTR_MSG, NLMSG_ERROR};
 use netplumb::wire::parse::Attrs;
 use netplumb::wire::{self, Ack, Messages, MsgBuf, NlmF, RawMsg};
+use netplumb::IpNet;
 
 // ---- inputs ----
 

@@ -347,7 +347,7 @@ fn two_processes_never_collide() {
         let exe = common::test_exe();
         let workers: Vec<_> = (0..2)
             .map(|id| {
-                Command::new(&exe)
+                Command::new(exe)
                     .args(["--exact", "alloc_worker", "--test-threads=1", "--nocapture"])
                     .env(WORKER_DIR, dir)
                     .env(WORKER_ID, id.to_string())

@@ -93,7 +93,7 @@ impl Floor {
         r.execute(&LinkSet::new(BRIDGE).up())
             .expect("floor bridge up");
         let br = r.link(BRIDGE).expect("floor bridge");
-        let gw = ipnet::IpNet::new(GATEWAY.into(), 16).expect("prefix");
+        let gw = netplumb::IpNet::new(GATEWAY.into(), 16).expect("prefix");
         r.execute(&Addr::new(&br, gw).auto_broadcast())
             .expect("floor gateway");
         Floor::open(host, br.index)
@@ -251,7 +251,7 @@ impl Floor {
 fn inside(ns: &Netns, ip: Ipv4Addr) {
     let mut r = Rtnl::open_in(ns).expect("container socket");
     let eth0 = r.link("eth0").expect("eth0");
-    let addr = ipnet::IpNet::new(ip.into(), 16).expect("prefix");
+    let addr = netplumb::IpNet::new(ip.into(), 16).expect("prefix");
     let reqs: [Box<dyn Request>; 5] = [
         Box::new(LinkSet::new("lo").up()),
         Box::new(LinkSet::new(&eth0).addr_gen_mode(AddrGenMode::None)),

@@ -243,6 +243,8 @@ impl Ctx {
 }
 
 fn main() -> ExitCode {
+    // RUST_LOG=info prints one line per operation, debug every step (to stderr).
+    env_logger::init();
     let cli = Cli::parse();
     let ctx = Ctx {
         state_dir: cli.state_dir,

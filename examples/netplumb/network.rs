@@ -4,13 +4,24 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Args};
-use ipnet::IpNet;
 use netplumb::error::Object;
+use netplumb::ipam::{parse_subnet, IpamError};
 use netplumb::network::inspect::to_json_pretty;
 use netplumb::network::{Container, NetworkConfig};
+use netplumb::IpNet;
 
 use crate::container::{find, netns_of, with_files};
 use crate::{Ctx, Res};
+
+/// `--subnet`, parsed so that the error says what is wrong ("host bits are set").
+fn subnet_arg(s: &str) -> Result<IpNet, IpamError> {
+    parse_subnet("subnet", s)
+}
+
+/// `--ip-range`, likewise.
+fn ip_range_arg(s: &str) -> Result<IpNet, IpamError> {
+    parse_subnet("ip-range", s)
+}
 
 /// `docker network create`'s options.
 #[derive(Args, Debug)]
@@ -19,13 +30,13 @@ pub struct CreateArgs {
     #[arg(short = 'd', long, default_value = "bridge")]
     driver: String,
     /// A subnet (one IPv4, and one IPv6 with --ipv6); default: the next free pool.
-    #[arg(long)]
+    #[arg(long, value_parser = subnet_arg)]
     subnet: Vec<IpNet>,
     /// The gateway of the subnet of its family (default: the first address).
     #[arg(long)]
     gateway: Vec<IpAddr>,
     /// The range container addresses come from.
-    #[arg(long = "ip-range")]
+    #[arg(long = "ip-range", value_parser = ip_range_arg)]
     ip_range: Option<IpNet>,
     /// The bridge's name (default: br- and 12 digits of the id; docker0 for `bridge`).
     #[arg(long)]

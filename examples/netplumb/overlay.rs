@@ -58,7 +58,7 @@ impl Cluster {
     pub fn create(
         &self,
         name: &str,
-        subnet: Option<ipnet::IpNet>,
+        subnet: Option<netplumb::IpNet>,
         gateway: Option<IpAddr>,
         mtu: Option<u32>,
     ) -> Res<OverlayNetwork> {

@@ -4,7 +4,9 @@
 use std::fmt;
 use std::path::PathBuf;
 
-pub use nix::errno::Errno;
+mod errno;
+pub use errno::Errno;
+pub(crate) use errno::IntoErrno;
 
 #[cfg(feature = "etcd")]
 use crate::etcd::EtcdError;

@@ -175,20 +175,46 @@ impl From<Iptables> for AnyFirewall {
     }
 }
 
+/// One debug line per firewall change: the backend, its namespace and what changed.
+fn log_change(fw: &AnyFirewall, what: std::fmt::Arguments<'_>) {
+    log::debug!("firewall ({} in {}): {what}", fw.backend(), fw.netns());
+}
+
+/// The published ports of a change, as `0.0.0.0:8080 -> 10.0.0.2:80/tcp, …`.
+fn port_list(ports: &[PortRule]) -> String {
+    let v: Vec<String> = ports.iter().map(ToString::to_string).collect();
+    v.join(", ")
+}
+
+/// Every change is logged at debug level, naming the backend and its namespace.
 impl Firewall for AnyFirewall {
     fn add_network(&mut self, net: &NetworkRules) -> Result<()> {
+        log_change(
+            self,
+            format_args!(
+                "add network {} on {} (subnets {:?}, masquerade {}, icc {}, internal {})",
+                net.name, net.bridge, net.subnets, net.masquerade, net.icc, net.internal
+            ),
+        );
         self.inner().add_network(net)
     }
 
     fn remove_network(&mut self, name: &str) -> Result<()> {
+        log_change(self, format_args!("remove network {name}"));
         self.inner().remove_network(name)
     }
 
     fn publish(&mut self, ports: &[PortRule]) -> Result<()> {
+        if log::log_enabled!(log::Level::Debug) && !ports.is_empty() {
+            log_change(self, format_args!("publish {}", port_list(ports)));
+        }
         self.inner().publish(ports)
     }
 
     fn unpublish(&mut self, ports: &[PortRule]) -> Result<()> {
+        if log::log_enabled!(log::Level::Debug) && !ports.is_empty() {
+            log_change(self, format_args!("unpublish {}", port_list(ports)));
+        }
         self.inner().unpublish(ports)
     }
 

@@ -56,6 +56,7 @@ pub(super) fn allocate(
     let mut net = network(tx, name)?;
     if let Some(held) = tx.address_of(name, owner)? {
         if want.map_or(true, |w| w == held) {
+            log::debug!("ipam {name}: {owner} keeps {held}, its lease");
             return Ok(Lease::new(&net, held, owner.clone()));
         }
         return Err(IpamError::OwnerHasLease {
@@ -76,10 +77,16 @@ pub(super) fn allocate(
                     owner: other,
                 });
             }
+            log::debug!("ipam {name}: {owner} gets {a}, as asked");
             a
         }
         None => {
             let a = next_free(tx, &net)?;
+            log::debug!(
+                "ipam {name}: {owner} gets {a}, the next free address after {}",
+                net.cursor
+                    .map_or("the start of the range".into(), |c| c.to_string())
+            );
             net.cursor = Some(a);
             a
         }
@@ -172,6 +179,7 @@ pub(super) fn release(
     let Some(owner) = tx.free(name, address)? else {
         return Ok(Released::NotHeld);
     };
+    log::debug!("ipam {name}: {owner} releases {address}");
     net.last_released = Some(address);
     tx.update_network(&net)?;
     Ok(Released::Freed(Lease::new(&net, address, owner)))
@@ -194,6 +202,7 @@ pub(super) fn gc(
             break;
         }
         if !live.contains(&owner) {
+            log::debug!("ipam {name}: gc frees {address} of {owner}, who is gone");
             tx.free(name, address)?;
             freed.push(Lease::new(&net, address, owner));
         }

@@ -19,7 +19,9 @@ use nix::libc;
 use nix::unistd::linkat;
 
 use super::handle::{netns_err, open_checked};
-use crate::error::{Errno, Error, Result};
+use nix::errno::Errno;
+
+use crate::error::{Error, Result};
 
 /// How many times a look at a name that keeps changing under us is tried again.
 pub(super) const TRIES: usize = 8;

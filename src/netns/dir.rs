@@ -10,7 +10,9 @@ use nix::sched::{unshare, CloneFlags};
 
 use super::claim::{probe, Claim, Entry, TRIES};
 use super::handle::{netns_err, on_thread, open_checked, Netns, THREAD_SELF_NET};
-use crate::error::{Errno, Error, Result};
+use nix::errno::Errno;
+
+use crate::error::{Error, IntoErrno, Result};
 
 /// The folder `ip netns` uses for named namespaces.
 pub const DEFAULT_NETNS_DIR: &str = "/var/run/netns";
@@ -115,6 +117,47 @@ fn make_shared_mount(dir: &Path) -> Result<()> {
     }
 }
 
+/// Whether the top mount on `dir` (canonical) is a bind of a folder of the file system
+/// beneath it, as [`make_shared_mount`] makes, read from this thread's mount table.
+fn self_bind_mounted(dir: &Path) -> Result<bool> {
+    let table = "/proc/thread-self/mountinfo";
+    let text = fs::read_to_string(table).map_err(|e| Error::io(table, e))?;
+    // Fields: id, parent id, major:minor, root, mount point, ...
+    let mounts: Vec<Vec<&str>> = text.lines().map(|l| l.split(' ').collect()).collect();
+    let Some(top) = mounts
+        .iter()
+        .rev()
+        .find(|m| m.len() > 4 && Path::new(&unescape(m[4])) == dir)
+    else {
+        return Ok(false);
+    };
+    let parent = mounts.iter().find(|m| m.len() > 4 && m[0] == top[1]);
+    Ok(parent.is_some_and(|p| p[2] == top[2]) && top[3] != "/")
+}
+
+/// A mount table path with its octal escapes (`\040` for a space) decoded.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let digits = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], digits) {
+            (b'\\', Some(d)) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 impl NetnsDir {
     /// A folder of named namespaces at `dir` (created on first use).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
@@ -188,8 +231,15 @@ impl NetnsDir {
     /// Ends a claim: on failure the name's file goes; either way the lock is released
     /// (after the mount, so that the name is never unlocked and unmounted).
     fn finish(claim: Claim, made: Result<Netns>) -> Result<Netns> {
-        if made.is_err() {
-            let _ = claim.remove();
+        match &made {
+            Ok(ns) => log::debug!(
+                "named namespace {} (net:[{}])",
+                ns.path().display(),
+                ns.inode()
+            ),
+            Err(_) => {
+                let _ = claim.remove();
+            }
         }
         made
     }
@@ -209,7 +259,7 @@ impl NetnsDir {
         let made = on_thread(None, || {
             unshare(CloneFlags::CLONE_NEWNET).map_err(|e| Error::Privilege {
                 what: "create network namespace",
-                errno: e,
+                errno: e.into_errno(),
             })?;
             Self::bind(&claim, Path::new(THREAD_SELF_NET))
         });
@@ -303,7 +353,10 @@ impl NetnsDir {
         let mut seen = false;
         for _ in 0..TRIES {
             match probe(&path, Duration::ZERO)? {
-                Entry::Missing if seen => return Ok(()),
+                Entry::Missing if seen => {
+                    log::debug!("deleted the named namespace {}", path.display());
+                    return Ok(());
+                }
                 Entry::Missing => return Err(netns_err(&path, "not found", Some(Errno::ENOENT))),
                 Entry::Making => {
                     return Err(netns_err(&path, "is being created", Some(Errno::EBUSY)))
@@ -338,6 +391,45 @@ impl NetnsDir {
             }
         }
         first.map_or(Ok(()), Err)
+    }
+
+    /// Undoes what the first [`create`](Self::create) or [`attach`](Self::attach) did to
+    /// the folder: there, as `ip netns add` does, the folder is bound onto itself and made
+    /// a shared mount point, so that names made later show in every mount namespace. This
+    /// unmounts that bind mount (each of them, should two makers have stacked theirs) and
+    /// returns how many it removed; `0` when the folder is no such mount (never used, or
+    /// a file system mounted there, which is left alone).
+    ///
+    /// The folder must hold no name: with a name in it, nothing is changed and the call
+    /// fails with "still holds names" (`EBUSY`), since unmounting the folder would take
+    /// the names' mounts with it. A bind mount is told apart from a file system mounted
+    /// there by the mount table: same device as the mount it sits on, and a root below
+    /// that device's own.
+    ///
+    /// ```no_run
+    /// let dir = netplumb::NetnsDir::new("/run/my-runtime/netns");
+    /// dir.create("web")?;
+    /// dir.delete("web")?;
+    /// assert_eq!(dir.unmount_folder()?, 1);
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    pub fn unmount_folder(&self) -> Result<usize> {
+        let names = self.files()?;
+        if !names.is_empty() {
+            return Err(netns_err(
+                &self.dir,
+                "still holds names",
+                Some(Errno::EBUSY),
+            ));
+        }
+        let dir = fs::canonicalize(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        let mut removed = 0;
+        while self_bind_mounted(&dir)? {
+            umount2(&dir, MntFlags::empty())
+                .map_err(|e| netns_err(&dir, "cannot unmount the netns folder", Some(e)))?;
+            removed += 1;
+        }
+        Ok(removed)
     }
 
     /// The names of the namespace process `pid` is in (`ip netns identify PID`).

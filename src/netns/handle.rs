@@ -13,7 +13,9 @@ use std::sync::Arc;
 use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::statfs::{fstatfs, NSFS_MAGIC};
 
-use crate::error::{Errno, Error, Result};
+use nix::errno::Errno;
+
+use crate::error::{Error, IntoErrno, Result};
 
 /// The calling thread's own namespace file (fact: `/proc/self` names the main thread's).
 pub(super) const THREAD_SELF_NET: &str = "/proc/thread-self/ns/net";
@@ -64,11 +66,11 @@ impl AsFd for Netns {
     }
 }
 
-pub(super) fn netns_err(path: &Path, reason: &'static str, errno: Option<Errno>) -> Error {
+pub(super) fn netns_err(path: &Path, reason: &'static str, errno: Option<impl IntoErrno>) -> Error {
     Error::Netns {
         path: path.to_path_buf(),
         reason,
-        errno,
+        errno: errno.map(IntoErrno::into_errno),
     }
 }
 
@@ -96,7 +98,7 @@ pub(super) fn open_checked(path: &Path) -> Result<(OwnedFd, (u64, u64))> {
         return Err(netns_err(
             path,
             "not a network namespace (not a namespace file)",
-            None,
+            None::<Errno>,
         ));
     }
     let file = OpenOptions::new()
@@ -110,7 +112,7 @@ pub(super) fn open_checked(path: &Path) -> Result<(OwnedFd, (u64, u64))> {
         return Err(netns_err(
             path,
             "not a network namespace (not a namespace file)",
-            None,
+            None::<Errno>,
         ));
     }
     let ty = crate::sys::ns_type(fd.as_fd())
@@ -119,7 +121,7 @@ pub(super) fn open_checked(path: &Path) -> Result<(OwnedFd, (u64, u64))> {
         return Err(netns_err(
             path,
             "not a network namespace (another namespace type)",
-            None,
+            None::<Errno>,
         ));
     }
     let st = nix::sys::stat::fstat(&fd).map_err(|e| netns_err(path, "cannot stat", Some(e)))?;
@@ -136,7 +138,7 @@ pub(super) fn on_thread<T: Send>(
             if let Some(ns) = ns {
                 setns(ns.fd.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| Error::Privilege {
                     what: "enter network namespace",
-                    errno: e,
+                    errno: e.into_errno(),
                 })?;
             }
             f()
@@ -201,7 +203,7 @@ impl Netns {
         on_thread(None, || {
             unshare(CloneFlags::CLONE_NEWNET).map_err(|e| Error::Privilege {
                 what: "create network namespace",
-                errno: e,
+                errno: e.into_errno(),
             })?;
             Netns::current()
         })

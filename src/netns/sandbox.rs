@@ -9,7 +9,7 @@ use nix::sched::{unshare, CloneFlags};
 
 use super::dir::NetnsDir;
 use super::handle::{netns_err, on_thread, Netns};
-use crate::error::{Error, Result};
+use crate::error::{Error, IntoErrno, Result};
 
 /// A throwaway world: fresh network and mount namespaces on a thread of its own, with a
 /// private tmpfs on `/run`. See [`sandbox`].
@@ -37,7 +37,7 @@ fn enter_sandbox() -> Result<Sandbox> {
         .map(|m| m.ino());
     unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS).map_err(|e| Error::Privilege {
         what: "create sandbox namespaces",
-        errno: e,
+        errno: e.into_errno(),
     })?;
     let none = None::<&str>;
     mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
@@ -55,7 +55,7 @@ fn enter_sandbox() -> Result<Sandbox> {
         return Err(netns_err(
             host.path(),
             "sandbox did not leave the host namespace",
-            None,
+            None::<crate::error::Errno>,
         ));
     }
     Ok(Sandbox {

@@ -18,7 +18,7 @@ use nix::sched::{setns, CloneFlags};
 
 use super::handle::on_thread;
 use super::Netns;
-use crate::error::{Error, Result};
+use crate::error::{Error, IntoErrno, Result};
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -37,7 +37,7 @@ impl std::fmt::Debug for Worker {
 fn enter(ns: &Netns) -> Result<()> {
     setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| Error::Privilege {
         what: "enter network namespace",
-        errno: e,
+        errno: e.into_errno(),
     })
 }
 

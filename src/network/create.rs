@@ -2,13 +2,14 @@
 //! addresses, forwarding, `route_localnet` and the firewall rules, all or nothing; and the
 //! steps a connect reuses to make a network's bridge again after a reboot.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
 
 use super::config::{NetworkConfig, DEFAULT_BRIDGE, DEFAULT_NETWORK};
 use super::host::Host;
 use super::names::ipam_name;
+use super::oplog;
 use super::random;
 use super::state::NetworkInfo;
 use crate::addr::Addr;
@@ -64,6 +65,18 @@ impl Host {
     /// Creates a bridge network (`docker network create`), all or nothing.
     pub fn create_network(&mut self, cfg: &NetworkConfig) -> Result<NetworkInfo> {
         cfg.validate()?;
+        let started = Instant::now();
+        let r = self.create_checked(cfg);
+        oplog::finish(
+            started,
+            &r,
+            || format!("network create {}", cfg.name),
+            oplog::created,
+        );
+        r
+    }
+
+    fn create_checked(&mut self, cfg: &NetworkConfig) -> Result<NetworkInfo> {
         if self.defs.get(&cfg.name)?.is_some() {
             return Err(Error::exists(Object::Network, &cfg.name));
         }

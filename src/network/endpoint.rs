@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use super::clash;
 use super::config::DEFAULT_NETWORK;
@@ -10,6 +11,7 @@ use super::container::Container;
 use super::files::{self, ContainerFiles, HostEntry, Hostname, HostsFile, ResolvConf};
 use super::host::Host;
 use super::names::{host_veth_name, ipam_name};
+use super::oplog;
 use super::port_rows::SqlPorts;
 use super::reconnect;
 use super::rules::port_rules;
@@ -45,6 +47,18 @@ impl Host {
     /// crash at any point leaves none of them (and [`Host::gc`] recognises the links and
     /// firewall rules a crash leaves).
     pub fn connect(&mut self, network: &str, ctr: &Container) -> Result<Attachment> {
+        let started = Instant::now();
+        let r = self.connect_checked(network, ctr);
+        oplog::finish(
+            started,
+            &r,
+            || format!("connect of container {} to network {network}", ctr.id),
+            |a| oplog::connected(a, &ctr.netns),
+        );
+        r
+    }
+
+    fn connect_checked(&mut self, network: &str, ctr: &Container) -> Result<Attachment> {
         ctr.validate()?;
         let net = self.network(network)?;
         if net.internal && !ctr.ports.is_empty() {

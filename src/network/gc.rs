@@ -52,6 +52,27 @@ impl Host {
     ///    allowances of containers that are gone).
     /// 6. Peers' `hosts` files lose the names of containers no longer on their networks.
     pub fn gc(&mut self, live: &[&str]) -> Result<GcReport> {
+        let started = std::time::Instant::now();
+        let r = self.gc_steps(live);
+        super::oplog::finish(
+            started,
+            &r,
+            || format!("gc with {} live container(s)", live.len()),
+            |r| {
+                format!(
+                    "gc: disconnected {}; stray links {}; leases {}; ports {}; hosts files {}",
+                    super::oplog::list(&r.disconnected),
+                    super::oplog::list(&r.stray_links),
+                    super::oplog::list(&r.leases),
+                    super::oplog::list(&r.ports),
+                    r.hosts.len(),
+                )
+            },
+        );
+        r
+    }
+
+    fn gc_steps(&mut self, live: &[&str]) -> Result<GcReport> {
         let mut report = GcReport::default();
         let links = self.rtnl.links()?;
         let mut dead: BTreeMap<String, Vec<String>> = BTreeMap::new();

@@ -148,13 +148,25 @@ impl HostOptions {
 /// endpoints on them, the firewall rules, the address leases and host ports, and the
 /// records of all of them.
 ///
-/// Open one per host namespace and process. Its state lives in two folders
+/// Its state lives in two folders
 /// ([`HostOptions`]): the network definitions in the durable state folder
 /// ([`DEFAULT_STATE_DIR`]), everything that dies with the boot (leases, published ports,
 /// attachment records) in one database in the runtime folder ([`DEFAULT_RUN_DIR`]).
 /// After a reboot the networks are still defined and usable (the next connect makes a
 /// network's bridge and firewall rules again when they are gone), with no lease, port or
 /// record left over.
+///
+/// # Threads and processes
+///
+/// Any number of `Host`s may be open on the same host namespace and folders at once: on
+/// several threads (a `Host` is `Send`), in several processes, or both. Each operation is
+/// one transaction of the runtime database, and the nf_tables changes are checked against
+/// the ruleset generation they were built on, so concurrent operations never see each
+/// other half done. `&mut self` serialises the calls made on one handle only; there is no
+/// need to wrap a `Host` in a `Mutex` to keep separate handles apart. Open one per worker
+/// thread rather than sharing one: a connect holds the database's write lock from its
+/// first step to its last, so connects run one after another either way, but the reads
+/// (`attachments`, `network`, inspect) of other handles go on meanwhile.
 ///
 /// # What blocks, and for how long
 ///

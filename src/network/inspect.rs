@@ -246,7 +246,7 @@ fn text<T: ToString>(v: Option<T>) -> String {
 impl NetworkInspect {
     /// The inspect output of `net` with its attachments `atts` (those of other networks
     /// are ignored).
-    pub fn from(net: &NetworkInfo, atts: &[Attachment]) -> NetworkInspect {
+    pub fn new(net: &NetworkInfo, atts: &[Attachment]) -> NetworkInspect {
         let config = net
             .subnets
             .iter()
@@ -337,7 +337,7 @@ fn options(net: &NetworkInfo) -> BTreeMap<String, String> {
 impl ContainerNetworks {
     /// The network settings of one container from its attachments `atts` (every network
     /// it is on) and the networks `nets` (for ids and gateways; more are fine).
-    pub fn from(atts: &[Attachment], nets: &[NetworkInfo]) -> ContainerNetworks {
+    pub fn new(atts: &[Attachment], nets: &[NetworkInfo]) -> ContainerNetworks {
         let mut out = ContainerNetworks {
             sandbox_key: atts
                 .iter()
@@ -424,7 +424,7 @@ impl Host {
     /// network.
     pub fn inspect_network(&self, name: &str) -> Result<NetworkInspect> {
         let net = self.network(name)?;
-        Ok(NetworkInspect::from(&net, &self.attachments(Some(name))?))
+        Ok(NetworkInspect::new(&net, &self.attachments(Some(name))?))
     }
 
     /// The `NetworkSettings` of `docker inspect C` for the container whose id or name is
@@ -435,7 +435,7 @@ impl Host {
             .into_iter()
             .filter(|a| a.container == container || a.name == container)
             .collect();
-        Ok(ContainerNetworks::from(&atts, &self.networks()?))
+        Ok(ContainerNetworks::new(&atts, &self.networks()?))
     }
 }
 

@@ -44,6 +44,7 @@ pub mod inspect;
 mod migrate;
 mod mode;
 mod names;
+mod oplog;
 mod plan;
 mod port_rows;
 mod random;

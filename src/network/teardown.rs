@@ -4,12 +4,14 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use ipnet::IpNet;
 
 use super::files::{self, ContainerFiles, HostsFile};
 use super::host::{Host, LEFT_GROUP};
 use super::names::ipam_name;
+use super::oplog;
 use super::port_rows::SqlPorts;
 use super::random;
 use super::rules::port_rules;
@@ -37,15 +39,44 @@ impl Host {
     /// and their veths in one kernel unregister batch instead of one RCU grace period
     /// (~16 ms) each. The order, and what undoes each step, is described in the [`network`](crate::network) module docs.
     pub fn disconnect_many(&mut self, network: &str, containers: &[&str]) -> Result<()> {
-        let Some(td) = self.plan_disconnect(network, containers)? else {
-            return Ok(());
-        };
-        atomically(|tx| self.teardown(&td, tx))
+        let started = Instant::now();
+        let r = self.disconnect_checked(network, containers);
+        oplog::finish(
+            started,
+            &r,
+            || {
+                format!(
+                    "disconnect of {} from network {network}",
+                    oplog::list(containers)
+                )
+            },
+            |gone| match gone.as_slice() {
+                [] => format!(
+                    "disconnect from network {network}: {} not connected",
+                    oplog::list(containers)
+                ),
+                gone => format!("disconnected from network {network}: {}", gone.join(", ")),
+            },
+        );
+        r.map(drop)
     }
 
-    /// Reads and works out everything a disconnect of `containers` changes; `None` when
-    /// none of them is connected.
-    fn plan_disconnect(&mut self, network: &str, containers: &[&str]) -> Result<Option<Teardown>> {
+    /// The disconnect; returns what was disconnected, as `ID (NAME) ADDRESSES`.
+    fn disconnect_checked(&mut self, network: &str, containers: &[&str]) -> Result<Vec<String>> {
+        let Some((td, gone)) = self.plan_disconnect(network, containers)? else {
+            return Ok(Vec::new());
+        };
+        atomically(|tx| self.teardown(&td, tx))?;
+        Ok(gone)
+    }
+
+    /// Reads and works out everything a disconnect of `containers` changes, and names the
+    /// connected ones as `ID (NAME) ADDRESSES`; `None` when none of them is connected.
+    fn plan_disconnect(
+        &mut self,
+        network: &str,
+        containers: &[&str],
+    ) -> Result<Option<(Teardown, Vec<String>)>> {
         let mut atts = Vec::new();
         for c in containers {
             if let Some(a) = rows::attachment(&self.db(), network, c)? {
@@ -82,7 +113,11 @@ impl Host {
         self.plan_common(&atts, v6, &mut td)?;
         let veths: Vec<&str> = atts.iter().map(|a| a.host_veth.as_str()).collect();
         self.plan_links(&veths, &mut td)?;
-        Ok(Some(td))
+        let gone = atts
+            .iter()
+            .map(|a| format!("{} ({}) {}", a.container, a.name, oplog::list(&a.addrs)))
+            .collect();
+        Ok(Some((td, gone)))
     }
 
     /// The parts of a teardown plan a disconnect and a removal share: ports and leases.
@@ -367,8 +402,26 @@ impl Host {
     /// are attached unless `force`, which disconnects them in the same teardown. A network
     /// that is not there is not an error.
     pub fn remove_network(&mut self, name: &str, force: bool) -> Result<()> {
+        let started = Instant::now();
+        let r = self.remove_checked(name, force);
+        oplog::finish(
+            started,
+            &r,
+            || format!("network remove {name}"),
+            |r| match r {
+                None => format!("network remove {name}: no such network"),
+                Some((bridge, n)) => format!(
+                    "network {name} removed: bridge {bridge}, {n} container(s) disconnected"
+                ),
+            },
+        );
+        r.map(drop)
+    }
+
+    /// The removal; returns the bridge and how many containers went with it.
+    fn remove_checked(&mut self, name: &str, force: bool) -> Result<Option<(String, usize)>> {
         let Some(info) = self.defs.get(name)? else {
-            return Ok(());
+            return Ok(None);
         };
         let atts = self.attachments(Some(name))?;
         if !atts.is_empty() && !force {
@@ -383,7 +436,8 @@ impl Host {
         self.bridges.remove(&info.bridge);
         // A removal waits for its links' deletion anyway: the veths disconnects left for
         // later (Host::leave_link_deletion) go in the same breath.
-        self.rtnl.execute(&LinkDel::group(LEFT_GROUP)).or_gone()
+        self.rtnl.execute(&LinkDel::group(LEFT_GROUP)).or_gone()?;
+        Ok(Some((info.bridge, atts.len())))
     }
 
     /// Reads and works out everything removing network `info` with `atts` changes: as a

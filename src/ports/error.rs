@@ -5,7 +5,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use nix::errno::Errno;
+use crate::error::Errno;
 
 use super::range::{PortRange, Proto};
 use crate::error::ErrorKind;
@@ -153,7 +153,7 @@ mod tests {
             full.to_string(),
             "no free tcp port in 1-2 on 0.0.0.0: all ports are allocated"
         );
-        let source = io::Error::from_raw_os_error(Errno::EADDRNOTAVAIL as i32);
+        let source = io::Error::from_raw_os_error(Errno::EADDRNOTAVAIL.raw());
         let probe: Error = AllocError::Probe {
             proto: Proto::Tcp,
             addr,

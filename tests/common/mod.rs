@@ -60,6 +60,27 @@ pub fn test_exe() -> &'static std::path::Path {
     EXE.get_or_init(|| std::env::current_exe().expect("this test binary's path"))
 }
 
+/// Gives the namespace of `inside` a default route of its own (via 192.0.2.254 on a
+/// veth pair `d0`/`d1`), so that a connect into it fails when it adds its own, after its
+/// veth is made. Returns the route, to delete it afterwards.
+pub fn occupy_default_route(inside: &mut Rtnl) -> netplumb::route::Route {
+    use netplumb::link::{LinkSet, Veth};
+    inside.execute(&Veth::new("d0").peer("d1").up()).unwrap();
+    inside.execute(&LinkSet::new("d1").up()).unwrap();
+    let d0 = inside.link("d0").unwrap();
+    inside
+        .execute(&netplumb::addr::Addr::new(
+            &d0,
+            "192.0.2.1/24".parse().unwrap(),
+        ))
+        .unwrap();
+    let gw = netplumb::route::Route::default_v4()
+        .via("192.0.2.254".parse().unwrap())
+        .dev(&d0);
+    inside.execute(&gw).unwrap();
+    gw
+}
+
 /// An rtnl handle on the sandbox's host namespace.
 pub fn rtnl(s: &Sandbox) -> Rtnl {
     Rtnl::open_in(s.host()).expect("rtnl in sandbox")
@@ -279,7 +300,7 @@ pub fn with_backend<T: Copy + Send + Sync>(
 
 /// IPv6 link-local addresses and their routes, and multicast routes: the kernel adds them
 /// by itself, some time after a link gets carrier, so snapshots leave them out.
-pub fn kernel_made(net: &ipnet::IpNet) -> bool {
+pub fn kernel_made(net: &netplumb::IpNet) -> bool {
     match net.addr() {
         std::net::IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80 || a.is_multicast(),
         std::net::IpAddr::V4(_) => false,

@@ -49,6 +49,9 @@ pub fn write_atomic(dir: &Path, name: &str, contents: &str) -> Result<()> {
     let seq = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
     let tmp = dir.join(format!(".{name}.{}.{seq}.tmp", std::process::id()));
     let written = write_new(&tmp, contents).and_then(|()| fs::rename(&tmp, &target));
+    if written.is_ok() {
+        log::debug!("wrote {} ({} bytes)", target.display(), contents.len());
+    }
     written.map_err(|e| {
         // Best effort: the temporary file may not exist, and the first error is the one to report.
         let _ = fs::remove_file(&tmp);

@@ -98,7 +98,7 @@ const EXPECTED_NETWORK: &str = r#"{
 #[test]
 fn network_json_has_dockers_keys_in_dockers_order() {
     let atts = [attachment(DB, "db", 3), attachment(WEB, "web", 2)];
-    let got = NetworkInspect::from(&network(), &atts);
+    let got = NetworkInspect::new(&network(), &atts);
     let want = EXPECTED_NETWORK
         .replace("@WEB_EP@", &endpoint_id(NET_ID, WEB))
         .replace("@DB_EP@", &endpoint_id(NET_ID, DB));
@@ -116,7 +116,7 @@ fn default_network_options_and_ids() {
     net.mtu = Some(1450);
     net.icc = false;
     net.labels.clear();
-    let got = NetworkInspect::from(&net, &[]);
+    let got = NetworkInspect::new(&net, &[]);
     assert_eq!(
         got.options["com.docker.network.bridge.default_bridge"],
         "true"
@@ -272,7 +272,7 @@ fn container_json_has_dockers_keys_in_dockers_order() {
     bridge.id = "b".repeat(64);
     bridge.subnets = vec!["172.17.0.0/16".parse().unwrap()];
     bridge.gateways = vec!["172.17.0.1".parse().unwrap()];
-    let got = ContainerNetworks::from(&[on_default, on_user], &[network(), bridge.clone()]);
+    let got = ContainerNetworks::new(&[on_default, on_user], &[network(), bridge.clone()]);
     let want = EXPECTED_CONTAINER
         .replace("@BRIDGE_ID@", &bridge.id)
         .replace("@BRIDGE_EP@", &endpoint_id(&bridge.id, WEB))
@@ -281,7 +281,7 @@ fn container_json_has_dockers_keys_in_dockers_order() {
     let back: ContainerNetworks = serde_json::from_str(&want).unwrap();
     assert_eq!(back, got, "reads back");
     assert_eq!(
-        ContainerNetworks::from(&[], &[]).to_json_pretty(),
+        ContainerNetworks::new(&[], &[]).to_json_pretty(),
         "{\n    \"SandboxKey\": \"\",\n    \"Ports\": {},\n    \"Networks\": {}\n}"
     );
 }
@@ -294,13 +294,13 @@ fn ipv6_addresses_and_gateways() {
     net.gateways.push("fd00:1::1".parse().unwrap());
     let mut a = attachment(WEB, "web", 2);
     a.addrs.push("fd00:1::2/64".parse().unwrap());
-    let n = NetworkInspect::from(&net, std::slice::from_ref(&a));
+    let n = NetworkInspect::new(&net, std::slice::from_ref(&a));
     assert!(n.enable_ipv6);
     assert_eq!(n.ipam.config[1].subnet, "fd00:1::/64");
     assert_eq!(n.ipam.config[1].gateway.as_deref(), Some("fd00:1::1"));
     assert_eq!(n.ipam.config[1].ip_range, None, "the range is IPv4's");
     assert_eq!(n.containers[WEB].ipv6_address, "fd00:1::2/64");
-    let c = ContainerNetworks::from(&[a], &[net]);
+    let c = ContainerNetworks::new(&[a], &[net]);
     let s = &c.networks["mybr0"];
     assert_eq!(
         (s.global_ipv6_address.as_str(), s.global_ipv6_prefix_len),
