@@ -151,13 +151,13 @@ pub fn ipam_record(
 }
 
 /// A stored overlay network definition.
-#[cfg(feature = "etcd")]
+#[cfg(all(feature = "etcd", feature = "store"))]
 pub fn overlay_network(key: &[u8], value: &[u8]) -> Result<crate::overlay::OverlayNetwork> {
     crate::overlay::etcd_records::def_parse(key, value)
 }
 
 /// A stored overlay host registration.
-#[cfg(feature = "etcd")]
+#[cfg(all(feature = "etcd", feature = "store"))]
 pub fn overlay_host(key: &[u8], value: &[u8]) -> Result<crate::overlay::PeerHost> {
     crate::overlay::etcd_records::parse_host(key, value)
 }
@@ -176,7 +176,7 @@ pub fn iptables_save(text: &str) -> crate::firewall::FirewallState {
 }
 
 /// A stored overlay endpoint registration.
-#[cfg(feature = "etcd")]
+#[cfg(all(feature = "etcd", feature = "store"))]
 pub fn overlay_endpoint(key: &[u8], value: &[u8]) -> Result<crate::overlay::PeerEndpoint> {
     crate::overlay::etcd_records::parse_ep(key, value)
 }

@@ -123,7 +123,10 @@
 //! - `serde` (default): `Serialize`/`Deserialize` for the data types (networks,
 //!   attachments, configurations, port mappings, leases, reports; see each type), and
 //!   Docker-shaped JSON of networks and containers (`network::inspect`).
-//! - `bundled-sqlite` (default): SQLite compiled in; without it the system's `libsqlite3`.
+//! - `store` (default): the SQLite state store (`ipam::SqliteStore`, and `Host`'s runtime
+//!   database), and with it the `network` and `overlay` modules. Off, no SQLite is built.
+//! - `bundled-sqlite` (default; implies `store`): SQLite compiled in; without it the
+//!   system's `libsqlite3`.
 //! - `iptables`: the iptables firewall backend, which runs `iptables-restore`.
 //! - `etcd`: the etcd client, and etcd as the store of IPAM and overlay networks.
 //! - `_fault-injection`: test-only and unstable, outside semver: the fault hook `fault` of
@@ -134,6 +137,10 @@
 //! Rust 1.80 (`rust-version` in Cargo.toml); `.ci/run` builds the library with it.
 
 #![deny(unsafe_code, missing_docs)]
+// Without the state store there is no `network` module, whose crate-private helpers in
+// the lower layers (link naming, the namespace worker, IPAM and port transactions) then
+// go unused.
+#![cfg_attr(not(feature = "store"), allow(dead_code, unused_imports))]
 
 pub mod addr;
 pub mod error;
@@ -149,7 +156,9 @@ pub mod journal;
 pub mod link;
 pub mod neigh;
 pub mod netns;
+#[cfg(feature = "store")]
 pub mod network;
+#[cfg(feature = "store")]
 pub mod overlay;
 pub mod ports;
 pub mod request;

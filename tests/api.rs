@@ -18,6 +18,7 @@ fn handles_and_error_are_thread_safe() {
     assert_sync::<netplumb::Netns>();
     assert_send::<netplumb::NetnsDir>();
     assert_send::<netplumb::Rtnl>();
+    #[cfg(feature = "store")]
     assert_send::<netplumb::network::Host>();
     assert_send::<netplumb::error::Errno>();
     assert_spec::<netplumb::link::Veth>();
@@ -90,7 +91,7 @@ fn the_network_types_of_our_signatures_are_reexported() {
     let v4: netplumb::Ipv4Net = "10.1.0.0/16".parse().unwrap();
     let v6: netplumb::Ipv6Net = "fd00::/64".parse().unwrap();
     assert_eq!(net, netplumb::IpNet::V4(v4));
-    let cfg = netplumb::network::NetworkConfig::new("n")
+    let cfg = netplumb::firewall::NetworkRules::new("n", "br-n")
         .subnet(net)
         .subnet(v6.into());
     let text = format!("{cfg:?}");

@@ -7,6 +7,8 @@
 //! so a host address needs both after it (`1.2.3.4::80` for any host port,
 //! `1.2.3.4:80:80` for port 80). The error says so instead of calling `1.2.3.4` a bad port.
 
+#![cfg(feature = "store")]
+
 mod common;
 
 use std::net::{IpAddr, TcpListener};

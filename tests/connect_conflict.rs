@@ -3,6 +3,8 @@
 //! address…) is refused with what differs and changes nothing; a second container with a
 //! name the network has is refused, as Docker refuses it.
 
+#![cfg(feature = "store")]
+
 mod common;
 
 use common::no_dad;

@@ -3,6 +3,8 @@
 //! namespace has already. Each error is checked as data (object, name, the namespace in its
 //! detail), and the connect leaves nothing behind.
 
+#![cfg(feature = "store")]
+
 mod common;
 
 use common::no_dad;

@@ -32,6 +32,8 @@
 //! namespaces by name in the parent's temporary `NetnsDir`, and the records in the
 //! parent's temporary state folder.
 
+#![cfg(feature = "store")]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};

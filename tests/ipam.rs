@@ -3,6 +3,8 @@
 //! order, exhaustion, release, garbage collection, typed errors naming the bad value, and
 //! the compare-and-swap retry path. Multi-process tests are in `ipam_procs.rs`.
 
+#![cfg(feature = "store")]
+
 mod common;
 use common::TempDir;
 use std::net::IpAddr;

@@ -8,6 +8,8 @@
 //! to stdout, after the step's transaction committed (`HELD`, `FREED`) or before it
 //! started (`ALLOC`, `FREEING`), so the parent knows which step a kill interrupted.
 
+#![cfg(feature = "store")]
+
 mod common;
 use common::{Rng, TempDir};
 use std::collections::{BTreeMap, HashMap, HashSet};

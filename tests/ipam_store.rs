@@ -3,6 +3,8 @@
 //! stores, memory snapshots, and a property test: random allocate/release/GC sequences
 //! on both stores never hand out an address that is held, and agree with a model.
 
+#![cfg(feature = "store")]
+
 mod common;
 use common::{Rng, TempDir};
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -14,6 +14,8 @@
 //! files the parent writes (`go1`, `go2`, `go3`) and ended by files each worker writes
 //! (`done1-ID`, ...), in the records folder.
 
+#![cfg(feature = "store")]
+
 mod common;
 
 use std::collections::HashSet;

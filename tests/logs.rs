@@ -10,6 +10,8 @@
 //! The records are caught by a logger of this test binary; there is one test in it, so
 //! no other test's records mix in.
 
+#![cfg(feature = "store")]
+
 mod common;
 
 use std::sync::Mutex;

@@ -1,6 +1,8 @@
 //! Docker's bridge driver through `network::Host`, against the real kernel: scenarios
 //! C1–C7 and E1–E3, idempotent teardown, and rollback at every step.
 
+#![cfg(feature = "store")]
+
 mod common;
 
 use common::no_dad;

@@ -13,6 +13,8 @@
 //! The tests of this file run one at a time (they count file descriptors). They need the
 //! test-only feature `_fault-injection` (`required-features` in Cargo.toml).
 
+#![cfg(feature = "store")]
+
 mod common;
 
 use common::no_dad;

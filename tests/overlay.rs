@@ -3,6 +3,8 @@
 //! MTU 1500) sharing one `StaticPeers` and one in-memory IPAM store (the cluster store),
 //! each with its own `network::Host`.
 
+#![cfg(feature = "store")]
+
 mod common;
 
 use std::collections::BTreeSet;

@@ -3,7 +3,7 @@
 //! through one of them and seen by all, traffic over VXLAN and out through the gateway
 //! bridge, a host that dies and expires, concurrent creation, and etcd going away and
 //! coming back. etcd runs inside each test's sandbox (tests/common/etcd.rs).
-#![cfg(feature = "etcd")]
+#![cfg(all(feature = "store", feature = "etcd"))]
 
 mod common;
 

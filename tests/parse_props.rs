@@ -7,6 +7,8 @@
 //! a failure reproduces. `fuzz/` runs the same parsers under libFuzzer; inputs it found
 //! are kept below as regression cases.
 
+#![cfg(feature = "store")]
+
 mod common;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -14,6 +14,8 @@
 //!   other 172.17.0.4  --expose 81 (a plain bridge port: only the firewall keeps it from web)
 //! ```
 
+#![cfg(feature = "store")]
+
 mod common;
 
 use common::no_dad;

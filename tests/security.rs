@@ -14,6 +14,8 @@
 //! packet with SYN and FIN) are written as raw Ethernet frames; whether they arrive is
 //! seen by a packet socket on the receiver's interface.
 
+#![cfg(feature = "store")]
+
 mod common;
 
 use common::{bridge, fresh_ns, no_dad};

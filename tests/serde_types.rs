@@ -1,7 +1,7 @@
 //! The data types under feature `serde`: each survives a trip through JSON unchanged, a
 //! golden JSON pins the shape of a few, and values that their own parsers refuse are
 //! refused when deserialized too. Needs no privileges.
-#![cfg(feature = "serde")]
+#![cfg(all(feature = "store", feature = "serde"))]
 
 use std::fmt::Debug;
 

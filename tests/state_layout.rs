@@ -7,6 +7,8 @@
 //!   migrated: definitions kept, runtime state moved when written during this boot and
 //!   dropped when written before it.
 
+#![cfg(feature = "store")]
+
 mod common;
 
 use std::net::SocketAddr;

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::net::IpAddr;
+#[cfg(feature = "store")]
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -11,6 +12,7 @@ use super::lease::{Lease, Released};
 use super::network::{Network, NetworkSpec};
 use super::owner::Owner;
 use super::pool::Pools;
+#[cfg(feature = "store")]
 use super::sqlite::SqliteStore;
 use super::store::{Store, StoreTxn};
 
@@ -21,17 +23,28 @@ const GC_CHUNK: usize = 50;
 /// [`IpamError::Conflict`] is returned (optimistic stores only).
 const MAX_ATTEMPTS: u32 = 64;
 
-/// The IPAM handle: networks and leases in a [`Store`], subnets from [`Pools`].
-///
-/// Every method is one transaction of the store, so each call either happens entirely or
-/// not at all, and calls from several threads (`Ipam` is `Sync`) and processes are
-/// serialised by the store.
-#[derive(Debug)]
-pub struct Ipam<S = SqliteStore> {
-    store: S,
-    pools: Pools,
+macro_rules! ipam_handle {
+    ($($default:tt)*) => {
+        /// The IPAM handle: networks and leases in a [`Store`], subnets from [`Pools`].
+        ///
+        /// Every method is one transaction of the store, so each call either happens entirely or
+        /// not at all, and calls from several threads (`Ipam` is `Sync`) and processes are
+        /// serialised by the store.
+        #[derive(Debug)]
+        pub struct Ipam<S $($default)*> {
+            store: S,
+            pools: Pools,
+        }
+    };
 }
 
+// With the SQLite store, `Ipam` alone means IPAM over it.
+#[cfg(feature = "store")]
+ipam_handle!(= SqliteStore);
+#[cfg(not(feature = "store"))]
+ipam_handle!();
+
+#[cfg(feature = "store")]
 impl Ipam<SqliteStore> {
     /// IPAM over the SQLite database at `path` (created if missing).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, IpamError> {

@@ -93,6 +93,7 @@ mod lease;
 mod network;
 mod owner;
 mod pool;
+#[cfg(feature = "store")]
 pub mod sqlite;
 pub mod store;
 pub(crate) mod undo;
@@ -105,6 +106,8 @@ pub use lease::{Lease, Released};
 pub use network::{Network, NetworkSpec};
 pub use owner::Owner;
 pub use pool::{parse_address, parse_subnet, Pool, Pools};
+#[cfg(feature = "store")]
 pub(crate) use sqlite::SqliteTx;
+#[cfg(feature = "store")]
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{MemoryStore, Store, StoreTxn};

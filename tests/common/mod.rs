@@ -329,6 +329,7 @@ pub fn addrs_and_routes(r: &mut Rtnl) -> (Vec<String>, Vec<String>) {
 /// Everything a network operation may change on `h`'s host, as text, for before/after
 /// comparisons: links (name, kind, bridge, up), addresses and routes, the firewall
 /// summary, networks, leases and attachments.
+#[cfg(feature = "store")]
 pub fn host_snapshot(h: &mut netplumb::network::Host) -> String {
     use netplumb::firewall::Firewall as _;
     let mut links: Vec<String> = h
