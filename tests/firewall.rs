@@ -1106,6 +1106,50 @@ COMMIT
     }
 
     #[test]
+    fn a_held_lock_is_waited_for_no_longer_than_asked() {
+        common::sandbox("iptables_layout::a_held_lock_is_waited_for", |s| {
+            use nix::fcntl::{Flock, FlockArg};
+            use std::time::Duration;
+            // /run is the sandbox's own tmpfs: its lock folder and /run/xtables.lock are
+            // this test's alone.
+            let dir = std::path::Path::new("/run/iptables-wait");
+            let net = NetworkRules::new("held", "br-held").subnet("10.93.0.0/24".parse().unwrap());
+            let open = |v: IptablesVariant| {
+                Iptables::options()
+                    .variant(v)
+                    .lock_dir(dir)
+                    .wait(Duration::from_millis(300))
+                    .open_in(s.host())
+                    .unwrap()
+            };
+            // Our lock of the namespace, held by "another process".
+            let mut fw = open(IptablesVariant::Auto);
+            std::fs::create_dir_all(dir).unwrap();
+            let path = dir.join(format!("iptables-{}.lock", s.host().inode()));
+            let file = std::fs::File::create(&path).unwrap();
+            let held = Flock::lock(file, FlockArg::LockExclusive).unwrap();
+            let e = fw.add_network(&net).unwrap_err();
+            assert!(e.to_string().contains("held by another process"), "{e}");
+            assert!(
+                fw.state().unwrap().networks.is_empty(),
+                "changed while refused"
+            );
+            drop(held);
+            fw.add_network(&net).unwrap();
+            fw.remove_network("held").unwrap();
+            // The xtables lock (legacy iptables takes it; iptables-nft needs none).
+            let mut legacy = open(IptablesVariant::Legacy);
+            let xt = std::fs::File::create("/run/xtables.lock").unwrap();
+            let held = Flock::lock(xt, FlockArg::LockExclusive).unwrap();
+            let e = legacy.add_network(&net).unwrap_err();
+            assert!(e.to_string().contains("xtables lock"), "{e}");
+            drop(held);
+            legacy.add_network(&net).unwrap();
+            legacy.remove_network("held").unwrap();
+        });
+    }
+
+    #[test]
     fn missing_or_old_binaries_are_named() {
         common::sandbox("iptables_layout::missing_or_old_binaries_are_named", |s| {
             // /run is the sandbox's own tmpfs: nothing is left behind.

@@ -72,7 +72,9 @@ pub use backend::Firewall;
 #[cfg(feature = "iptables")]
 pub(crate) use iptables::state_from_save;
 #[cfg(feature = "iptables")]
-pub use iptables::{Iptables, IptablesOptions, IptablesVariant, DEFAULT_LOCK_DIR};
+pub use iptables::{
+    Iptables, IptablesOptions, IptablesVariant, DEFAULT_IPTABLES_WAIT, DEFAULT_LOCK_DIR,
+};
 pub use nft::{FirewallWatch, Nftables, RepairFn, WatchStats, DEFAULT_TABLE, USER};
 pub use repair::Repaired;
 pub use rule::{LinkAllow, NetworkRules, PortRule, Proto, NETWORK_NAME_MAX};

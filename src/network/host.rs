@@ -185,8 +185,10 @@ impl HostOptions {
 /// - **The helper thread** that makes a socket inside a container's namespace: the
 ///   caller waits for its answer, a few microseconds of work.
 /// - **The firewall**: nf_tables takes no lock beyond the kernel's own. The `iptables`
-///   backend runs `iptables-restore --noflush --wait`, which waits for the xtables lock
-///   for as long as another program holds it (the one wait without a limit of our own).
+///   backend waits for its lock file of the namespace, then runs `iptables-restore
+///   --noflush --wait 30`, which waits for the xtables lock another program holds: each
+///   up to 30 s (`firewall::DEFAULT_IPTABLES_WAIT`; `IptablesOptions::wait` for a
+///   backend opened by hand), then the change fails.
 /// - **The standalone port registry** ([`crate::ports::PortAllocator::publish`], not used
 ///   by a `Host`): its file lock is waited for up to 10 s.
 ///

@@ -62,6 +62,7 @@ mod tool;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use render::{Family, Names, Table, Tag};
 use save::{Edit, Ruleset};
@@ -91,7 +92,12 @@ pub struct IptablesOptions {
     variant: IptablesVariant,
     bin_dir: Option<PathBuf>,
     lock_dir: PathBuf,
+    wait: Duration,
 }
+
+/// How long a change waits by default for the locks other programs hold
+/// ([`IptablesOptions::wait`]).
+pub const DEFAULT_IPTABLES_WAIT: Duration = Duration::from_secs(30);
 
 impl Default for IptablesOptions {
     fn default() -> Self {
@@ -100,6 +106,7 @@ impl Default for IptablesOptions {
             variant: IptablesVariant::Auto,
             bin_dir: None,
             lock_dir: PathBuf::from(DEFAULT_LOCK_DIR),
+            wait: DEFAULT_IPTABLES_WAIT,
         }
     }
 }
@@ -131,6 +138,21 @@ impl IptablesOptions {
         self
     }
 
+    /// How long a change waits for the locks that other programs hold (default
+    /// [`DEFAULT_IPTABLES_WAIT`], 30 s): our own lock file of the namespace, then the xtables lock
+    /// (`iptables-restore --wait SECONDS`, rounded up to whole seconds). Past it the change
+    /// fails with a timed-out error and changes nothing.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let opts = netplumb::firewall::Iptables::options().wait(Duration::from_secs(5));
+    /// # let _ = opts;
+    /// ```
+    pub fn wait(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self
+    }
+
     /// Opens the backend for namespace `ns`: finds the binaries and checks their version
     /// (inside `ns`). Changes nothing.
     pub fn open_in(self, ns: &Netns) -> Result<Iptables> {
@@ -154,6 +176,7 @@ impl IptablesOptions {
             tools,
             netns: ns.clone(),
             lock_dir: self.lock_dir,
+            wait: self.wait,
         })
     }
 }
@@ -173,6 +196,7 @@ pub struct Iptables {
     tools: tool::Tools,
     netns: Netns,
     lock_dir: PathBuf,
+    wait: Duration,
 }
 
 /// What a read-modify step does to one family's rules.
@@ -215,7 +239,7 @@ impl Iptables {
 
     /// Reads, edits and applies the rules of each family in `fams`, under our lock.
     fn transact(&self, fams: &[Family], step: &mut Step<'_>) -> Result<()> {
-        let _lock = tool::lock(&self.lock_dir, &self.netns)?;
+        let _lock = tool::lock(&self.lock_dir, &self.netns, self.wait)?;
         let mut edits = Vec::new();
         for &fam in fams {
             let mut e = Edit::new(self.read(fam)?);
@@ -230,7 +254,8 @@ impl Iptables {
                         if fam == Family::V4 { "ip" } else { "ip6" }
                     );
                 }
-                self.tools.apply(&self.netns, fam, &input, &|n| e.line(n))?;
+                self.tools
+                    .apply(&self.netns, fam, &input, self.wait, &|n| e.line(n))?;
             }
         }
         Ok(())

@@ -5,6 +5,7 @@
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use nix::fcntl::{Flock, FlockArg};
 
@@ -129,13 +130,16 @@ impl Tools {
         ns: &Netns,
         fam: Family,
         input: &str,
+        wait: Duration,
         line: &dyn Fn(usize) -> Option<String>,
     ) -> Result<()> {
         let bin = self.restore(fam);
+        // Whole seconds, at least one: `--wait` without a number would wait forever.
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         let out = run(
             ns,
             Command::new(bin)
-                .args(["--noflush", "--wait"])
+                .args(["--noflush", "--wait", &secs.max(1).to_string()])
                 .stdin(Stdio::piped()),
             Some(input),
         )?;
@@ -225,16 +229,34 @@ fn check_version(ns: &Netns, bin: &Path) -> Result<String> {
 /// Our lock around read-modify-apply, one per namespace: `LOCK_DIR/iptables-INODE.lock`.
 /// `iptables --wait` serialises single commits; this also keeps another netplumb
 /// process from changing the rules between our `iptables-save` and `iptables-restore`.
-pub(super) fn lock(dir: &Path, ns: &Netns) -> Result<Flock<std::fs::File>> {
+/// Waits up to `wait` for it, then fails with a timed-out error.
+pub(super) fn lock(dir: &Path, ns: &Netns, wait: Duration) -> Result<Flock<std::fs::File>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let path = dir.join(format!("iptables-{}.lock", ns.inode()));
-    let f = std::fs::OpenOptions::new()
+    let mut f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
         .map_err(|e| Error::io(&path, e))?;
-    Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| Error::io(&path, io::Error::from(e)))
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => return Ok(l),
+            Err((back, nix::errno::Errno::EWOULDBLOCK)) => {
+                if std::time::Instant::now() >= deadline {
+                    let why = format!("held by another process for more than {wait:?}");
+                    return Err(Error::io(
+                        &path,
+                        io::Error::new(io::ErrorKind::TimedOut, why),
+                    ));
+                }
+                f = back;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err((_, e)) => return Err(Error::io(&path, io::Error::from(e))),
+        }
+    }
 }
 
 #[cfg(test)]
