@@ -58,9 +58,15 @@ impl Backend {
             }
             log::warn!("{ns} has iptables-legacy tables, but netplumb was built without the `iptables` feature: using nf_tables");
         }
-        match Nftables::open_in(ns).and_then(|mut fw| fw.state()) {
-            Ok(_) => Ok(Backend::Nftables),
-            Err(_) if cfg!(feature = "iptables") => Ok(Backend::Iptables),
+        Ok(Self::nftables_or_iptables(ns)?.0)
+    }
+
+    /// After the legacy check: nf_tables when it answers (one generation request, no
+    /// dump), with the backend opened for it; else iptables (with the feature).
+    fn nftables_or_iptables(ns: &Netns) -> Result<(Backend, Option<Nftables>)> {
+        match Nftables::open_in(ns).and_then(|mut fw| fw.probe().map(|()| fw)) {
+            Ok(fw) => Ok((Backend::Nftables, Some(fw))),
+            Err(_) if cfg!(feature = "iptables") => Ok((Backend::Iptables, None)),
             Err(e) => Err(e),
         }
     }
@@ -111,7 +117,12 @@ pub enum AnyFirewall {
 /// ```
 pub fn open(backend: Backend, ns: &Netns) -> Result<AnyFirewall> {
     match backend {
-        Backend::Auto => open(Backend::detect(ns)?, ns),
+        Backend::Auto if legacy_tables_in_use(ns)? => open(Backend::detect(ns)?, ns),
+        // The probe's backend is the one to use: not opened twice.
+        Backend::Auto => match Backend::nftables_or_iptables(ns)? {
+            (_, Some(fw)) => Ok(AnyFirewall::Nftables(fw)),
+            (b, None) => open(b, ns),
+        },
         Backend::Nftables => Ok(AnyFirewall::Nftables(Nftables::open_in(ns)?)),
         #[cfg(feature = "iptables")]
         Backend::Iptables => Ok(AnyFirewall::Iptables(Iptables::open_in(ns)?)),

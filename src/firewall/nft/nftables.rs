@@ -68,6 +68,11 @@ impl Nftables {
         })
     }
 
+    /// Whether nf_tables answers in the namespace: one `NFT_MSG_GETGEN`, no dump.
+    pub(crate) fn probe(&mut self) -> Result<()> {
+        dump::generation(&mut self.sock).map(drop)
+    }
+
     /// Uses tables named `name` instead of `netplumb`.
     #[must_use]
     pub fn with_table(mut self, name: &str) -> Self {

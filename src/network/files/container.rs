@@ -30,9 +30,11 @@ fn check_file_name(name: &str) -> Result<()> {
     Err(Error::invalid("file name", name, reason))
 }
 
-/// Writes `contents` to `dir/name` atomically: a temporary file in `dir` (mode 0644, written
-/// and synced), then renamed over `name`, so a reader sees the old file or the new one,
-/// never a part. The temporary file is removed on failure. Errors are [`Error::Io`] naming
+/// Writes `contents` to `dir/name` atomically: a temporary file in `dir` (mode 0644), then
+/// renamed over `name`, so a reader (and a process killed half-way) sees the old file or
+/// the new one, never a part. Not synced to disk: these files belong to a running
+/// container, which a power cut ends, and its next start writes them again; a sync
+/// would cost each connect milliseconds on a disk for nothing. The temporary file is removed on failure. Errors are [`Error::Io`] naming
 /// `dir/name`, or [`Error::InvalidInput`] for a `name` that is not a plain file name.
 ///
 /// A rename gives `name` a new inode: a bind mount of the old file keeps showing the old
@@ -66,8 +68,7 @@ fn write_new(path: &Path, contents: &str) -> io::Result<()> {
         .mode(FILE_MODE)
         .open(path)?;
     file.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()
+    file.write_all(contents.as_bytes())
 }
 
 /// Rewrites the existing file `dir/name` in place, keeping its inode (and mode), so that a
@@ -80,8 +81,7 @@ pub fn rewrite_in_place(dir: &Path, name: &str, contents: &str) -> Result<()> {
     let rewrite = || -> io::Result<()> {
         let mut file = OpenOptions::new().write(true).open(&path)?;
         file.write_all(contents.as_bytes())?;
-        file.set_len(contents.len() as u64)?;
-        file.sync_all()
+        file.set_len(contents.len() as u64)
     };
     rewrite().map_err(|e| Error::io(&path, e))
 }
