@@ -14,6 +14,19 @@ use crate::ipam::IpamError;
 use crate::ports::{AllocError, PortSpecError};
 use crate::wire;
 
+/// The text of [`Error::Conflict`].
+fn conflict_text(object: Object, name: &str, network: &str, differs: &[&str]) -> String {
+    let what = differs.join(", ");
+    match object {
+        Object::Network => {
+            format!("{object} {name} is defined with another {what}; it has containers attached")
+        }
+        _ => format!(
+            "{object} {name} is already connected to network {network} with another {what}; disconnect it first"
+        ),
+    }
+}
+
 /// What the library was doing when the kernel refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -185,12 +198,15 @@ pub enum Error {
     },
     /// A container is already connected to a network, and the request differs from its
     /// attachment: `container 3f2a1c0d9e8b is already connected to network n with
-    /// another namespace, ports; disconnect it first`. Nothing was changed. Its kind is
+    /// another namespace, ports; disconnect it first`; or a network is defined otherwise
+    /// than asked while containers use it: `network n is defined with another subnets;
+    /// it has containers attached`. Nothing was changed. Its kind is
     /// [`ErrorKind::Conflict`], not [`ErrorKind::Exists`], so that a caller that takes
     /// "exists" for "done" does not take this one for done.
-    #[error("{object} {name} is already connected to network {network} with another {}; disconnect it first", differs.join(", "))]
+    #[error("{}", conflict_text(*object, name, network, differs))]
     Conflict {
-        /// What kind of object ([`Object::Container`]).
+        /// What kind of object ([`Object::Container`], or [`Object::Network`] from
+        /// `Host::ensure_network`).
         object: Object,
         /// Its name (the container's id).
         name: String,

@@ -1,0 +1,118 @@
+//! Stateless callers: `Host::ensure_network` and `Host::ensure_connected`, checked against
+//! the kernel's links and addresses.
+
+#![cfg(feature = "store")]
+
+mod common;
+
+use netplumb::error::{Error, ErrorKind, Object};
+use netplumb::link::LinkDel;
+use netplumb::network::{Container, Host, NetworkConfig};
+use netplumb::Rtnl;
+
+fn cfg(subnet: &str) -> NetworkConfig {
+    NetworkConfig::new("podman")
+        .bridge("podman0")
+        .subnet(subnet.parse().unwrap())
+}
+
+#[test]
+fn ensure_network_is_idempotent_remakes_a_lost_bridge_and_refuses_a_change_in_use() {
+    common::sandbox("ensure_network", |s| {
+        common::no_dad(s.host());
+        let mut h = Host::open_in(s.host(), "/run/netplumb-ensure").unwrap();
+        let mut r = common::rtnl(s);
+        let first = h.ensure_network(&cfg("10.88.0.0/16")).unwrap();
+        let again = h.ensure_network(&cfg("10.88.0.0/16")).unwrap();
+        assert_eq!(first.id, again.id, "made twice");
+        assert_eq!(
+            first.gateways,
+            ["10.88.0.1".parse::<std::net::IpAddr>().unwrap()]
+        );
+
+        // The bridge goes behind our back: still defined, and the next connect makes it
+        // again with its gateway address.
+        r.execute(&LinkDel::new("podman0")).unwrap();
+        assert_eq!(h.ensure_network(&cfg("10.88.0.0/16")).unwrap().id, first.id);
+        let ns = s.netns_dir().create("a").unwrap();
+        let att = h
+            .connect("podman", &Container::new("aaaa00000001", &ns))
+            .unwrap();
+        let br = r.link("podman0").unwrap();
+        let addrs = r.addrs(Some((&br).into())).unwrap();
+        assert!(
+            addrs.iter().any(|a| a.addr.to_string() == "10.88.0.1/16"),
+            "{addrs:?}"
+        );
+
+        // Another subnet while a container is attached: refused, nothing changed.
+        let e = h.ensure_network(&cfg("10.99.0.0/16")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+        match &e {
+            Error::Conflict {
+                object: Object::Network,
+                differs,
+                ..
+            } => assert_eq!(differs, &["subnets"]),
+            e => panic!("{e:?}"),
+        }
+        assert!(e.to_string().contains("has containers attached"), "{e}");
+        assert_eq!(h.network("podman").unwrap().subnets, first.subnets);
+        assert_eq!(h.attachments(Some("podman")).unwrap(), [att]);
+
+        // Unused: made again as described.
+        h.disconnect("podman", "aaaa00000001").unwrap();
+        let moved = h.ensure_network(&cfg("10.99.0.0/16")).unwrap();
+        assert_ne!(moved.id, first.id);
+        assert_eq!(moved.subnets, ["10.99.0.0/16".parse().unwrap()]);
+        let br = r.link("podman0").unwrap();
+        let addrs: Vec<String> = r
+            .addrs(Some((&br).into()))
+            .unwrap()
+            .iter()
+            .filter(|a| a.addr.addr().is_ipv4())
+            .map(|a| a.addr.to_string())
+            .collect();
+        assert_eq!(addrs, ["10.99.0.1/16"]);
+        h.remove_network("podman", false).unwrap();
+        assert!(r.link("podman0").unwrap_err().is_not_found());
+    });
+}
+
+#[test]
+fn ensure_connected_repeats_the_same_and_replaces_a_stale_attachment() {
+    common::sandbox("ensure_connected", |s| {
+        common::no_dad(s.host());
+        let mut h = Host::open_in(s.host(), "/run/netplumb-ensure").unwrap();
+        let mut r = common::rtnl(s);
+        h.ensure_network(&cfg("10.88.0.0/16")).unwrap();
+        let old = s.netns_dir().create("old").unwrap();
+        let ctr = |ns: &netplumb::Netns| {
+            Container::new("bbbb00000001", ns)
+                .ip("10.88.0.7".parse().unwrap())
+                .mac("02:00:00:00:00:07".parse().unwrap())
+        };
+        let first = h.ensure_connected("podman", &ctr(&old)).unwrap();
+        assert_eq!(h.ensure_connected("podman", &ctr(&old)).unwrap(), first);
+        // A restart that skipped the teardown: a fresh namespace, the old one gone.
+        s.netns_dir().delete("old").unwrap();
+        let new = s.netns_dir().create("new").unwrap();
+        let second = h.ensure_connected("podman", &ctr(&new)).unwrap();
+        assert_eq!(second.addrs, first.addrs);
+        let mut inside = Rtnl::open_in(&new).unwrap();
+        let eth0 = inside.link("eth0").unwrap();
+        assert_eq!(
+            eth0.mac.map(|m| m.to_string()).as_deref(),
+            Some("02:00:00:00:00:07")
+        );
+        let have = inside.addrs(Some((&eth0).into())).unwrap();
+        assert!(have.iter().any(|a| a.addr == second.addrs[0]), "{have:?}");
+        // One port on the bridge: the new one.
+        assert_eq!(
+            common::bridge_ports(&mut r, "podman0"),
+            [second.host_veth.clone()].into_iter().collect()
+        );
+        h.disconnect("podman", "bbbb00000001").unwrap();
+        h.remove_network("podman", false).unwrap();
+    });
+}
