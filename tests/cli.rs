@@ -25,43 +25,10 @@ use serde_json::Value;
 const STATE: &str = "/run/cli-test/state";
 const NETNS: &str = "/run/cli-test/netns";
 
-/// `target/<profile>/examples/netplumb`, built by cargo (a no-op when `cargo test` has
-/// already built the examples) into the target folder this test runs from.
+/// The `netplumb` example's binary.
 fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = common::test_exe();
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>/deps/..")
-            .to_path_buf();
-        let target_dir = profile_dir.parent().expect("target folder");
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .args(["build", "--quiet", "--example", "netplumb", "--target-dir"])
-            .arg(target_dir);
-        cargo.current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cargo.arg("--release");
-        }
-        // The same features as this test, so the binary has the same backends.
-        let features: Vec<&str> = [
-            (cfg!(feature = "iptables"), "iptables"),
-            (cfg!(feature = "etcd"), "etcd"),
-        ]
-        .iter()
-        .filter_map(|&(on, f)| on.then_some(f))
-        .collect();
-        if !features.is_empty() {
-            cargo.args(["--features", &features.join(",")]);
-        }
-        let st = cargo.status().expect("run cargo");
-        assert!(st.success(), "cargo build --example netplumb failed");
-        let bin = profile_dir.join("examples").join("netplumb");
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        bin
-    })
+    BIN.get_or_init(|| common::example_binary("netplumb"))
 }
 
 /// Runs `netplumb --state-dir .. --netns-dir .. ARGS` from the calling (sandbox) thread.

@@ -81,6 +81,44 @@ pub fn occupy_default_route(inside: &mut Rtnl) -> netplumb::route::Route {
     gw
 }
 
+/// `target/<profile>/examples/NAME`, built by cargo (a no-op when `cargo test` has already
+/// built the examples) into the target folder this test runs from, with this test's
+/// features.
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    use std::path::Path;
+    let exe = test_exe();
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/..")
+        .to_path_buf();
+    let target_dir = profile_dir.parent().expect("target folder");
+    let mut cargo = std::process::Command::new(env!("CARGO"));
+    cargo
+        .args(["build", "--quiet", "--example", name, "--target-dir"])
+        .arg(target_dir);
+    cargo.current_dir(env!("CARGO_MANIFEST_DIR"));
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cargo.arg("--release");
+    }
+    // The same features as this test, so the binary has the same backends.
+    let features: Vec<&str> = [
+        (cfg!(feature = "iptables"), "iptables"),
+        (cfg!(feature = "etcd"), "etcd"),
+    ]
+    .iter()
+    .filter_map(|&(on, f)| on.then_some(f))
+    .collect();
+    if !features.is_empty() {
+        cargo.args(["--features", &features.join(",")]);
+    }
+    let st = cargo.status().expect("run cargo");
+    assert!(st.success(), "cargo build --example {name} failed");
+    let bin = profile_dir.join("examples").join(name);
+    assert!(bin.is_file(), "{} was not built", bin.display());
+    bin
+}
+
 /// An rtnl handle on the sandbox's host namespace.
 pub fn rtnl(s: &Sandbox) -> Rtnl {
     Rtnl::open_in(s.host()).expect("rtnl in sandbox")

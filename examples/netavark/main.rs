@@ -1,0 +1,173 @@
+//! A network tool for Podman on netplumb: the command line and JSON of netavark 1.4, which
+//! Podman runs once per container to set its network up and to tear it down.
+//!
+//! ```text
+//! cargo build --release --example netavark
+//! # containers.conf:  [network] network_backend = "netavark"
+//! #                   [engine]  helper_binaries_dir = ["/path/to/target/release/examples"]
+//! netavark [--config DIR] [--rootless=false] [--aardvark-binary PATH] [-f FILE]
+//!          [--firewall-driver nftables|iptables] setup|teardown NETNS_PATH
+//! netavark version
+//! ```
+//!
+//! `setup` reads the container and its networks (JSON, on stdin or from `--file`), makes
+//! each network's bridge and rules when they are missing (Podman keeps no state for its
+//! tool: every call describes the networks in full), connects the container with the
+//! addresses and MAC Podman chose, publishes its ports, and prints one status object per
+//! network. `teardown` disconnects it, and removes a network's bridge and rules with its
+//! last container; it works when the namespace is gone already, and twice. Errors are
+//! `{"error": "..."}` on stdout with exit status 1, and leave nothing half made.
+//!
+//! The tool's own state (netplumb's network definitions, leases and records) lives under
+//! `--config DIR` (Podman passes `/run/containers/networks`, a tmpfs), in `netplumb/`.
+//!
+//! Not yet: DNS through aardvark-dns (`dns_enabled` networks get no name server),
+//! `ipam_options.driver = none` and `dhcp`, the `metric` and `no_default_route` options,
+//! drivers other than `bridge`, `update`. Each is refused with an error naming it rather
+//! than ignored. Networks are always isolated from each other (netavark's `isolate`
+//! option is accepted and changes nothing).
+
+mod setup;
+mod types;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use netplumb::firewall::Backend;
+use netplumb::network::{Host, HostOptions};
+use netplumb::Netns;
+
+/// The result of a command, with an error text for `{"error": ...}`.
+pub type Res<T = ()> = Result<T, String>;
+
+#[derive(Parser, Debug)]
+#[command(name = "netavark", about = "Podman's network tool on netplumb")]
+struct Cli {
+    /// Read the request from FILE instead of stdin.
+    #[arg(short, long, global = true)]
+    file: Option<PathBuf>,
+    /// The tool's state folder (a tmpfs, e.g. /run/containers/networks).
+    #[arg(short, long, global = true, default_value = "/run/containers/networks")]
+    config: PathBuf,
+    /// Whether the caller is rootless (`--rootless=true|false`); only rootful is served.
+    #[arg(short, long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    rootless: Option<bool>,
+    /// The aardvark-dns binary (accepted; DNS is not served yet).
+    #[arg(short, long, global = true)]
+    aardvark_binary: Option<PathBuf>,
+    /// `nftables` (default) or `iptables`.
+    #[arg(long, global = true)]
+    firewall_driver: Option<String>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Sets up the container's networks in the namespace at NETNS_PATH.
+    Setup {
+        /// The container's network namespace.
+        netns: PathBuf,
+    },
+    /// Undoes `setup`; the namespace may be gone already.
+    Teardown {
+        /// The container's network namespace.
+        netns: PathBuf,
+    },
+    /// Updates a network's DNS servers (not supported).
+    Update {
+        /// The network.
+        network: String,
+    },
+    /// Prints the version as JSON.
+    Version,
+}
+
+fn main() -> ExitCode {
+    env_logger::init();
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            println!("{}", serde_json::json!({ "error": e }));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Res {
+    match &cli.cmd {
+        Cmd::Version => {
+            let v = serde_json::json!({
+                "version": "1.4.0",
+                "commit": format!("netplumb {}", env!("CARGO_PKG_VERSION")),
+                "build_time": "",
+                "target": std::env::consts::ARCH,
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+            );
+            Ok(())
+        }
+        Cmd::Update { network } => Err(format!(
+            "update of network {network}: DNS servers are not supported by this tool"
+        )),
+        Cmd::Setup { netns } => {
+            let opts = request(cli)?;
+            if cli.rootless == Some(true) {
+                return Err("rootless networking is not supported by this tool".into());
+            }
+            let ns = Netns::open(netns)
+                .map_err(|e| format!("invalid namespace path {}: {e}", netns.display()))?;
+            let plan = setup::Plan::new(&opts)?;
+            let mut host = host(cli)?;
+            let status = plan.setup(&mut host, &ns)?;
+            println!(
+                "{}",
+                serde_json::to_string(&status).map_err(|e| e.to_string())?
+            );
+            Ok(())
+        }
+        Cmd::Teardown { .. } => {
+            let opts = request(cli)?;
+            let mut host = host(cli)?;
+            setup::teardown(&mut host, &opts)
+        }
+    }
+}
+
+/// The request, from `--file` or stdin.
+fn request(cli: &Cli) -> Res<types::NetworkOptions> {
+    let text = match &cli.file {
+        Some(f) => std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?,
+        None => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| format!("reading the request from stdin: {e}"))?;
+            s
+        }
+    };
+    serde_json::from_str(&text).map_err(|e| format!("invalid network options: {e}"))
+}
+
+/// netplumb's host handle, its state under `--config`.
+fn host(cli: &Cli) -> Res<Host> {
+    let backend = match cli.firewall_driver.as_deref() {
+        None | Some("nftables") => Backend::Nftables,
+        Some("iptables") => Backend::Iptables,
+        Some(other) => {
+            return Err(format!(
+                "firewall driver {other:?} is not supported (nftables or iptables)"
+            ))
+        }
+    };
+    let here = Netns::current().map_err(|e| e.to_string())?;
+    HostOptions::new(cli.config.join("netplumb"))
+        .backend(backend)
+        .open(&here)
+        .map_err(|e| format!("opening the host's network state: {e}"))
+}

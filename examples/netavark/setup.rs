@@ -1,0 +1,325 @@
+//! `setup` and `teardown`: the request checked in full first, then applied network by
+//! network; a failure undoes the networks already set up in this call.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use netplumb::link::MacAddr;
+use netplumb::network::{Attachment, Container, Host, NetworkConfig};
+use netplumb::ports::PortMapping;
+use netplumb::{IpNet, Netns};
+
+use crate::types::{NetAddress, NetInterface, NetworkOptions, StatusBlock};
+use crate::Res;
+
+/// One network of the request, checked.
+struct Join {
+    cfg: NetworkConfig,
+    ifname: String,
+    ips: Vec<IpAddr>,
+    mac: Option<MacAddr>,
+    aliases: Vec<String>,
+    /// The subnets with their gateways, for the status.
+    subnets: Vec<(IpNet, Option<IpAddr>)>,
+    internal: bool,
+}
+
+/// A checked request.
+pub struct Plan {
+    id: String,
+    name: String,
+    joins: Vec<(String, Join)>,
+    ports: Vec<PortMapping>,
+}
+
+impl Plan {
+    /// Checks everything before anything is changed; the error names the bad part.
+    pub fn new(o: &NetworkOptions) -> Res<Plan> {
+        if o.container_id.is_empty() {
+            return Err("container_id is empty".into());
+        }
+        let mut joins = Vec::new();
+        for (name, per) in &o.networks {
+            let net = o
+                .network_info
+                .get(name)
+                .ok_or_else(|| format!("network options for network {name} not found"))?;
+            joins.push((name.clone(), join(name, net, per)?));
+        }
+        if joins.is_empty() {
+            return Err("no networks given".into());
+        }
+        let mut ports = Vec::new();
+        for p in o.port_mappings.iter().flatten() {
+            ports.extend(mappings(p)?);
+        }
+        Ok(Plan {
+            id: o.container_id.clone(),
+            name: o.container_name.clone(),
+            joins,
+            ports,
+        })
+    }
+
+    /// Sets up every network, in name order; the ports go with the first. On a failure
+    /// the networks set up so far are torn down again.
+    pub fn setup(&self, host: &mut Host, ns: &Netns) -> Res<BTreeMap<String, StatusBlock>> {
+        let mut out = BTreeMap::new();
+        let mut done: Vec<&str> = Vec::new();
+        for (i, (name, j)) in self.joins.iter().enumerate() {
+            match self.setup_one(host, ns, j, i == 0) {
+                Ok(att) => {
+                    done.push(name);
+                    out.insert(name.clone(), status(j, &att));
+                }
+                Err(e) => {
+                    for n in done {
+                        let _ = disconnect(host, n, &self.id);
+                    }
+                    return Err(format!("network {name}: {e}"));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn setup_one(&self, host: &mut Host, ns: &Netns, j: &Join, ports: bool) -> Res<Attachment> {
+        host.ensure_network(&j.cfg).map_err(|e| e.to_string())?;
+        let mut c = Container::new(&self.id, ns).ifname(&j.ifname);
+        if !self.name.is_empty() {
+            c = c.name(&self.name);
+        }
+        for ip in &j.ips {
+            c = if ip.is_ipv4() { c.ip(*ip) } else { c.ip6(*ip) };
+        }
+        if let Some(m) = j.mac {
+            c = c.mac(m);
+        }
+        for a in &j.aliases {
+            c = c.alias(a);
+        }
+        if ports {
+            for p in &self.ports {
+                c = c.publish(*p);
+            }
+        }
+        let r = host.ensure_connected(j.cfg.name(), &c);
+        r.map_err(|e| {
+            // A network this call made and nobody uses goes again.
+            let _ = remove_if_unused(host, j.cfg.name());
+            e.to_string()
+        })
+    }
+}
+
+/// `teardown`: each network of the request loses the container, and its bridge and
+/// rules with its last container. Nothing connected is not an error.
+pub fn teardown(host: &mut Host, o: &NetworkOptions) -> Res {
+    let mut first = None;
+    for name in o.networks.keys() {
+        if let Err(e) = disconnect(host, name, &o.container_id) {
+            first.get_or_insert(format!("network {name}: {e}"));
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+fn disconnect(host: &mut Host, network: &str, id: &str) -> Res {
+    match host.network(network) {
+        Err(e) if e.is_not_found() => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+        Ok(_) => {}
+    }
+    host.disconnect(network, id).map_err(|e| e.to_string())?;
+    remove_if_unused(host, network)
+}
+
+fn remove_if_unused(host: &mut Host, network: &str) -> Res {
+    let left = host.attachments(Some(network)).map_err(|e| e.to_string())?;
+    if left.is_empty() {
+        host.remove_network(network, false)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// One network of the request, checked and turned into netplumb's terms.
+fn join(name: &str, net: &crate::types::Network, per: &crate::types::PerNetwork) -> Res<Join> {
+    if net.name != name {
+        return Err(format!(
+            "network {name}: network_info names it {:?}",
+            net.name
+        ));
+    }
+    if net.driver != "bridge" {
+        return Err(format!(
+            "network {name}: driver {:?} is not supported (bridge only)",
+            net.driver
+        ));
+    }
+    match net
+        .ipam_options
+        .as_ref()
+        .and_then(|o| o.get("driver"))
+        .map(String::as_str)
+    {
+        None | Some("host-local") => {}
+        Some(d) => {
+            return Err(format!(
+                "network {name}: IPAM driver {d:?} is not supported (host-local only)"
+            ))
+        }
+    }
+    if net.dns_enabled {
+        log::warn!("network {name}: DNS is not served by this tool; containers get no name server");
+    }
+    let mut cfg = NetworkConfig::new(name).internal(net.internal);
+    if let Some(b) = &net.network_interface {
+        cfg = cfg.bridge(b);
+    }
+    let mut subnets = Vec::new();
+    for s in net.subnets.iter().flatten() {
+        cfg = cfg.subnet(s.subnet);
+        if let Some(g) = s.gateway {
+            if !s.subnet.contains(&g) {
+                return Err(format!(
+                    "network {name}: gateway {g} is not in subnet {}",
+                    s.subnet
+                ));
+            }
+            cfg = cfg.gateway(g);
+        }
+        subnets.push((s.subnet, s.gateway));
+    }
+    if subnets.is_empty() {
+        return Err(format!("network {name}: no subnets"));
+    }
+    let v6 = subnets.iter().any(|(s, _)| !s.addr().is_ipv4());
+    let v4 = subnets.iter().any(|(s, _)| s.addr().is_ipv4());
+    cfg = cfg.ipv6(v6 || net.ipv6_enabled).ipv4(v4);
+    for (k, v) in net.options.iter().flatten() {
+        match k.as_str() {
+            "mtu" => {
+                let mtu: u32 =
+                    v.parse().ok().filter(|m| *m > 0).ok_or_else(|| {
+                        format!("network {name}: option mtu {v:?} is not a number")
+                    })?;
+                cfg = cfg.mtu(mtu);
+            }
+            // Networks are isolated from each other already.
+            "isolate" => {
+                if !matches!(v.as_str(), "true" | "false" | "strict") {
+                    return Err(format!(
+                        "network {name}: option isolate {v:?} (true, false or strict)"
+                    ));
+                }
+            }
+            other => return Err(format!("network {name}: option {other:?} is not supported")),
+        }
+    }
+    let ips = per.static_ips.clone().unwrap_or_default();
+    for ip in &ips {
+        if !subnets.iter().any(|(s, _)| s.contains(ip)) {
+            return Err(format!(
+                "network {name}: static ip {ip} is in none of its subnets"
+            ));
+        }
+    }
+    let mac = match &per.static_mac {
+        Some(m) if !m.is_empty() => Some(
+            m.parse::<MacAddr>()
+                .map_err(|e| format!("network {name}: static_mac {m:?}: {e}"))?,
+        ),
+        _ => None,
+    };
+    if per.interface_name.is_empty() {
+        return Err(format!("network {name}: interface_name is empty"));
+    }
+    Ok(Join {
+        cfg,
+        ifname: per.interface_name.clone(),
+        ips,
+        mac,
+        aliases: per.aliases.clone().unwrap_or_default(),
+        subnets,
+        internal: net.internal,
+    })
+}
+
+/// netplumb's port mappings of one of the contract's (one per protocol).
+fn mappings(p: &crate::types::PortMapping) -> Res<Vec<PortMapping>> {
+    let n = p.range.max(1);
+    let last = |first: u16, what: &str| {
+        first
+            .checked_add(n - 1)
+            .ok_or_else(|| format!("port mapping: {what} {first} + range {n} is above 65535"))
+    };
+    let (hl, cl) = (
+        last(p.host_port, "host_port")?,
+        last(p.container_port, "container_port")?,
+    );
+    let host = match p.host_ip.as_str() {
+        "" => String::new(),
+        ip => match ip.parse::<IpAddr>() {
+            Ok(IpAddr::V6(v6)) => format!("[{v6}]:"),
+            Ok(v4) => format!("{v4}:"),
+            Err(_) => return Err(format!("port mapping: host_ip {ip:?} is not an address")),
+        },
+    };
+    let range = |a: u16, b: u16| {
+        if a == b {
+            a.to_string()
+        } else {
+            format!("{a}-{b}")
+        }
+    };
+    let protos = if p.protocol.is_empty() {
+        "tcp"
+    } else {
+        &p.protocol
+    };
+    protos
+        .split(',')
+        .map(|proto| {
+            let spec = format!(
+                "{host}{}:{}/{}",
+                range(p.host_port, hl),
+                range(p.container_port, cl),
+                proto.trim()
+            );
+            PortMapping::parse(&spec).map_err(|e| format!("port mapping: {e}"))
+        })
+        .collect()
+}
+
+/// The status of one network: the interface, its MAC and its addresses with gateways.
+fn status(j: &Join, att: &Attachment) -> StatusBlock {
+    let subnets = att
+        .addrs
+        .iter()
+        .map(|a| NetAddress {
+            gateway: if j.internal {
+                None
+            } else {
+                j.subnets
+                    .iter()
+                    .find(|(s, _)| s.contains(&a.addr()))
+                    .and_then(|(_, g)| *g)
+            },
+            ipnet: *a,
+        })
+        .collect();
+    let mut interfaces = BTreeMap::new();
+    interfaces.insert(
+        att.ifname.clone(),
+        NetInterface {
+            mac_address: att.mac.map(|m| m.to_string()).unwrap_or_default(),
+            subnets,
+        },
+    );
+    StatusBlock {
+        dns_search_domains: Vec::new(),
+        dns_server_ips: Vec::new(),
+        interfaces,
+    }
+}
