@@ -21,12 +21,15 @@
 //! The tool's own state (netplumb's network definitions, leases and records) lives under
 //! `--config DIR` (Podman passes `/run/containers/networks`, a tmpfs), in `netplumb/`.
 //!
-//! Not yet: DNS through aardvark-dns (`dns_enabled` networks get no name server),
-//! `ipam_options.driver = none` and `dhcp`, the `metric` and `no_default_route` options,
+//! `dns_enabled` networks get names through aardvark-dns (`--aardvark-binary`), with the
+//! configuration files and signals netavark uses; see `dns.rs`.
+//!
+//! Not yet: `ipam_options.driver = none` and `dhcp`, the `metric` and `no_default_route` options,
 //! drivers other than `bridge`, `update`. Each is refused with an error naming it rather
 //! than ignored. Networks are always isolated from each other (netavark's `isolate`
 //! option is accepted and changes nothing).
 
+mod dns;
 mod setup;
 mod types;
 
@@ -54,7 +57,7 @@ struct Cli {
     /// Whether the caller is rootless (`--rootless=true|false`); only rootful is served.
     #[arg(short, long, global = true, num_args = 0..=1, default_missing_value = "true")]
     rootless: Option<bool>,
-    /// The aardvark-dns binary (accepted; DNS is not served yet).
+    /// The aardvark-dns binary that serves names on `dns_enabled` networks.
     #[arg(short, long, global = true)]
     aardvark_binary: Option<PathBuf>,
     /// `nftables` (default) or `iptables`.
@@ -124,7 +127,8 @@ fn run(cli: &Cli) -> Res {
                 .map_err(|e| format!("invalid namespace path {}: {e}", netns.display()))?;
             let plan = setup::Plan::new(&opts)?;
             let mut host = host(cli)?;
-            let status = plan.setup(&mut host, &ns)?;
+            let dns = aardvark(cli)?;
+            let status = plan.setup(&mut host, &ns, dns.as_ref())?;
             println!(
                 "{}",
                 serde_json::to_string(&status).map_err(|e| e.to_string())?
@@ -134,7 +138,8 @@ fn run(cli: &Cli) -> Res {
         Cmd::Teardown { .. } => {
             let opts = request(cli)?;
             let mut host = host(cli)?;
-            setup::teardown(&mut host, &opts)
+            let dns = aardvark(cli)?;
+            setup::teardown(&mut host, &opts, dns.as_ref())
         }
     }
 }
@@ -152,6 +157,16 @@ fn request(cli: &Cli) -> Res<types::NetworkOptions> {
         }
     };
     serde_json::from_str(&text).map_err(|e| format!("invalid network options: {e}"))
+}
+
+/// The DNS server of `--config`, from `--aardvark-binary` (netavark's default path when not
+/// given); none when that binary does not exist.
+fn aardvark(cli: &Cli) -> Res<Option<dns::Aardvark>> {
+    let bin = cli
+        .aardvark_binary
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/usr/libexec/podman/aardvark-dns"));
+    dns::Aardvark::new(&cli.config, &bin)
 }
 
 /// netplumb's host handle, its state under `--config`.

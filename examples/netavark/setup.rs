@@ -9,6 +9,7 @@ use netplumb::network::{Attachment, Container, Host, NetworkConfig};
 use netplumb::ports::PortMapping;
 use netplumb::{IpNet, Netns};
 
+use crate::dns::{self, Aardvark};
 use crate::types::{NetAddress, NetInterface, NetworkOptions, StatusBlock};
 use crate::Res;
 
@@ -22,6 +23,7 @@ struct Join {
     /// The subnets with their gateways, for the status.
     subnets: Vec<(IpNet, Option<IpAddr>)>,
     internal: bool,
+    dns: bool,
 }
 
 /// A checked request.
@@ -61,23 +63,55 @@ impl Plan {
         })
     }
 
-    /// Sets up every network, in name order; the ports go with the first. On a failure
-    /// the networks set up so far are torn down again.
-    pub fn setup(&self, host: &mut Host, ns: &Netns) -> Res<BTreeMap<String, StatusBlock>> {
+    /// Sets up every network, in name order; the ports go with the first; then the
+    /// names on the `dns_enabled` ones. On a failure the networks set up so far are torn
+    /// down again.
+    pub fn setup(
+        &self,
+        host: &mut Host,
+        ns: &Netns,
+        dns: Option<&Aardvark>,
+    ) -> Res<BTreeMap<String, StatusBlock>> {
         let mut out = BTreeMap::new();
         let mut done: Vec<&str> = Vec::new();
+        let mut entries = Vec::new();
+        let undo = |host: &mut Host, done: &[&str]| {
+            for n in done {
+                let _ = disconnect(host, n, &self.id);
+            }
+        };
         for (i, (name, j)) in self.joins.iter().enumerate() {
             match self.setup_one(host, ns, j, i == 0) {
                 Ok(att) => {
                     done.push(name);
-                    out.insert(name.clone(), status(j, &att));
+                    let serves = j.dns && dns.is_some();
+                    out.insert(name.clone(), status(j, &att, serves));
+                    if serves {
+                        let mut names = vec![self.name.clone()];
+                        names.extend(j.aliases.iter().cloned());
+                        entries.push(dns::Entry {
+                            network: name.clone(),
+                            gateways: j.subnets.iter().filter_map(|(_, g)| *g).collect(),
+                            id: self.id.clone(),
+                            ips: att.addrs.iter().map(IpNet::addr).collect(),
+                            names,
+                        });
+                    }
                 }
                 Err(e) => {
-                    for n in done {
-                        let _ = disconnect(host, n, &self.id);
-                    }
+                    undo(host, &done);
                     return Err(format!("network {name}: {e}"));
                 }
+            }
+        }
+        if let Some(a) = dns {
+            // A repeated setup lists the container once.
+            let nets: Vec<&str> = entries.iter().map(|e| e.network.as_str()).collect();
+            let r = a.remove(&self.id, &nets).and_then(|()| a.add(&entries));
+            if let Err(e) = r {
+                let _ = a.remove(&self.id, &nets);
+                undo(host, &done);
+                return Err(format!("DNS: {e}"));
             }
         }
         Ok(out)
@@ -112,10 +146,21 @@ impl Plan {
     }
 }
 
-/// `teardown`: each network of the request loses the container, and its bridge and
-/// rules with its last container. Nothing connected is not an error.
-pub fn teardown(host: &mut Host, o: &NetworkOptions) -> Res {
+/// `teardown`: each network of the request loses the container (its names too), and
+/// its bridge and rules with its last container. Nothing connected is not an error.
+pub fn teardown(host: &mut Host, o: &NetworkOptions, dns: Option<&Aardvark>) -> Res {
     let mut first = None;
+    if let Some(a) = dns {
+        let nets: Vec<&str> = o
+            .network_info
+            .values()
+            .filter(|n| n.dns_enabled)
+            .map(|n| n.name.as_str())
+            .collect();
+        if let Err(e) = a.remove(&o.container_id, &nets) {
+            first = Some(format!("DNS: {e}"));
+        }
+    }
     for name in o.networks.keys() {
         if let Err(e) = disconnect(host, name, &o.container_id) {
             first.get_or_insert(format!("network {name}: {e}"));
@@ -169,9 +214,6 @@ fn join(name: &str, net: &crate::types::Network, per: &crate::types::PerNetwork)
                 "network {name}: IPAM driver {d:?} is not supported (host-local only)"
             ))
         }
-    }
-    if net.dns_enabled {
-        log::warn!("network {name}: DNS is not served by this tool; containers get no name server");
     }
     let mut cfg = NetworkConfig::new(name).internal(net.internal);
     if let Some(b) = &net.network_interface {
@@ -243,6 +285,7 @@ fn join(name: &str, net: &crate::types::Network, per: &crate::types::PerNetwork)
         aliases: per.aliases.clone().unwrap_or_default(),
         subnets,
         internal: net.internal,
+        dns: net.dns_enabled,
     })
 }
 
@@ -292,8 +335,9 @@ fn mappings(p: &crate::types::PortMapping) -> Res<Vec<PortMapping>> {
         .collect()
 }
 
-/// The status of one network: the interface, its MAC and its addresses with gateways.
-fn status(j: &Join, att: &Attachment) -> StatusBlock {
+/// The status of one network: the interface, its MAC and its addresses with gateways;
+/// with DNS, the gateways as name servers and Podman's search domain.
+fn status(j: &Join, att: &Attachment, dns: bool) -> StatusBlock {
     let subnets = att
         .addrs
         .iter()
@@ -317,9 +361,15 @@ fn status(j: &Join, att: &Attachment) -> StatusBlock {
             subnets,
         },
     );
+    let (domains, servers) = if dns {
+        let gws = j.subnets.iter().filter_map(|(_, g)| *g).collect();
+        (vec![dns::SEARCH_DOMAIN.to_owned()], gws)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     StatusBlock {
-        dns_search_domains: Vec::new(),
-        dns_server_ips: Vec::new(),
+        dns_search_domains: domains,
+        dns_server_ips: servers,
         interfaces,
     }
 }

@@ -25,7 +25,7 @@ pub struct NetworkOptions {
     pub port_mappings: Option<Vec<PortMapping>>,
     /// DNS servers of the container's own.
     #[serde(default)]
-    #[allow(dead_code)] // part of the contract; aardvark-dns is not run yet
+    #[allow(dead_code)] // part of the contract; not passed on to aardvark-dns yet
     pub dns_servers: Option<Vec<IpAddr>>,
 }
 
