@@ -164,6 +164,22 @@ fn setup_reports_what_it_made_publishes_a_port_and_teardown_removes_everything()
             .collect();
         assert!(have.contains(&"10.89.3.2/24".to_owned()), "{have:?}");
         assert!(have.contains(&"fd10:88:a::2/64".to_owned()), "{have:?}");
+        // Default routes of both families, with netavark's default metric.
+        let defaults: Vec<(String, Option<u32>)> = inside
+            .routes()
+            .unwrap()
+            .iter()
+            .filter(|r| r.dst.prefix_len() == 0)
+            .map(|r| (r.via.map(|v| v.to_string()).unwrap_or_default(), r.metric))
+            .collect();
+        assert!(
+            defaults.contains(&("10.89.3.1".into(), Some(100))),
+            "{defaults:?}"
+        );
+        assert!(
+            defaults.contains(&("fd10:88:a::1".into(), Some(100))),
+            "{defaults:?}"
+        );
         let mut r = common::rtnl(s);
         let br = r.link("podman1").unwrap();
         let gw: Vec<String> = r
@@ -325,5 +341,65 @@ fn bad_requests_are_json_errors_naming_the_part_and_change_nothing() {
         assert!(out.contains("/run/netns/not-there"), "{out}");
         assert_eq!(common::link_names(&mut r), before);
         drop(ns);
+    });
+}
+
+#[test]
+fn a_read_only_proc_sys_and_the_metric_option_are_served() {
+    common::sandbox("netavark_read_only_proc", |s| {
+        common::no_dad(s.host());
+        // What Podman does in some setups: /proc/sys read-only for its network tool, with
+        // forwarding on already. The tool runs in this thread's mount namespace.
+        netplumb::sysctl::Sysctl::IpForward
+            .set(s.host(), "1")
+            .unwrap();
+        let ns = s.netns_dir().create("ro").unwrap();
+        let sys = std::path::Path::new("/proc/sys");
+        nix::mount::mount(
+            Some(sys),
+            sys,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .unwrap();
+        nix::mount::mount(
+            None::<&str>,
+            sys,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND
+                | nix::mount::MsFlags::MS_REMOUNT
+                | nix::mount::MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .unwrap();
+        let w = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").unwrap_err();
+        assert_eq!(w.raw_os_error(), Some(netplumb::error::Errno::EROFS.raw()), "{w}");
+        let net = Net {
+            name: "ro",
+            bridge: "podman9",
+            subnets: &[("10.91.0.0/24", "10.91.0.1")],
+            ips: &["10.91.0.5"],
+            options: json!({ "metric": "250" }),
+        };
+        let req = request("c0ffee06", &[net], json!(null));
+        let (ok, out) = nv(&["setup", &ns_path(s, "ro")], &req);
+        let undo = nix::mount::umount2(sys, nix::mount::MntFlags::MNT_DETACH);
+        assert!(ok, "{out}");
+        undo.unwrap();
+        // route_localnet went over netlink: set on the bridge all the same.
+        let rl = std::fs::read_to_string("/proc/sys/net/ipv4/conf/podman9/route_localnet");
+        assert_eq!(rl.unwrap().trim(), "1");
+        let mut inside = Rtnl::open_in(&ns).unwrap();
+        let metric = inside
+            .routes()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.dst.prefix_len() == 0)
+            .and_then(|r| r.metric);
+        assert_eq!(metric, Some(250));
+        let (ok, out) = nv(&["teardown", &ns_path(s, "ro")], &req);
+        assert!(ok, "{out}");
+        nothing_left(s, "podman9");
     });
 }

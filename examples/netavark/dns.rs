@@ -36,6 +36,10 @@ pub struct Entry {
     pub ips: Vec<IpAddr>,
     /// Its name and aliases.
     pub names: Vec<String>,
+    /// Upstream name servers of the network, if any.
+    pub network_dns: Vec<IpAddr>,
+    /// Upstream name servers of the container's own, if any.
+    pub container_dns: Vec<IpAddr>,
 }
 
 /// The aardvark-dns of one Podman configuration folder.
@@ -77,15 +81,16 @@ impl Aardvark {
             let path = self.dir.join(&e.network);
             let mut text = fs::read_to_string(&path).unwrap_or_default();
             if text.is_empty() {
-                text = format!("{}\n", join(&e.gateways));
+                text = format!("{}{}\n", join(&e.gateways), servers_field(&e.network_dns));
             }
             let (v4, v6): (Vec<IpAddr>, Vec<IpAddr>) = e.ips.iter().partition(|a| a.is_ipv4());
             text.push_str(&format!(
-                "{} {} {} {}\n",
+                "{} {} {} {}{}\n",
                 e.id,
                 join(&v4),
                 join(&v6),
-                e.names.join(",")
+                e.names.join(","),
+                servers_field(&e.container_dns)
             ));
             write(&path, &text)?;
         }
@@ -116,6 +121,28 @@ impl Aardvark {
             self.notify(false)?;
         }
         Ok(())
+    }
+
+    /// Sets the upstream name servers of `network` (the first line's second field; none
+    /// removes them) and has the server read its files again (`update`).
+    pub fn set_network_servers(&self, network: &str, servers: &[IpAddr]) -> Res {
+        let _lock = self.lock()?;
+        let path = self.dir.join(network);
+        let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut lines = text.lines();
+        let gateways = lines
+            .next()
+            .unwrap_or_default()
+            .split(' ')
+            .next()
+            .unwrap_or_default();
+        let mut out = format!("{gateways}{}\n", servers_field(servers));
+        for l in lines {
+            out.push_str(l);
+            out.push('\n');
+        }
+        write(&path, &out)?;
+        self.notify(false)
     }
 
     fn lock(&self) -> Res<Flock<fs::File>> {
@@ -161,6 +188,15 @@ impl Aardvark {
             ));
         }
         Ok(())
+    }
+}
+
+/// ` SERVER,SERVER`, or nothing.
+fn servers_field(addrs: &[IpAddr]) -> String {
+    if addrs.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", join(addrs))
     }
 }
 

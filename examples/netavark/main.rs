@@ -24,8 +24,8 @@
 //! `dns_enabled` networks get names through aardvark-dns (`--aardvark-binary`), with the
 //! configuration files and signals netavark uses; see `dns.rs`.
 //!
-//! Not yet: `ipam_options.driver = none` and `dhcp`, the `metric` and `no_default_route` options,
-//! drivers other than `bridge`, `update`. Each is refused with an error naming it rather
+//! Not yet: `ipam_options.driver = none` and `dhcp`, the `no_default_route` option,
+//! drivers other than `bridge`. Each is refused with an error naming it rather
 //! than ignored. Networks are always isolated from each other (netavark's `isolate`
 //! option is accepted and changes nothing).
 
@@ -46,7 +46,11 @@ use netplumb::Netns;
 pub type Res<T = ()> = Result<T, String>;
 
 #[derive(Parser, Debug)]
-#[command(name = "netavark", about = "Podman's network tool on netplumb")]
+#[command(
+    name = "netavark",
+    version = "1.4.0",
+    about = "Podman's network tool on netplumb"
+)]
 struct Cli {
     /// Read the request from FILE instead of stdin.
     #[arg(short, long, global = true)]
@@ -54,7 +58,9 @@ struct Cli {
     /// The tool's state folder (a tmpfs, e.g. /run/containers/networks).
     #[arg(short, long, global = true, default_value = "/run/containers/networks")]
     config: PathBuf,
-    /// Whether the caller is rootless (`--rootless=true|false`); only rootful is served.
+    /// Whether the caller is rootless (`--rootless=true|false`). The setup is the same
+    /// either way: a rootless Podman runs this tool inside its own user and network
+    /// namespaces, where it has the capabilities it needs.
     #[arg(short, long, global = true, num_args = 0..=1, default_missing_value = "true")]
     rootless: Option<bool>,
     /// The aardvark-dns binary that serves names on `dns_enabled` networks.
@@ -79,10 +85,13 @@ enum Cmd {
         /// The container's network namespace.
         netns: PathBuf,
     },
-    /// Updates a network's DNS servers (not supported).
+    /// Sets the upstream DNS servers of a network's aardvark-dns.
     Update {
         /// The network.
         network: String,
+        /// The servers (repeated or comma-separated; an empty value removes them).
+        #[arg(long, required = true, value_delimiter = ',', num_args = 1..)]
+        network_dns_servers: Vec<String>,
     },
     /// Prints the version as JSON.
     Version,
@@ -115,14 +124,25 @@ fn run(cli: &Cli) -> Res {
             );
             Ok(())
         }
-        Cmd::Update { network } => Err(format!(
-            "update of network {network}: DNS servers are not supported by this tool"
-        )),
+        Cmd::Update {
+            network,
+            network_dns_servers,
+        } => {
+            let servers = network_dns_servers
+                .iter()
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<std::net::IpAddr>()
+                        .map_err(|_| format!("--network-dns-servers: {s:?} is not an address"))
+                })
+                .collect::<Res<Vec<_>>>()?;
+            match aardvark(cli)? {
+                Some(a) => a.set_network_servers(network, &servers),
+                None => Ok(()),
+            }
+        }
         Cmd::Setup { netns } => {
             let opts = request(cli)?;
-            if cli.rootless == Some(true) {
-                return Err("rootless networking is not supported by this tool".into());
-            }
             let ns = Netns::open(netns)
                 .map_err(|e| format!("invalid namespace path {}: {e}", netns.display()))?;
             let plan = setup::Plan::new(&opts)?;
@@ -162,10 +182,17 @@ fn request(cli: &Cli) -> Res<types::NetworkOptions> {
 /// The DNS server of `--config`, from `--aardvark-binary` (netavark's default path when not
 /// given); none when that binary does not exist.
 fn aardvark(cli: &Cli) -> Res<Option<dns::Aardvark>> {
-    let bin = cli
-        .aardvark_binary
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("/usr/libexec/podman/aardvark-dns"));
+    // Where Fedora and Debian put it.
+    let bin = cli.aardvark_binary.clone().unwrap_or_else(|| {
+        [
+            "/usr/libexec/podman/aardvark-dns",
+            "/usr/lib/podman/aardvark-dns",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("/usr/libexec/podman/aardvark-dns"))
+    });
     dns::Aardvark::new(&cli.config, &bin)
 }
 

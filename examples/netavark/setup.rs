@@ -24,6 +24,8 @@ struct Join {
     subnets: Vec<(IpNet, Option<IpAddr>)>,
     internal: bool,
     dns: bool,
+    dns_servers: Vec<IpAddr>,
+    metric: u32,
 }
 
 /// A checked request.
@@ -32,6 +34,7 @@ pub struct Plan {
     name: String,
     joins: Vec<(String, Join)>,
     ports: Vec<PortMapping>,
+    dns_servers: Vec<IpAddr>,
 }
 
 impl Plan {
@@ -60,6 +63,7 @@ impl Plan {
             name: o.container_name.clone(),
             joins,
             ports,
+            dns_servers: o.dns_servers.clone().unwrap_or_default(),
         })
     }
 
@@ -95,6 +99,8 @@ impl Plan {
                             id: self.id.clone(),
                             ips: att.addrs.iter().map(IpNet::addr).collect(),
                             names,
+                            network_dns: j.dns_servers.clone(),
+                            container_dns: self.dns_servers.clone(),
                         });
                     }
                 }
@@ -119,7 +125,9 @@ impl Plan {
 
     fn setup_one(&self, host: &mut Host, ns: &Netns, j: &Join, ports: bool) -> Res<Attachment> {
         host.ensure_network(&j.cfg).map_err(|e| e.to_string())?;
-        let mut c = Container::new(&self.id, ns).ifname(&j.ifname);
+        let mut c = Container::new(&self.id, ns)
+            .ifname(&j.ifname)
+            .route_metric(j.metric);
         if !self.name.is_empty() {
             c = c.name(&self.name);
         }
@@ -238,9 +246,17 @@ fn join(name: &str, net: &crate::types::Network, per: &crate::types::PerNetwork)
     }
     let v6 = subnets.iter().any(|(s, _)| !s.addr().is_ipv4());
     let v4 = subnets.iter().any(|(s, _)| s.addr().is_ipv4());
-    cfg = cfg.ipv6(v6 || net.ipv6_enabled).ipv4(v4);
+    // `ipv6_enabled` says what the subnets say; netavark goes by the subnets too.
+    cfg = cfg.ipv6(v6).ipv4(v4);
+    // netavark's default metric of a container's default routes.
+    let mut metric = 100;
     for (k, v) in net.options.iter().flatten() {
         match k.as_str() {
+            "metric" => {
+                metric = v
+                    .parse()
+                    .map_err(|_| format!("network {name}: option metric {v:?} is not a number"))?;
+            }
             "mtu" => {
                 let mtu: u32 =
                     v.parse().ok().filter(|m| *m > 0).ok_or_else(|| {
@@ -286,6 +302,8 @@ fn join(name: &str, net: &crate::types::Network, per: &crate::types::PerNetwork)
         subnets,
         internal: net.internal,
         dns: net.dns_enabled,
+        dns_servers: net.network_dns_servers.clone().unwrap_or_default(),
+        metric,
     })
 }
 

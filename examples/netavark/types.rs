@@ -25,7 +25,6 @@ pub struct NetworkOptions {
     pub port_mappings: Option<Vec<PortMapping>>,
     /// DNS servers of the container's own.
     #[serde(default)]
-    #[allow(dead_code)] // part of the contract; not passed on to aardvark-dns yet
     pub dns_servers: Option<Vec<IpAddr>>,
 }
 
@@ -59,8 +58,9 @@ pub struct Network {
     /// No route out of the network.
     #[serde(default)]
     pub internal: bool,
-    /// The network has an IPv6 subnet.
+    /// The network has an IPv6 subnet (the subnets say so too; they are what counts).
     #[serde(default)]
+    #[allow(dead_code)] // part of the contract
     pub ipv6_enabled: bool,
     /// The network's name.
     pub name: String,
@@ -76,6 +76,9 @@ pub struct Network {
     /// The subnets and their gateways.
     #[serde(default)]
     pub subnets: Option<Vec<Subnet>>,
+    /// Upstream name servers of the network's DNS.
+    #[serde(default)]
+    pub network_dns_servers: Option<Vec<IpAddr>>,
 }
 
 /// A subnet of a network.

@@ -52,6 +52,7 @@ errnos! {
     ENOTDIR: "Not a directory.",
     EINVAL: "Invalid argument.",
     ENOSPC: "No space left on device.",
+    EROFS: "Read-only file system.",
     ERANGE: "Result out of range.",
     ENOTEMPTY: "Directory not empty.",
     EMSGSIZE: "Message too long.",

@@ -31,6 +31,7 @@ pub struct LinkSet {
     group: Option<u32>,
     netns: Option<NsArg>,
     addr_gen: Option<AddrGenMode>,
+    route_localnet: Option<bool>,
 }
 
 /// How the kernel makes a link's IPv6 link-local address when it goes up
@@ -90,6 +91,7 @@ impl LinkSet {
             group: None,
             netns: None,
             addr_gen: None,
+            route_localnet: None,
         }
     }
 
@@ -159,6 +161,20 @@ impl LinkSet {
         self
     }
 
+    /// Sets `net.ipv4.conf.DEV.route_localnet` over netlink (`IFLA_INET_CONF`), which a
+    /// read-only `/proc/sys` does not stop: whether packets to and from 127.0.0.0/8 may
+    /// be routed through the link (`sysctl -w net.ipv4.conf.DEV.route_localnet=1`).
+    ///
+    /// ```
+    /// use netplumb::link::LinkSet;
+    /// let set = LinkSet::new("br0").route_localnet(true);
+    /// assert_eq!(set.to_string(), "ip link set dev br0 route_localnet 1");
+    /// ```
+    pub fn route_localnet(mut self, on: bool) -> Self {
+        self.route_localnet = Some(on);
+        self
+    }
+
     /// Moves the link to another namespace (`ip link set DEV netns NS|PID`).
     pub fn netns(mut self, ns: impl Into<NsArg>) -> Self {
         self.netns = Some(ns.into());
@@ -191,6 +207,9 @@ impl fmt::Display for LinkSet {
         }
         if let Some(m) = self.addr_gen {
             write!(f, " addrgenmode {m}")?;
+        }
+        if let Some(on) = self.route_localnet {
+            write!(f, " route_localnet {}", u8::from(on))?;
         }
         match self.up {
             Some(true) => f.write_str(" up"),
@@ -255,6 +274,7 @@ impl Request for LinkSet {
             group: self.group,
             netns: self.netns.as_ref().map(NsArg::target),
             addr_gen_mode: self.addr_gen.map(AddrGenMode::code),
+            route_localnet: self.route_localnet,
             ..LinkAttrs::default()
         }
         .put(buf);

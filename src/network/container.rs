@@ -44,6 +44,7 @@ pub struct Container {
     pub(crate) hostname: Option<String>,
     pub(crate) add_hosts: Vec<AddHost>,
     pub(crate) dns: DnsConfig,
+    pub(crate) route_metric: Option<u32>,
 }
 
 impl Container {
@@ -65,6 +66,7 @@ impl Container {
             hostname: None,
             add_hosts: Vec::new(),
             dns: DnsConfig::new(),
+            route_metric: None,
         }
     }
 
@@ -142,6 +144,20 @@ impl Container {
     /// The folder the container's `hosts`, `hostname` and `resolv.conf` are written to.
     pub fn files(mut self, dir: impl Into<PathBuf>) -> Self {
         self.files = Some(dir.into());
+        self
+    }
+
+    /// The metric of the container's default routes (`ip route add default ... metric
+    /// N`); the kernel's default (0 for IPv4, 1024 for IPv6) when not set. A container on
+    /// several networks prefers the route of the lowest metric.
+    ///
+    /// ```
+    /// # let ns = netplumb::Netns::current().unwrap();
+    /// let c = netplumb::network::Container::new("3f2a1c0d9e8b", &ns).route_metric(100);
+    /// # let _ = c;
+    /// ```
+    pub fn route_metric(mut self, metric: u32) -> Self {
+        self.route_metric = Some(metric);
         self
     }
 

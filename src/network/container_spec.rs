@@ -83,6 +83,9 @@ pub struct ContainerSpec {
     /// DNS settings (`--dns`, `--dns-search`, `--dns-option`).
     #[cfg_attr(feature = "serde", serde(default))]
     pub dns: DnsConfig,
+    /// The metric of the default routes ([`Container::route_metric`]).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub route_metric: Option<u32>,
 }
 
 /// The default `ifname` of a deserialized spec, as in [`Container::new`].
@@ -109,6 +112,7 @@ impl Container {
             hostname: self.hostname.clone(),
             add_hosts: self.add_hosts.clone(),
             dns: self.dns.clone(),
+            route_metric: self.route_metric,
         }
     }
 
@@ -130,6 +134,7 @@ impl Container {
             hostname,
             add_hosts,
             dns,
+            route_metric,
         } = spec;
         Container {
             id,
@@ -147,6 +152,7 @@ impl Container {
             hostname,
             add_hosts,
             dns,
+            route_metric,
         }
     }
 }

@@ -291,12 +291,16 @@ impl Host {
         if !info.subnets.iter().any(|s| s.addr().is_ipv4()) {
             return Ok(());
         }
+        // Read in /proc, written over netlink: a read-only /proc/sys (Podman's network
+        // tool runs so in some setups) does not stop it.
         let key = Sysctl::RouteLocalnet(Scope::dev(&info.bridge));
         if !key.get_bool(&self.netns)? {
-            key.set_bool(&self.netns, true)?;
+            let bridge = info.bridge.clone();
+            self.rtnl
+                .execute(&LinkSet::new(bridge.as_str()).route_localnet(true))?;
             let ns = self.netns.clone();
             tx.record(format!("sysctl -w {key}=0"), move || {
-                key.set_bool(&ns, false)
+                Rtnl::open_in(&ns)?.execute(&LinkSet::new(bridge.as_str()).route_localnet(false))
             });
         }
         Ok(())

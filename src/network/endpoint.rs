@@ -322,7 +322,8 @@ impl Host {
         for _ in &reqs {
             adds.push(None);
         }
-        addrs_and_routes(net, att, &link, first, &in_ns, (&mut reqs, &mut adds));
+        let routes = (first, ctr.route_metric);
+        addrs_and_routes(net, att, &link, routes, &in_ns, (&mut reqs, &mut adds));
         if !lo.is_up() {
             // Up, lo gets 127.0.0.1/8, which stays when it goes down again.
             let had = inside.addrs(Some((&lo).into()))?;
@@ -552,7 +553,7 @@ fn addrs_and_routes(
     net: &NetworkInfo,
     att: &Attachment,
     link: &Link,
-    first: bool,
+    (first, metric): (bool, Option<u32>),
     in_ns: &str,
     (reqs, adds): (&mut Vec<Box<dyn Request>>, &mut clash::Adds),
 ) {
@@ -573,7 +574,11 @@ fn addrs_and_routes(
             } else {
                 Route::default_v6()
             };
-            reqs.push(Box::new(r.via(*g).dev(link)));
+            let r = r.via(*g).dev(link);
+            reqs.push(Box::new(match metric {
+                Some(m) => r.metric(m),
+                None => r,
+            }));
             let default = format!("default via {g}");
             adds.push(Some((Object::Route, default, in_ns.to_owned())));
         }

@@ -54,6 +54,12 @@ impl Host {
     ///   with containers attached, refused with [`Error::Conflict`] naming what differs,
     ///   and nothing changes.
     ///
+    /// The caller's description is the truth: attachments whose veth the kernel no
+    /// longer has (their container died without a teardown) do not count as containers,
+    /// and a network of another name that holds the bridge or an overlapping subnet,
+    /// with no live container, is removed to make way. Do not mix this with networks a
+    /// user made by hand on the same state folder.
+    ///
     /// ```no_run
     /// use netplumb::network::{Host, NetworkConfig};
     /// let mut host = Host::open_in(&netplumb::Netns::current()?, "/run/my-runtime/net")?;
@@ -67,8 +73,13 @@ impl Host {
         cfg.validate()?;
         let Some(info) = self.defs.get(&cfg.name)? else {
             return match self.create_network(cfg) {
-                // Another process created it meanwhile: look again.
-                Err(e) if e.is_exists() => self.ensure_network(cfg),
+                // Another process created it meanwhile: look again (once: it is defined).
+                Err(e) if e.is_exists() && self.defs.get(&cfg.name)?.is_some() => {
+                    self.ensure_network(cfg)
+                }
+                // A network left from before holds the subnet or the bridge: gone with
+                // it when nothing of it is alive, then once more.
+                Err(e) if e.is_exists() && self.clear_way(cfg)? => self.create_network(cfg),
                 r => r,
             };
         };
@@ -76,6 +87,8 @@ impl Host {
         if d.is_empty() {
             return Ok(info);
         }
+        // Attachments whose veth the kernel no longer has do not keep a network in use.
+        self.drop_stale(&cfg.name)?;
         if !self.attachments(Some(&cfg.name))?.is_empty() {
             return Err(Error::Conflict {
                 object: Object::Network,
@@ -103,7 +116,76 @@ impl Host {
     /// [`Host::connect`] refuses the second case with [`Error::Conflict`], since it cannot
     /// tell a restart from two containers given one id; a caller for whom the id names one
     /// container for good (Podman, CNI) uses this.
+    ///
+    /// An address or name held by an attachment whose veth the kernel no longer has (its
+    /// container died with no teardown, the host's namespace was made anew) is released
+    /// by disconnecting that attachment, and the connect is tried again.
     pub fn ensure_connected(&mut self, network: &str, ctr: &Container) -> Result<Attachment> {
+        match self.connect_replacing(network, ctr) {
+            Err(e) if e.is_exists() && self.drop_stale(network)? > 0 => {
+                self.connect_replacing(network, ctr)
+            }
+            r => r,
+        }
+    }
+
+    /// Removes the other networks that stand in `cfg`'s way (same bridge, or a subnet
+    /// that overlaps) and have no live attachment; whether any went.
+    fn clear_way(&mut self, cfg: &NetworkConfig) -> Result<bool> {
+        let mut cleared = false;
+        for other in self.networks()? {
+            let in_way = cfg.bridge.as_ref() == Some(&other.bridge)
+                || cfg.subnets.iter().any(|s| {
+                    other
+                        .subnets
+                        .iter()
+                        .any(|o| o.contains(&s.network()) || s.contains(&o.network()))
+                });
+            if other.name == cfg.name || !in_way {
+                continue;
+            }
+            self.drop_stale(&other.name)?;
+            if self.attachments(Some(&other.name))?.is_empty() {
+                log::info!(
+                    target: "netplumb::network",
+                    "network {} stands in the way of {} and has no container: removed",
+                    other.name,
+                    cfg.name
+                );
+                self.remove_network(&other.name, false)?;
+                cleared = true;
+            }
+        }
+        Ok(cleared)
+    }
+
+    /// Disconnects the attachments of `network` whose host veth is gone from the host
+    /// namespace; returns how many.
+    fn drop_stale(&mut self, network: &str) -> Result<usize> {
+        let atts = self.attachments(Some(network))?;
+        if atts.is_empty() {
+            return Ok(0);
+        }
+        let links = self.rtnl.links()?;
+        let dead: Vec<&str> = atts
+            .iter()
+            .filter(|a| !links.iter().any(|l| l.name == a.host_veth))
+            .map(|a| a.container.as_str())
+            .collect();
+        if dead.is_empty() {
+            return Ok(0);
+        }
+        log::info!(
+            target: "netplumb::network",
+            "network {network}: {} attachment(s) whose veth is gone dropped: {}",
+            dead.len(),
+            dead.join(", ")
+        );
+        self.disconnect_many(network, &dead)?;
+        Ok(dead.len())
+    }
+
+    fn connect_replacing(&mut self, network: &str, ctr: &Container) -> Result<Attachment> {
         match self.connect(network, ctr) {
             Err(Error::Conflict { differs, .. }) => {
                 log::info!(

@@ -45,6 +45,11 @@ pub const IFLA_NUM_RX_QUEUES: u16 = 32;
 pub const IFLA_AF_SPEC: u16 = 26;
 /// `IFLA_INET6_ADDR_GEN_MODE` (u8) inside `IFLA_AF_SPEC` / `AF_INET6`.
 pub const IFLA_INET6_ADDR_GEN_MODE: u16 = 8;
+/// `IFLA_INET_CONF` inside `IFLA_AF_SPEC` / `AF_INET`: the device's IPv4 settings, one
+/// u32 attribute per setting, its type the `IPV4_DEVCONF_*` index.
+pub const IFLA_INET_CONF: u16 = 1;
+/// `IPV4_DEVCONF_ROUTE_LOCALNET` (`net.ipv4.conf.DEV.route_localnet`).
+pub const IPV4_DEVCONF_ROUTE_LOCALNET: u16 = 26;
 
 /// `IFLA_INFO_KIND`.
 pub const IFLA_INFO_KIND: u16 = 1;
@@ -184,6 +189,8 @@ pub struct LinkAttrs<'a> {
     pub netns: Option<NsTarget>,
     /// `IFLA_AF_SPEC` / `AF_INET6` / `IFLA_INET6_ADDR_GEN_MODE`.
     pub addr_gen_mode: Option<u8>,
+    /// `IFLA_AF_SPEC` / `AF_INET` / `IFLA_INET_CONF` / `IPV4_DEVCONF_ROUTE_LOCALNET`.
+    pub route_localnet: Option<bool>,
     /// `IFLA_NUM_TX_QUEUES` and `IFLA_NUM_RX_QUEUES`, both the same (creation only).
     pub queues: Option<u32>,
 }
@@ -222,11 +229,20 @@ impl LinkAttrs<'_> {
             buf.attr_u32(IFLA_NUM_TX_QUEUES, q);
             buf.attr_u32(IFLA_NUM_RX_QUEUES, q);
         }
-        if let Some(m) = self.addr_gen_mode {
+        if self.addr_gen_mode.is_some() || self.route_localnet.is_some() {
             let spec = buf.begin_nest(IFLA_AF_SPEC);
-            let inet6 = buf.begin_nest(crate::wire::addr::AF_INET6 as u16);
-            buf.attr_u8(IFLA_INET6_ADDR_GEN_MODE, m);
-            buf.end_nest(inet6);
+            if let Some(on) = self.route_localnet {
+                let inet = buf.begin_nest(crate::wire::addr::AF_INET as u16);
+                let conf = buf.begin_nest(IFLA_INET_CONF);
+                buf.attr_u32(IPV4_DEVCONF_ROUTE_LOCALNET, u32::from(on));
+                buf.end_nest(conf);
+                buf.end_nest(inet);
+            }
+            if let Some(m) = self.addr_gen_mode {
+                let inet6 = buf.begin_nest(crate::wire::addr::AF_INET6 as u16);
+                buf.attr_u8(IFLA_INET6_ADDR_GEN_MODE, m);
+                buf.end_nest(inet6);
+            }
             buf.end_nest(spec);
         }
     }
