@@ -374,7 +374,11 @@ fn a_read_only_proc_sys_and_the_metric_option_are_served() {
         )
         .unwrap();
         let w = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").unwrap_err();
-        assert_eq!(w.raw_os_error(), Some(netplumb::error::Errno::EROFS.raw()), "{w}");
+        assert_eq!(
+            w.raw_os_error(),
+            Some(netplumb::error::Errno::EROFS.raw()),
+            "{w}"
+        );
         let net = Net {
             name: "ro",
             bridge: "podman9",
