@@ -158,6 +158,11 @@ fn run(cli: &Cli) -> Res {
         Cmd::Teardown { .. } => {
             let opts = request(cli)?;
             let mut host = host(cli)?;
+            // Podman deletes the container's namespace right after: the veth goes with it,
+            // so the teardown does not wait for the kernel to delete it (the host end is
+            // down and out of the bridge at once; a later call or the namespace's
+            // deletion removes it).
+            host.leave_link_deletion(true);
             let dns = aardvark(cli)?;
             setup::teardown(&mut host, &opts, dns.as_ref())
         }
