@@ -116,3 +116,60 @@ fn ensure_connected_repeats_the_same_and_replaces_a_stale_attachment() {
         h.remove_network("podman", false).unwrap();
     });
 }
+
+#[test]
+fn a_network_without_addresses_connects_and_repairs_like_the_others() {
+    common::sandbox("network_without_addresses", |s| {
+        common::no_dad(s.host());
+        let mut h = Host::open_in(s.host(), "/run/netplumb-ensure").unwrap();
+        let mut r = common::rtnl(s);
+        let info = h
+            .ensure_network(&NetworkConfig::new("l2").bridge("br-l2").ipv4(false))
+            .unwrap();
+        assert!(
+            info.subnets.is_empty() && info.gateways.is_empty(),
+            "{info:?}"
+        );
+        // Beside it, a network with addresses, whose rules the repairs must keep.
+        h.ensure_network(&cfg("10.88.0.0/16")).unwrap();
+        let ns = s.netns_dir().create("l2c").unwrap();
+        let att = h
+            .connect("l2", &Container::new("cccc00000001", &ns))
+            .unwrap();
+        assert!(att.addrs.is_empty(), "{att:?}");
+        let mac = att.mac.expect("a MAC").octets();
+        assert_eq!(
+            mac[0] & 0x03,
+            0x02,
+            "unicast, locally administered: {mac:02x?}"
+        );
+        let mut inside = Rtnl::open_in(&ns).unwrap();
+        let eth0 = inside.link("eth0").unwrap();
+        assert!(eth0.is_up());
+        assert!(inside.addrs(Some((&eth0).into())).unwrap().is_empty());
+        assert_eq!(
+            common::bridge_ports(&mut r, "br-l2"),
+            [att.host_veth.clone()].into_iter().collect()
+        );
+        // Ports need addresses.
+        let ns2 = s.netns_dir().create("l2p").unwrap();
+        let e = h
+            .connect(
+                "l2",
+                &Container::new("cccc00000002", &ns2).publish("80".parse().unwrap()),
+            )
+            .unwrap_err();
+        assert!(
+            e.is_invalid() && e.to_string().contains("without addresses"),
+            "{e}"
+        );
+        // gc and reconcile find nothing to do, and do not trip on it.
+        assert_eq!(h.gc(&["cccc00000001"]).unwrap(), Default::default());
+        let report = h.reconcile().unwrap();
+        assert!(report.is_empty(), "{report:?}");
+        h.disconnect("l2", "cccc00000001").unwrap();
+        h.remove_network("l2", false).unwrap();
+        h.remove_network("podman", false).unwrap();
+        assert!(r.link("br-l2").unwrap_err().is_not_found());
+    });
+}

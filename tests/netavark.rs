@@ -407,3 +407,58 @@ fn a_read_only_proc_sys_and_the_metric_option_are_served() {
         nothing_left(s, "podman9");
     });
 }
+
+#[test]
+fn ipam_driver_none_gives_an_interface_without_addresses_or_routes() {
+    common::sandbox("netavark_ipam_none", |s| {
+        common::no_dad(s.host());
+        let ns = s.netns_dir().create("l2").unwrap();
+        let mut req = request(
+            "c0ffee07",
+            &[Net {
+                name: "l2",
+                bridge: "podman7",
+                subnets: &[],
+                ips: &[],
+                options: json!({}),
+            }],
+            json!(null),
+        );
+        req["network_info"]["l2"]["ipam_options"] = json!({ "driver": "none" });
+        let (ok, out) = nv(&["setup", &ns_path(s, "l2")], &req);
+        assert!(ok, "{out}");
+        let status: Value = serde_json::from_str(&out).unwrap();
+        let eth0 = &status["l2"]["interfaces"]["eth0"];
+        assert_eq!(eth0["subnets"], json!([]));
+        let mut inside = Rtnl::open_in(&ns).unwrap();
+        let link = inside.link("eth0").unwrap();
+        assert!(link.is_up());
+        assert_eq!(
+            link.mac.map(|m| m.to_string()).as_deref(),
+            eth0["mac_address"].as_str()
+        );
+        let addrs = inside.addrs(Some((&link).into())).unwrap();
+        assert!(addrs.is_empty(), "{addrs:?}");
+        let routes: Vec<_> = inside
+            .routes()
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.table == 254)
+            .collect();
+        assert!(routes.is_empty(), "{routes:?}");
+        // On the bridge, which has no address either.
+        let mut r = common::rtnl(s);
+        assert_eq!(common::bridge_ports(&mut r, "podman7").len(), 1);
+        let br = r.link("podman7").unwrap();
+        let br_v4: Vec<_> = r
+            .addrs(Some((&br).into()))
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.addr.addr().is_ipv4())
+            .collect();
+        assert!(br_v4.is_empty(), "{br_v4:?}");
+        let (ok, out) = nv(&["teardown", &ns_path(s, "l2")], &req);
+        assert!(ok, "{out}");
+        nothing_left(s, "podman7");
+    });
+}

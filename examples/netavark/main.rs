@@ -24,7 +24,9 @@
 //! `dns_enabled` networks get names through aardvark-dns (`--aardvark-binary`), with the
 //! configuration files and signals netavark uses; see `dns.rs`.
 //!
-//! Not yet: `ipam_options.driver = none` and `dhcp`, the `no_default_route` option,
+//! `ipam_options.driver = none`: an interface on the bridge, no address, no route.
+//!
+//! Not yet: `ipam_options.driver = dhcp`, the `no_default_route` option,
 //! drivers other than `bridge`. Each is refused with an error naming it rather
 //! than ignored. Networks are always isolated from each other (netavark's `isolate`
 //! option is accepted and changes nothing).

@@ -210,25 +210,28 @@ fn join(name: &str, net: &crate::types::Network, per: &crate::types::PerNetwork)
             net.driver
         ));
     }
-    match net
+    // `none`: no addresses at all, only the interface on the bridge.
+    let no_ipam = match net
         .ipam_options
         .as_ref()
         .and_then(|o| o.get("driver"))
         .map(String::as_str)
     {
-        None | Some("host-local") => {}
+        None | Some("host-local") => false,
+        Some("none") => true,
         Some(d) => {
             return Err(format!(
-                "network {name}: IPAM driver {d:?} is not supported (host-local only)"
+                "network {name}: IPAM driver {d:?} is not supported (host-local or none)"
             ))
         }
-    }
-    let mut cfg = NetworkConfig::new(name).internal(net.internal);
+    };
+    let mut cfg = NetworkConfig::new(name).internal(net.internal && !no_ipam);
     if let Some(b) = &net.network_interface {
         cfg = cfg.bridge(b);
     }
     let mut subnets = Vec::new();
-    for s in net.subnets.iter().flatten() {
+    let given = if no_ipam { None } else { net.subnets.as_ref() };
+    for s in given.into_iter().flatten() {
         cfg = cfg.subnet(s.subnet);
         if let Some(g) = s.gateway {
             if !s.subnet.contains(&g) {
@@ -241,7 +244,7 @@ fn join(name: &str, net: &crate::types::Network, per: &crate::types::PerNetwork)
         }
         subnets.push((s.subnet, s.gateway));
     }
-    if subnets.is_empty() {
+    if subnets.is_empty() && !no_ipam {
         return Err(format!("network {name}: no subnets"));
     }
     let v6 = subnets.iter().any(|(s, _)| !s.addr().is_ipv4());
@@ -276,6 +279,11 @@ fn join(name: &str, net: &crate::types::Network, per: &crate::types::PerNetwork)
         }
     }
     let ips = per.static_ips.clone().unwrap_or_default();
+    if no_ipam && !ips.is_empty() {
+        return Err(format!(
+            "network {name}: static_ips with IPAM driver \"none\""
+        ));
+    }
     for ip in &ips {
         if !subnets.iter().any(|(s, _)| s.contains(ip)) {
             return Err(format!(

@@ -197,9 +197,18 @@ fn port_list(ports: &[PortRule]) -> String {
     v.join(", ")
 }
 
-/// Every change is logged at debug level, naming the backend and its namespace.
+/// Every change is logged at debug level, naming the backend and its namespace. A network
+/// without subnets (no addresses: nothing to masquerade, isolate by address or publish)
+/// has no rules: adding it changes nothing, and repairs leave it out.
 impl Firewall for AnyFirewall {
     fn add_network(&mut self, net: &NetworkRules) -> Result<()> {
+        if net.subnets.is_empty() {
+            log_change(
+                self,
+                format_args!("network {} has no subnets: no rules", net.name),
+            );
+            return Ok(());
+        }
         log_change(
             self,
             format_args!(
@@ -234,6 +243,11 @@ impl Firewall for AnyFirewall {
     }
 
     fn repair(&mut self, networks: &[NetworkRules], ports: &[PortRule]) -> Result<Repaired> {
-        self.inner().repair(networks, ports)
+        let with_rules: Vec<NetworkRules> = networks
+            .iter()
+            .filter(|n| !n.subnets.is_empty())
+            .cloned()
+            .collect();
+        self.inner().repair(&with_rules, ports)
     }
 }

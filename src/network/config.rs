@@ -168,6 +168,15 @@ impl NetworkConfig {
     /// IPv4 on the network (on by default; `--ipv4=false`, as Docker 28): off, with
     /// [`NetworkConfig::ipv6`], makes an IPv6-only network, which gets no IPv4 subnet
     /// from the pools, and whose containers, bridge and rules have IPv6 alone.
+    ///
+    /// Off without IPv6 makes a network without addresses (Podman's IPAM driver `none`):
+    /// a bridge, and containers' interfaces on it with their MACs, up, but no address,
+    /// no route, no address management and no published ports.
+    ///
+    /// ```
+    /// use netplumb::network::NetworkConfig;
+    /// assert!(NetworkConfig::new("l2").ipv4(false).validate().is_ok());
+    /// ```
     pub fn ipv4(mut self, on: bool) -> Self {
         self.ipv4 = on;
         self
@@ -234,11 +243,11 @@ impl NetworkConfig {
         if self.ipv6 && fam(false) == 0 {
             return Err(Error::invalid("ipv6", &self.name, "give an IPv6 subnet"));
         }
-        if !self.ipv4 && !self.ipv6 {
+        if !self.ipv4 && !self.ipv6 && self.internal {
             return Err(Error::invalid(
-                "ipv4",
+                "internal",
                 &self.name,
-                "a network without IPv4 needs ipv6 enabled",
+                "a network without addresses has no way out to close",
             ));
         }
         if !self.ipv4 && (fam(true) > 0 || self.ip_range.is_some()) {

@@ -261,7 +261,8 @@ impl Host {
     }
 
     pub(crate) fn forwarding_steps(&mut self, info: &NetworkInfo, tx: &mut Txn) -> Result<()> {
-        if info.internal {
+        // Nothing to route for an internal network or one without addresses.
+        if info.internal || info.subnets.is_empty() {
             return Ok(());
         }
         let keys: &[Sysctl] = if info.ipv6 {

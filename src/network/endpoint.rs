@@ -68,6 +68,13 @@ impl Host {
                 "an internal network publishes no ports",
             ));
         }
+        if net.subnets.is_empty() && !ctr.ports.is_empty() {
+            return Err(Error::invalid(
+                "ports",
+                network,
+                "a network without addresses publishes no ports",
+            ));
+        }
         let ipam = self.ipam.clone();
         let mut db = ipam.store().begin_tx()?;
         if let Some(a) = rows::attachment(db.conn(), network, &ctr.id)? {
@@ -192,9 +199,11 @@ impl Host {
         att: &mut Attachment,
         tx: &mut Txn,
     ) -> Result<()> {
-        let mac = ctr
-            .mac
-            .unwrap_or_else(|| MacAddr::from_ip(att.addrs[0].addr()));
+        let mac = ctr.mac.unwrap_or_else(|| match att.addrs.first() {
+            Some(a) => MacAddr::from_ip(a.addr()),
+            // No address to derive it from: a random, locally administered one.
+            None => super::random::mac(),
+        });
         att.mac = Some(mac);
         fault::point("veth")?;
         self.add_veth(net, ctr, att, mac)?;

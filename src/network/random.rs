@@ -30,6 +30,15 @@ pub(crate) fn number() -> u32 {
     u32::from_le_bytes(b)
 }
 
+/// A random MAC address, unicast and locally administered (`x2:…`), for an interface
+/// that has no address to derive one from.
+pub(crate) fn mac() -> crate::link::MacAddr {
+    let mut b = [0u8; 6];
+    fill(&mut b);
+    b[0] = (b[0] & 0xfc) | 0x02;
+    crate::link::MacAddr(b)
+}
+
 /// 64 random hex digits: a network id, as Docker's.
 pub(crate) fn hex_id() -> String {
     let mut b = [0u8; 32];
