@@ -82,6 +82,11 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> Res {
         )
         .into());
     }
+    // As Docker: a network needs one of the two families (the library also makes
+    // networks without addresses, which Docker's command line does not offer).
+    if !a.ipv4 && !a.ipv6 {
+        return Err("--ipv4=false needs --ipv6: IPv4 or IPv6 must be enabled".into());
+    }
     let mut cfg = NetworkConfig::new(&a.name)
         .internal(a.internal)
         .icc(a.icc)

@@ -197,12 +197,12 @@ fn port_list(ports: &[PortRule]) -> String {
     v.join(", ")
 }
 
-/// Every change is logged at debug level, naming the backend and its namespace. A network
-/// without subnets (no addresses: nothing to masquerade, isolate by address or publish)
-/// has no rules: adding it changes nothing, and repairs leave it out.
+/// Every change is logged at debug level, naming the backend and its namespace. A `Host`
+/// network without addresses (nothing to masquerade, isolate by address or publish) has
+/// no rules: adding it changes nothing, and repairs leave it out.
 impl Firewall for AnyFirewall {
     fn add_network(&mut self, net: &NetworkRules) -> Result<()> {
-        if net.subnets.is_empty() {
+        if net.addressless && net.subnets.is_empty() {
             log_change(
                 self,
                 format_args!("network {} has no subnets: no rules", net.name),
@@ -245,7 +245,7 @@ impl Firewall for AnyFirewall {
     fn repair(&mut self, networks: &[NetworkRules], ports: &[PortRule]) -> Result<Repaired> {
         let with_rules: Vec<NetworkRules> = networks
             .iter()
-            .filter(|n| !n.subnets.is_empty())
+            .filter(|n| !(n.addressless && n.subnets.is_empty()))
             .cloned()
             .collect();
         self.inner().repair(&with_rules, ports)

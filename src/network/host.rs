@@ -334,6 +334,7 @@ impl Host {
         for s in &net.subnets {
             r = r.subnet(*s);
         }
+        r.addressless = net.subnets.is_empty();
         // Anti-spoofing (enforced with ICC off): each container's addresses belong to
         // its own bridge port.
         for a in atts {

@@ -66,6 +66,10 @@ pub struct NetworkRules {
     pub(crate) links: Vec<LinkAllow>,
     pub(crate) loopback: bool,
     pub(crate) endpoints: Vec<(String, IpAddr)>,
+    /// The network has no addresses, by design (a `Host` network without IP): the
+    /// backends keep no rules for it. Rules without subnets that do not say so are
+    /// refused.
+    pub(crate) addressless: bool,
 }
 
 impl NetworkRules {
@@ -82,6 +86,7 @@ impl NetworkRules {
             links: Vec::new(),
             loopback: false,
             endpoints: Vec::new(),
+            addressless: false,
         }
     }
 
