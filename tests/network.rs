@@ -934,8 +934,9 @@ fn ipv6_only_networks() {
             .ipv6(true)
             .subnet("fd00:97::/64".parse().unwrap())
             .bridge("br-v6");
+        // (IPv4 off and IPv6 off is a network without addresses: tests/ensure.rs.)
         for bad in [
-            NetworkConfig::new("x").ipv4(false),
+            NetworkConfig::new("x").ipv4(false).ipv6(true),
             v6only.clone().subnet("10.97.0.0/24".parse().unwrap()),
         ] {
             let e = h.create_network(&bad).unwrap_err();
