@@ -9,8 +9,25 @@
 #   cargo build --release --example netavark
 #   benches/podman.sh [ROUNDS]        # ROUNDS of the one-container case (20)
 # Writes target/bench-results/podman.json (../shared/BENCH.md's format: baseline = the
-# baseline tool, ratio = baseline median / ours) and prints a table.
+# baseline tool, ratio = baseline median / ours) and prints a table. With Podman
+# installed, also `podman run --rm localhost/bb true` (ROUNDS times, wall time) with each
+# tool, in the environment tests/podman.sh uses.
 set -euo pipefail
+
+if [ "${1:-}" = "--podman" ]; then
+  tool_dir=$2 rounds=$3 out=$4
+  # shellcheck source=tests/podman_env.sh
+  . "$(dirname "$0")/../tests/podman_env.sh"
+  podman_env "$tool_dir"
+  podman run --rm localhost/bb true  # the first run sets up storage
+  for _ in $(seq 1 "$rounds"); do
+    s=$(date +%s%N)
+    podman run --rm localhost/bb true
+    e=$(date +%s%N)
+    echo "podman_run $(((e - s) / 1000))" >> "$out"
+  done
+  exit 0
+fi
 
 if [ "${1:-}" = "--inner" ]; then
   bin=$2 rounds=$3 out=$4
@@ -48,12 +65,23 @@ ours=target/release/examples/netavark
 theirs=/usr/lib/podman/netavark
 [ -x "$ours" ] || { echo "build it first: cargo build --release --example netavark"; exit 2; }
 [ -x "$theirs" ] || { echo "missing $theirs (Debian package netavark)"; exit 2; }
-tmp=$(mktemp -d)
+# Not under /tmp: the Podman stage mounts a tmpfs there.
+mkdir -p target
+tmp=$(mktemp -d -p "$PWD/target")
 trap 'rm -rf "$tmp"' EXIT
+ops="setup_1 teardown_1 setup_50 teardown_50"
+mkdir -p "$tmp/ours-bin"
+cp "$ours" "$tmp/ours-bin/netavark"
 for who in ours theirs; do
   bin=$ours; [ $who = theirs ] && bin=$theirs
   unshare -n -m --propagation private "$PWD/benches/podman.sh" --inner "$(realpath "$bin")" "$rounds" "$tmp/$who"
+  if command -v podman >/dev/null; then
+    dir=$tmp/ours-bin; [ $who = theirs ] && dir=/usr/lib/podman
+    unshare --net --mount --pid --fork --mount-proc --propagation private \
+      "$PWD/benches/podman.sh" --podman "$dir" "$rounds" "$tmp/$who" >/dev/null 2>&1
+  fi
 done
+command -v podman >/dev/null && ops="$ops podman_run"
 stats() {  # NAME FILE: "median min max n"
   grep "^$1 " "$2" | awk '{print $2}' | sort -n | awk '{v[NR]=$1} END {
     m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2; print m, v[1], v[NR], NR }'
@@ -63,7 +91,7 @@ json=target/bench-results/podman.json
 echo "[" > $json
 printf '| call (fresh process, µs) | netplumb median | netavark 1.4 median | netavark / netplumb |\n|---|---:|---:|---:|\n'
 first=1
-for op in setup_1 teardown_1 setup_50 teardown_50; do
+for op in $ops; do
   read -r m lo hi n < <(stats $op "$tmp/ours")
   read -r bm _ _ _ < <(stats $op "$tmp/theirs")
   ratio=$(awk -v a="$bm" -v b="$m" 'BEGIN {printf "%.2f", a / b}')

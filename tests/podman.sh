@@ -21,42 +21,9 @@ set -euo pipefail
 if [ "${1:-}" = "--inner" ]; then
   tool_dir=$2 label=$3
   fail() { echo "FAIL [$label]: $*"; exit 1; }
-  mount -t tmpfs tmpfs /run
-  mount -t tmpfs tmpfs /var/lib
-  mount -t tmpfs tmpfs /dev/shm
-  mount -t tmpfs tmpfs /tmp
-  mkdir -p /run/etc-containers
-  cat > /run/etc-containers/containers.conf <<CONF
-[containers]
-cgroups = "disabled"
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-runtime = "crun"
-helper_binaries_dir = ["$tool_dir", "/usr/lib/podman"]
-[network]
-network_backend = "netavark"
-CONF
-  cat > /run/etc-containers/storage.conf <<CONF
-[storage]
-driver = "vfs"
-runroot = "/run/containers/storage"
-graphroot = "/var/lib/containers/storage"
-CONF
-  echo '{"default":[{"type":"insecureAcceptAnything"}]}' > /run/etc-containers/policy.json
-  mount --bind /run/etc-containers /etc/containers
-  if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ]; then
-    mount -t cgroup2 none /sys/fs/cgroup 2>/dev/null || true
-  fi
-  ip link set lo up
-  root=/tmp/bb
-  mkdir -p $root/bin $root/etc $root/www
-  cp "$(command -v busybox)" $root/bin/busybox
-  for c in sh httpd wget cat sleep ip; do ln -s busybox $root/bin/$c; done
-  echo hello > $root/www/index.html
-  echo "root:x:0:0:root:/:/bin/sh" > $root/etc/passwd
-  tar -C $root -cf /tmp/bb.tar .
-  podman import -q /tmp/bb.tar localhost/bb >/dev/null
+  # shellcheck source=tests/podman_env.sh
+  . "$(dirname "$0")/podman_env.sh"
+  podman_env "$tool_dir"
   # A server just started may not listen yet: a few tries, 0.2 s apart. (No `-T`:
   # busybox-static 1.35's wget crashes with it.)
   get() {
