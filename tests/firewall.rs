@@ -462,30 +462,11 @@ fn invalid_rules_are_refused_before_the_kernel(s: &Sandbox, open: Opener) {
 }
 
 fn nft(ns: &Netns, args: &[&str]) -> Option<()> {
-    let out = ns
-        .spawn(Command::new("nft").args(args))
-        .ok()?
-        .wait_with_output()
-        .ok()?;
-    assert!(
-        out.status.success(),
-        "nft {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(())
+    common::run_in(ns, "nft", args).map(drop)
 }
 
 fn nft_list(ns: &Netns) -> Option<String> {
-    let out = ns
-        .spawn(
-            Command::new("nft")
-                .args(["list", "ruleset"])
-                .stdout(std::process::Stdio::piped()),
-        )
-        .ok()?
-        .wait_with_output()
-        .ok()?;
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+    common::run_in(ns, "nft", &["list", "ruleset"])
 }
 
 /// The backend's own listing: `nft list ruleset` (if nft is there), or `iptables-save`

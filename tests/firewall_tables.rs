@@ -8,7 +8,6 @@
 mod common;
 
 use std::net::IpAddr;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use std::time::Instant;
@@ -21,26 +20,10 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-/// `nft list tables` in `ns`: the lines naming a `netplumb` table; `None` (after printing
-/// `SKIPPED`) without the `nft` binary.
-fn our_tables(ns: &Netns, test: &str) -> Option<Vec<String>> {
-    let out = match ns.spawn(
-        Command::new("nft")
-            .args(["list", "tables"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped()),
-    ) {
-        Ok(child) => child.wait_with_output().unwrap(),
-        Err(_) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{test}: the nft binary is needed as a witness under CI=true")
-        }
-        Err(_) => {
-            eprintln!("SKIPPED {test}: no nft binary to witness the tables");
-            return None;
-        }
-    };
-    assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8_lossy(&out.stdout);
+/// `nft list tables` in `ns`: the lines naming a `netplumb` table (the test is skipped
+/// without the `nft` binary).
+fn our_tables(ns: &Netns) -> Option<Vec<String>> {
+    let text = common::run_in(ns, "nft", &["list", "tables"])?;
     Some(
         text.lines()
             .filter(|l| l.ends_with(" netplumb"))
@@ -51,12 +34,7 @@ fn our_tables(ns: &Netns, test: &str) -> Option<Vec<String>> {
 
 /// Runs `nft ARGS` in `ns` (the witness acting as a user or as vandal).
 fn nft(ns: &Netns, args: &[&str]) {
-    let out = ns
-        .spawn(Command::new("nft").args(args))
-        .unwrap()
-        .wait_with_output()
-        .unwrap();
-    assert!(out.status.success(), "nft {args:?}: {out:?}");
+    common::run_in(ns, "nft", args).expect("nft runs in the namespace");
 }
 
 fn dual(name: &str, bridge: &str, n: u8) -> NetworkRules {
@@ -74,7 +52,7 @@ fn the_last_network_takes_the_tables() {
     const NAME: &str = "the_last_network_takes_the_tables";
     common::sandbox(NAME, |s: &Sandbox| {
         let ns = s.host();
-        let Some(none) = our_tables(ns, NAME) else {
+        let Some(none) = our_tables(ns) else {
             return;
         };
         assert!(none.is_empty(), "{none:?}");
@@ -92,7 +70,7 @@ fn the_last_network_takes_the_tables() {
             PortRule::new("net1", Proto::Udp, 53, ip("10.2.0.2"), 53),
         ])
         .unwrap();
-        let all = our_tables(ns, NAME).unwrap();
+        let all = our_tables(ns).unwrap();
         assert_eq!(
             all,
             [
@@ -103,18 +81,18 @@ fn the_last_network_takes_the_tables() {
         );
         // The guarded endpoint goes: so does the bridge table.
         fw.add_network(&dual("net0", "br0", 1).icc(false)).unwrap();
-        assert!(!our_tables(ns, NAME)
+        assert!(!our_tables(ns)
             .unwrap()
             .contains(&"table bridge netplumb".to_owned()));
         fw.add_network(&net0).unwrap();
         // net0 goes: the ip6 and bridge tables held only net0's.
         fw.remove_network("net0").unwrap();
-        assert_eq!(our_tables(ns, NAME).unwrap(), ["table ip netplumb"]);
+        assert_eq!(our_tables(ns).unwrap(), ["table ip netplumb"]);
         assert_eq!(fw.state().unwrap().networks, ["net1"]);
         assert_eq!(fw.state().unwrap().ports.len(), 1);
         // The last network goes: nothing of ours is left.
         fw.remove_network("net1").unwrap();
-        assert_eq!(our_tables(ns, NAME).unwrap(), Vec::<String>::new());
+        assert_eq!(our_tables(ns).unwrap(), Vec::<String>::new());
         assert!(fw.state().unwrap().families.is_empty());
         fw.remove_network("net1").unwrap(); // gone already: fine
                                             // A users' chain with rules keeps its table (and nothing else of ours goes).
@@ -134,11 +112,11 @@ fn the_last_network_takes_the_tables() {
             ],
         );
         fw.remove_network("net2").unwrap();
-        assert_eq!(our_tables(ns, NAME).unwrap(), ["table ip netplumb"]);
+        assert_eq!(our_tables(ns).unwrap(), ["table ip netplumb"]);
         nft(ns, &["flush", "chain", "ip", "netplumb", "user"]);
         fw.add_network(&v4("net2", "br2", 3)).unwrap();
         fw.remove_network("net2").unwrap();
-        assert_eq!(our_tables(ns, NAME).unwrap(), Vec::<String>::new());
+        assert_eq!(our_tables(ns).unwrap(), Vec::<String>::new());
     });
 }
 
@@ -147,7 +125,7 @@ fn an_ipv4_network_makes_no_ip6_table() {
     const NAME: &str = "an_ipv4_network_makes_no_ip6_table";
     common::sandbox(NAME, |s: &Sandbox| {
         let ns = s.host();
-        if our_tables(ns, NAME).is_none() {
+        if our_tables(ns).is_none() {
             return;
         }
         let mut fw = Nftables::open_in(ns).unwrap();
@@ -155,25 +133,25 @@ fn an_ipv4_network_makes_no_ip6_table() {
         fw.add_network(&net1).unwrap();
         let port = PortRule::new("net1", Proto::Tcp, 8080, ip("10.2.0.2"), 80);
         fw.publish(std::slice::from_ref(&port)).unwrap();
-        assert_eq!(our_tables(ns, NAME).unwrap(), ["table ip netplumb"]);
+        assert_eq!(our_tables(ns).unwrap(), ["table ip netplumb"]);
         assert_eq!(fw.state().unwrap().families, ["ip"]);
         fw.unpublish(std::slice::from_ref(&port)).unwrap();
         // The first IPv6 subnet brings the ip6 table; a network that drops its IPv6
         // subnet takes it away again.
         fw.add_network(&dual("net3", "br3", 4)).unwrap();
         assert_eq!(
-            our_tables(ns, NAME).unwrap(),
+            our_tables(ns).unwrap(),
             ["table ip netplumb", "table ip6 netplumb"]
         );
         fw.add_network(&v4("net3", "br3", 4)).unwrap();
-        assert_eq!(our_tables(ns, NAME).unwrap(), ["table ip netplumb"]);
+        assert_eq!(our_tables(ns).unwrap(), ["table ip netplumb"]);
         // A repair after `nft flush ruleset` makes only what the networks need.
         fw.publish(std::slice::from_ref(&port)).unwrap();
         nft(ns, &["flush", "ruleset"]);
         let nets = [net1.clone(), v4("net3", "br3", 4)];
         let fixed = fw.repair(&nets, std::slice::from_ref(&port)).unwrap();
         assert_eq!(fixed.skeleton, ["table ip netplumb"], "{fixed}");
-        assert_eq!(our_tables(ns, NAME).unwrap(), ["table ip netplumb"]);
+        assert_eq!(our_tables(ns).unwrap(), ["table ip netplumb"]);
         assert_eq!(fw.state().unwrap().networks, ["net1", "net3"]);
         assert!(fw.repair(&nets, &[port]).unwrap().is_empty());
     });
@@ -186,7 +164,7 @@ fn removing_the_last_network_is_no_damage() {
     const NAME: &str = "removing_the_last_network_is_no_damage";
     common::sandbox(NAME, |s: &Sandbox| {
         let ns = s.host().clone();
-        if our_tables(&ns, NAME).is_none() {
+        if our_tables(&ns).is_none() {
             return;
         }
         let net = dual("net0", "br0", 1);
@@ -208,14 +186,14 @@ fn removing_the_last_network_is_no_damage() {
         fw.remove_network("net0").unwrap();
         std::thread::sleep(Duration::from_millis(400));
         assert_eq!(watch.stats().damage, 0, "{:?}", watch.stats());
-        assert_eq!(our_tables(&ns, NAME).unwrap(), Vec::<String>::new());
+        assert_eq!(our_tables(&ns).unwrap(), Vec::<String>::new());
         // Someone else deletes the tables of a live network: they come back.
         fw.add_network(&net).unwrap();
         *wanted.lock().unwrap() = vec![net.clone()];
         nft(&ns, &["delete", "table", "ip6", "netplumb"]);
         let back = (0..50).any(|_| {
             std::thread::sleep(Duration::from_millis(100));
-            our_tables(&ns, NAME).unwrap().len() == 2
+            our_tables(&ns).unwrap().len() == 2
         });
         let stats = watch.stop();
         assert!(back, "{stats:?}");
@@ -236,7 +214,7 @@ fn concurrent_writers_never_delete_a_filled_table() {
     const NAME: &str = "concurrent_writers_never_delete_a_filled_table";
     common::sandbox(NAME, |s: &Sandbox| {
         let ns = s.host().clone();
-        if our_tables(&ns, NAME).is_none() {
+        if our_tables(&ns).is_none() {
             return;
         }
         // What each writer's network holds when complete, read in a table of its own.
@@ -278,7 +256,7 @@ fn concurrent_writers_never_delete_a_filled_table() {
         for w in writers {
             w.join().unwrap();
         }
-        assert_eq!(our_tables(&ns, NAME).unwrap(), Vec::<String>::new());
+        assert_eq!(our_tables(&ns).unwrap(), Vec::<String>::new());
     });
 }
 

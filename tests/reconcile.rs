@@ -21,7 +21,6 @@ mod common;
 use common::no_dad;
 
 use std::net::{IpAddr, SocketAddr};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -146,31 +145,10 @@ fn works(w: &World, expect: bool) -> bool {
     checks.iter().all(|(_, ok)| *ok)
 }
 
-/// Runs a witness tool (`nft`, `iptables`) in the sandbox's host namespace; `None` when
-/// it is not installed.
-fn tool(ns: &Netns, bin: &str, args: &[&str]) -> Option<String> {
-    let out = ns
-        .spawn(
-            Command::new(common::need(bin))
-                .args(args)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped()),
-        )
-        .ok()?
-        .wait_with_output()
-        .ok()?;
-    assert!(
-        out.status.success(),
-        "{bin} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// Which binaries the iptables backend under test runs (`iptables` unless the host has
 /// only the legacy ones), and whether they are the nf_tables variant.
 fn iptables_bins(ns: &Netns) -> (&'static str, &'static str, bool) {
-    let v = tool(ns, "iptables", &["--version"]).unwrap_or_default();
+    let v = common::run_in(ns, "iptables", &["--version"]).unwrap_or_default();
     ("iptables", "ip6tables", v.contains("nf_tables"))
 }
 
@@ -178,11 +156,11 @@ fn iptables_bins(ns: &Netns) -> (&'static str, &'static str, bool) {
 /// the repaired ruleset with the original.
 fn listing(w: &World, backend: Backend) -> Option<Vec<String>> {
     let text = match backend {
-        Backend::Nftables => tool(w.h.netns(), "nft", &["list", "ruleset"])?,
+        Backend::Nftables => common::run_in(w.h.netns(), "nft", &["list", "ruleset"])?,
         _ => {
             let (v4, v6, _) = iptables_bins(w.h.netns());
-            tool(w.h.netns(), &format!("{v4}-save"), &[])?
-                + &tool(w.h.netns(), &format!("{v6}-save"), &[])?
+            common::run_in(w.h.netns(), &format!("{v4}-save"), &[])?
+                + &common::run_in(w.h.netns(), &format!("{v6}-save"), &[])?
         }
     };
     let mut lines: Vec<String> = text
@@ -203,7 +181,7 @@ fn vandalise(w: &World, backend: Backend) {
     let ns = w.h.netns();
     match backend {
         Backend::Nftables => {
-            tool(ns, "nft", &["flush", "ruleset"]).expect("nft is needed as a witness");
+            common::run_in(ns, "nft", &["flush", "ruleset"]).expect("nft is needed as a witness");
         }
         _ => {
             let (v4, _, _) = iptables_bins(ns);
@@ -215,7 +193,7 @@ fn vandalise(w: &World, backend: Backend) {
                 &["-F", "DOCKER-ISOLATION-STAGE-2"],
                 &["-F", "FORWARD"],
             ] {
-                tool(ns, v4, args).expect("iptables");
+                common::run_in(ns, v4, args).expect("iptables");
             }
         }
     }
@@ -322,7 +300,7 @@ fn removed_rules_come_back_with_reconcile(s: &Sandbox, backend: Backend) {
     );
     // With iptables-nft, `nft flush ruleset` takes the iptables tables too.
     let nft_based = backend != Backend::Nftables && iptables_bins(w.h.netns()).2;
-    if nft_based && tool(w.h.netns(), "nft", &["flush", "ruleset"]).is_some() {
+    if nft_based && common::run_in(w.h.netns(), "nft", &["flush", "ruleset"]).is_some() {
         assert!(!works(&w, false));
         assert!(!w.h.reconcile().unwrap().is_empty());
         works(&w, true);
@@ -375,7 +353,7 @@ fn a_deleted_or_emptied_table_comes_back(s: &Sandbox, backend: Backend) {
         return;
     };
     // Only our IPv4 table goes: only it comes back.
-    tool(&ns, "nft", &["delete", "table", "ip", "netplumb"]);
+    common::run_in(&ns, "nft", &["delete", "table", "ip", "netplumb"]);
     assert_eq!(common::call_peer(&w.outside, sa("192.0.2.1", 8080)), None);
     let fixed = w.h.reconcile().unwrap().firewall;
     assert_eq!(fixed.skeleton, ["table ip netplumb"], "{fixed}");
@@ -383,7 +361,7 @@ fn a_deleted_or_emptied_table_comes_back(s: &Sandbox, backend: Backend) {
     works(&w, true);
     assert_eq!(listing(&w, backend).unwrap(), before);
     // A firewalld-style reload: deleted and made again, empty.
-    tool(
+    common::run_in(
         &ns,
         "nft",
         &["delete table ip netplumb; add table ip netplumb"],
@@ -423,7 +401,7 @@ fn flushed_chains_and_sets_come_back(s: &Sandbox, backend: Backend) {
         ),
     ];
     for (args, skeleton) in cases {
-        tool(&ns, "nft", args);
+        common::run_in(&ns, "nft", args);
         assert!(!works(&w, false), "{args:?} broke something");
         let fixed = w.h.reconcile().unwrap().firewall;
         assert!(!fixed.is_empty(), "{args:?}");
@@ -438,7 +416,7 @@ fn flushed_chains_and_sets_come_back(s: &Sandbox, backend: Backend) {
         assert!(w.h.reconcile().unwrap().is_empty(), "{args:?}");
     }
     // The users' chain keeps its rules through a repair of the forward chain.
-    tool(
+    common::run_in(
         &ns,
         "nft",
         &[
@@ -453,9 +431,9 @@ fn flushed_chains_and_sets_come_back(s: &Sandbox, backend: Backend) {
             "drop",
         ],
     );
-    tool(&ns, "nft", &["flush", "chain", "ip", "netplumb", "forward"]);
+    common::run_in(&ns, "nft", &["flush", "chain", "ip", "netplumb", "forward"]);
     w.h.reconcile().unwrap();
-    let l = tool(&ns, "nft", &["list", "chain", "ip", "netplumb", "user"]).unwrap();
+    let l = common::run_in(&ns, "nft", &["list", "chain", "ip", "netplumb", "user"]).unwrap();
     assert!(l.contains("ip saddr 198.51.100.9 drop"), "{l}");
     works(&w, true);
 }

@@ -483,9 +483,9 @@ fn a_container_cannot_pose_as_another_to_pass_a_link(s: &Sandbox, backend: Backe
     assert!(received(&rx4, b"c1-again").is_some());
     // The guard is part of what a repair puts back after someone else's flush.
     let flushed = match backend {
-        Backend::Nftables => tool(&w.host, "nft", &["flush", "ruleset"]),
-        _ => tool(&w.host, "iptables", &["-F", "FORWARD"])
-            .and_then(|_| tool(&w.host, "ip6tables", &["-F", "FORWARD"])),
+        Backend::Nftables => common::witness_in(&w.host, "nft", &["flush", "ruleset"]),
+        _ => common::witness_in(&w.host, "iptables", &["-F", "FORWARD"])
+            .and_then(|_| common::witness_in(&w.host, "ip6tables", &["-F", "FORWARD"])),
     };
     if flushed.is_some() {
         let fixed = w.fw.repair(std::slice::from_ref(&net), &[]).unwrap();
@@ -506,41 +506,22 @@ fn a_container_cannot_pose_as_another_to_pass_a_link(s: &Sandbox, backend: Backe
     w.fw.add_network(&net0().endpoint("vethbr01", ip("10.77.0.2")))
         .unwrap();
     if backend == Backend::Nftables {
-        if let Some(l) = tool(&w.host, "nft", &["list", "tables"]) {
+        if let Some(l) = common::witness_in(&w.host, "nft", &["list", "tables"]) {
             assert!(!l.contains("table bridge netplumb"), "{l}");
         }
         w.fw.add_network(&net0().icc(false).endpoint("vethbr01", ip("10.77.0.2")))
             .unwrap();
-        if let Some(l) = tool(&w.host, "nft", &["list", "table", "bridge", "netplumb"]) {
+        if let Some(l) =
+            common::witness_in(&w.host, "nft", &["list", "table", "bridge", "netplumb"])
+        {
             assert!(l.contains("elements"), "{l}");
             assert!(l.contains("iifname . ip saddr != @owners4 drop"), "{l}");
         }
         w.fw.remove_network("net0").unwrap();
-        if let Some(l) = tool(&w.host, "nft", &["list", "tables"]) {
+        if let Some(l) = common::witness_in(&w.host, "nft", &["list", "tables"]) {
             assert!(!l.contains("table bridge netplumb"), "{l}");
         }
     }
-}
-
-/// Runs a witness tool in `ns`; `None` when it is not installed (the test goes on without
-/// that check, counted as skipped).
-fn tool(ns: &Netns, bin: &str, args: &[&str]) -> Option<String> {
-    let out = ns
-        .spawn(
-            std::process::Command::new(common::witness(bin)?)
-                .args(args)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped()),
-        )
-        .ok()?
-        .wait_with_output()
-        .ok()?;
-    assert!(
-        out.status.success(),
-        "{bin} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn conntrack_invalid_packets_are_not_forwarded(s: &Sandbox, backend: Backend) {

@@ -119,6 +119,38 @@ pub fn example_binary(name: &str) -> std::path::PathBuf {
     bin
 }
 
+/// Runs the witness `bin ARGS` inside `ns` (`nft list ruleset`, `iptables-save`, …) and
+/// returns what it printed; fails the test when it fails. Without `bin` on PATH the test is
+/// skipped ([`need`]); `None` when it cannot be started in `ns`.
+pub fn run_in(ns: &Netns, bin: &str, args: &[&str]) -> Option<String> {
+    run_path(ns, &need(bin), bin, args)
+}
+
+/// [`run_in`] for a witness the test can do without: `None` (and the test counted as
+/// skipped, [`witness`]) when `bin` is not installed.
+pub fn witness_in(ns: &Netns, bin: &str, args: &[&str]) -> Option<String> {
+    run_path(ns, &witness(bin)?, bin, args)
+}
+
+fn run_path(ns: &Netns, path: &std::path::Path, bin: &str, args: &[&str]) -> Option<String> {
+    let out = ns
+        .spawn(
+            std::process::Command::new(path)
+                .args(args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped()),
+        )
+        .ok()?
+        .wait_with_output()
+        .ok()?;
+    assert!(
+        out.status.success(),
+        "{bin} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// An rtnl handle on the sandbox's host namespace.
 pub fn rtnl(s: &Sandbox) -> Rtnl {
     Rtnl::open_in(s.host()).expect("rtnl in sandbox")
