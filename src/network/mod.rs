@@ -36,6 +36,7 @@ mod container_spec;
 mod create;
 mod durable;
 mod endpoint;
+mod endpoint_files;
 mod ensure;
 pub mod files;
 mod gc;
