@@ -173,3 +173,35 @@ fn a_network_without_addresses_connects_and_repairs_like_the_others() {
         assert!(r.link("br-l2").unwrap_err().is_not_found());
     });
 }
+
+#[test]
+fn an_address_held_by_a_dead_attachment_is_released_for_a_new_container() {
+    common::sandbox("ensure_dead_attachment", |s| {
+        common::no_dad(s.host());
+        let mut h = Host::open_in(s.host(), "/run/netplumb-ensure").unwrap();
+        let mut r = common::rtnl(s);
+        h.ensure_network(&cfg("10.88.0.0/16")).unwrap();
+        let ip: std::net::IpAddr = "10.88.0.9".parse().unwrap();
+        let old = s.netns_dir().create("old").unwrap();
+        let dead = h
+            .ensure_connected("podman", &Container::new("dddd00000001", &old).ip(ip))
+            .unwrap();
+        // Its container died with no teardown, and its veth went with it.
+        r.execute(&LinkDel::new(dead.host_veth.as_str())).unwrap();
+        let new = s.netns_dir().create("new").unwrap();
+        let fresh = Container::new("dddd00000002", &new).ip(ip);
+        // connect alone refuses: the address is leased.
+        assert!(h.connect("podman", &fresh).unwrap_err().is_exists());
+        let att = h.ensure_connected("podman", &fresh).unwrap();
+        assert_eq!(att.addrs[0].addr(), ip);
+        let ids: Vec<String> = h
+            .attachments(Some("podman"))
+            .unwrap()
+            .into_iter()
+            .map(|a| a.container)
+            .collect();
+        assert_eq!(ids, ["dddd00000002"]);
+        h.disconnect("podman", "dddd00000002").unwrap();
+        h.remove_network("podman", false).unwrap();
+    });
+}

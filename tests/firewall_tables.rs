@@ -94,8 +94,9 @@ fn the_last_network_takes_the_tables() {
         fw.remove_network("net1").unwrap();
         assert_eq!(our_tables(ns).unwrap(), Vec::<String>::new());
         assert!(fw.state().unwrap().families.is_empty());
-        fw.remove_network("net1").unwrap(); // gone already: fine
-                                            // A users' chain with rules keeps its table (and nothing else of ours goes).
+        // Gone already: fine.
+        fw.remove_network("net1").unwrap();
+        // A users' chain with rules keeps its table (and nothing else of ours goes).
         fw.add_network(&v4("net2", "br2", 3)).unwrap();
         nft(
             ns,

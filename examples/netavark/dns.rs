@@ -109,7 +109,15 @@ impl Aardvark {
             };
             let mut lines = text.lines();
             let head = lines.next().unwrap_or_default();
-            let rest: Vec<&str> = lines.filter(|l| l.split(' ').next() != Some(id)).collect();
+            let all: Vec<&str> = lines.collect();
+            let rest: Vec<&str> = all
+                .iter()
+                .copied()
+                .filter(|l| l.split(' ').next() != Some(id))
+                .collect();
+            if rest.len() == all.len() {
+                continue; // not listed there: nothing to write or signal
+            }
             changed = true;
             if rest.is_empty() {
                 fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
