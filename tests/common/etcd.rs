@@ -79,6 +79,18 @@ impl EtcdServer {
             .status()
             .expect("run kill");
         assert!(st.success(), "kill {sig} {pid}");
+        if frozen {
+            // The signal is delivered to each thread as it is next scheduled: until every
+            // thread shows the stopped state, a request sent now may still be served.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !all_threads_stopped(&pid) {
+                assert!(
+                    Instant::now() < deadline,
+                    "etcd {pid} not stopped after 10 s"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
     }
 
     /// Compacts the history up to `revision` (a raw gateway call, independent of the
@@ -182,4 +194,18 @@ impl Drop for EtcdServer {
         // Before the temp dir (a later field) is removed.
         self.stop();
     }
+}
+
+/// Whether every thread of process `pid` is stopped by a signal (state `T` in its stat).
+fn all_threads_stopped(pid: &str) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|t| {
+        std::fs::read_to_string(t.path().join("stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('T')))
+            // A thread that exited meanwhile is no longer serving anything.
+            .unwrap_or(true)
+    })
 }
