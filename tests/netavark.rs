@@ -321,7 +321,7 @@ fn bad_requests_are_json_errors_naming_the_part_and_change_nothing() {
         );
         with(
             &|r| r["network_info"]["podman1"]["ipam_options"] = json!({ "driver": "dhcp" }),
-            "IPAM driver \"dhcp\"",
+            "unsupported ipam driver dhcp",
         );
         with(
             &|r| r["port_mappings"] = json!([{ "host_ip": "", "host_port": 8080, "container_port": 80, "protocol": "tcp,gre", "range": 1 }]),
@@ -332,13 +332,20 @@ fn bad_requests_are_json_errors_naming_the_part_and_change_nothing() {
             "static_mac \"zz:00\"",
         );
         with(&|r| r["container_id"] = json!(5), "invalid network options");
-        // A namespace path that is not there.
+        // A namespace path that is not there, a request file that is not there: in
+        // netavark's words, which its users match on.
         let (ok, out) = nv(
             &["setup", "/run/netns/not-there"],
             &request("c0ffee05", &[dual_stack()], json!(null)),
         );
         assert!(!ok);
-        assert!(out.contains("/run/netns/not-there"), "{out}");
+        let want = "invalid namespace path: IO error: No such file or directory (os error 2)";
+        assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["error"], want);
+        let (ok, out) = nv(&["-f", "/run/not-there.json", "setup", &path], &json!(null));
+        assert!(!ok);
+        let want =
+            "failed to load network options: IO error: No such file or directory (os error 2)";
+        assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["error"], want);
         assert_eq!(common::link_names(&mut r), before);
         drop(ns);
     });
@@ -405,6 +412,32 @@ fn a_read_only_proc_sys_and_the_metric_option_are_served() {
         let (ok, out) = nv(&["teardown", &ns_path(s, "ro")], &req);
         assert!(ok, "{out}");
         nothing_left(s, "podman9");
+        // Forwarding off and /proc/sys read-only: the write it needs fails, in netavark's
+        // words, and nothing is left.
+        netplumb::sysctl::Sysctl::IpForward
+            .set(s.host(), "0")
+            .unwrap();
+        let ro = nix::mount::MsFlags::MS_BIND
+            | nix::mount::MsFlags::MS_REMOUNT
+            | nix::mount::MsFlags::MS_RDONLY;
+        nix::mount::mount(
+            Some(sys),
+            sys,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .unwrap();
+        nix::mount::mount(None::<&str>, sys, None::<&str>, ro, None::<&str>).unwrap();
+        let (ok, out) = nv(&["setup", &ns_path(s, "ro")], &req);
+        nix::mount::umount2(sys, nix::mount::MntFlags::MNT_DETACH).unwrap();
+        assert!(!ok, "{out}");
+        let e: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            e["error"],
+            "Sysctl error: IO Error: Read-only file system (os error 30)"
+        );
+        nothing_left(s, "podman9");
     });
 }
 
@@ -460,5 +493,111 @@ fn ipam_driver_none_gives_an_interface_without_addresses_or_routes() {
         let (ok, out) = nv(&["teardown", &ns_path(s, "l2")], &req);
         assert!(ok, "{out}");
         nothing_left(s, "podman7");
+    });
+}
+
+#[test]
+fn no_default_route_static_routes_and_the_firewall_driver_none() {
+    common::sandbox("netavark_routes", |s| {
+        common::no_dad(s.host());
+        let ns = s.netns_dir().create("rt").unwrap();
+        let mut req = request(
+            "c0ffee08",
+            &[Net {
+                name: "rt",
+                bridge: "podman8",
+                subnets: &[("10.92.0.0/24", "10.92.0.1")],
+                ips: &["10.92.0.7"],
+                options: json!({ "no_default_route": "true" }),
+            }],
+            json!([{ "host_ip": "", "host_port": 8088, "container_port": 80, "protocol": "tcp", "range": 1 }]),
+        );
+        req["network_info"]["rt"]["routes"] = json!([
+            { "destination": "10.99.0.0/16", "gateway": "10.92.0.254" },
+            { "destination": "10.98.0.0/16", "gateway": "10.92.0.253", "metric": 300 },
+        ]);
+        let args = ["--firewall-driver", "none", "setup", &ns_path(s, "rt")];
+        let (ok, out) = nv(&args, &req);
+        assert!(ok, "{out}");
+        let mut inside = Rtnl::open_in(&ns).unwrap();
+        let routes: Vec<(String, Option<String>, Option<u32>)> = inside
+            .routes()
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.table == 254 && r.via.is_some())
+            .map(|r| (r.dst.to_string(), r.via.map(|g| g.to_string()), r.metric))
+            .collect();
+        // No default route; the static ones with the network's metric (100) or their own.
+        assert_eq!(routes.len(), 2, "{routes:?}");
+        assert!(
+            routes.contains(&("10.99.0.0/16".into(), Some("10.92.0.254".into()), Some(100))),
+            "{routes:?}"
+        );
+        assert!(
+            routes.contains(&("10.98.0.0/16".into(), Some("10.92.0.253".into()), Some(300))),
+            "{routes:?}"
+        );
+        // No firewall: no table of ours, and iptables-nft's tables none either.
+        let fw = Nftables::open_in(s.host()).unwrap().state().unwrap();
+        assert!(fw.families.is_empty(), "{fw:?}");
+        if let Some(tables) = common::run_in(s.host(), "nft", &["list", "tables"]) {
+            assert!(tables.trim().is_empty(), "{tables}");
+        }
+        // A gateway of the other family is refused before anything is made.
+        let mut bad = req.clone();
+        bad["container_id"] = json!("c0ffee09");
+        bad["networks"]["rt"]["static_ips"] = json!(["10.92.0.8"]);
+        bad["network_info"]["rt"]["routes"] =
+            json!([{ "destination": "10.99.0.0/16", "gateway": "fd00::1" }]);
+        let (ok, out) = nv(&args, &bad);
+        assert!(
+            !ok && out.contains("route to 10.99.0.0/16 via fd00::1"),
+            "{out}"
+        );
+        let (ok, out) = nv(
+            &["--firewall-driver", "none", "teardown", &ns_path(s, "rt")],
+            &req,
+        );
+        assert!(ok, "{out}");
+        nothing_left(s, "podman8");
+    });
+}
+
+#[test]
+fn a_container_interface_deleted_before_teardown_is_reported_after_everything_is_removed() {
+    common::sandbox("netavark_veth_gone", |s| {
+        common::no_dad(s.host());
+        let ns = s.netns_dir().create("g").unwrap();
+        let net = Net {
+            name: "g",
+            bridge: "podman6",
+            subnets: &[("10.93.0.0/24", "10.93.0.1")],
+            ips: &["10.93.0.2"],
+            options: json!({}),
+        };
+        let req = request(
+            "c0ffee0a",
+            &[net],
+            json!([{ "host_ip": "", "host_port": 8089, "container_port": 80, "protocol": "tcp", "range": 1 }]),
+        );
+        let (ok, out) = nv(&["setup", &ns_path(s, "g")], &req);
+        assert!(ok, "{out}");
+        let mut inside = Rtnl::open_in(&ns).unwrap();
+        let eth0 = inside.link("eth0").unwrap();
+        inside
+            .execute(&netplumb::link::LinkDel::new(&eth0))
+            .unwrap();
+        // As netavark: an error naming the interface, and everything removed all the same.
+        let (ok, out) = nv(&["teardown", &ns_path(s, "g")], &req);
+        assert!(!ok, "{out}");
+        let e: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            e["error"],
+            "failed to delete container veth eth0: Netlink error: No such device (os error 19)"
+        );
+        nothing_left(s, "podman6");
+        // Nothing is connected any more: a second teardown is fine.
+        let (ok, out) = nv(&["teardown", &ns_path(s, "g")], &req);
+        assert!(ok, "{out}");
     });
 }

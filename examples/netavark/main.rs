@@ -6,7 +6,7 @@
 //! # containers.conf:  [network] network_backend = "netavark"
 //! #                   [engine]  helper_binaries_dir = ["/path/to/target/release/examples"]
 //! netavark [--config DIR] [--rootless=false] [--aardvark-binary PATH] [-f FILE]
-//!          [--firewall-driver nftables|iptables] setup|teardown NETNS_PATH
+//!          [--firewall-driver nftables|iptables|none] setup|teardown NETNS_PATH
 //! netavark version
 //! ```
 //!
@@ -26,9 +26,13 @@
 //!
 //! `ipam_options.driver = none`: an interface on the bridge, no address, no route.
 //!
-//! Not yet: `ipam_options.driver = dhcp`, the `no_default_route` option,
-//! drivers other than `bridge`. Each is refused with an error naming it rather
-//! than ignored. Networks are always isolated from each other (netavark's `isolate`
+//! The `no_default_route` option and a network's static `routes` (netavark ≥ 1.8) are
+//! served. The firewall driver is `--firewall-driver`, else `NETAVARK_FW` (as netavark
+//! reads it), else nftables. Failures that netavark's users match on are worded as
+//! netavark words them.
+//!
+//! Not yet: `ipam_options.driver = dhcp`, drivers other than `bridge`. Each is refused
+//! with an error naming it rather than ignored. Networks are always isolated from each other (netavark's `isolate`
 //! option is accepted and changes nothing).
 
 mod dns;
@@ -68,7 +72,8 @@ struct Cli {
     /// The aardvark-dns binary that serves names on `dns_enabled` networks.
     #[arg(short, long, global = true)]
     aardvark_binary: Option<PathBuf>,
-    /// `nftables` (default) or `iptables`.
+    /// `nftables` (default), `iptables` or `none`; else the `NETAVARK_FW` environment
+    /// variable, as netavark reads it.
     #[arg(long, global = true)]
     firewall_driver: Option<String>,
     #[command(subcommand)]
@@ -145,8 +150,14 @@ fn run(cli: &Cli) -> Res {
         }
         Cmd::Setup { netns } => {
             let opts = request(cli)?;
-            let ns = Netns::open(netns)
-                .map_err(|e| format!("invalid namespace path {}: {e}", netns.display()))?;
+            // netavark's words, which its users match on.
+            let ns = Netns::open(netns).map_err(|e| match e.errno() {
+                Some(n) => format!(
+                    "invalid namespace path: IO error: {}",
+                    std::io::Error::from_raw_os_error(n.raw())
+                ),
+                None => format!("invalid namespace path {}: {e}", netns.display()),
+            })?;
             let plan = setup::Plan::new(&opts)?;
             let mut host = host(cli)?;
             let dns = aardvark(cli)?;
@@ -157,7 +168,7 @@ fn run(cli: &Cli) -> Res {
             );
             Ok(())
         }
-        Cmd::Teardown { .. } => {
+        Cmd::Teardown { netns } => {
             let opts = request(cli)?;
             let mut host = host(cli)?;
             // Podman deletes the container's namespace right after: the veth goes with it,
@@ -166,7 +177,9 @@ fn run(cli: &Cli) -> Res {
             // deletion removes it).
             host.leave_link_deletion(true);
             let dns = aardvark(cli)?;
-            setup::teardown(&mut host, &opts, dns.as_ref())
+            // The namespace may be gone: then there is nothing inside to check.
+            let ns = Netns::open(netns).ok();
+            setup::teardown(&mut host, &opts, ns.as_ref(), dns.as_ref())
         }
     }
 }
@@ -174,7 +187,8 @@ fn run(cli: &Cli) -> Res {
 /// The request, from `--file` or stdin.
 fn request(cli: &Cli) -> Res<types::NetworkOptions> {
     let text = match &cli.file {
-        Some(f) => std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?,
+        Some(f) => std::fs::read_to_string(f)
+            .map_err(|e| format!("failed to load network options: IO error: {e}"))?,
         None => {
             let mut s = String::new();
             std::io::stdin()
@@ -205,12 +219,14 @@ fn aardvark(cli: &Cli) -> Res<Option<dns::Aardvark>> {
 
 /// netplumb's host handle, its state under `--config`.
 fn host(cli: &Cli) -> Res<Host> {
-    let backend = match cli.firewall_driver.as_deref() {
+    let env = std::env::var("NETAVARK_FW").ok().map(|v| v.to_lowercase());
+    let backend = match cli.firewall_driver.as_deref().or(env.as_deref()) {
         None | Some("nftables") => Backend::Nftables,
         Some("iptables") => Backend::Iptables,
+        Some("none") => Backend::Disabled,
         Some(other) => {
             return Err(format!(
-                "firewall driver {other:?} is not supported (nftables or iptables)"
+                "firewall driver {other:?} is not supported (nftables, iptables or none)"
             ))
         }
     };

@@ -26,6 +26,8 @@ struct Join {
     dns: bool,
     dns_servers: Vec<IpAddr>,
     metric: u32,
+    default_route: bool,
+    routes: Vec<(IpNet, IpAddr, Option<u32>)>,
 }
 
 /// A checked request.
@@ -106,7 +108,7 @@ impl Plan {
                 }
                 Err(e) => {
                     undo(host, &done);
-                    return Err(format!("network {name}: {e}"));
+                    return Err(e);
                 }
             }
         }
@@ -123,11 +125,22 @@ impl Plan {
         Ok(out)
     }
 
+    /// Sets up one network; the error is netavark's text where its users match on it,
+    /// else ours, naming the network.
     fn setup_one(&self, host: &mut Host, ns: &Netns, j: &Join, ports: bool) -> Res<Attachment> {
-        host.ensure_network(&j.cfg).map_err(|e| e.to_string())?;
+        let name = j.cfg.name();
+        let text = |e: netplumb::Error| netavark_text(&e).unwrap_or(format!("network {name}: {e}"));
+        host.ensure_network(&j.cfg).map_err(text)?;
         let mut c = Container::new(&self.id, ns)
             .ifname(&j.ifname)
-            .route_metric(j.metric);
+            .route_metric(j.metric)
+            .default_route(j.default_route);
+        for (dst, gw, metric) in &j.routes {
+            c = match metric {
+                Some(m) => c.route_with_metric(*dst, *gw, *m),
+                None => c.route(*dst, *gw),
+            };
+        }
         if !self.name.is_empty() {
             c = c.name(&self.name);
         }
@@ -145,18 +158,25 @@ impl Plan {
                 c = c.publish(*p);
             }
         }
-        let r = host.ensure_connected(j.cfg.name(), &c);
+        let r = host.ensure_connected(name, &c);
         r.map_err(|e| {
             // A network this call made and nobody uses goes again.
-            let _ = remove_if_unused(host, j.cfg.name());
-            e.to_string()
+            let _ = remove_if_unused(host, name);
+            text(e)
         })
     }
 }
 
 /// `teardown`: each network of the request loses the container (its names too), and
-/// its bridge and rules with its last container. Nothing connected is not an error.
-pub fn teardown(host: &mut Host, o: &NetworkOptions, dns: Option<&Aardvark>) -> Res {
+/// its bridge and rules with its last container. Nothing connected is not an error; a
+/// container interface that is gone from a namespace still there is (as netavark
+/// reports it), after everything else was removed.
+pub fn teardown(
+    host: &mut Host,
+    o: &NetworkOptions,
+    ns: Option<&Netns>,
+    dns: Option<&Aardvark>,
+) -> Res {
     let mut first = None;
     if let Some(a) = dns {
         let nets: Vec<&str> = o
@@ -169,12 +189,39 @@ pub fn teardown(host: &mut Host, o: &NetworkOptions, dns: Option<&Aardvark>) -> 
             first = Some(format!("DNS: {e}"));
         }
     }
+    let mut errors = Vec::new();
     for name in o.networks.keys() {
+        if let Some(gone) = ns.and_then(|ns| veth_gone(host, name, &o.container_id, ns)) {
+            errors.push(format!(
+                "failed to delete container veth {gone}: Netlink error: {}",
+                std::io::Error::from_raw_os_error(netplumb::error::Errno::ENODEV.raw())
+            ));
+        }
         if let Err(e) = disconnect(host, name, &o.container_id) {
             first.get_or_insert(format!("network {name}: {e}"));
         }
     }
-    first.map_or(Ok(()), Err)
+    errors.extend(first);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+/// The container's interface on `network` when it is connected there and the interface
+/// is missing from `ns`.
+fn veth_gone(host: &mut Host, network: &str, id: &str, ns: &Netns) -> Option<String> {
+    let att = host
+        .attachments(Some(network))
+        .ok()?
+        .into_iter()
+        .find(|a| a.container == id)?;
+    let mut inside = netplumb::Rtnl::open_in(ns).ok()?;
+    match inside.link(att.ifname.as_str()) {
+        Err(e) if e.is_not_found() => Some(att.ifname),
+        _ => None,
+    }
 }
 
 fn disconnect(host: &mut Host, network: &str, id: &str) -> Res {
@@ -219,11 +266,8 @@ fn join(name: &str, net: &crate::types::Network, per: &crate::types::PerNetwork)
     {
         None | Some("host-local") => false,
         Some("none") => true,
-        Some(d) => {
-            return Err(format!(
-                "network {name}: IPAM driver {d:?} is not supported (host-local or none)"
-            ))
-        }
+        // netavark's words, which its users match on.
+        Some(d) => return Err(format!("IO error: unsupported ipam driver {d}")),
     };
     let mut cfg = NetworkConfig::new(name).internal(net.internal && !no_ipam);
     if let Some(b) = &net.network_interface {
@@ -253,8 +297,20 @@ fn join(name: &str, net: &crate::types::Network, per: &crate::types::PerNetwork)
     cfg = cfg.ipv6(v6).ipv4(v4);
     // netavark's default metric of a container's default routes.
     let mut metric = 100;
+    let mut default_route = true;
     for (k, v) in net.options.iter().flatten() {
         match k.as_str() {
+            "no_default_route" => {
+                default_route = match v.as_str() {
+                    "true" | "1" => false,
+                    "false" | "0" => true,
+                    _ => {
+                        return Err(format!(
+                            "network {name}: option no_default_route {v:?} (true or false)"
+                        ))
+                    }
+                };
+            }
             "metric" => {
                 metric = v
                     .parse()
@@ -291,6 +347,16 @@ fn join(name: &str, net: &crate::types::Network, per: &crate::types::PerNetwork)
             ));
         }
     }
+    let mut routes = Vec::new();
+    for r in net.routes.iter().flatten() {
+        if r.destination.addr().is_ipv4() != r.gateway.is_ipv4() {
+            return Err(format!(
+                "network {name}: route to {} via {}: the gateway is of another address family",
+                r.destination, r.gateway
+            ));
+        }
+        routes.push((r.destination, r.gateway, r.metric));
+    }
     let mac = match &per.static_mac {
         Some(m) if !m.is_empty() => Some(
             m.parse::<MacAddr>()
@@ -312,6 +378,8 @@ fn join(name: &str, net: &crate::types::Network, per: &crate::types::PerNetwork)
         dns: net.dns_enabled,
         dns_servers: net.network_dns_servers.clone().unwrap_or_default(),
         metric,
+        default_route,
+        routes,
     })
 }
 
@@ -397,5 +465,29 @@ fn status(j: &Join, att: &Attachment, dns: bool) -> StatusBlock {
         dns_search_domains: domains,
         dns_server_ips: servers,
         interfaces,
+    }
+}
+
+/// netavark's own text for the failures its users (and its test suite) match on: a
+/// sysctl that cannot be written, an IPv6 address the kernel refuses on the bridge.
+pub fn netavark_text(e: &netplumb::Error) -> Option<String> {
+    use netplumb::error::{Errno, Op};
+    use netplumb::Error;
+    match e {
+        Error::RolledBack { original, .. } => netavark_text(original),
+        Error::Batch { source, .. } => netavark_text(source),
+        Error::Io { path, source } if path.starts_with("/proc/sys") => {
+            Some(format!("Sysctl error: IO Error: {source}"))
+        }
+        Error::Kernel {
+            op: Op::AddAddr,
+            target,
+            errno: Errno::EACCES,
+            ..
+        } if target.contains(':') => Some(format!(
+            "add ip addr to bridge: failed to add ipv6 address, is ipv6 enabled in the kernel?: Netlink error: {}",
+            std::io::Error::from_raw_os_error(Errno::EACCES.raw())
+        )),
+        _ => None,
     }
 }

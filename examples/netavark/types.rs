@@ -79,6 +79,21 @@ pub struct Network {
     /// Upstream name servers of the network's DNS.
     #[serde(default)]
     pub network_dns_servers: Option<Vec<IpAddr>>,
+    /// Static routes in the containers (netavark ≥ 1.8).
+    #[serde(default)]
+    pub routes: Option<Vec<Route>>,
+}
+
+/// A static route of a network.
+#[derive(Debug, Deserialize)]
+pub struct Route {
+    /// Where it leads.
+    pub destination: IpNet,
+    /// Through which address of the network.
+    pub gateway: IpAddr,
+    /// Its metric (else the network's `metric`).
+    #[serde(default)]
+    pub metric: Option<u32>,
 }
 
 /// A subnet of a network.

@@ -78,6 +78,6 @@ pub use iptables::{
 pub use nft::{FirewallWatch, Nftables, RepairFn, WatchStats, DEFAULT_TABLE, USER};
 pub use repair::Repaired;
 pub use rule::{LinkAllow, NetworkRules, PortRule, Proto, NETWORK_NAME_MAX};
-pub use select::{open, AnyFirewall, Backend};
+pub use select::{open, AnyFirewall, Backend, NoFirewall};
 pub use state::FirewallState;
 pub use vxlan::VxlanGuard;

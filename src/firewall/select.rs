@@ -31,15 +31,19 @@ pub enum Backend {
     /// The iptables backend (feature `iptables`): Docker's chain layout through
     /// `iptables-restore`.
     Iptables,
+    /// No firewall at all (netavark's `none` driver, Docker's `--iptables=false`): no
+    /// masquerade, isolation or published ports; the caller manages the firewall.
+    Disabled,
 }
 
 impl Backend {
-    /// The name [`FromStr`] reads: `auto`, `nftables`, `iptables`.
+    /// The name [`FromStr`] reads: `auto`, `nftables`, `iptables`, `none`.
     pub fn as_str(self) -> &'static str {
         match self {
             Backend::Auto => "auto",
             Backend::Nftables => "nftables",
             Backend::Iptables => "iptables",
+            Backend::Disabled => "none",
         }
     }
 
@@ -86,10 +90,11 @@ impl FromStr for Backend {
             "auto" => Ok(Backend::Auto),
             "nftables" | "nft" => Ok(Backend::Nftables),
             "iptables" => Ok(Backend::Iptables),
+            "none" | "disabled" => Ok(Backend::Disabled),
             _ => Err(Error::invalid(
                 "firewall backend",
                 s,
-                "expected auto, nftables or iptables",
+                "expected auto, nftables, iptables or none",
             )),
         }
     }
@@ -104,6 +109,54 @@ pub enum AnyFirewall {
     /// The iptables backend.
     #[cfg(feature = "iptables")]
     Iptables(Iptables),
+    /// No firewall ([`Backend::Disabled`]).
+    Disabled(NoFirewall),
+}
+
+/// The firewall of [`Backend::Disabled`]: every change is accepted and nothing is written.
+#[derive(Debug, Clone)]
+pub struct NoFirewall {
+    ns: Netns,
+}
+
+impl NoFirewall {
+    /// No firewall for namespace `ns`.
+    ///
+    /// ```
+    /// use netplumb::firewall::{Firewall, NoFirewall};
+    /// let mut fw = NoFirewall::new(&netplumb::Netns::current()?);
+    /// assert!(fw.state()?.networks.is_empty());
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    pub fn new(ns: &Netns) -> Self {
+        NoFirewall { ns: ns.clone() }
+    }
+}
+
+impl Firewall for NoFirewall {
+    fn add_network(&mut self, _: &NetworkRules) -> Result<()> {
+        Ok(())
+    }
+
+    fn remove_network(&mut self, _: &str) -> Result<()> {
+        Ok(())
+    }
+
+    fn publish(&mut self, _: &[PortRule]) -> Result<()> {
+        Ok(())
+    }
+
+    fn unpublish(&mut self, _: &[PortRule]) -> Result<()> {
+        Ok(())
+    }
+
+    fn state(&mut self) -> Result<FirewallState> {
+        Ok(FirewallState::default())
+    }
+
+    fn repair(&mut self, _: &[NetworkRules], _: &[PortRule]) -> Result<Repaired> {
+        Ok(Repaired::default())
+    }
 }
 
 /// Opens `backend` for namespace `ns` ([`Backend::Auto`]: see [`Backend::detect`]).
@@ -124,6 +177,7 @@ pub fn open(backend: Backend, ns: &Netns) -> Result<AnyFirewall> {
             (b, None) => open(b, ns),
         },
         Backend::Nftables => Ok(AnyFirewall::Nftables(Nftables::open_in(ns)?)),
+        Backend::Disabled => Ok(AnyFirewall::Disabled(NoFirewall::new(ns))),
         #[cfg(feature = "iptables")]
         Backend::Iptables => Ok(AnyFirewall::Iptables(Iptables::open_in(ns)?)),
         #[cfg(not(feature = "iptables"))]
@@ -141,6 +195,7 @@ impl AnyFirewall {
             AnyFirewall::Nftables(fw) => fw,
             #[cfg(feature = "iptables")]
             AnyFirewall::Iptables(fw) => fw,
+            AnyFirewall::Disabled(fw) => fw,
         }
     }
 
@@ -150,6 +205,7 @@ impl AnyFirewall {
             AnyFirewall::Nftables(_) => Backend::Nftables,
             #[cfg(feature = "iptables")]
             AnyFirewall::Iptables(_) => Backend::Iptables,
+            AnyFirewall::Disabled(_) => Backend::Disabled,
         }
     }
 
@@ -159,6 +215,7 @@ impl AnyFirewall {
             AnyFirewall::Nftables(fw) => fw.netns(),
             #[cfg(feature = "iptables")]
             AnyFirewall::Iptables(fw) => fw.netns(),
+            AnyFirewall::Disabled(fw) => &fw.ns,
         }
     }
 
@@ -169,6 +226,7 @@ impl AnyFirewall {
             AnyFirewall::Nftables(fw) => fw.flush(),
             #[cfg(feature = "iptables")]
             AnyFirewall::Iptables(fw) => fw.flush(),
+            AnyFirewall::Disabled(_) => Ok(()),
         }
     }
 }

@@ -9,6 +9,10 @@ use crate::firewall::Proto;
 use crate::link::{IfName, MacAddr};
 use crate::netns::Netns;
 use crate::ports::PortMapping;
+use crate::IpNet;
+
+/// A static route of a container: destination, gateway, own metric.
+pub(crate) type StaticRoute = (IpNet, IpAddr, Option<u32>);
 
 /// A container to connect (`docker run --network NET ...`, `docker network connect`).
 ///
@@ -45,6 +49,8 @@ pub struct Container {
     pub(crate) add_hosts: Vec<AddHost>,
     pub(crate) dns: DnsConfig,
     pub(crate) route_metric: Option<u32>,
+    pub(crate) default_route: bool,
+    pub(crate) routes: Vec<StaticRoute>,
 }
 
 impl Container {
@@ -67,6 +73,8 @@ impl Container {
             add_hosts: Vec::new(),
             dns: DnsConfig::new(),
             route_metric: None,
+            default_route: true,
+            routes: Vec::new(),
         }
     }
 
@@ -161,6 +169,54 @@ impl Container {
         self
     }
 
+    /// Whether the container gets its default routes through this network's gateways
+    /// (default: yes, for the first network it joins). `false` is netavark's
+    /// `no_default_route` option: the container reaches the network's subnets only, and
+    /// whatever [`Container::route`] adds.
+    ///
+    /// ```
+    /// # let ns = netplumb::Netns::current().unwrap();
+    /// let c = netplumb::network::Container::new("3f2a1c0d9e8b", &ns).default_route(false);
+    /// # let _ = c;
+    /// ```
+    pub fn default_route(mut self, yes: bool) -> Self {
+        self.default_route = yes;
+        self
+    }
+
+    /// A static route in the container through this network: to `dst` via `gateway`
+    /// (`ip route add DST via GATEWAY dev eth0`, with [`Container::route_metric`]). The
+    /// gateway must be of `dst`'s family (refused before any change otherwise) and
+    /// reachable on the network: the kernel refuses one it cannot reach, naming the
+    /// route, and the connect is undone.
+    ///
+    /// ```
+    /// # let ns = netplumb::Netns::current().unwrap();
+    /// let c = netplumb::network::Container::new("3f2a1c0d9e8b", &ns)
+    ///     .route("10.99.0.0/16".parse().unwrap(), "172.18.0.254".parse().unwrap());
+    /// # let _ = c;
+    /// ```
+    pub fn route(mut self, dst: IpNet, gateway: IpAddr) -> Self {
+        self.routes.push((dst.trunc(), gateway, None));
+        self
+    }
+
+    /// [`Container::route`] with its own metric instead of [`Container::route_metric`].
+    ///
+    /// ```
+    /// # let ns = netplumb::Netns::current().unwrap();
+    /// let c = netplumb::network::Container::new("3f2a1c0d9e8b", &ns).route_with_metric(
+    ///     "10.99.0.0/16".parse().unwrap(),
+    ///     "172.18.0.254".parse().unwrap(),
+    ///     300,
+    /// );
+    /// # let _ = c;
+    /// ```
+    pub fn route_with_metric(mut self, dst: IpNet, gateway: IpAddr, metric: u32) -> Self {
+        self.routes.push((dst.trunc(), gateway, Some(metric)));
+        self
+    }
+
     /// The hostname (`--hostname`; default: the first 12 characters of the id).
     pub fn hostname(mut self, name: &str) -> Self {
         self.hostname = Some(name.to_owned());
@@ -210,6 +266,15 @@ impl Container {
         IfName::unchecked(&self.ifname).check_as("container interface")?;
         for p in &self.ports {
             p.validate()?;
+        }
+        for (dst, gw, _) in &self.routes {
+            if dst.addr().is_ipv4() != gw.is_ipv4() {
+                return Err(Error::invalid(
+                    "route gateway",
+                    format!("{dst} via {gw}"),
+                    "must be of the destination's address family",
+                ));
+            }
         }
         Ok(())
     }

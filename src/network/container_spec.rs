@@ -10,6 +10,7 @@ use crate::firewall::Proto;
 use crate::link::MacAddr;
 use crate::netns::Netns;
 use crate::ports::PortMapping;
+use crate::IpNet;
 
 /// What a [`Container`] asks of a connect, without the namespace it is connected in: the
 /// part a runtime keeps in its container configuration.
@@ -86,6 +87,19 @@ pub struct ContainerSpec {
     /// The metric of the default routes ([`Container::route_metric`]).
     #[cfg_attr(feature = "serde", serde(default))]
     pub route_metric: Option<u32>,
+    /// Whether the default routes go through this network ([`Container::default_route`]).
+    #[cfg_attr(feature = "serde", serde(default = "yes"))]
+    pub default_route: bool,
+    /// Static routes: destination, gateway and metric ([`Container::route`],
+    /// [`Container::route_with_metric`]).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub routes: Vec<(IpNet, IpAddr, Option<u32>)>,
+}
+
+/// The default of a deserialized spec's `default_route`, as in [`Container::new`].
+#[cfg(feature = "serde")]
+fn yes() -> bool {
+    true
 }
 
 /// The default `ifname` of a deserialized spec, as in [`Container::new`].
@@ -113,6 +127,8 @@ impl Container {
             add_hosts: self.add_hosts.clone(),
             dns: self.dns.clone(),
             route_metric: self.route_metric,
+            default_route: self.default_route,
+            routes: self.routes.clone(),
         }
     }
 
@@ -135,6 +151,8 @@ impl Container {
             add_hosts,
             dns,
             route_metric,
+            default_route,
+            routes,
         } = spec;
         Container {
             id,
@@ -153,6 +171,8 @@ impl Container {
             add_hosts,
             dns,
             route_metric,
+            default_route,
+            routes,
         }
     }
 }

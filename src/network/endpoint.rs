@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::clash;
-use super::container::Container;
+use super::container::{Container, StaticRoute};
 use super::host::Host;
 use super::names::{host_veth_name, ipam_name};
 use super::oplog;
@@ -329,7 +329,11 @@ impl Host {
         for _ in &reqs {
             adds.push(None);
         }
-        let routes = (first, ctr.route_metric);
+        let routes = (
+            first && ctr.default_route,
+            ctr.route_metric,
+            &ctr.routes[..],
+        );
         addrs_and_routes(net, att, &link, routes, &in_ns, (&mut reqs, &mut adds));
         if !lo.is_up() {
             // Up, lo gets 127.0.0.1/8, which stays when it goes down again.
@@ -420,13 +424,14 @@ impl Host {
     }
 }
 
-/// The container's addresses on `link`, and its default routes when `net` is its `first`
-/// network, each with what it adds (for an error that names it).
+/// The container's addresses on `link`, its default routes when `net` is its `first`
+/// network (and it wants them), and its static routes, each with what it adds (for an
+/// error that names it).
 fn addrs_and_routes(
     net: &NetworkInfo,
     att: &Attachment,
     link: &Link,
-    (first, metric): (bool, Option<u32>),
+    (first, metric, statics): (bool, Option<u32>, &[StaticRoute]),
     in_ns: &str,
     (reqs, adds): (&mut Vec<Box<dyn Request>>, &mut clash::Adds),
 ) {
@@ -455,6 +460,18 @@ fn addrs_and_routes(
             let default = format!("default via {g}");
             adds.push(Some((Object::Route, default, in_ns.to_owned())));
         }
+    }
+    for (dst, gw, own) in statics {
+        let r = Route::new(*dst).via(*gw).dev(link);
+        reqs.push(Box::new(match own.or(metric) {
+            Some(m) => r.metric(m),
+            None => r,
+        }));
+        adds.push(Some((
+            Object::Route,
+            format!("{dst} via {gw}"),
+            in_ns.to_owned(),
+        )));
     }
 }
 

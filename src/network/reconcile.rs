@@ -148,6 +148,8 @@ impl Host {
                 }
                 vec!["nat".to_owned(), "filter".to_owned()]
             }
+            // No rules, nothing to watch: the watch idles until stopped.
+            crate::firewall::AnyFirewall::Disabled(_) => Vec::new(),
         };
         let names: Vec<&str> = tables.iter().map(String::as_str).collect();
         let repair = Box::new(move || own.reconcile().map(|r| !r.firewall.is_empty()));
