@@ -11,7 +11,9 @@ pub mod raw;
 pub mod skip;
 
 #[allow(unused_imports)] // each test binary uses some of them
-pub use skip::{need, not_applicable, not_applicable_here, skip, skip_here, tool, witness};
+pub use skip::{
+    cni_plugin, need, not_applicable, not_applicable_here, skip, skip_here, tool, witness,
+};
 
 use netplumb::netns::Sandbox;
 use netplumb::{Netns, Rtnl};

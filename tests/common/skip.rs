@@ -137,6 +137,22 @@ pub fn witness(bin: &str) -> Option<PathBuf> {
     tool(&current(), bin)
 }
 
+/// A reference CNI plugin (Debian package containernetworking-plugins, in `/usr/lib/cni`;
+/// or `/opt/cni/bin`); when it is missing the current test is skipped and this is `None`.
+pub fn cni_plugin(name: &str) -> Option<PathBuf> {
+    let found = ["/usr/lib/cni", "/opt/cni/bin"]
+        .iter()
+        .map(|d| std::path::Path::new(d).join(name))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        skip(
+            &current(),
+            format!("needs the CNI plugin {name} (Debian package containernetworking-plugins)"),
+        );
+    }
+    found
+}
+
 /// The path of `bin`, which the rest of the current test cannot do without: when it is
 /// missing, the test is [`skip`]ped and ends here (it unwinds to `common::sandbox`).
 pub fn need(bin: &str) -> PathBuf {
