@@ -524,3 +524,156 @@ fn a_reference_plugin_chained_after_it_gets_its_result() {
         drop(ns);
     });
 }
+
+/// tests/libcni built with the system's libcni (Debian: golang-github-appc-cni-dev), once
+/// per test process; `None` (the test skipped) without Go or libcni.
+fn libcni_driver() -> Option<PathBuf> {
+    let go = common::witness("go")?;
+    let gopath = std::path::Path::new("/usr/share/gocode");
+    if !gopath
+        .join("src/github.com/containernetworking/cni/libcni")
+        .is_dir()
+    {
+        common::skip_here("needs libcni (Debian package golang-github-appc-cni-dev)");
+        return None;
+    }
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    let bin = BIN.get_or_init(|| {
+        let target = common::test_exe()
+            .ancestors()
+            .nth(3)
+            .expect("target/<profile>/deps/test")
+            .to_path_buf();
+        let out = target.join("libcni-driver");
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/libcni");
+        let st = Command::new(go)
+            .args(["build", "-o"])
+            .arg(&out)
+            .arg(".")
+            .current_dir(&src)
+            .env("GO111MODULE", "off")
+            .env("GOPATH", gopath)
+            .env("GOCACHE", target.join("go-cache"))
+            .env("GOFLAGS", "-buildvcs=false")
+            .status()
+            .expect("run go build");
+        assert!(st.success(), "go build of tests/libcni failed");
+        out
+    });
+    Some(bin.clone())
+}
+
+#[test]
+fn libcni_adds_checks_and_deletes_a_conflist_with_port_mappings() {
+    common::sandbox("cni_libcni", |s| {
+        let Some(driver) = libcni_driver() else {
+            return;
+        };
+        common::no_dad(s.host());
+        let outside = common::outside(s);
+        let ns = s.netns_dir().create("l").unwrap();
+        common::no_dad(&ns);
+        common::serve_peer(&ns, "0.0.0.0:80".parse().unwrap());
+        let path = ns_path(s, "l");
+        // The plugin folder a runtime searches: our binary under its type name.
+        let dir = common::TempDir::new("cni-plugins");
+        std::os::unix::fs::symlink(binary(), dir.0.join("netplumb-cni")).unwrap();
+        let mut plugin = conf("1.0.0");
+        plugin["capabilities"] = json!({ "portMappings": true });
+        let list = json!({ "cniVersion": "1.0.0", "name": "cninet", "plugins": [plugin] });
+        let file = dir.0.join("net.conflist");
+        std::fs::write(&file, list.to_string()).unwrap();
+        let ports =
+            json!([{ "hostPort": 8081, "containerPort": 80, "protocol": "tcp" }]).to_string();
+        let run = |op: &str, extra: Option<&str>| {
+            let mut cmd = Command::new(&driver);
+            cmd.arg(&file)
+                .arg(&dir.0)
+                .arg("/run/cni-test/cache")
+                .args([op, "pod1", &path, "eth0"]);
+            if let Some(p) = extra {
+                cmd.arg(p);
+            }
+            let out = cmd.output().expect("run the libcni driver");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(out.status.success(), "{op}: {text}{err}");
+            text
+        };
+        let r = json_of(&run("add", Some(&ports)));
+        assert_eq!(r["ips"][0]["address"], "10.77.0.2/24", "{r}");
+        assert_eq!(r["interfaces"][2]["sandbox"], path.as_str());
+        let to: SocketAddr = "192.0.2.1:8081".parse().unwrap();
+        assert!(
+            common::call_peer(&outside, to).is_some(),
+            "no answer on {to}"
+        );
+        // libcni passes its cached result as prevResult.
+        run("check", Some(&ports));
+        run("del", Some(&ports));
+        let mut inside = Rtnl::open_in(&ns).unwrap();
+        assert!(inside.link("eth0").unwrap_err().is_not_found());
+        assert!(
+            common::call_peer(&outside, to).is_none(),
+            "{to} still answers"
+        );
+        run("del", Some(&ports));
+        drop(ns);
+    });
+}
+
+/// A result without what differs between two runs: MACs, the host veth's name, the
+/// namespace path.
+fn comparable(mut r: Value) -> Value {
+    for i in r["interfaces"].as_array_mut().into_iter().flatten() {
+        i.as_object_mut().unwrap().remove("mac");
+        if i.get("sandbox").is_some() {
+            i["sandbox"] = json!("NS");
+        } else if i["name"].as_str().is_some_and(|n| n.starts_with("veth")) {
+            i["name"] = json!("VETH");
+        }
+    }
+    r
+}
+
+#[test]
+fn the_result_matches_the_reference_bridge_and_host_local_chain_field_by_field() {
+    let mut base = conf("1.0.0");
+    // The reference plugin refuses a default route from both the IPAM and
+    // isDefaultGateway; the IPAM's other routes stay.
+    base["ipam"]["routes"] = json!([{ "dst": "10.99.0.0/16", "gw": "10.77.0.254" }]);
+    let reference = common::sandbox("cni_reference", |s| {
+        let bridge = common::cni_plugin("bridge")?;
+        common::no_dad(s.host());
+        let _ns = s.netns_dir().create("c").unwrap();
+        let mut c = base.clone();
+        c["type"] = json!("bridge");
+        c["ipam"]["dataDir"] = json!("/run/cni-test/host-local");
+        c.as_object_mut().unwrap().remove("netplumb");
+        let env = [
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "ref"),
+            ("CNI_NETNS", &ns_path(s, "c")),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", bridge.parent().unwrap().to_str().unwrap()),
+        ];
+        let (ok, out) = exec(&bridge, &env, &c);
+        assert!(ok, "{out}");
+        Some(json_of(&out))
+    })
+    .flatten();
+    let Some(reference) = reference else {
+        return;
+    };
+    let ours = common::sandbox("cni_reference_ours", |s| {
+        common::no_dad(s.host());
+        let _ns = s.netns_dir().create("c").unwrap();
+        let (ok, out) = cni("ADD", "ours", &ns_path(s, "c"), &base);
+        assert!(ok, "{out}");
+        json_of(&out)
+    });
+    let Some(ours) = ours else {
+        return;
+    };
+    assert_eq!(comparable(ours), comparable(reference));
+}
