@@ -300,8 +300,8 @@ fn bad_input_gets_the_specified_code_naming_the_field_and_changes_nothing() {
                 "promiscMode",
             ),
             (
-                Box::new(|c| c["ipam"]["type"] = json!("dhcp")),
-                2,
+                Box::new(|c| c["ipam"]["type"] = json!("../x")),
+                7,
                 "ipam.type",
             ),
             (
@@ -676,4 +676,71 @@ fn the_result_matches_the_reference_bridge_and_host_local_chain_field_by_field()
         return;
     };
     assert_eq!(comparable(ours), comparable(reference));
+}
+
+#[test]
+fn another_ipam_type_is_delegated_to_its_plugin() {
+    common::sandbox("cni_delegate", |s| {
+        let Some(st) = common::cni_plugin("static") else {
+            return;
+        };
+        common::no_dad(s.host());
+        let ns = s.netns_dir().create("d").unwrap();
+        let path = ns_path(s, "d");
+        let mut c = conf("1.0.0");
+        c["ipam"] = json!({
+            "type": "static",
+            "addresses": [{ "address": "10.55.0.7/24", "gateway": "10.55.0.1" }],
+            "routes": [{ "dst": "10.98.0.0/16" }],
+        });
+        let cni_path = st.parent().unwrap().to_str().unwrap().to_owned();
+        let (p, cp) = (path.as_str(), cni_path.as_str());
+        let env = |cmd: &'static str| {
+            [
+                ("CNI_COMMAND", cmd),
+                ("CNI_CONTAINERID", "d1"),
+                ("CNI_NETNS", p),
+                ("CNI_IFNAME", "eth0"),
+                ("CNI_PATH", cp),
+            ]
+        };
+        let (ok, out) = exec(binary(), &env("ADD"), &c);
+        assert!(ok, "{out}");
+        let r = json_of(&out);
+        assert_eq!(
+            r["ips"],
+            json!([{ "address": "10.55.0.7/24", "gateway": "10.55.0.1", "interface": 2 }])
+        );
+        let mut inside = Rtnl::open_in(&ns).unwrap();
+        let (addrs, routes) = common::addrs_and_routes(&mut inside);
+        assert!(
+            addrs.iter().any(|a| a.contains("10.55.0.7/24")),
+            "{addrs:?}"
+        );
+        assert!(
+            routes
+                .iter()
+                .any(|r| r.contains("10.98.0.0/16") && r.contains("10.55.0.1")),
+            "{routes:?}"
+        );
+        let mut host = common::rtnl(s);
+        let br = host.link("cni7").unwrap();
+        let gw: Vec<String> = host
+            .addrs(Some((&br).into()))
+            .unwrap()
+            .iter()
+            .map(|a| a.addr.to_string())
+            .collect();
+        assert!(gw.contains(&"10.55.0.1/24".to_owned()), "{gw:?}");
+        let (ok, out) = exec(binary(), &env("DEL"), &c);
+        assert!(ok, "{out}");
+        assert!(inside.link("eth0").unwrap_err().is_not_found());
+        // A plugin that is not there: the environment's fault (4), nothing made.
+        let before = common::link_names(&mut host);
+        c["ipam"]["type"] = json!("nosuch");
+        let (ok, out) = exec(binary(), &env("ADD"), &c);
+        assert_eq!(error_of(ok, &out).0, 4, "{out}");
+        assert_eq!(common::link_names(&mut host), before);
+        drop(ns);
+    });
 }

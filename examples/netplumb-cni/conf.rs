@@ -19,7 +19,7 @@ pub const SUPPORTED: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
 pub type Subnet = (IpNet, IpAddr);
 
 /// The configuration, as netplumb's terms.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Conf {
     /// The configuration's `cniVersion`; the result is written in it.
     pub version: String,
@@ -49,6 +49,9 @@ pub struct Conf {
     pub run_dir: String,
     /// The firewall backend.
     pub backend: Backend,
+    /// The IPAM plugin the addresses come from, when it is not host-local's
+    /// configuration (served by netplumb's own IPAM).
+    pub delegate: Option<String>,
 }
 
 /// A field of `v` as `T`: absent or null is `None`; a value of the wrong shape is code 7
@@ -157,31 +160,34 @@ pub fn parse(text: &str) -> Res<Conf> {
             "netplumb-cni needs host-local's configuration",
         )
     })?;
-    if kind != "host-local" {
+    // Any other IPAM is delegated: its plugin, found in CNI_PATH, answers ADD with the
+    // addresses, and the network's subnets follow from them.
+    let delegate = (kind != "host-local").then(|| kind.clone());
+    if delegate.is_some()
+        && !kind
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
+    {
         return Err(CniError::new(
-            2,
-            format!("unsupported field ipam.type: {kind}"),
-            "only host-local's configuration is served",
+            7,
+            format!("invalid field ipam.type: {kind:?}"),
+            "not a plugin name",
         ));
     }
-    let (subnets, range) = ranges(&ipam)?;
-    let mut v4 = false;
-    let mut v6 = false;
-    for (s, g) in &subnets {
-        network = network.subnet(*s).gateway(*g);
-        v4 |= s.addr().is_ipv4();
-        v6 |= s.addr().is_ipv6();
-    }
+    let (subnets, range) = match delegate {
+        Some(_) => (Vec::new(), None),
+        None => ranges(&ipam)?,
+    };
+    network = with_subnets(network, &subnets);
     if let Some(r) = range {
         network = network.ip_range(r);
     }
-    network = network.ipv4(v4).ipv6(v6);
     let mut routes = Vec::new();
-    for (i, r) in get::<Vec<Value>>(&ipam, "routes", "ipam.")?
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
+    let own_routes = match delegate {
+        Some(_) => None,
+        None => get::<Vec<Value>>(&ipam, "routes", "ipam.")?,
+    };
+    for (i, r) in own_routes.unwrap_or_default().iter().enumerate() {
         let at = format!("ipam.routes[{i}].");
         let dst: IpNet = get(r, "dst", &at)?
             .ok_or_else(|| CniError::new(7, format!("missing field {at}dst"), ""))?;
@@ -239,9 +245,11 @@ pub fn parse(text: &str) -> Res<Conf> {
                 .collect::<Res<Vec<_>>>()
         })
         .transpose()?;
-    network
-        .validate()
-        .map_err(|e| CniError::new(7, "invalid network configuration", e.to_string()))?;
+    if delegate.is_none() {
+        network
+            .validate()
+            .map_err(|e| CniError::new(7, "invalid network configuration", e.to_string()))?;
+    }
     Ok(Conf {
         version,
         network,
@@ -257,7 +265,19 @@ pub fn parse(text: &str) -> Res<Conf> {
         state_dir,
         run_dir,
         backend,
+        delegate,
     })
+}
+
+/// `network` with `subnets` and their gateways, and the address families they make.
+pub fn with_subnets(mut network: NetworkConfig, subnets: &[Subnet]) -> NetworkConfig {
+    let (mut v4, mut v6) = (false, false);
+    for (s, g) in subnets {
+        network = network.subnet(*s).gateway(*g);
+        v4 |= s.addr().is_ipv4();
+        v6 |= s.addr().is_ipv6();
+    }
+    network.ipv4(v4).ipv6(v6)
 }
 
 /// An address, with or without a prefix length (`runtimeConfig.ips`, `CNI_ARGS` `IP`).
@@ -358,7 +378,7 @@ fn ranges(ipam: &Value) -> Res<(Vec<Subnet>, Option<IpNet>)> {
 }
 
 /// The subnet's first host address (host-local's default gateway).
-fn first_host(n: IpNet) -> IpAddr {
+pub fn first_host(n: IpNet) -> IpAddr {
     match n.network() {
         IpAddr::V4(a) => IpAddr::V4((u32::from(a) + 1).into()),
         IpAddr::V6(a) => IpAddr::V6((u128::from(a) + 1).into()),

@@ -31,6 +31,7 @@
 
 mod check;
 mod conf;
+mod delegate;
 mod error;
 mod result;
 
@@ -73,7 +74,7 @@ fn main() -> ExitCode {
 }
 
 /// The plugin's environment (`CNI_*`).
-struct Env {
+pub(crate) struct Env {
     command: String,
     container: Option<String>,
     netns: Option<String>,
@@ -180,17 +181,22 @@ fn run(input: &str) -> Res<Option<Value>> {
     let conf = conf::parse(input)?;
     let at_least = |min: &str| version_key(&conf.version) >= version_key(min);
     match env.command.as_str() {
-        "ADD" => add(&env, &conf).map(Some),
-        "DEL" => del(&env, &conf).map(|()| None),
-        "CHECK" if at_least("0.4.0") => check::check(&env, &conf).map(|()| None),
+        "ADD" => delegate::add(&env, &conf, input).map(Some),
+        "DEL" => {
+            del(&env, &conf)?;
+            delegate::pass(&conf, "DEL", input)
+        }
+        "CHECK" if at_least("0.4.0") => {
+            check::check(&env, &conf)?;
+            delegate::pass(&conf, "CHECK", input)
+        }
         "GC" | "STATUS" if at_least("1.1.0") => {
             if env.command == "GC" {
-                gc(&conf).map(|()| None)
+                gc(&conf)?;
             } else {
-                host(&conf)
-                    .map(|_| None)
-                    .map_err(|e| CniError::new(50, "netplumb cannot serve ADD", e.msg))
+                host(&conf).map_err(|e| CniError::new(50, "netplumb cannot serve ADD", e.msg))?;
             }
+            delegate::pass(&conf, &env.command, input)
         }
         "CHECK" | "GC" | "STATUS" => Err(CniError::new(
             1,
@@ -227,7 +233,9 @@ fn host(conf: &Conf) -> Res<Host> {
         .map_err(|e| CniError::lib("opening netplumb's state", &e))
 }
 
-fn add(env: &Env, conf: &Conf) -> Res<Value> {
+/// `ADD` with the addresses of netplumb's IPAM (or, with a delegated IPAM, those it gave,
+/// already in `conf`).
+pub(crate) fn add(env: &Env, conf: &Conf) -> Res<Value> {
     let (id, ifname) = env.attachment()?;
     let path = env.need(&env.netns, "CNI_NETNS")?;
     let ns = Netns::open(path).map_err(|e| {
@@ -300,7 +308,7 @@ fn gateway_for(conf: &Conf, addr: IpAddr) -> Option<IpAddr> {
         .map(|(_, g)| *g)
 }
 
-fn del(env: &Env, conf: &Conf) -> Res {
+pub(crate) fn del(env: &Env, conf: &Conf) -> Res {
     let (id, ifname) = env.attachment()?;
     let mut host = host(conf)?;
     let name = conf.network.name();
