@@ -47,6 +47,12 @@ fn io_errno(e: &std::io::Error) -> Errno {
     e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
 }
 
+impl std::os::fd::AsFd for Socket {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
 impl Socket {
     /// Opens a route socket in the calling thread's network namespace.
     pub(crate) fn route() -> Result<Socket> {

@@ -89,6 +89,24 @@ fn ns_path(s: &Sandbox, name: &str) -> String {
     s.netns_dir().path(name).to_string_lossy().into_owned()
 }
 
+/// Waits (up to 5 s) for link `name` to be gone: DEL returns with the veth's host end down
+/// and off the bridge, and a process of the plugin's deletes the pair right after.
+fn gone_soon(r: &mut Rtnl, name: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match r.link(name) {
+            Err(e) if e.is_not_found() => return,
+            Ok(_) => {}
+            Err(e) => panic!("{name}: {e}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} still there 5 s after DEL"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// A change to a configuration, for the error cases.
 type Change = Box<dyn Fn(&mut Value)>;
 
@@ -196,7 +214,7 @@ fn add_reports_what_the_kernel_holds_publishes_ports_and_del_removes_it_in_every
         // DEL, then DEL again, then DEL without a namespace: all fine.
         let (ok, out) = cni("DEL", "ctr1", &path, &c);
         assert!(ok && out.trim().is_empty(), "{out}");
-        assert!(inside.link("eth0").unwrap_err().is_not_found());
+        gone_soon(&mut inside, "eth0");
         assert!(
             common::call_peer(&outside, to).is_none(),
             "{to} still answers"
@@ -226,11 +244,18 @@ fn add_reports_what_the_kernel_holds_publishes_ports_and_del_removes_it_in_every
         drop(ns);
         let (ok, out) = cni("DEL", "ctr2", &path, &c);
         assert!(ok, "{out}");
-        let veths: Vec<String> = common::link_names(&mut host)
-            .into_iter()
-            .filter(|l| l.starts_with("veth"))
-            .collect();
-        assert!(veths.is_empty(), "{veths:?}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let veths: Vec<String> = common::link_names(&mut host)
+                .into_iter()
+                .filter(|l| l.starts_with("veth"))
+                .collect();
+            if veths.is_empty() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "left: {veths:?}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     });
 }
 
@@ -612,7 +637,7 @@ fn libcni_adds_checks_and_deletes_a_conflist_with_port_mappings() {
         run("check", Some(&ports));
         run("del", Some(&ports));
         let mut inside = Rtnl::open_in(&ns).unwrap();
-        assert!(inside.link("eth0").unwrap_err().is_not_found());
+        gone_soon(&mut inside, "eth0");
         assert!(
             common::call_peer(&outside, to).is_none(),
             "{to} still answers"
@@ -734,7 +759,7 @@ fn another_ipam_type_is_delegated_to_its_plugin() {
         assert!(gw.contains(&"10.55.0.1/24".to_owned()), "{gw:?}");
         let (ok, out) = exec(binary(), &env("DEL"), &c);
         assert!(ok, "{out}");
-        assert!(inside.link("eth0").unwrap_err().is_not_found());
+        gone_soon(&mut inside, "eth0");
         // A plugin that is not there: the environment's fault (4), nothing made.
         let before = common::link_names(&mut host);
         c["ipam"]["type"] = json!("nosuch");

@@ -205,3 +205,30 @@ fn an_address_held_by_a_dead_attachment_is_released_for_a_new_container() {
         h.remove_network("podman", false).unwrap();
     });
 }
+
+#[test]
+fn a_container_interface_name_held_by_a_veth_another_host_left_is_freed_by_the_next_connect() {
+    common::sandbox("ensure_left_veth", |s| {
+        common::no_dad(s.host());
+        let ns = s.netns_dir().create("l").unwrap();
+        let dir = "/run/netplumb-left";
+        let mut first = Host::open_in(s.host(), dir).unwrap();
+        first.ensure_network(&cfg("10.88.0.0/16")).unwrap();
+        first
+            .connect("podman", &Container::new("left00000001", &ns))
+            .unwrap();
+        // A process that disconnects and exits, leaving the veth's deletion for later.
+        first.leave_link_deletion(true);
+        first.disconnect("podman", "left00000001").unwrap();
+        std::mem::forget(first);
+        let mut inside = Rtnl::open_in(&ns).unwrap();
+        assert!(inside.link("eth0").is_ok(), "eth0 was deleted at once");
+        // The next process connects another container with the same interface name.
+        let mut next = Host::open_in(s.host(), dir).unwrap();
+        let att = next
+            .connect("podman", &Container::new("left00000002", &ns))
+            .unwrap();
+        let eth0 = inside.link("eth0").unwrap();
+        assert_eq!(eth0.mac, att.mac, "eth0 is not the new container's");
+    });
+}

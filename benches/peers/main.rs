@@ -3,7 +3,9 @@
 //! netplumb (`Host::connect`; `Host::disconnect` one by one and `Host::disconnect_many`),
 //! the CNI reference plugins (bridge + host-local + portmap, run as libcni runs a
 //! network list), netavark 1.4 (iptables driver), and a hand-written `ip -batch` +
-//! `iptables-restore --noflush` script (the process-based floor).
+//! `iptables-restore --noflush` script (the process-based floor). netplumb's CNI plugin
+//! (`examples/netplumb-cni`, a process per call) runs beside them and is compared with
+//! the reference chain (rows `attach_cni_plugin_N_vs_cni`, `detach_cni_plugin_N_vs_cni`).
 //!
 //! ```text
 //! benches/peers/run.sh                                  # installs the peers, checks the host, runs
@@ -28,7 +30,7 @@
 //!
 //! Environment: `NETPLUMB_PEERS_COUNTS` (default `1,50,500`), `NETPLUMB_PEERS_REPS`
 //! (rounds at count 1, default 20), `NETPLUMB_PEERS` (which peers, default
-//! `ipbatch,netavark,cni`), `NETPLUMB_PEERS_SLOW_MAX` (the largest count CNI and netavark
+//! `ipbatch,netavark,cni,netplumb-cni`), `NETPLUMB_PEERS_SLOW_MAX` (the largest count CNI and netavark
 //! run at; default: all). Writes `target/bench-results/peers.json` (and every sample to
 //! `peers-samples.csv` beside it). Without privileges it prints `SKIPPED peers bench: ...`
 //! and exits 0.
@@ -40,6 +42,7 @@ mod ipbatch;
 mod lane;
 mod netavark;
 mod ours;
+mod ours_cni;
 mod world;
 
 use std::fmt::Write as _;
@@ -79,6 +82,8 @@ enum Who {
     IpBatch,
     Netavark(PathBuf),
     Cni(PathBuf),
+    /// netplumb's CNI plugin, a process per call like the reference chain.
+    OursCni(PathBuf),
 }
 
 impl Who {
@@ -88,6 +93,7 @@ impl Who {
             Who::IpBatch => Box::new(ipbatch::IpBatch::open(w)?),
             Who::Netavark(bin) => Box::new(netavark::Netavark::open(bin)?),
             Who::Cni(dir) => Box::new(cni::Cni::open(dir)?),
+            Who::OursCni(bin) => Box::new(ours_cni::OursCni::open(bin)?),
         })
     }
 
@@ -276,7 +282,7 @@ fn env_list(key: &str, default: &str) -> Vec<String> {
 /// The peers asked for that are installed.
 fn peers() -> Vec<Peer> {
     let mut out = Vec::new();
-    for key in env_list("NETPLUMB_PEERS", "ipbatch,netavark,cni") {
+    for key in env_list("NETPLUMB_PEERS", "ipbatch,netavark,cni,netplumb-cni") {
         let found = match key.as_str() {
             "ipbatch" => ipbatch::available().then(|| Peer {
                 who: Who::IpBatch,
@@ -293,7 +299,12 @@ fn peers() -> Vec<Peer> {
                 key: "cni",
                 label: cni::label(),
             }),
-            other => panic!("unknown peer {other:?} (ipbatch, netavark, cni)"),
+            "netplumb-cni" => ours_cni::binary().map(|b| Peer {
+                who: Who::OursCni(b),
+                key: "netplumb-cni",
+                label: "netplumb-cni (this crate's CNI plugin)".into(),
+            }),
+            other => panic!("unknown peer {other:?} (ipbatch, netavark, cni, netplumb-cni)"),
         };
         match found {
             Some(p) => out.push(p),
@@ -488,7 +499,23 @@ fn main() {
         for e in &es {
             samples_csv(&mut csv, n, e);
         }
+        // The CNI plugin against the reference chain, both a process per call.
+        let key = |k: &str| es.iter().find(|e| e.peer.key == k && e.error.is_none());
+        if let (Some(p), Some(r)) = (key("netplumb-cni"), key("cni")) {
+            let mut pair = rows_for(n, r.peer, &p.samples, &r.samples);
+            for row in &mut pair {
+                row.name = row.name.replacen('_', "_cni_plugin_", 1);
+            }
+            rows.extend(pair);
+        }
         for e in &es[1..] {
+            if matches!(e.peer.who, Who::OursCni(_)) {
+                if let Some(err) = &e.error {
+                    eprintln!("netplumb-cni at {n} FAILED: {err}");
+                    failed.push(format!("netplumb-cni@{n}"));
+                }
+                continue;
+            }
             match &e.error {
                 None => rows.extend(rows_for(n, e.peer, &es[0].samples, &e.samples)),
                 Some(err) => {

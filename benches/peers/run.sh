@@ -40,6 +40,9 @@ snapshot() {
     ls /run/netns /var/lib/cni /run/netavark /run/cni 2>/dev/null || true
 }
 
+# netplumb's CNI plugin, a subject beside the reference chain.
+cargo build --release --quiet --example netplumb-cni
+
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 snapshot >"$tmp/before"

@@ -38,6 +38,7 @@ mod result;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::IpAddr;
+use std::os::fd::AsFd;
 use std::process::ExitCode;
 
 use netplumb::network::{Container, Host, HostOptions};
@@ -49,6 +50,9 @@ use crate::error::{CniError, Res};
 
 fn main() -> ExitCode {
     env_logger::init();
+    if let Ok(dirs) = std::env::var(REAP) {
+        return reap(&dirs);
+    }
     let mut input = String::new();
     let read = std::io::stdin().read_to_string(&mut input);
     let version = conf::version_of(&input).unwrap_or_else(|| "1.1.0".to_owned());
@@ -317,8 +321,58 @@ pub(crate) fn del(env: &Env, conf: &Conf) -> Res {
         Err(e) => return Err(CniError::lib(&format!("network {name}"), &e)),
         Ok(_) => {}
     }
+    // Everything but the kernel's deletion of the veth pair (an RCU grace period, tens
+    // of milliseconds) is done before DEL returns: the records, address, ports and rules
+    // go, the interface goes down and off the bridge. The pair is then deleted by a
+    // detached process of ours, or with the namespace, which runtimes delete next, or by
+    // the next ADD that needs the interface name, whichever comes first.
+    host.leave_link_deletion(true);
     host.disconnect(name, &lib_id(id, ifname))
-        .map_err(|e| CniError::lib(&format!("disconnecting {id} ({ifname})"), &e))
+        .map_err(|e| CniError::lib(&format!("disconnecting {id} ({ifname})"), &e))?;
+    // The last close of the nf_tables socket that deleted the port's rules waits for an
+    // RCU grace period: the detached process gets a copy, so that our exit does not.
+    if let netplumb::firewall::AnyFirewall::Nftables(fw) = host.firewall() {
+        use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+        let _ = fcntl(fw.as_fd(), FcntlArg::F_SETFD(FdFlag::empty()));
+    }
+    reap_later(conf);
+    Ok(())
+}
+
+/// The variable that makes this binary delete the veths DEL left, and nothing else.
+const REAP: &str = "NETPLUMB_CNI_REAP";
+
+/// Starts a detached process of this binary (stdio closed, not waited for) that deletes
+/// the veths left by DEL; a failure to start it is harmless (see `del`).
+fn reap_later(conf: &Conf) {
+    let Ok(me) = std::env::current_exe() else {
+        return;
+    };
+    let _ = std::process::Command::new(me)
+        .env(REAP, format!("{}\n{}", conf.state_dir, conf.run_dir))
+        .env_remove("CNI_COMMAND")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+}
+
+/// The detached process of `reap_later`. It waits a little first: the namespace (and
+/// the veth with it) often goes meanwhile, the DELs of a burst are deleted in one
+/// request, and the deletion, which holds the kernel's rtnl lock for a grace period,
+/// keeps off the ADDs and DELs that follow at once.
+fn reap(dirs: &str) -> ExitCode {
+    std::thread::sleep(std::time::Duration::from_millis(250));
+    let (state, run) = dirs.split_once('\n').unwrap_or((dirs, dirs));
+    let done = Netns::current().and_then(|here| {
+        let mut host = HostOptions::new(state).run_dir(run).open(&here)?;
+        host.leave_link_deletion(true);
+        host.flush_link_deletions()
+    });
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
 }
 
 /// `GC`: every attachment of the network not in the valid list goes, with its address,

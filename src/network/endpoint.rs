@@ -240,7 +240,7 @@ impl Host {
         let mut br = self
             .bridge_index(&net.bridge, false)
             .map_err(|e| no_bridge(net, e))?;
-        let (mut salt, mut looked_up) = (0, false);
+        let (mut salt, mut looked_up, mut swept) = (0, false, false);
         loop {
             att.host_veth = host_veth_name(&ctr.id, &net.name, salt);
             // One request: the pair, the peer straight in the container, the host end up
@@ -262,6 +262,15 @@ impl Host {
                 {
                     self.left = false;
                     self.flush_link_deletions()?;
+                }
+                // Another process's disconnect may have left a veth of this name for later
+                // (`Host::leave_link_deletion`): the links left are deleted, once, and the
+                // request tried again.
+                Err(e) if e.is_exists() && !swept => {
+                    swept = true;
+                    self.rtnl
+                        .execute(&LinkDel::group(super::host::LEFT_GROUP))
+                        .or_gone()?;
                 }
                 // The container's interface name is taken in its namespace: no salt helps.
                 Err(e) if e.is_exists() && self.has_link(&ctr.netns, &ctr.ifname) => {

@@ -54,6 +54,25 @@ pub struct Nftables {
     fresh: bool,
 }
 
+/// The backend's netlink socket. The kernel makes the last close of a netfilter socket
+/// that deleted nf_tables objects wait for the deletion's RCU grace period (10–15 ms
+/// here); a short-lived process (a CNI plugin, a runtime's network tool) can hand the
+/// socket to a child that outlives it (clear `FD_CLOEXEC` on it before spawning), so
+/// that its own exit does not wait.
+///
+/// ```no_run
+/// use std::os::fd::AsFd;
+/// let fw = netplumb::firewall::Nftables::open_in(&netplumb::Netns::current()?)?;
+/// let fd = fw.as_fd();
+/// # let _ = fd;
+/// # Ok::<(), netplumb::Error>(())
+/// ```
+impl std::os::fd::AsFd for Nftables {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
 impl Nftables {
     /// A backend for namespace `ns` (its netlink socket is opened inside it), using tables
     /// named `netplumb`.
