@@ -337,8 +337,16 @@ impl Host {
         if self.leave && td.containers.is_some() {
             return self.leave_links(td, tx);
         }
+        // A network removal deletes its links with those disconnects left for later
+        // (`Host::leave_link_deletion`, any network's, any process's): one unregister
+        // batch, one set of the kernel's grace periods, where two requests paid two.
+        let group = if td.removal.is_some() {
+            LEFT_GROUP
+        } else {
+            td.group
+        };
         let all = match td.links.as_slice() {
-            [(_, name, _)] => {
+            [(_, name, _)] if td.removal.is_none() => {
                 fault::point("links")?;
                 return self.rtnl.execute(&LinkDel::new(name.as_str())).or_gone();
             }
@@ -347,7 +355,7 @@ impl Host {
         fault::point("link group")?;
         let moves: Vec<LinkSet> = all
             .iter()
-            .map(|&(i, _, _)| LinkSet::new(i).group(td.group))
+            .map(|&(i, _, _)| LinkSet::new(i).group(group))
             .collect();
         let moved = self.rtnl.execute_batch(&moves);
         let (ns, back) = (
@@ -367,7 +375,7 @@ impl Host {
         moved.or_gone()?;
         fault::point("links")?;
         // `ip link del group N`: one unregister batch for all of them.
-        self.rtnl.execute(&LinkDel::group(td.group)).or_gone()
+        self.rtnl.execute(&LinkDel::group(group)).or_gone()
     }
 }
 
@@ -434,9 +442,6 @@ impl Host {
         let td = self.plan_removal(&info, &atts)?;
         atomically(|tx| self.teardown(&td, tx))?;
         self.bridges.remove(&info.bridge);
-        // A removal waits for its links' deletion anyway: the veths disconnects left for
-        // later (Host::leave_link_deletion) go in the same breath.
-        self.rtnl.execute(&LinkDel::group(LEFT_GROUP)).or_gone()?;
         Ok(Some((info.bridge, atts.len())))
     }
 
