@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+use netplumb::firewall::Firewall;
 use netplumb::netns::Sandbox;
 use netplumb::Rtnl;
 use serde_json::{json, Value};
@@ -767,5 +768,119 @@ fn another_ipam_type_is_delegated_to_its_plugin() {
         assert_eq!(error_of(ok, &out).0, 4, "{out}");
         assert_eq!(common::link_names(&mut host), before);
         drop(ns);
+    });
+}
+
+#[test]
+fn runtime_config_ips_and_mac_are_honoured() {
+    common::sandbox("cni_ips_mac", |s| {
+        common::no_dad(s.host());
+        let ns = s.netns_dir().create("m").unwrap();
+        let path = ns_path(s, "m");
+        let mut c = conf("1.1.0");
+        c["runtimeConfig"] = json!({
+            "ips": ["10.77.0.77/24", "fd77::77"],
+            "mac": "02:00:00:aa:bb:cc",
+        });
+        let (ok, out) = cni("ADD", "m1", &path, &c);
+        assert!(ok, "{out}");
+        let r = json_of(&out);
+        assert_eq!(r["ips"][0]["address"], "10.77.0.77/24");
+        assert_eq!(r["ips"][1]["address"], "fd77::77/64");
+        assert_eq!(r["interfaces"][2]["mac"], "02:00:00:aa:bb:cc");
+        let mut inside = Rtnl::open_in(&ns).unwrap();
+        let eth0 = inside.link("eth0").unwrap();
+        assert_eq!(
+            eth0.mac.map(|m| m.to_string()).as_deref(),
+            Some("02:00:00:aa:bb:cc")
+        );
+        // An address outside the network: refused, naming it, nothing made.
+        let ns2 = s.netns_dir().create("m2").unwrap();
+        c["runtimeConfig"] = json!({ "ips": ["10.1.2.3/24"] });
+        let (ok, out) = cni("ADD", "m2", &ns_path(s, "m2"), &c);
+        let (_, msg) = error_of(ok, &out);
+        assert!(
+            msg.contains("10.1.2.3") || out.contains("10.1.2.3"),
+            "{out}"
+        );
+        assert!(Rtnl::open_in(&ns2)
+            .unwrap()
+            .link("eth0")
+            .unwrap_err()
+            .is_not_found());
+        let (ok, out) = cni("DEL", "m1", &path, &c);
+        assert!(ok, "{out}");
+    });
+}
+
+#[test]
+fn del_after_an_add_killed_at_any_moment_leaves_nothing() {
+    common::sandbox("cni_killed_add", |s| {
+        common::no_dad(s.host());
+        let mut c = conf("1.1.0");
+        c["runtimeConfig"] = json!({ "portMappings": [
+            { "hostPort": 8090, "containerPort": 80, "protocol": "tcp" }] });
+        let mut rng = common::Rng::from_clock();
+        let mut killed = 0;
+        for round in 0..12 {
+            let name = format!("k{round}");
+            let ns = s.netns_dir().create(&name).unwrap();
+            let path = ns_path(s, &name);
+            let mut child = Command::new(binary())
+                .env("CNI_COMMAND", "ADD")
+                .env("CNI_CONTAINERID", &name)
+                .env("CNI_NETNS", &path)
+                .env("CNI_IFNAME", "eth0")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(c.to_string().as_bytes())
+                .unwrap();
+            // Somewhere in its 2-5 ms: before, during or after the kernel's work.
+            let delay = rng.below(6000) as u64;
+            std::thread::sleep(std::time::Duration::from_micros(delay));
+            let _ = child.kill();
+            let status = child.wait().unwrap();
+            killed += usize::from(!status.success());
+            let (ok, out) = cni("DEL", &name, &path, &c);
+            assert!(ok, "round {round} ({delay} µs): {out}");
+            let mut inside = Rtnl::open_in(&ns).unwrap();
+            gone_soon(&mut inside, "eth0");
+        }
+        // Most were killed before they finished (the others are plain DELs).
+        assert!(killed >= 6, "only {killed} of 12 ADDs were killed");
+        // Nothing of any of them is left: no record, lease, port or veth.
+        let state = netplumb::network::HostOptions::new("/run/cni-test/state")
+            .run_dir("/run/cni-test/run")
+            .open(s.host())
+            .unwrap();
+        assert!(state.attachments(Some("cninet")).unwrap().is_empty());
+        assert!(state.ipam().leases("cninet").unwrap().is_empty());
+        assert!(state.ipam().leases("cninet/v6").unwrap().is_empty());
+        assert!(state.published_ports().unwrap().is_empty());
+        drop(state);
+        let fw = netplumb::firewall::open(netplumb::firewall::Backend::Nftables, s.host())
+            .unwrap()
+            .state()
+            .unwrap();
+        assert!(fw.ports.is_empty(), "{:?}", fw.ports);
+        let mut host = common::rtnl(s);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let veths: Vec<String> = common::link_names(&mut host)
+                .into_iter()
+                .filter(|l| l.starts_with("veth"))
+                .collect();
+            if veths.is_empty() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "left: {veths:?}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     });
 }

@@ -230,7 +230,14 @@ fn disconnect(host: &mut Host, network: &str, id: &str) -> Res {
         Err(e) => return Err(e.to_string()),
         Ok(_) => {}
     }
-    host.disconnect(network, id).map_err(|e| e.to_string())?;
+    let atts = host.attachments(Some(network)).map_err(|e| e.to_string())?;
+    if atts.iter().any(|a| a.container == id) {
+        host.disconnect(network, id).map_err(|e| e.to_string())?;
+    } else {
+        // Not connected: a setup killed halfway may have left its veth and ports.
+        host.clear_interrupted(network, id)
+            .map_err(|e| e.to_string())?;
+    }
     remove_if_unused(host, network)
 }
 

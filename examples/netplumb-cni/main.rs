@@ -326,8 +326,21 @@ pub(crate) fn del(env: &Env, conf: &Conf) -> Res {
     // go, the interface goes down and off the bridge. The pair is then deleted by a
     // detached process of ours, or with the namespace, which runtimes delete next, or by
     // the next ADD that needs the interface name, whichever comes first.
+    let key = lib_id(id, ifname);
+    let connected = host
+        .attachments(Some(name))
+        .map_err(|e| CniError::lib(&format!("network {name}"), &e))?
+        .iter()
+        .any(|a| a.container == key);
+    if !connected {
+        // Never added, deleted already, or an ADD killed halfway: what such an ADD made
+        // (its veth, its published ports) goes.
+        host.clear_interrupted(name, &key)
+            .map_err(|e| CniError::lib(&format!("clearing {id} ({ifname})"), &e))?;
+        return Ok(());
+    }
     host.leave_link_deletion(true);
-    host.disconnect(name, &lib_id(id, ifname))
+    host.disconnect(name, &key)
         .map_err(|e| CniError::lib(&format!("disconnecting {id} ({ifname})"), &e))?;
     // The last close of the nf_tables socket that deleted the port's rules waits for an
     // RCU grace period: the detached process gets a copy, so that our exit does not.

@@ -111,6 +111,66 @@ impl Host {
         Ok(report)
     }
 
+    /// Removes what an interrupted connect of `container` to `network` left: a process
+    /// killed halfway, whose database transaction rolled back while the kernel objects it
+    /// had made stayed (its veth pair, the container's interface with it, and published
+    /// ports). For a caller that keeps no state and is told to tear down a container
+    /// that may never have been connected, as a CNI plugin's `DEL` after a crashed `ADD`.
+    ///
+    /// Runs under the runtime database's write lock, which every connect holds from its
+    /// first step to its commit: no connect is under way meanwhile, so what no record
+    /// explains is left over. Removed: the veths named for this container on this
+    /// network, and the network's published ports that no attachment has. Returns whether
+    /// anything was removed; nothing is done when the container is connected (use
+    /// [`Host::disconnect`]) or the network does not exist.
+    ///
+    /// ```no_run
+    /// # use netplumb::network::Host;
+    /// let mut host = Host::open_in(&netplumb::Netns::current()?, "/var/lib/netplumb")?;
+    /// host.disconnect("web", "c1")?;
+    /// host.clear_interrupted("web", "c1")?;
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    pub fn clear_interrupted(&mut self, network: &str, container: &str) -> Result<bool> {
+        let net = match self.network(network) {
+            Ok(n) => n,
+            Err(e) if e.is_not_found() => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let ipam = self.ipam.clone();
+        let mut db = ipam.store().begin_tx()?;
+        if super::state::rows::attachment(db.conn(), network, container)?.is_some() {
+            return Ok(false);
+        }
+        let names: Vec<String> = (0..=8)
+            .map(|salt| super::names::host_veth_name(container, network, salt))
+            .collect();
+        let stray: Vec<u32> = self
+            .rtnl
+            .links()?
+            .into_iter()
+            .filter(|l| l.is_kind("veth") && names.contains(&l.name))
+            .map(|l| l.index)
+            .collect();
+        self.rtnl.delete_links(&stray)?;
+        let atts = super::state::rows::attachments(db.conn(), Some(network))?;
+        let ports = if self.ours(&net) {
+            self.gc_ports(std::slice::from_ref(&net), &atts)?
+        } else {
+            Vec::new()
+        };
+        drop(db);
+        if !stray.is_empty() || !ports.is_empty() {
+            log::info!(
+                target: "netplumb::network",
+                "cleared an interrupted connect of {container} to network {network}: {} link(s), ports {}",
+                stray.len(),
+                super::oplog::list(&ports)
+            );
+        }
+        Ok(!stray.is_empty() || !ports.is_empty())
+    }
+
     /// Releases the leases and host ports that no record explains, in one transaction of
     /// the runtime database (since connects and disconnects write all three in one
     /// transaction, only a database from before that, or written by hand, has any).
