@@ -36,6 +36,8 @@
 //! option is accepted and changes nothing).
 
 mod dns;
+#[path = "../common/release.rs"]
+mod release;
 mod setup;
 mod types;
 
@@ -105,10 +107,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    if std::env::var_os(RELEASE).is_some() {
-        // Closed later, the socket's last close most often finds the kernel's pending
-        // deletions done, and so neither waits nor holds up another process's commit.
-        std::thread::sleep(std::time::Duration::from_millis(250));
+    if release::is_release_process() {
         return ExitCode::SUCCESS;
     }
     env_logger::init();
@@ -186,35 +185,9 @@ fn run(cli: &Cli) -> Res {
             // The namespace may be gone: then there is nothing inside to check.
             let ns = Netns::open(netns).ok();
             let r = setup::teardown(&mut host, &opts, ns.as_ref(), dns.as_ref());
-            hand_off_firewall(&mut host);
+            release::hand_off_firewall(&mut host);
             r
         }
-    }
-}
-
-/// The variable that makes this binary exit at once: the process of
-/// `hand_off_firewall`.
-const RELEASE: &str = "NETPLUMB_RELEASE_SOCKET";
-
-/// The last close of an nf_tables socket that deleted objects waits for the kernel's RCU
-/// grace period (10–15 ms): a detached process of ours (stdio closed, not waited for)
-/// gets a copy of the socket and makes that last close, so that our exit does not wait.
-fn hand_off_firewall(host: &mut Host) {
-    use std::os::fd::AsFd;
-    let netplumb::firewall::AnyFirewall::Nftables(fw) = host.firewall() else {
-        return;
-    };
-    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-    let Ok(me) = std::env::current_exe() else {
-        return;
-    };
-    if fcntl(fw.as_fd(), FcntlArg::F_SETFD(FdFlag::empty())).is_ok() {
-        let _ = std::process::Command::new(me)
-            .env(RELEASE, "1")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn();
     }
 }
 

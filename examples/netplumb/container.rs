@@ -243,10 +243,15 @@ pub fn rm(ctx: &Ctx, name: &str) -> Res {
         .as_ref()
         .is_some_and(|r| r.owns_netns && r.netns.exists());
     host.leave_link_deletion(owned);
+    let mut removed = false;
     for a in host.attachments(None)? {
         if a.container == t.id {
             host.disconnect(&a.network, &t.id)?;
+            removed = true;
         }
+    }
+    if removed {
+        crate::release::hand_off_firewall(&mut host);
     }
     if let Some(r) = t
         .record
