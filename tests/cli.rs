@@ -453,6 +453,32 @@ fn cli_firewall_backend_choice() {
     });
 }
 
+/// `repair` after someone flushed the whole ruleset: the published port answers again.
+#[test]
+fn cli_repair_after_a_ruleset_flush() {
+    common::sandbox("cli_repair", |s| {
+        common::no_dad(s.host());
+        ok("--firewall nftables network create --subnet 10.126.0.0/24 rep");
+        ok("--firewall nftables run --name r1 --network rep -p 8088:80");
+        let r1 = NetnsDir::new(NETNS).open("r1").unwrap();
+        serve_peer(&r1);
+        let out = outside(s);
+        assert!(call(&out, "192.0.2.1:8088").is_some(), "before the flush");
+        common::run_in(s.host(), "nft", &["flush", "ruleset"]);
+        assert!(
+            call(&out, "192.0.2.1:8088").is_none(),
+            "the flush took the port"
+        );
+        let said = ok("--firewall nftables repair");
+        assert!(said.contains("1 port"), "{said}");
+        assert!(call(&out, "192.0.2.1:8088").is_some(), "after repair");
+        // Nothing missing: nothing said.
+        assert_eq!(ok("--firewall nftables repair"), "");
+        ok("--firewall nftables rm r1");
+        ok("--firewall nftables network rm rep");
+    });
+}
+
 /// `network create --driver overlay` with `--store`: the definition goes to etcd (started
 /// inside the sandbox), `ls`/`inspect` show it, a container connects over it and leaves,
 /// and the network is removed; without `--store` the driver is refused.

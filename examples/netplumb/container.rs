@@ -416,6 +416,19 @@ pub fn inspect(ctx: &Ctx, names: &[String]) -> Res<ExitCode> {
 /// `netplumb gc`: attachments whose namespace is gone are disconnected (with their veths,
 /// rules and leases), stray veths on our bridges deleted, and records of containers whose
 /// namespace is gone forgotten.
+/// `netplumb repair`: the firewall objects of every recorded network and published
+/// port, put back where missing (`Host::reconcile`); prints what was restored.
+pub fn repair(ctx: &Ctx) -> Res {
+    let report = ctx.host()?.reconcile()?;
+    if !report.firewall.is_empty() {
+        println!("{}", report.firewall);
+    }
+    for n in &report.skipped {
+        println!("skipped network {n}: its rules are in another firewall backend");
+    }
+    Ok(())
+}
+
 pub fn gc(ctx: &Ctx) -> Res {
     let mut host = ctx.host()?;
     let live: Vec<String> = host

@@ -112,6 +112,9 @@ enum Cmd {
     },
     /// Remove what dead containers left behind: attachments, veths, leases, records.
     Gc,
+    /// Put back the firewall rules of every network and published port that someone
+    /// removed (`nft flush ruleset`, a firewall reload): for hosts that run no agent.
+    Repair,
     /// The tour: a bridge network, two containers, a published port, outbound NAT.
     Demo,
 }
@@ -308,6 +311,7 @@ fn dispatch(ctx: &Ctx, cmd: Cmd) -> Res<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Gc => ok(container::gc(ctx)),
+        Cmd::Repair => ok(container::repair(ctx)),
         Cmd::Demo => demo::demo(),
     }
 }
