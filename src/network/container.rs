@@ -9,7 +9,7 @@ use crate::firewall::Proto;
 use crate::link::{IfName, MacAddr};
 use crate::netns::Netns;
 use crate::ports::PortMapping;
-use crate::IpNet;
+use ipnet::IpNet;
 
 /// A static route of a container: destination, gateway, own metric.
 pub(crate) type StaticRoute = (IpNet, IpAddr, Option<u32>);

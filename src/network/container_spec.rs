@@ -10,7 +10,7 @@ use crate::firewall::Proto;
 use crate::link::MacAddr;
 use crate::netns::Netns;
 use crate::ports::PortMapping;
-use crate::IpNet;
+use ipnet::IpNet;
 
 /// What a [`Container`] asks of a connect, without the namespace it is connected in: the
 /// part a runtime keeps in its container configuration.

@@ -14,6 +14,7 @@ use super::port_rows::SqlPorts;
 use super::reconnect;
 use super::rules::port_rules;
 use super::runtime;
+use super::shared_ports::{self, rules_of, SharedBook};
 use super::state::{rows, Attachment, NetworkInfo};
 use crate::addr::Addr;
 use crate::error::{Error, Object, Result, ResultExt};
@@ -23,6 +24,7 @@ use crate::ipam::{IpamError, Owner, SqliteTx};
 use crate::journal::{atomically, Txn};
 use crate::link::{AddrGenMode, BridgePort, Link, LinkDel, LinkSet, MacAddr, Veth};
 use crate::netns::Netns;
+use crate::ports::PublishedPort;
 use crate::request::Request;
 use crate::route::Route;
 use crate::rtnl::Rtnl;
@@ -387,21 +389,42 @@ impl Host {
             .ports
             .clone()
             .default_host_ip(net.host_binding.unwrap_or(any));
+        // The container's attachments on other networks: the host ports they publish are
+        // the container's own (shared_ports.rs).
+        let others: Vec<Attachment> = rows::of(db.conn(), &ctr.id)?
+            .into_iter()
+            .filter(|a| a.network != net.name)
+            .collect();
+        let held: Vec<PublishedPort> = others.iter().flat_map(|a| a.ports.clone()).collect();
         // In the connect's transaction: rolling it back releases them.
-        let book = &mut SqlPorts { conn: db.conn() };
+        let book = &mut SharedBook {
+            inner: SqlPorts { conn: db.conn() },
+            held: &held,
+        };
         let published = if net.host_binding.is_none() && has(false) && has(true) {
             alloc.publish_dual_stack_in(book, &ctr.ports)?
         } else {
             alloc.publish_in(book, &ctr.ports)?
         };
         let rules = port_rules(&net.name, &att.addrs, &published)?;
+        let (rules, take) =
+            shared_ports::connect_changes(self.one_rule_per_port(), rules, &rules_of(&others)?);
         fault::point("firewall ports")?;
-        self.fw.publish(&rules)?;
         let (ns, backend) = (self.netns.clone(), self.fw.backend());
-        let undo_rules = rules.clone();
+        // Each inverse recorded before its step (a backend may fail halfway; the inverses
+        // are harmless where nothing changed).
+        if !take.is_empty() {
+            let back = take.clone();
+            tx.record(format!("publish {} port(s) again", take.len()), move || {
+                firewall::open(backend, &ns)?.publish(&back)
+            });
+            self.fw.unpublish(&take)?;
+        }
+        let (ns, undo_rules) = (self.netns.clone(), rules.clone());
         tx.record(format!("unpublish {} port(s)", rules.len()), move || {
             firewall::open(backend, &ns)?.unpublish(&undo_rules)
         });
+        self.fw.publish(&rules)?;
         att.ports = published;
         Ok(())
     }

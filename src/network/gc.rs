@@ -120,7 +120,7 @@ impl Host {
     /// Runs under the runtime database's write lock, which every connect holds from its
     /// first step to its commit: no connect is under way meanwhile, so what no record
     /// explains is left over. Removed: the veths named for this container on this
-    /// network, and the network's published ports that no attachment has. Returns whether
+    /// network, and published ports that no attachment has. Returns whether
     /// anything was removed; nothing is done when the container is connected (use
     /// [`Host::disconnect`]) or the network does not exist.
     ///
@@ -153,9 +153,11 @@ impl Host {
             .map(|l| l.index)
             .collect();
         self.rtnl.delete_links(&stray)?;
-        let atts = super::state::rows::attachments(db.conn(), Some(network))?;
+        // Every network's: a host port may be shared with a container's other networks.
+        let atts = super::state::rows::attachments(db.conn(), None)?;
+        let nets = self.defs.list()?;
         let ports = if self.ours(&net) {
-            self.gc_ports(std::slice::from_ref(&net), &atts)?
+            self.gc_ports(&nets, &atts)?
         } else {
             Vec::new()
         };
@@ -235,6 +237,9 @@ impl Host {
             if nets.iter().any(|n| n.name == a.network && self.ours(n)) {
                 want.extend(port_rules(&a.network, &a.addrs, &a.ports)?);
             }
+        }
+        if self.one_rule_per_port() {
+            want = super::shared_ports::holders(&want);
         }
         let key = |r: &PortRule| {
             let ip = r.host_ip.filter(|i| !i.is_unspecified());

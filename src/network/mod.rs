@@ -55,6 +55,7 @@ mod reconcile;
 mod reconnect;
 mod rules;
 mod runtime;
+mod shared_ports;
 mod state;
 mod teardown;
 

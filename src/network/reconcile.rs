@@ -113,6 +113,11 @@ impl Host {
             }
             nets.push(self.rules(&info, &atts));
         }
+        if self.one_rule_per_port() {
+            // A host port a container publishes on several networks: one entry
+            // (shared_ports.rs).
+            ports = super::shared_ports::holders(&ports);
+        }
         Ok((nets, ports, skipped))
     }
 

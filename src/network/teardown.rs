@@ -15,6 +15,7 @@ use super::oplog;
 use super::port_rows::SqlPorts;
 use super::random;
 use super::rules::port_rules;
+use super::shared_ports::{self, rules_of};
 use super::state::{rows, Attachment, NetworkInfo};
 use crate::addr::Addr;
 use crate::error::{Error, Object, Result, ResultExt};
@@ -127,10 +128,25 @@ impl Host {
         v6: bool,
         td: &mut Teardown,
     ) -> Result<()> {
+        let one_per_port = self.one_rule_per_port();
         for a in atts {
-            td.port_rules
-                .extend(port_rules(&td.network, &a.addrs, &a.ports)?);
-            td.ports.extend(a.ports.iter().cloned());
+            let rules = port_rules(&td.network, &a.addrs, &a.ports)?;
+            if a.ports.is_empty() {
+                continue;
+            }
+            // The container's attachments on other networks keep the host ports they
+            // share with this one (shared_ports.rs).
+            let survivors: Vec<Attachment> = rows::of(&self.db(), &a.container)?
+                .into_iter()
+                .filter(|s| s.network != td.network)
+                .collect();
+            let (out, next) =
+                shared_ports::disconnect_changes(one_per_port, rules, &rules_of(&survivors)?);
+            td.port_rules.extend(out);
+            td.republish.extend(next);
+            let kept: Vec<PublishedPort> = survivors.iter().flat_map(|s| s.ports.clone()).collect();
+            td.ports
+                .extend(a.ports.iter().filter(|p| !kept.contains(p)).cloned());
         }
         for fam in [false, true].into_iter().filter(|f| !f || v6) {
             let name = ipam_name(&td.network, fam);
@@ -298,7 +314,8 @@ impl Host {
                     fw.publish(&ports)
                 },
             );
-            return self.fw.remove_network(&td.network);
+            self.fw.remove_network(&td.network)?;
+            return self.republish(td, tx);
         }
         if !td.port_rules.is_empty() {
             fault::point("firewall ports")?;
@@ -310,14 +327,28 @@ impl Host {
         }
         if let Some((new, old)) = &td.rules {
             fault::point("firewall rules")?;
-            let old = old.clone();
+            let (ns, old) = (ns.clone(), old.clone());
             tx.record(
                 format!("restore firewall rules of {}", td.network),
                 move || firewall::open(backend, &ns)?.add_network(&old),
             );
             self.fw.add_network(new)?;
         }
-        Ok(())
+        self.republish(td, tx)
+    }
+
+    /// Publishes the rules of the other networks that take over the leaving containers'
+    /// host ports.
+    fn republish(&mut self, td: &Teardown, tx: &mut Txn) -> Result<()> {
+        if td.republish.is_empty() {
+            return Ok(());
+        }
+        let (ns, backend, rules) = (self.netns.clone(), self.fw.backend(), td.republish.clone());
+        tx.record(
+            format!("unpublish {} port(s) again", rules.len()),
+            move || firewall::open(backend, &ns)?.unpublish(&rules),
+        );
+        self.fw.publish(&td.republish)
     }
 
     /// The last step: deletes the links in one request (a veth takes its container end,
@@ -507,6 +538,9 @@ pub(crate) struct Teardown {
     /// For a removal, the network's firewall rules as they are.
     pub(crate) removal: Option<NetworkRules>,
     pub(crate) port_rules: Vec<PortRule>,
+    /// Ports of the leaving containers' other networks that take over host ports the
+    /// leaving attachments held in the firewall (shared_ports.rs), published last.
+    pub(crate) republish: Vec<PortRule>,
     pub(crate) ports: Vec<PublishedPort>,
     /// The network's rules after and before, when the leaving containers change them.
     pub(crate) rules: Option<(NetworkRules, NetworkRules)>,

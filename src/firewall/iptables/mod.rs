@@ -290,12 +290,16 @@ impl Iptables {
 
     fn publish_in(&self, e: &mut Edit, fam: Family, ports: &[&PortRule]) -> Result<()> {
         chains::ensure_skeleton(&self.names, e, fam);
-        // The port rules there now, by port key: read once, whatever the number of ports.
-        let mut by_key: HashMap<String, Vec<(Table, String, String, String)>> = HashMap::new();
+        // The port rules there now, by network and port key: read once, whatever the
+        // number of ports. Each network has its own rules for a port (a container can
+        // publish one host port on each of its networks, netavark's layout: the first
+        // DNAT in the chain answers); within a network, a port has one target.
+        let mut by_key: HashMap<(String, String), Vec<(Table, String, String, String)>> =
+            HashMap::new();
         for (t, c, r, cm) in chains::tagged(&self.names, &e.now) {
-            if let Some(Tag::Port { key, .. }) = self.names.parse_tag(&cm) {
+            if let Some(Tag::Port { network, key }) = self.names.parse_tag(&cm) {
                 by_key
-                    .entry(key.to_owned())
+                    .entry((network.to_owned(), key.to_owned()))
                     .or_default()
                     .push((t, c.to_owned(), r.to_owned(), cm));
             }
@@ -303,10 +307,11 @@ impl Iptables {
         let mut seen = std::collections::HashSet::new();
         for p in ports {
             let (tag, key) = (self.names.port_tag(p), render::port_key(p));
-            if !seen.insert(key.clone()) {
+            let at = (p.network.clone(), key.clone());
+            if !seen.insert(at.clone()) {
                 continue; // the same port twice in one call
             }
-            let have = by_key.remove(&key).unwrap_or_default();
+            let have = by_key.remove(&at).unwrap_or_default();
             let dnat = have.iter().find(|(t, c, r, _)| {
                 *t == Table::Nat && *c == self.names.docker && save::target(r) == Some("DNAT")
             });
@@ -438,16 +443,14 @@ impl Firewall for Iptables {
             .filter(|f| ports.iter().any(|p| Family::of(&p.container_ip) == *f))
             .collect();
         self.transact(&fams, &mut |fw, fam, e| {
-            let keys: Vec<String> = ports
+            let keys: Vec<(&str, String)> = ports
                 .iter()
                 .filter(|p| Family::of(&p.container_ip) == fam)
-                .map(render::port_key)
+                .map(|p| (p.network.as_str(), render::port_key(p)))
                 .collect();
-            chains::delete_where(
-                &fw.names,
-                e,
-                |t| matches!(t, Tag::Port { key, .. } if keys.iter().any(|k| k == key)),
-            );
+            chains::delete_where(&fw.names, e, |t| {
+                matches!(t, Tag::Port { network, key } if keys.iter().any(|(n, k)| *n == network && k == key))
+            });
             Ok(())
         })
     }
