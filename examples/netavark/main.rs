@@ -110,7 +110,10 @@ fn main() -> ExitCode {
     if release::is_release_process() {
         return ExitCode::SUCCESS;
     }
-    env_logger::init();
+    // netavark's log format (no timestamps: Podman's journal has them).
+    env_logger::Builder::from_default_env()
+        .format_timestamp(None)
+        .init();
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -237,6 +240,8 @@ fn host(cli: &Cli) -> Res<Host> {
             ))
         }
     };
+    // As netavark says it (its users grep for it).
+    log::info!(target: "netavark::firewall", "Using {backend} firewall driver");
     let here = Netns::current().map_err(|e| e.to_string())?;
     HostOptions::new(cli.config.join("netplumb"))
         .backend(backend)

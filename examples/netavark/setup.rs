@@ -69,8 +69,8 @@ impl Plan {
         })
     }
 
-    /// Sets up every network, in name order; the ports go with the first; then the
-    /// names on the `dns_enabled` ones. On a failure the networks set up so far are torn
+    /// Sets up every network, in name order, each with the ports; then the names on the
+    /// `dns_enabled` ones. On a failure the networks set up so far are torn
     /// down again.
     pub fn setup(
         &self,
@@ -86,8 +86,8 @@ impl Plan {
                 let _ = disconnect(host, n, &self.id);
             }
         };
-        for (i, (name, j)) in self.joins.iter().enumerate() {
-            match self.setup_one(host, ns, j, i == 0) {
+        for (name, j) in &self.joins {
+            match self.setup_one(host, ns, j) {
                 Ok(att) => {
                     done.push(name);
                     let serves = j.dns && dns.is_some();
@@ -127,7 +127,7 @@ impl Plan {
 
     /// Sets up one network; the error is netavark's text where its users match on it,
     /// else ours, naming the network.
-    fn setup_one(&self, host: &mut Host, ns: &Netns, j: &Join, ports: bool) -> Res<Attachment> {
+    fn setup_one(&self, host: &mut Host, ns: &Netns, j: &Join) -> Res<Attachment> {
         let name = j.cfg.name();
         let text = |e: netplumb::Error| netavark_text(&e).unwrap_or(format!("network {name}: {e}"));
         host.ensure_network(&j.cfg).map_err(text)?;
@@ -153,10 +153,10 @@ impl Plan {
         for a in &j.aliases {
             c = c.alias(a);
         }
-        if ports {
-            for p in &self.ports {
-                c = c.publish(*p);
-            }
+        // As netavark: the ports on every network (one host port, each network's rule to
+        // the container's address on it).
+        for p in &self.ports {
+            c = c.publish(*p);
         }
         let r = host.ensure_connected(name, &c);
         r.map_err(|e| {
