@@ -289,13 +289,14 @@ impl Iptables {
     }
 
     fn publish_in(&self, e: &mut Edit, fam: Family, ports: &[&PortRule]) -> Result<()> {
+        /// A rule of ours: table, chain, rule, comment.
+        type TaggedRule = (Table, String, String, String);
         chains::ensure_skeleton(&self.names, e, fam);
         // The port rules there now, by network and port key: read once, whatever the
         // number of ports. Each network has its own rules for a port (a container can
         // publish one host port on each of its networks, netavark's layout: the first
         // DNAT in the chain answers); within a network, a port has one target.
-        let mut by_key: HashMap<(String, String), Vec<(Table, String, String, String)>> =
-            HashMap::new();
+        let mut by_key: HashMap<(String, String), Vec<TaggedRule>> = HashMap::new();
         for (t, c, r, cm) in chains::tagged(&self.names, &e.now) {
             if let Some(Tag::Port { network, key }) = self.names.parse_tag(&cm) {
                 by_key
