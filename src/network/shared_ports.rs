@@ -152,29 +152,29 @@ mod tests {
     #[test]
     fn the_network_that_sorts_first_holds_the_port_and_hands_it_on() {
         let (a, b) = (rule("a", "10.0.1.2"), rule("b", "10.0.2.2"));
-        assert_eq!(holders(&[b.clone(), a.clone()]), [a.clone()]);
+        assert_eq!(holders(&[b.clone(), a.clone()]), vec![a.clone()]);
         // b connects while a holds: b is shadowed.
         assert_eq!(
-            connect_changes(true, vec![b.clone()], &[a.clone()]),
+            connect_changes(true, vec![b.clone()], std::slice::from_ref(&a)),
             (vec![], vec![])
         );
         // a connects while b holds: a takes over.
         assert_eq!(
-            connect_changes(true, vec![a.clone()], &[b.clone()]),
+            connect_changes(true, vec![a.clone()], std::slice::from_ref(&b)),
             (vec![a.clone()], vec![b.clone()])
         );
         // a leaves: b takes over; b leaves: nothing changes.
         assert_eq!(
-            disconnect_changes(true, vec![a.clone()], &[b.clone()]),
+            disconnect_changes(true, vec![a.clone()], std::slice::from_ref(&b)),
             (vec![a.clone()], vec![b.clone()])
         );
         assert_eq!(
-            disconnect_changes(true, vec![b.clone()], &[a.clone()]),
+            disconnect_changes(true, vec![b.clone()], std::slice::from_ref(&a)),
             (vec![], vec![])
         );
         // One rule per network (iptables): every rule goes in and out.
         assert_eq!(
-            connect_changes(false, vec![b.clone()], &[a.clone()]),
+            connect_changes(false, vec![b.clone()], std::slice::from_ref(&a)),
             (vec![b.clone()], vec![])
         );
         // IPv4 and IPv6 rules of one port are separate entries.
