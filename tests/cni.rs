@@ -581,6 +581,8 @@ fn libcni_driver() -> Option<PathBuf> {
             .env("GOPATH", gopath)
             .env("GOCACHE", target.join("go-cache"))
             .env("GOFLAGS", "-buildvcs=false")
+            // No user config file (HOME may be unset on a build machine).
+            .env("GOENV", "off")
             .status()
             .expect("run go build");
         assert!(st.success(), "go build of tests/libcni failed");
