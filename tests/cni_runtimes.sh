@@ -36,13 +36,24 @@ if [ "${1:-}" = "--inner" ]; then
   fail() { echo "FAIL [$runtime, $label]: $*"; exit 1; }
   # shellcheck source=tests/podman_env.sh
   . "$(dirname "$0")/podman_env.sh"
-  podman_env /usr/lib/podman
-  mount -t tmpfs tmpfs /etc/cni/net.d
+  # The plugins first: their folder may be under /tmp, which podman_env hides.
   mount -t tmpfs tmpfs /opt
   mkdir -p /opt/cni/bin
   cp -a "$plugin_dir"/. /opt/cni/bin/
+  podman_env /usr/lib/podman
+  mount -t tmpfs tmpfs /etc/cni/net.d
   if [ "$label" = netplumb ]; then conf=$ours; else conf=$reference; fi
   echo "$conf" > /etc/cni/net.d/10-cninet.conflist
+  # The plugins under test are the ones that ran: ours writes nf_tables tables of its
+  # own (and no iptables rules), the reference chain iptables chains CNI-*.
+  ran_ours() {
+    if [ "$label" = netplumb ]; then
+      nft list tables 2>/dev/null | grep -q netplumb || fail "our plugin did not run (no netplumb table)"
+      ! iptables -t nat -S 2>/dev/null | grep -q -- '-N CNI-' || fail "CNI-* chains: the reference plugins ran"
+    else
+      iptables -t nat -S 2>/dev/null | grep -q -- '-N CNI-' || fail "the reference plugins did not run"
+    fi
+  }
   get() { # URL, a few tries (busybox-static 1.35's wget crashes with -T)
     local out
     for _ in $(seq 1 25); do
@@ -93,6 +104,7 @@ CONF
       sleep 0.2
     done
     [ "$out" = hello ] || fail "web ($ip) from another container: ${out:-no answer}"
+    ran_ours
     echo "ok [containerd, $label]: ctr run --cni gives $ip, reached from another container"
     # The client ran with --rm: its DEL came, its veth went; web's stays.
     veths=$(ip -o link | grep -c ': veth' || true)
@@ -117,6 +129,7 @@ CONF
     sleep 0.2
   done
   [ "$out" = hello ] || fail "web ($ip) from another container"
+  ran_ours
   echo "ok [podman-cni, $label]: -p 8080:80 answers on $gw:8080, and $ip from another container"
   podman rm -f -t 0 web >/dev/null
   left=$(ip -o link | awk -F': ' '{print $2}' | sed 's/@.*//' | grep '^veth' || true)

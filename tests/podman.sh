@@ -44,6 +44,13 @@ if [ "${1:-}" = "--inner" ]; then
   }
 
   podman run -d --name web -p 8080:80 localhost/bb httpd -f -p 80 -h /www >/dev/null
+  # The tool under test is the one that ran: ours writes nf_tables tables of its own,
+  # Debian's netavark 1.4 iptables rules.
+  if [ "$label" = netplumb ]; then
+    nft list tables 2>/dev/null | grep -q netplumb || fail "our tool did not run (no netplumb table)"
+  else
+    iptables -t nat -S 2>/dev/null | grep -q NETAVARK || fail "netavark did not run (no NETAVARK chain)"
+  fi
   [ "$(get http://127.0.0.1:8080/)" = hello ] || fail "127.0.0.1:8080 from the host"
   gw=$(ip -4 -o addr show podman0 | awk '{print $4}' | cut -d/ -f1)
   [ "$(get "http://$gw:8080/")" = hello ] || fail "$gw:8080 from the host"

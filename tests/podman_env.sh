@@ -1,10 +1,16 @@
-# Sourced by tests/podman.sh and benches/podman.sh, inside private network, mount and
-# pid namespaces: `podman_env TOOL_DIR` gives Podman a world of its own there (tmpfs on
-# /run, /var/lib, /dev/shm, /tmp; its own containers.conf with the network tool taken from
-# TOOL_DIR; cgroups off) and imports `localhost/bb`, a busybox-static root with an httpd
+# Sourced by tests/podman.sh, tests/cni_runtimes.sh and benches/podman.sh, inside private
+# network, mount and pid namespaces: `podman_env TOOL_DIR` gives Podman a world of its own
+# there (tmpfs on /run, /var/lib, /dev/shm, /tmp and /mnt; its own containers.conf with
+# the network tool taken from a copy of TOOL_DIR in /mnt/tools; cgroups off) and imports `localhost/bb`, a busybox-static root with an httpd
 # page `hello` in /www. Nothing outside the namespaces changes.
 podman_env() {
   local tool_dir=$1 root=/tmp/bb c
+  # The tool's folder may be under /tmp or /run, which the mounts below hide: it is
+  # copied first to a tmpfs of its own on /mnt, and Podman is pointed there.
+  mount -t tmpfs tmpfs /mnt
+  mkdir -p /mnt/tools
+  cp -a "$tool_dir"/. /mnt/tools/
+  tool_dir=/mnt/tools
   mount -t tmpfs tmpfs /run
   mount -t tmpfs tmpfs /var/lib
   mount -t tmpfs tmpfs /dev/shm
