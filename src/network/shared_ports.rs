@@ -14,8 +14,11 @@ use std::net::IpAddr;
 use super::host::Host;
 use super::rules::port_rules;
 use super::state::Attachment;
+use super::teardown::Teardown;
 use crate::error::Result;
+use crate::firewall::{self, Firewall};
 use crate::firewall::{Backend, PortRule, Proto};
+use crate::journal::Txn;
 use crate::ports::book::PortBook;
 use crate::ports::registry::CursorKey;
 use crate::ports::PublishedPort;
@@ -102,6 +105,20 @@ impl Host {
     /// Whether the backend holds one rule per host port (nf_tables maps).
     pub(crate) fn one_rule_per_port(&self) -> bool {
         self.fw.backend() == Backend::Nftables
+    }
+
+    /// Publishes the rules of the other networks that take over the leaving containers'
+    /// host ports.
+    pub(crate) fn republish(&mut self, td: &Teardown, tx: &mut Txn) -> Result<()> {
+        if td.republish.is_empty() {
+            return Ok(());
+        }
+        let (ns, backend, rules) = (self.netns.clone(), self.fw.backend(), td.republish.clone());
+        tx.record(
+            format!("unpublish {} port(s) again", rules.len()),
+            move || firewall::open(backend, &ns)?.unpublish(&rules),
+        );
+        self.fw.publish(&td.republish)
     }
 }
 

@@ -337,20 +337,6 @@ impl Host {
         self.republish(td, tx)
     }
 
-    /// Publishes the rules of the other networks that take over the leaving containers'
-    /// host ports.
-    fn republish(&mut self, td: &Teardown, tx: &mut Txn) -> Result<()> {
-        if td.republish.is_empty() {
-            return Ok(());
-        }
-        let (ns, backend, rules) = (self.netns.clone(), self.fw.backend(), td.republish.clone());
-        tx.record(
-            format!("unpublish {} port(s) again", rules.len()),
-            move || firewall::open(backend, &ns)?.unpublish(&rules),
-        );
-        self.fw.publish(&td.republish)
-    }
-
     /// The last step: deletes the links in one request (a veth takes its container end,
     /// address, routes and neighbours with it). No inverse could give them back their
     /// interface indexes, which is why nothing comes after this step.
