@@ -538,6 +538,35 @@ fn overlay_networks_with_an_etcd_store() {
         assert!(!np(&format!("{g} network rm ov1")).status.success());
         ok(&format!("{g} network disconnect ov1 a"));
         ok(&format!("{g} rm a"));
+
+        // `run --network OVERLAY -p`: the overlay address, the way out, and the port
+        // published through the gateway bridge; `rm` then takes all of it away.
+        let out = outside(s);
+        ok(&format!(
+            "{g} run --name b --network ov1 --ip 10.9.0.7 -p 8089:80"
+        ));
+        let addrs = ok(&format!("{g} exec b -- ip -o -4 addr show"));
+        assert!(addrs.contains("10.9.0.7/24"), "{addrs}");
+        serve_peer(&NetnsDir::new(NETNS).open("b").unwrap());
+        assert!(call(&out, "192.0.2.1:8089").is_some(), "the published port");
+        let v: Value = serde_json::from_str(&ok(&format!("{g} network inspect ov1"))).unwrap();
+        assert_eq!(v[0]["Containers"].as_object().unwrap().len(), 1, "{v}");
+        ok(&format!("{g} rm b"));
+        let v: Value = serde_json::from_str(&ok(&format!("{g} network inspect ov1"))).unwrap();
+        assert_eq!(
+            v[0]["Containers"].as_object().unwrap().len(),
+            0,
+            "lease left: {v}"
+        );
+        let links = common::link_names(&mut r);
+        assert!(
+            !links.iter().any(|l| l.starts_with("ov-")
+                || l.starts_with("vx-")
+                || l == "docker_gwbridge"
+                || l.starts_with("veth")),
+            "links left: {links:?}"
+        );
+        assert!(call(&out, "192.0.2.1:8089").is_none(), "the port after rm");
         assert_eq!(ok(&format!("{g} network rm ov1")).trim(), "ov1");
         let ls = ok(&format!("{g} network ls"));
         assert!(!ls.contains("ov1"), "{ls}");

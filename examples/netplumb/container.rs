@@ -106,7 +106,9 @@ pub fn run(ctx: &Ctx, a: &RunArgs) -> Res {
     }
     let mut host = ctx.host()?;
     if let NetworkMode::Bridge(net) = &mode {
-        ensure_network(&mut host, net)?;
+        if overlay_named(ctx, &host, net)?.is_none() {
+            ensure_network(&mut host, net)?;
+        }
     }
     let owns = matches!(mode, NetworkMode::Bridge(_) | NetworkMode::None);
     let mut rec = Record {
@@ -153,11 +155,43 @@ fn start(ctx: &Ctx, host: &mut Host, mode: &NetworkMode, a: &RunArgs, rec: &mut 
         }
         return Ok(());
     };
+    #[cfg(feature = "etcd")]
+    if let Some((cluster, ov)) = overlay_named(ctx, host, net)? {
+        // An overlay network: its driver connects (the way out and the published ports
+        // through the gateway bridge); the container's files as for a bridge network.
+        if let Err(e) = cluster.connect(ctx, &ov, &ctr) {
+            let _ = ctx.netns.delete(&a.name);
+            return Err(e);
+        }
+        host.write_files(&ctr)?;
+        return Ok(());
+    }
     if let Err(e) = host.connect(net, &ctr) {
         let _ = ctx.netns.delete(&a.name);
         return Err(crate::network::docker_text(e, &a.name, net));
     }
     Ok(())
+}
+
+/// The overlay network `net` names, when it names no bridge network of this host and
+/// the store (`--store`) has an overlay network of that name.
+#[cfg(feature = "etcd")]
+fn overlay_named(
+    ctx: &Ctx,
+    host: &Host,
+    net: &str,
+) -> Res<Option<(crate::overlay::Cluster, netplumb::overlay::OverlayNetwork)>> {
+    if ctx.store.is_none() || host.network(net).is_ok() {
+        return Ok(None);
+    }
+    let cluster = crate::overlay::Cluster::open(ctx)?;
+    Ok(cluster.get(net)?.map(|ov| (cluster, ov)))
+}
+
+/// Without the `etcd` feature there are no overlay networks.
+#[cfg(not(feature = "etcd"))]
+fn overlay_named(_: &Ctx, _: &Host, _: &str) -> Res<Option<()>> {
+    Ok(None)
 }
 
 /// The default network comes into being on first use, as Docker's daemon makes it at start.
@@ -243,6 +277,12 @@ pub fn rm(ctx: &Ctx, name: &str) -> Res {
         .as_ref()
         .is_some_and(|r| r.owns_netns && r.netns.exists());
     host.leave_link_deletion(owned);
+    // Overlay networks first: their driver also takes the container off the gateway
+    // bridge, and releases its address in the store.
+    #[cfg(feature = "etcd")]
+    if ctx.store.is_some() {
+        crate::overlay::Cluster::open(ctx)?.disconnect_all(ctx, &t.id)?;
+    }
     let mut removed = false;
     for a in host.attachments(None)? {
         if a.container == t.id {

@@ -150,6 +150,30 @@ impl Cluster {
         Ok(self.driver(ctx)?.disconnect(net, id)?)
     }
 
+    /// Disconnects container `id` from every overlay network it holds an address of
+    /// (`rm`): its veth, its address in the store, its endpoint, the way out.
+    pub fn disconnect_all(&self, ctx: &Ctx, id: &str) -> Res {
+        let mut on = Vec::new();
+        for net in self.list()? {
+            if self
+                .ipam
+                .leases(net.name())?
+                .iter()
+                .any(|l| l.owner.container == id)
+            {
+                on.push(net);
+            }
+        }
+        if on.is_empty() {
+            return Ok(());
+        }
+        let mut ov = self.driver(ctx)?;
+        for net in &on {
+            ov.disconnect(net, id)?;
+        }
+        Ok(())
+    }
+
     /// Writes this host's FDB/neighbour entries for the other hosts' containers.
     pub fn sync(&self, ctx: &Ctx, net: &OverlayNetwork) -> Res {
         let r = self.driver(ctx)?.sync(net)?;
