@@ -539,6 +539,37 @@ fn overlay_networks_with_an_etcd_store() {
         ok(&format!("{g} network disconnect ov1 a"));
         ok(&format!("{g} rm a"));
 
+        // This host's agent, in the foreground as a service runs it.
+        let mut agent = Command::new(binary())
+            .args(g.split_whitespace())
+            .arg("agent")
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = {
+            use std::io::BufRead;
+            let (tx, rx) = std::sync::mpsc::channel::<String>();
+            let err = agent.stderr.take().unwrap();
+            std::thread::spawn(move || {
+                for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                    let _ = tx.send(l);
+                }
+            });
+            rx
+        };
+        let mut log = String::new();
+        let mut wait_for = |what: &str| {
+            let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !log.contains(what) {
+                let left = end.saturating_duration_since(std::time::Instant::now());
+                match lines.recv_timeout(left) {
+                    Ok(l) => log.push_str(&(l + "\n")),
+                    Err(_) => panic!("the agent did not log {what:?}: {log}"),
+                }
+            }
+        };
+
         // `run --network OVERLAY -p`: the overlay address, the way out, and the port
         // published through the gateway bridge; `rm` then takes all of it away.
         let out = outside(s);
@@ -547,6 +578,7 @@ fn overlay_networks_with_an_etcd_store() {
         ));
         let addrs = ok(&format!("{g} exec b -- ip -o -4 addr show"));
         assert!(addrs.contains("10.9.0.7/24"), "{addrs}");
+        wait_for("following ov1");
         serve_peer(&NetnsDir::new(NETNS).open("b").unwrap());
         assert!(call(&out, "192.0.2.1:8089").is_some(), "the published port");
         let v: Value = serde_json::from_str(&ok(&format!("{g} network inspect ov1"))).unwrap();
@@ -567,6 +599,15 @@ fn overlay_networks_with_an_etcd_store() {
             "links left: {links:?}"
         );
         assert!(call(&out, "192.0.2.1:8089").is_none(), "the port after rm");
+        // The agent stops cleanly on SIGTERM.
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(agent.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        wait_for("agent stopped");
+        let done = agent.wait().unwrap();
+        assert!(done.success(), "agent: {done:?}");
         assert_eq!(ok(&format!("{g} network rm ov1")).trim(), "ov1");
         let ls = ok(&format!("{g} network ls"));
         assert!(!ls.contains("ov1"), "{ls}");

@@ -387,3 +387,106 @@ fn etcd_going_away_gives_typed_errors_changes_nothing_and_work_resumes() {
         assert!(ipam.leases("ov1").unwrap().is_empty());
     });
 }
+
+/// Host `n`'s driver on namespace `ns` with its records in `dir` (a process of that host:
+/// a one-shot command or the agent), registrations under a lease of its own.
+fn driver(srv: &EtcdServer, ns: &Netns, dir: &std::path::Path, n: u8) -> Overlay<EtcdStore> {
+    let etcd = client(srv);
+    let host = Host::open_in(ns, dir).unwrap();
+    let me = PeerHost {
+        id: format!("h{n}"),
+        underlay: format!("192.168.99.{n}").parse().unwrap(),
+    };
+    let discovery: Arc<dyn PeerDiscovery> = Arc::new(EtcdDiscovery::new(etcd.clone()).ttl(TTL));
+    Overlay::new(host, me, Ipam::new(EtcdStore::new(etcd)), discovery).unwrap()
+}
+
+/// Whether host `ns` has a neighbour entry for `ip` on `net`'s VXLAN device.
+fn knows(ns: &Netns, net: &OverlayNetwork, ip: IpAddr) -> bool {
+    let mut r = Rtnl::open_in(ns).unwrap();
+    let Ok(vx) = r.link(net.vxlan_name().as_str()) else {
+        return false;
+    };
+    r.neighs(&vx).unwrap().iter().any(|n| n.dst == Some(ip))
+}
+
+#[test]
+fn agents_keep_an_idle_cluster_connected_and_follow_containers_and_deaths() {
+    if !available("overlay_etcd::agents") {
+        return;
+    }
+    common::sandbox("overlay_etcd::agents", |s| {
+        let srv = EtcdServer::start();
+        let ov1 = create_ov1(&client(&srv));
+        let hosts: Vec<Netns> = (1..=3).map(|n| machine(s, n)).collect();
+        let dirs: Vec<common::TempDir> = (1..=3).map(|_| common::TempDir::new("agent")).collect();
+        // Containers connected by one-shot commands, whose processes (and leases) end.
+        let mut ctrs = Vec::new();
+        for n in 1..=2u8 {
+            let i = usize::from(n - 1);
+            let ns = Netns::new().unwrap();
+            let mut once = driver(&srv, &hosts[i], &dirs[i].0, n);
+            let att = once
+                .connect(&ov1, &Container::new(&format!("c{n}"), &ns))
+                .unwrap();
+            ctrs.push((ns, att.addr.addr()));
+        }
+        let mut agents: Vec<netplumb::overlay::Agent> = (1..=3u8)
+            .map(|n| {
+                let i = usize::from(n - 1);
+                let nets = EtcdNetworks::new(client(&srv));
+                let ov = driver(&srv, &hosts[i], &dirs[i].0, n);
+                netplumb::overlay::Agent::start(ov, Box::new(move || nets.list()), TTL / 3).unwrap()
+            })
+            .collect();
+        // Idle for three TTLs: the one-shots' leases are long gone, the agents' live.
+        std::thread::sleep(3 * TTL + Duration::from_millis(500));
+        assert!(
+            tcp(&ctrs[0].0, ctrs[0].1, &ctrs[1].0),
+            "c2 -> c1 after idling"
+        );
+        assert!(
+            tcp(&ctrs[1].0, ctrs[1].1, &ctrs[0].0),
+            "c1 -> c2 after idling"
+        );
+
+        // A container connected on host 3 by a one-shot: host 1 learns it alone.
+        let ns3 = Netns::new().unwrap();
+        let att3 = {
+            let mut once = driver(&srv, &hosts[2], &dirs[2].0, 3);
+            once.connect(&ov1, &Container::new("c3", &ns3)).unwrap()
+        };
+        let t = Instant::now();
+        eventually("host 1 learns c3", || {
+            knows(&hosts[0], &ov1, att3.addr.addr())
+        });
+        eprintln!(
+            "host 1 learned c3 {:?} after the connect returned",
+            t.elapsed()
+        );
+        assert!(tcp(&ns3, att3.addr.addr(), &ctrs[0].0), "c1 -> c3");
+        // Still so after the one-shot's lease is gone: host 3's agent announced c3.
+        std::thread::sleep(TTL + Duration::from_millis(500));
+        assert!(knows(&hosts[0], &ov1, att3.addr.addr()), "c3 forgotten");
+
+        // Host 3's agent dies: its registrations lapse, host 1 forgets host 3.
+        let t = Instant::now();
+        agents.pop().unwrap().stop();
+        eventually("host 1 forgets host 3", || {
+            !fdb_dsts(&hosts[0], &ov1).contains(&IpAddr::from([192, 168, 99, 3]))
+        });
+        eprintln!(
+            "host 1 forgot host 3 {:?} after its agent stopped",
+            t.elapsed()
+        );
+        assert!(!knows(&hosts[0], &ov1, att3.addr.addr()));
+        // Hosts 1 and 2 stay connected.
+        assert!(
+            tcp(&ctrs[0].0, ctrs[0].1, &ctrs[1].0),
+            "c2 -> c1 at the end"
+        );
+        for a in agents {
+            a.stop();
+        }
+    });
+}

@@ -115,6 +115,11 @@ enum Cmd {
     /// Put back the firewall rules of every network and published port that someone
     /// removed (`nft flush ruleset`, a firewall reload): for hosts that run no agent.
     Repair,
+    /// Run in the foreground as this host's overlay agent (needs --store, --advertise-addr):
+    /// holds the host's registrations, follows every overlay network with containers
+    /// here, announces them again, repairs the firewall; stops on SIGTERM or SIGINT.
+    #[cfg(feature = "etcd")]
+    Agent,
     /// The tour: a bridge network, two containers, a published port, outbound NAT.
     Demo,
 }
@@ -312,6 +317,8 @@ fn dispatch(ctx: &Ctx, cmd: Cmd) -> Res<ExitCode> {
         }
         Cmd::Gc => ok(container::gc(ctx)),
         Cmd::Repair => ok(container::repair(ctx)),
+        #[cfg(feature = "etcd")]
+        Cmd::Agent => ok(overlay::Cluster::open(ctx).and_then(|c| c.agent(ctx))),
         Cmd::Demo => demo::demo(),
     }
 }

@@ -174,6 +174,30 @@ impl Cluster {
         Ok(())
     }
 
+    /// `netplumb agent`: follows this host's overlay networks (see `overlay::Agent`) until
+    /// SIGTERM or SIGINT.
+    pub fn agent(&self, ctx: &Ctx) -> Res {
+        use nix::sys::signal::{SigSet, Signal};
+        // Blocked before any thread starts, so that every thread inherits the mask and
+        // the signal waits for `wait` below.
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGTERM);
+        set.add(Signal::SIGINT);
+        set.thread_block()?;
+        let ov = self.driver(ctx)?;
+        let nets = EtcdNetworks::new(self.etcd.clone());
+        let every = netplumb::overlay::ETCD_TTL / 3;
+        let agent = netplumb::overlay::Agent::start(ov, Box::new(move || nets.list()), every)?;
+        log::info!(
+            "agent of host {} running",
+            ctx.host_id.as_deref().unwrap_or("(hostname)")
+        );
+        let sig = set.wait()?;
+        log::info!("agent: {sig:?}, stopping");
+        agent.stop();
+        Ok(())
+    }
+
     /// Writes this host's FDB/neighbour entries for the other hosts' containers.
     pub fn sync(&self, ctx: &Ctx, net: &OverlayNetwork) -> Res {
         let r = self.driver(ctx)?.sync(net)?;

@@ -53,6 +53,7 @@
 //! bridge alike. Changes of one [`Overlay`] and of its watchers are serialised, so a sync
 //! never sees a half-made network.
 
+mod agent;
 mod config;
 mod discovery;
 mod driver;
@@ -61,6 +62,7 @@ mod gwbridge;
 mod sync;
 mod watch;
 
+pub use agent::{Agent, NetworkList};
 pub use config::{OverlayNetwork, VNI_MAX, VNI_POOL};
 pub use discovery::{PeerDiscovery, PeerEndpoint, PeerHost, PeerView, StaticPeers};
 pub use driver::{Overlay, VXLAN_OVERHEAD_V4, VXLAN_OVERHEAD_V6};
