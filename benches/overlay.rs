@@ -12,6 +12,10 @@
 //!   connect with default route and masquerade, FDB/neighbour sync. The bridge-network
 //!   connect of the same host (`Host::connect`) is measured in the same run as
 //!   `bridge_connect_median`, for scale.
+//! - `agent_propagation`: with an `overlay::Agent` on hosts 1 and 3, from a connect on
+//!   host 3 returning to host 1's neighbour entry for the new container (per container).
+//! - `host_death_drop`: from host 3's processes ending to host 1 dropping its FDB entry
+//!   (one sample; the registrations' TTL is 15 s).
 //!
 //! etcd (`/usr/bin/etcd`) runs inside the bench's own sandbox namespace on 127.0.0.1 with
 //! a temporary data dir, and is killed at the end. Writes
@@ -253,11 +257,124 @@ fn bench(sb: &Sandbox) -> Vec<String> {
         &mut times,
         &format!(", \"bridge_connect_median\": {:.1}", b.median),
     ));
+    rows.extend(agent_rows(&mut hosts, &dirs, &ov1, connects));
     drop(hosts);
     for d in dirs {
         let _ = std::fs::remove_dir_all(d);
     }
     rows
+}
+
+/// Whether host `ns` has a neighbour entry for `ip` on `vxlan`.
+fn knows(r: &mut Rtnl, vxlan: &str, ip: std::net::IpAddr) -> bool {
+    let Ok(vx) = r.link(vxlan) else {
+        return false;
+    };
+    r.neighs(&vx)
+        .map(|n| n.iter().any(|n| n.dst == Some(ip)))
+        .unwrap_or(false)
+}
+
+/// With an agent on hosts 1 and 3 (each its own driver and lease, as `netplumb agent`
+/// runs): `agent_propagation`, from a connect on host 3 returning to host 1's neighbour
+/// entry for the new container being in place; `host_death_drop`, from host 3's
+/// processes ending (its agent stopped, its one-shot driver dropped: their leases are no
+/// longer renewed) to host 1 dropping host 3's FDB entry, with the default TTL.
+fn agent_rows(
+    hosts: &mut [Overlay<EtcdStore>],
+    dirs: &[std::path::PathBuf],
+    ov1: &netplumb::overlay::OverlayNetwork,
+    connects: usize,
+) -> Vec<String> {
+    use netplumb::overlay::Agent;
+    let agent = |i: usize| {
+        let ns = hosts[i].host().netns().clone();
+        let host = Host::open_in(&ns, &dirs[i]).expect("host");
+        let me = hosts[i].peer_host().clone();
+        let d: Arc<dyn PeerDiscovery> = Arc::new(EtcdDiscovery::new(client()));
+        let ov = Overlay::new(host, me, Ipam::new(EtcdStore::new(client())), d).expect("overlay");
+        let nets = EtcdNetworks::new(client());
+        let ttl = netplumb::overlay::ETCD_TTL;
+        Agent::start(ov, Box::new(move || nets.list()), ttl / 3).expect("agent")
+    };
+    let (a1, a3) = (agent(0), agent(2));
+    std::thread::sleep(Duration::from_secs(1)); // both follow ov1
+    let mut r1 = Rtnl::open_in(hosts[0].host().netns()).expect("rtnl host 1");
+    let vxlan = ov1.vxlan_name();
+    let ctrs: Vec<Netns> = (0..connects)
+        .map(|_| Netns::new().expect("namespace"))
+        .collect();
+    let mut lat: Vec<f64> = Vec::new();
+    for (i, ns) in ctrs.iter().enumerate() {
+        let att = hosts[2]
+            .connect(ov1, &Container::new(&format!("p{i}"), ns))
+            .expect("connect on host 3");
+        let t = Instant::now();
+        while !knows(&mut r1, &vxlan, att.addr.addr()) {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "host 1 never learned p{i}"
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let s = stats(&mut lat);
+    println!(
+        "agent_propagation     median {:8.1} us  max {:.1} us (n={connects})",
+        s.median, s.max
+    );
+    let mut rows = vec![row("agent_propagation", &mut lat, ", \"hosts\": 3")];
+    // Host 3 dies.
+    let dead: std::net::IpAddr = "192.168.99.3".parse().unwrap();
+    let t = Instant::now();
+    a3.stop();
+    let gone_at = {
+        // The one-shot driver of host 3 ends too (its lease is no longer renewed).
+        let ns3 = hosts[2].host().netns().clone();
+        let stale = std::mem::replace(&mut hosts[2], agentless(&ns3, &dirs[2]));
+        drop(stale);
+        loop {
+            let dsts: Vec<std::net::IpAddr> = r1
+                .link(vxlan.as_str())
+                .and_then(|vx| r1.fdb(&vx))
+                .map(|f| f.into_iter().filter_map(|n| n.dst).collect())
+                .unwrap_or_default();
+            if !dsts.contains(&dead) {
+                break t.elapsed();
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "host 3 never dropped"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let ttl = netplumb::overlay::ETCD_TTL.as_secs_f64();
+    println!(
+        "host_death_drop       {:8.3} s  (TTL {ttl} s)",
+        gone_at.as_secs_f64()
+    );
+    let mut d = vec![gone_at.as_secs_f64() * 1e6];
+    rows.push(row(
+        "host_death_drop",
+        &mut d,
+        &format!(", \"ttl_s\": {ttl}"),
+    ));
+    a1.stop();
+    rows
+}
+
+/// A driver for host `ns` whose discovery registers nothing yet (what replaces a dead
+/// process's in the bench's host list).
+fn agentless(ns: &Netns, dir: &std::path::Path) -> Overlay<EtcdStore> {
+    let host = Host::open_in(ns, dir).expect("host");
+    let me = PeerHost {
+        id: "h3-after".into(),
+        underlay: "192.168.99.3".parse().unwrap(),
+    };
+    let d: Arc<dyn PeerDiscovery> = Arc::new(EtcdDiscovery::new(client()));
+    Overlay::new(host, me, Ipam::new(EtcdStore::new(client())), d).expect("overlay")
 }
 
 fn main() {
