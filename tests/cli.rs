@@ -518,6 +518,10 @@ fn overlay_networks_with_an_etcd_store() {
         );
         let v: Value = serde_json::from_str(&ok(&format!("{g} network inspect ov1"))).unwrap();
         assert_eq!(v[0]["Driver"], "overlay");
+        // `network ls` shows the network's id, the same on every host.
+        let id = v[0]["Id"].as_str().unwrap().to_owned();
+        assert_eq!(id.len(), 64);
+        assert!(ls.contains(&format!("{} ", &id[..12])), "{ls}");
         assert_eq!(v[0]["IPAM"]["Config"][0]["Subnet"], "10.9.0.0/24");
         assert_eq!(
             v[0]["Options"]["com.docker.network.driver.overlay.vxlanid_list"],
@@ -579,6 +583,15 @@ fn overlay_networks_with_an_etcd_store() {
         let addrs = ok(&format!("{g} exec b -- ip -o -4 addr show"));
         assert!(addrs.contains("10.9.0.7/24"), "{addrs}");
         wait_for("following ov1");
+        // Another host with the same id (a shared hostname) is refused while this one is
+        // registered, and leaves nothing.
+        let twin = format!("--store {store} --host-id h1 --advertise-addr 192.168.99.2");
+        let err = fails(&format!("{twin} run --name x --network ov1"));
+        assert!(
+            err.contains("registered by a live host at 192.168.99.1"),
+            "{err}"
+        );
+        assert!(!ok("netns list").contains('x'));
         serve_peer(&NetnsDir::new(NETNS).open("b").unwrap());
         assert!(call(&out, "192.0.2.1:8089").is_some(), "the published port");
         let v: Value = serde_json::from_str(&ok(&format!("{g} network inspect ov1"))).unwrap();

@@ -81,7 +81,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: NetnsCmd,
     },
-    /// Bridge networks (`docker network`).
+    /// Networks (`docker network`): `bridge` networks of this host, and `overlay`
+    /// networks spanning the hosts of an etcd store (--store).
     Network {
         #[command(subcommand)]
         cmd: NetworkCmd,
@@ -144,7 +145,7 @@ enum NetnsCmd {
 
 #[derive(Subcommand, Debug)]
 enum NetworkCmd {
-    /// Create a bridge network; prints its id.
+    /// Create a network: `bridge` (the default) prints its id, `overlay` its name.
     Create(network::CreateArgs),
     /// List networks.
     #[command(alias = "list")]

@@ -26,7 +26,9 @@ fn ip_range_arg(s: &str) -> Result<IpNet, IpamError> {
 /// `docker network create`'s options.
 #[derive(Args, Debug)]
 pub struct CreateArgs {
-    /// The driver: `bridge`, or `overlay` (with --store, built with the `etcd` feature).
+    /// The driver: `bridge` (this host: a Linux bridge with NAT; prints the network's id)
+    /// or `overlay` (every host of the store: a VXLAN network defined in etcd, with
+    /// --store and built with the `etcd` feature; prints its name).
     #[arg(short = 'd', long, default_value = "bridge")]
     driver: String,
     /// A subnet (one IPv4, and one IPv6 with --ipv6); default: the next free pool.
@@ -189,7 +191,7 @@ pub fn ls(ctx: &Ctx) -> Res {
     if ctx.store.is_some() {
         for n in crate::overlay::Cluster::open(ctx)?.list()? {
             rows.push([
-                format!("{:012x}", n.vxlan_id()),
+                n.id().chars().take(12).collect(),
                 n.name().to_owned(),
                 "overlay".into(),
                 "global".into(),

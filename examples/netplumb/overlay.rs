@@ -106,6 +106,7 @@ impl Cluster {
             "Internal": false,
             "Attachable": true,
             "Containers": containers,
+            "Id": net.id(),
             "Options": { "com.docker.network.driver.overlay.vxlanid_list": net.vxlan_id().to_string() },
             "Labels": {}
         }))
@@ -122,6 +123,22 @@ impl Cluster {
                 .trim()
                 .to_owned(),
         };
+        // Two hosts with one id (the hostname, shared) would take each other's entries.
+        for net in self.list()? {
+            let view = EtcdDiscovery::new(self.etcd.clone()).view(net.name())?;
+            if let Some(h) = view
+                .hosts
+                .iter()
+                .find(|h| h.id == id && h.underlay != underlay)
+            {
+                return Err(format!(
+                    "host id {id:?} is registered by a live host at {} (network {}): give this host its own with --host-id",
+                    h.underlay,
+                    net.name()
+                )
+                .into());
+            }
+        }
         let discovery: Arc<dyn PeerDiscovery> = Arc::new(EtcdDiscovery::new(self.etcd.clone()));
         Ok(Overlay::new(
             ctx.host()?,

@@ -102,6 +102,30 @@ impl OverlayNetwork {
         })
     }
 
+    /// The network's id, as `docker network ls` shows one: 64 hex digits derived from the
+    /// definition (name, subnet, VNI), so that every host shows the same id for it.
+    ///
+    /// ```
+    /// use netplumb::overlay::OverlayNetwork;
+    /// let ov1 = OverlayNetwork::new("ov1", "10.0.0.0/24".parse().unwrap());
+    /// assert_eq!(ov1.id().len(), 64);
+    /// assert_eq!(ov1.id(), ov1.clone().id());
+    /// assert_ne!(ov1.id(), OverlayNetwork::new("ov2", "10.0.0.0/24".parse().unwrap()).id());
+    /// ```
+    pub fn id(&self) -> String {
+        let text = format!("{}|{}|{}", self.name, self.subnet, self.vxlan_id());
+        // Four FNV-1a hashes with different offsets: stable across builds and hosts.
+        (0u64..4)
+            .map(|k| {
+                let h = text.bytes().fold(
+                    0xcbf2_9ce4_8422_2325u64 ^ k.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3),
+                );
+                format!("{h:016x}")
+            })
+            .collect()
+    }
+
     /// The name of this network's VXLAN device on every host: `vx-` and the VNI in six hex
     /// digits (`vx-000100`).
     pub fn vxlan_name(&self) -> String {
