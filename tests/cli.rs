@@ -621,6 +621,19 @@ fn overlay_networks_with_an_etcd_store() {
         wait_for("agent stopped");
         let done = agent.wait().unwrap();
         assert!(done.success(), "agent: {done:?}");
+
+        // A container whose namespace is deleted behind our back: `gc` takes it off the
+        // overlay (its address in the store, its endpoint, its way out).
+        ok(&format!("{g} run --name c --network ov1"));
+        ok("netns del c");
+        let said = ok(&format!("{g} gc"));
+        assert!(said.contains("disconnected ov1/"), "{said}");
+        let v: Value = serde_json::from_str(&ok(&format!("{g} network inspect ov1"))).unwrap();
+        assert_eq!(
+            v[0]["Containers"].as_object().unwrap().len(),
+            0,
+            "after gc: {v}"
+        );
         assert_eq!(ok(&format!("{g} network rm ov1")).trim(), "ov1");
         let ls = ok(&format!("{g} network ls"));
         assert!(!ls.contains("ov1"), "{ls}");

@@ -487,6 +487,21 @@ pub fn gc(ctx: &Ctx) -> Res {
         .iter()
         .for_each(|x| println!("deleted link {x}"));
     report.leases.iter().for_each(|x| println!("released {x}"));
+    // This host's containers on overlay networks whose namespace is gone.
+    #[cfg(feature = "etcd")]
+    if ctx.store.is_some() && ctx.advertise_addr.is_some() {
+        drop(host);
+        let cluster = crate::overlay::Cluster::open(ctx)?;
+        let nets = cluster.list()?;
+        if !nets.is_empty() {
+            let mut ov = cluster.driver(ctx)?;
+            for net in &nets {
+                for id in ov.gc(net)? {
+                    println!("disconnected {}/{id}", net.name());
+                }
+            }
+        }
+    }
     for r in Record::list(&ctx.state_dir)? {
         if r.owns_netns && Netns::open(&r.netns).is_err() {
             // A `run` killed while it made the namespace leaves its file half made.

@@ -58,6 +58,7 @@ mod config;
 mod discovery;
 mod driver;
 mod endpoint;
+mod gc;
 mod gwbridge;
 mod sync;
 mod watch;
