@@ -224,9 +224,21 @@ fn check_devices(h1ns: &Netns, a1: &OverlayAttachment) {
     );
     let br_addrs = h1.addrs(Some((&br).into())).unwrap();
     assert!(
-        br_addrs.iter().all(|a| common::kernel_made(&a.addr)),
-        "the overlay bridge is pure L2: {br_addrs:?}"
+        br_addrs.is_empty(),
+        "the overlay bridge is pure L2, no IPv6 link-local either: {br_addrs:?}"
     );
+    // As a bridge network's links: no multicast snooping, no IPv6 stack on an IPv4
+    // overlay's bridge, VXLAN device and host veths.
+    let shown = ip_cmd(h1ns, &["-d", "link", "show", "dev", "ov-000100"]);
+    assert!(shown.contains("mcast_snooping 0"), "{shown}");
+    for dev in ["ov-000100", "vx-000100", a1.host_veth.as_str()] {
+        let path = format!("/proc/sys/net/ipv6/conf/{dev}/disable_ipv6");
+        let v = h1ns
+            .run(|| std::fs::read_to_string(&path))
+            .unwrap()
+            .unwrap();
+        assert_eq!(v.trim(), "1", "{dev}");
+    }
     let shown = ip_cmd(h1ns, &["-d", "link", "show", "dev", "vx-000100"]);
     for word in [
         "vxlan id 256",

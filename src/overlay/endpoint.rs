@@ -16,6 +16,7 @@ use crate::link::{AddrGenMode, Bridge, Link, LinkDel, LinkSet, MacAddr, Veth, Vx
 use crate::network::{Attachment, Container};
 use crate::request::Request;
 use crate::rtnl::Rtnl;
+use crate::sysctl::Sysctl;
 
 /// A container's link to an overlay network.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,18 +109,30 @@ impl<S: Store + 'static> Overlay<S> {
         fault::point("overlay veth")?;
         // One request: the pair, the container end straight in the container with its MAC
         // and MTU, the host end up and a port of the overlay bridge.
-        let veth = Veth::new(&host_veth)
+        let v6 = net.subnet.addr().is_ipv6();
+        let mut veth = Veth::new(&host_veth)
             .controller(&bridge)
             .mtu(mtu)
             .queues(1)
-            .up()
             .peer(&ctr.ifname)
             .peer_netns(&ctr.netns)
             .peer_mac(mac)
             .peer_mtu(mtu);
+        if v6 {
+            veth = veth.up();
+        }
         self.host.rtnl().execute(&veth)?;
         // Deleting the host end deletes the container end and its address too.
         tx.push(LinkDel::new(host_veth.as_str()).in_netns(self.host.netns()));
+        if !v6 {
+            // A bridge port of an IPv4 overlay needs no IPv6 stack (as on bridge
+            // networks): off before it goes up.
+            let ns = self.host.netns().clone();
+            Sysctl::disable_ipv6(&ns, &host_veth)?;
+            self.host
+                .rtnl()
+                .execute(&LinkSet::new(host_veth.as_str()).up())?;
+        }
         self.inside_step(ctr, lease.cidr())?;
         fault::point("publish endpoint")?;
         let ep = PeerEndpoint {
@@ -180,17 +193,25 @@ impl<S: Store + 'static> Overlay<S> {
             unguard(&mut open_guard(&gns, under)?, vni)
         });
         fault::point("vxlan")?;
-        let vx = Vxlan::new(&vxn, vni)
+        let v6 = net.subnet.addr().is_ipv6();
+        let mut vx = Vxlan::new(&vxn, vni)
             .port(VXLAN_PORT)
             .local(self.me.underlay)
             .dev(&self.underlay)
             .learning(false)
             .proxy(true)
             .mtu(mtu)
-            .controller(&bridge)
-            .up();
+            .controller(&bridge);
+        if v6 {
+            vx = vx.up();
+        }
         self.host.rtnl().execute(&vx)?;
         tx.push(LinkDel::new(vxn.as_str()).in_netns(&ns));
+        if !v6 {
+            // No IPv6 stack on the ports of an IPv4 overlay (as on bridge networks).
+            Sysctl::disable_ipv6(&ns, &vxn)?;
+            self.host.rtnl().execute(&LinkSet::new(vxn.as_str()).up())?;
+        }
         fault::point("join")?;
         self.discovery.join(&net.name, &self.me)?;
         let (d, n, id) = (self.discovery.clone(), net.name.clone(), self.me.id.clone());
@@ -210,10 +231,22 @@ impl<S: Store + 'static> Overlay<S> {
                 "an existing link of that name is not a bridge",
             )),
             None => {
-                self.host
-                    .rtnl()
-                    .execute(&Bridge::new(&brn).stp(false).mtu(mtu).up())?;
+                // As a bridge network's: no multicast snooping (the VXLAN device floods
+                // what it does not know anyway), no IPv6 stack on an IPv4 overlay.
+                let v6 = net.subnet.addr().is_ipv6();
+                let mut b = Bridge::new(&brn)
+                    .stp(false)
+                    .multicast_snooping(false)
+                    .mtu(mtu);
+                if v6 {
+                    b = b.up();
+                }
+                self.host.rtnl().execute(&b)?;
                 tx.push(LinkDel::new(brn.as_str()).in_netns(self.host.netns()));
+                if !v6 {
+                    Sysctl::disable_ipv6(self.host.netns(), &brn)?;
+                    self.host.rtnl().execute(&LinkSet::new(brn.as_str()).up())?;
+                }
                 self.host.rtnl().link(brn.as_str())
             }
         }
