@@ -14,7 +14,6 @@ use std::net::IpAddr;
 use super::host::Host;
 use super::rules::port_rules;
 use super::state::Attachment;
-use super::teardown::Teardown;
 use crate::error::Result;
 use crate::firewall::{self, Firewall};
 use crate::firewall::{Backend, PortRule, Proto};
@@ -107,18 +106,18 @@ impl Host {
         self.fw.backend() == Backend::Nftables
     }
 
-    /// Publishes the rules of the other networks that take over the leaving containers'
-    /// host ports.
-    pub(crate) fn republish(&mut self, td: &Teardown, tx: &mut Txn) -> Result<()> {
-        if td.republish.is_empty() {
+    /// Publishes `rules`, the rules of the other networks that take over the leaving
+    /// containers' host ports (the last firewall step of a teardown).
+    pub(crate) fn republish(&mut self, rules: &[PortRule], tx: &mut Txn) -> Result<()> {
+        if rules.is_empty() {
             return Ok(());
         }
-        let (ns, backend, rules) = (self.netns.clone(), self.fw.backend(), td.republish.clone());
+        let (ns, backend, undo) = (self.netns.clone(), self.fw.backend(), rules.to_vec());
         tx.record(
-            format!("unpublish {} port(s) again", rules.len()),
-            move || firewall::open(backend, &ns)?.unpublish(&rules),
+            format!("unpublish {} port(s) again", undo.len()),
+            move || firewall::open(backend, &ns)?.unpublish(&undo),
         );
-        self.fw.publish(&td.republish)
+        self.fw.publish(rules)
     }
 }
 

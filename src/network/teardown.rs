@@ -315,7 +315,7 @@ impl Host {
                 },
             );
             self.fw.remove_network(&td.network)?;
-            return self.republish(td, tx);
+            return self.republish(&td.republish, tx);
         }
         if !td.port_rules.is_empty() {
             fault::point("firewall ports")?;
@@ -334,7 +334,7 @@ impl Host {
             );
             self.fw.add_network(new)?;
         }
-        self.republish(td, tx)
+        self.republish(&td.republish, tx)
     }
 
     /// The last step: deletes the links in one request (a veth takes its container end,
