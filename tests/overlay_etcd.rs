@@ -490,3 +490,34 @@ fn agents_keep_an_idle_cluster_connected_and_follow_containers_and_deaths() {
         }
     });
 }
+
+#[test]
+fn an_idle_watcher_keeps_one_watch_open() {
+    if !available("overlay_etcd::idle_watch") {
+        return;
+    }
+    common::sandbox("overlay_etcd::idle_watch", |s| {
+        let srv = EtcdServer::start();
+        let ov1 = create_ov1(&client(&srv));
+        let mut n1 = node(s, &srv, 1);
+        let ns = Netns::new().unwrap();
+        n1.ov.connect(&ov1, &Container::new("w1", &ns)).unwrap();
+        let w = n1.ov.watch(&ov1).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let before = srv.watches_started();
+        // Two idle seconds: ten waits of 200 ms, on the same open watch.
+        std::thread::sleep(Duration::from_secs(2));
+        let opened = srv.watches_started() - before;
+        assert!(opened <= 1, "{opened} watches opened while idle");
+        // And it still sees a change.
+        let syncs = w.syncs();
+        let mut n2 = node(s, &srv, 2);
+        let ns2 = Netns::new().unwrap();
+        n2.ov.connect(&ov1, &Container::new("w2", &ns2)).unwrap();
+        eventually("the watcher syncs after a change", || w.syncs() > syncs);
+        eventually("host 1 learns w2's host", || {
+            fdb_dsts(&n1.ns, &ov1).contains(&IpAddr::from([192, 168, 99, 2]))
+        });
+        drop(w);
+    });
+}

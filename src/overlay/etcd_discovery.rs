@@ -16,7 +16,7 @@ use std::time::Duration;
 use super::discovery::{PeerDiscovery, PeerEndpoint, PeerHost, PeerView};
 use super::etcd_records::{ep_json, host_json, parse_ep, parse_host, DEFAULT_PREFIX};
 use crate::error::Result;
-use crate::etcd::{prefix_end, Etcd, LeaseKeeper, TxnOp, TxnRequest};
+use crate::etcd::{prefix_end, Etcd, LeaseKeeper, TxnOp, TxnRequest, Watch};
 
 /// The default TTL of a host's registrations: how long a dead host stays known.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(15);
@@ -51,6 +51,10 @@ pub struct EtcdDiscovery {
     prefix: String,
     ttl: Duration,
     reg: Mutex<Registered>,
+    /// The open watch of each network being waited on, with the revision it started
+    /// from: kept across [`wait`](PeerDiscovery::wait)s, so that a watcher that finds
+    /// nothing in one wait does not open a new watch for the next (five times a second).
+    watches: Mutex<BTreeMap<String, (Watch, u64)>>,
 }
 
 impl EtcdDiscovery {
@@ -62,6 +66,7 @@ impl EtcdDiscovery {
             prefix: DEFAULT_PREFIX.to_owned(),
             ttl: DEFAULT_TTL,
             reg: Mutex::new(Registered::default()),
+            watches: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -133,6 +138,16 @@ impl EtcdDiscovery {
         }
         reg.keeper = Some(keeper);
         Ok(id)
+    }
+}
+
+impl EtcdDiscovery {
+    /// Keeps `network`'s watch (started from revision `from`) for the next wait.
+    fn keep(&self, network: &str, w: Watch, from: u64) {
+        self.watches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(network.to_owned(), (w, from));
     }
 }
 
@@ -226,21 +241,48 @@ impl PeerDiscovery for EtcdDiscovery {
     }
 
     fn wait(&self, network: &str, revision: u64, timeout: Duration) -> Result<Option<u64>> {
-        let p = self.net_prefix(network);
-        let start = i64::try_from(revision).unwrap_or(i64::MAX - 1) + 1;
-        let mut w = self
-            .etcd
-            .watch(&p, Some(&prefix_end(p.as_bytes())), Some(start))?;
-        match w.next(timeout)? {
-            Some(events) => {
-                let rev = events
-                    .iter()
-                    .map(|e| e.kv.mod_revision)
-                    .max()
-                    .unwrap_or(w.revision());
-                Ok(Some(u64::try_from(rev.max(start)).unwrap_or(revision + 1)))
+        let deadline = std::time::Instant::now() + timeout;
+        // The network's open watch, if it started early enough to hold every change after
+        // `revision`; else a new one from there.
+        let kept = self
+            .watches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(network)
+            .filter(|(_, from)| *from <= revision + 1);
+        let (mut w, from) = match kept {
+            Some(k) => k,
+            None => {
+                let p = self.net_prefix(network);
+                let start = i64::try_from(revision).unwrap_or(i64::MAX - 1) + 1;
+                let w = self
+                    .etcd
+                    .watch(&p, Some(&prefix_end(p.as_bytes())), Some(start))?;
+                (w, revision + 1)
             }
-            None => Ok(None),
+        };
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            // A failed watch is dropped: the next wait opens a new one.
+            let Some(events) = w.next(left)? else {
+                self.keep(network, w, from);
+                return Ok(None);
+            };
+            let rev = events
+                .iter()
+                .map(|e| e.kv.mod_revision)
+                .max()
+                .unwrap_or(w.revision());
+            let rev = u64::try_from(rev).unwrap_or(0);
+            // Changes the caller's view has already are skipped.
+            if rev > revision {
+                self.keep(network, w, from);
+                return Ok(Some(rev));
+            }
+            if left.is_zero() {
+                self.keep(network, w, from);
+                return Ok(None);
+            }
         }
     }
 }

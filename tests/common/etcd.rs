@@ -169,6 +169,18 @@ impl EtcdServer {
 
     /// One HTTP/1.0 request from inside the server's namespace; the whole reply, or ""
     /// if the server cannot be reached.
+    /// How many watch requests the server has served so far (its Prometheus counter
+    /// `grpc_server_started_total{grpc_method="Watch"}`), read from `/metrics`.
+    pub fn watches_started(&self) -> u64 {
+        self.raw("GET", "/metrics", "")
+            .lines()
+            .filter(|l| {
+                l.starts_with("grpc_server_started_total") && l.contains("grpc_method=\"Watch\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
     fn raw(&self, method: &str, path: &str, body: &str) -> String {
         let req = format!(
             "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
