@@ -22,6 +22,8 @@
 //! `target/bench-results/overlay.json` (the common fields of benches/README.md; no peer
 //! does this without a daemon, so `baseline` is null). Environment: `NETPLUMB_BENCH_N`
 //! allocation pairs (default 300), `NETPLUMB_BENCH_CONNECTS` containers (default 40).
+//! `NETPLUMB_BENCH_SCALE=HOSTSxNETWORKS` runs the scale simulation instead (see `scale`),
+//! writing `overlay_scale.json`.
 
 mod common;
 
@@ -377,9 +379,165 @@ fn agentless(ns: &Netns, dir: &std::path::Path) -> Overlay<EtcdStore> {
     Overlay::new(host, me, Ipam::new(EtcdStore::new(client())), d).expect("overlay")
 }
 
+/// etcd's Prometheus counters `grpc_server_started_total` by method (Watch, Range,
+/// LeaseKeepAlive, Txn, Put, …), read from `/metrics`.
+fn rpc_counts() -> std::collections::BTreeMap<String, f64> {
+    use std::io::{Read, Write};
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(mut s) = TcpStream::connect("127.0.0.1:2379") else {
+        return out;
+    };
+    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    for l in text
+        .lines()
+        .filter(|l| l.starts_with("grpc_server_started_total{"))
+    {
+        let method = l
+            .split("grpc_method=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("?");
+        let v: f64 = l
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        *out.entry(method.to_owned()).or_default() += v;
+    }
+    out
+}
+
+/// `NETPLUMB_BENCH_SCALE=HOSTSxNETWORKS`: simulated hosts (threads, an etcd client and an
+/// `EtcdDiscovery` each) register in every network with one endpoint each and watch every
+/// network as the agent's watchers do; measured: registration time, then what the idle
+/// cluster asks of etcd per second (requests by method, over 10 s), then a churn of
+/// endpoint publishes and withdrawals and the write latency.
+fn scale(sb: &Sandbox, hosts: usize, nets: usize) -> Vec<String> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let _etcd = start_etcd(sb);
+    let stop = Arc::new(AtomicBool::new(false));
+    let wakeups = Arc::new(AtomicU64::new(0));
+    let t = Instant::now();
+    let ds: Vec<Arc<EtcdDiscovery>> = (0..hosts)
+        .map(|h| {
+            let d = Arc::new(EtcdDiscovery::new(client()));
+            let me = PeerHost {
+                id: format!("h{h}"),
+                underlay: std::net::IpAddr::from([10, 200, (h / 250) as u8, (h % 250) as u8 + 1]),
+            };
+            for n in 0..nets {
+                let net = format!("sim{n}");
+                d.join(&net, &me).expect("join");
+                let ip = std::net::IpAddr::from([
+                    10,
+                    100 + n as u8,
+                    (h / 250) as u8,
+                    (h % 250) as u8 + 1,
+                ]);
+                let ep = netplumb::overlay::PeerEndpoint {
+                    host: me.id.clone(),
+                    ip,
+                    mac: netplumb::link::MacAddr::from_ip(ip),
+                };
+                d.publish(&net, &ep).expect("publish");
+            }
+            d
+        })
+        .collect();
+    let register_s = t.elapsed().as_secs_f64();
+    println!("scale: {hosts} hosts x {nets} networks registered in {register_s:.1} s");
+    let mut threads = Vec::new();
+    for d in &ds {
+        for n in 0..nets {
+            let (d, stop, wakeups) = (d.clone(), stop.clone(), wakeups.clone());
+            threads.push(std::thread::spawn(move || {
+                let net = format!("sim{n}");
+                // As `Overlay::watch`'s thread: a view (one range) every 2 s besides the
+                // waits of 200 ms.
+                let mut seen = d.view(&net).map(|v| v.revision).unwrap_or(0);
+                let mut last = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(Some(rev)) = d.wait(&net, seen, Duration::from_millis(200)) {
+                        seen = rev;
+                        wakeups.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if last.elapsed() >= Duration::from_secs(2) {
+                        seen = d.view(&net).map(|v| v.revision).unwrap_or(seen);
+                        last = Instant::now();
+                    }
+                }
+            }));
+        }
+    }
+    std::thread::sleep(Duration::from_secs(3)); // every watcher has its watch open
+    let (before, t) = (rpc_counts(), Instant::now());
+    std::thread::sleep(Duration::from_secs(10));
+    let (after, idle_s) = (rpc_counts(), t.elapsed().as_secs_f64());
+    let rate = |m: &str| (after.get(m).unwrap_or(&0.0) - before.get(m).unwrap_or(&0.0)) / idle_s;
+    let idle: Vec<String> = ["Watch", "Range", "LeaseKeepAlive", "Txn", "Put"]
+        .iter()
+        .map(|m| format!("{m} {:.1}/s", rate(m)))
+        .collect();
+    println!("scale: idle, requests to etcd: {}", idle.join(", "));
+    // Churn: one endpoint published and withdrawn again per step, round the hosts.
+    let steps = 200;
+    let woke = wakeups.load(Ordering::Relaxed);
+    let mut writes: Vec<f64> = Vec::new();
+    for i in 0..steps {
+        let (h, n) = (i % hosts, i % nets);
+        let net = format!("sim{n}");
+        let ip = std::net::IpAddr::from([10, 150, (i / 250) as u8, (i % 250) as u8 + 1]);
+        let ep = netplumb::overlay::PeerEndpoint {
+            host: format!("h{h}"),
+            ip,
+            mac: netplumb::link::MacAddr::from_ip(ip),
+        };
+        let t = Instant::now();
+        ds[h].publish(&net, &ep).expect("publish");
+        ds[h].withdraw(&net, &ep.host, ip).expect("withdraw");
+        writes.push(t.elapsed().as_secs_f64() * 1e6 / 2.0);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let fanned = wakeups.load(Ordering::Relaxed) - woke;
+    let w = stats(&mut writes);
+    println!(
+        "scale: churn, {} writes: median {:.0} us each; {fanned} watcher wake-ups ({:.1} per write)",
+        steps * 2,
+        w.median,
+        fanned as f64 / (steps * 2) as f64
+    );
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    let extra = format!(
+        ", \"hosts\": {hosts}, \"networks\": {nets}, \"register_s\": {register_s:.2}, \"idle_watch_per_s\": {:.1}, \"idle_range_per_s\": {:.1}, \"idle_keepalive_per_s\": {:.1}, \"watcher_wakeups_per_write\": {:.1}",
+        rate("Watch"),
+        rate("Range"),
+        rate("LeaseKeepAlive"),
+        fanned as f64 / (steps * 2) as f64
+    );
+    vec![row("scale_endpoint_write", &mut writes, &extra)]
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return; // `cargo test --benches` / `--list`: nothing to enumerate.
+    }
+    if let Ok(spec) = std::env::var("NETPLUMB_BENCH_SCALE") {
+        let (h, n) = spec
+            .split_once('x')
+            .and_then(|(h, n)| Some((h.parse().ok()?, n.parse().ok()?)))
+            .expect("NETPLUMB_BENCH_SCALE=HOSTSxNETWORKS");
+        let rows = netplumb::netns::sandbox(|sb| scale(sb, h, n)).expect("sandbox (needs root)");
+        let dir = results_dir();
+        std::fs::create_dir_all(&dir).expect("results dir");
+        let json = format!("[\n{}\n]\n", rows.join(",\n"));
+        std::fs::write(dir.join("overlay_scale.json"), json).expect("write overlay_scale.json");
+        println!("wrote {}", dir.join("overlay_scale.json").display());
+        return;
     }
     let rows = netplumb::netns::sandbox(bench).expect("sandbox (needs root)");
     let dir = results_dir();
