@@ -108,6 +108,23 @@ fn gone_soon(r: &mut Rtnl, name: &str) {
     }
 }
 
+/// Waits (up to 5 s) for the sandbox's host to have no veth left: DEL leaves the pair's
+/// deletion to a process of the plugin's (or to the namespace's deletion).
+fn no_veths_soon(host: &mut Rtnl) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let veths: Vec<String> = common::link_names(host)
+            .into_iter()
+            .filter(|l| l.starts_with("veth"))
+            .collect();
+        if veths.is_empty() {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "left: {veths:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// A change to a configuration, for the error cases.
 type Change = Box<dyn Fn(&mut Value)>;
 
@@ -245,18 +262,7 @@ fn add_reports_what_the_kernel_holds_publishes_ports_and_del_removes_it_in_every
         drop(ns);
         let (ok, out) = cni("DEL", "ctr2", &path, &c);
         assert!(ok, "{out}");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            let veths: Vec<String> = common::link_names(&mut host)
-                .into_iter()
-                .filter(|l| l.starts_with("veth"))
-                .collect();
-            if veths.is_empty() {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "left: {veths:?}");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        no_veths_soon(&mut host);
     });
 }
 
@@ -872,17 +878,6 @@ fn del_after_an_add_killed_at_any_moment_leaves_nothing() {
             .unwrap();
         assert!(fw.ports.is_empty(), "{:?}", fw.ports);
         let mut host = common::rtnl(s);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            let veths: Vec<String> = common::link_names(&mut host)
-                .into_iter()
-                .filter(|l| l.starts_with("veth"))
-                .collect();
-            if veths.is_empty() {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "left: {veths:?}");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        no_veths_soon(&mut host);
     });
 }
