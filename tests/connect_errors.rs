@@ -1,7 +1,8 @@
 //! A connect the kernel refuses names what clashes and where: the container's interface
 //! name taken in its namespace, every host veth name taken, a default route the container's
 //! namespace has already. Each error is checked as data (object, name, the namespace in its
-//! detail), and the connect leaves nothing behind.
+//! detail), and the connect leaves nothing behind. The same for an overlay connect: the
+//! container's interface name taken, the network's VNI held by another VXLAN device.
 
 #![cfg(feature = "store")]
 
@@ -12,7 +13,12 @@ use common::no_dad;
 use netplumb::error::{Error, Object};
 use netplumb::link::Veth;
 use netplumb::netns::Sandbox;
+use std::sync::Arc;
+
+use netplumb::ipam::{Ipam, MemoryStore};
+use netplumb::link::{Vxlan, VXLAN_PORT};
 use netplumb::network::{Container, Host, NetworkConfig};
+use netplumb::overlay::{Overlay, OverlayNetwork, PeerDiscovery, PeerHost, StaticPeers};
 use netplumb::{Netns, Rtnl};
 
 fn host(s: &Sandbox) -> Host {
@@ -143,5 +149,84 @@ fn default_route_the_container_has_already() {
         assert!(!common::link_names(&mut inside).contains(&"eth0".to_owned()));
         inside.execute(&gw.delete()).unwrap();
         nothing_left(s, &mut h, &before, &ns);
+    });
+}
+
+/// One overlay host `h1` (underlay 192.168.99.1) with network `ov1` (VNI 256) defined,
+/// its namespace and its IPAM store.
+type Ov = (Overlay<Arc<MemoryStore>>, Netns, Arc<MemoryStore>);
+
+fn overlay_host(s: &Sandbox, dir: &common::TempDir) -> Ov {
+    let ns = common::underlay_machine(s, "h1", "192.168.99.1/24");
+    let host = Host::open_in(&ns, &dir.0).unwrap();
+    let me = PeerHost {
+        id: "h1".into(),
+        underlay: "192.168.99.1".parse().unwrap(),
+    };
+    let peers: Arc<dyn PeerDiscovery> = Arc::new(StaticPeers::new());
+    let store = Arc::new(MemoryStore::new());
+    let mut ov = Overlay::new(host, me, Ipam::new(store.clone()), peers).unwrap();
+    ov.create_network(&ov1()).unwrap();
+    (ov, ns, store)
+}
+
+fn ov1() -> OverlayNetwork {
+    OverlayNetwork::new("ov1", "10.0.9.0/24".parse().unwrap()).vni(256)
+}
+
+#[test]
+fn overlay_container_ifname_taken_in_its_namespace() {
+    common::sandbox("overlay_container_ifname_taken_in_its_namespace", |s| {
+        let dir = common::TempDir::new("overlay");
+        let (mut ov, hns, store) = overlay_host(s, &dir);
+        let ns = ctr_ns(s, "a");
+        Rtnl::open_in(&ns)
+            .unwrap()
+            .execute(&Veth::new("eth0").peer("x0"))
+            .unwrap();
+        let mut hr = Rtnl::open_in(&hns).unwrap();
+        let before = common::link_names(&mut hr);
+        let e = ov.connect(&ov1(), &Container::new("c1", &ns)).unwrap_err();
+        assert_eq!(
+            exists(&e),
+            (Object::Link, "eth0", "in namespace /run/netns/a"),
+            "{e}"
+        );
+        // The overlay's bridge and VXLAN device were made for this connect: undone.
+        assert_eq!(common::link_names(&mut hr), before);
+        assert!(Ipam::new(store.clone()).leases("ov1").unwrap().is_empty());
+    });
+}
+
+#[test]
+fn overlay_vni_held_by_another_vxlan_device() {
+    common::sandbox("overlay_vni_held_by_another_vxlan_device", |s| {
+        let dir = common::TempDir::new("overlay");
+        let (mut ov, hns, store) = overlay_host(s, &dir);
+        let mut hr = Rtnl::open_in(&hns).unwrap();
+        hr.execute(&Vxlan::new("vxother", 256).port(VXLAN_PORT))
+            .unwrap();
+        let before = common::link_names(&mut hr);
+        let ns = ctr_ns(s, "a");
+        let e = ov.connect(&ov1(), &Container::new("c1", &ns)).unwrap_err();
+        assert_eq!(
+            exists(&e),
+            (
+                Object::Vni,
+                "256",
+                "(held by VXLAN device vxother) in the host namespace"
+            ),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "VNI 256 (held by VXLAN device vxother) in the host namespace already exists"
+        );
+        assert_eq!(common::link_names(&mut hr), before);
+        assert!(Ipam::new(store.clone()).leases("ov1").unwrap().is_empty());
+        // Its holder gone, the same connect works.
+        hr.execute(&netplumb::link::LinkDel::new("vxother"))
+            .unwrap();
+        ov.connect(&ov1(), &Container::new("c1", &ns)).unwrap();
     });
 }

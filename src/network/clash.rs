@@ -1,4 +1,4 @@
-//! Kernel failures of a connect's steps told as the object that clashes and where it is:
+//! Kernel failures of a connect's steps (bridge and overlay networks) told as the object that clashes and where it is:
 //! `link eth0 in namespace /run/netns/a already exists` rather than `add link (ip link add
 //! veth026d37f master if2 … peer name eth0 … netns a): File exists`. Namespaces are named
 //! by their file, or as `net:[INODE]` (as `/proc/PID/ns/net` reads) when they have none;
@@ -10,7 +10,7 @@ use crate::error::{Error, Object};
 use crate::netns::Netns;
 
 /// `in namespace /run/netns/a`, or `in namespace net:[4026532…]` for one without a file.
-pub(super) fn in_netns(ns: &Netns) -> String {
+pub(crate) fn in_netns(ns: &Netns) -> String {
     let p = ns.path();
     if std::fs::metadata(p).is_ok_and(|m| m.ino() == ns.inode()) && !p.starts_with("/proc") {
         format!("in namespace {}", p.display())
@@ -20,10 +20,10 @@ pub(super) fn in_netns(ns: &Netns) -> String {
 }
 
 /// Where the host ends of veths and the bridges are.
-pub(super) const IN_HOST: &str = "in the host namespace";
+pub(crate) const IN_HOST: &str = "in the host namespace";
 
 /// `object name detail already exists`, the kernel's error `e` logged.
-pub(super) fn exists(object: Object, name: &str, detail: String, e: &Error) -> Error {
+pub(crate) fn exists(object: Object, name: &str, detail: String, e: &Error) -> Error {
     log::debug!("{object} {name} {detail}: {e}");
     Error::Exists {
         object,
@@ -33,7 +33,7 @@ pub(super) fn exists(object: Object, name: &str, detail: String, e: &Error) -> E
 }
 
 /// `object name detail not found`, the kernel's error `e` logged.
-pub(super) fn not_found(object: Object, name: &str, detail: String, e: &Error) -> Error {
+pub(crate) fn not_found(object: Object, name: &str, detail: String, e: &Error) -> Error {
     log::debug!("{object} {name} {detail}: {e}");
     Error::NotFound {
         object,

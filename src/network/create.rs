@@ -223,7 +223,15 @@ impl Host {
                 if let Some(m) = info.mtu {
                     b = b.mtu(m);
                 }
-                self.rtnl.execute(&b)?;
+                // Made by another process since the lookup: named, as a clash.
+                self.rtnl.execute(&b).map_err(|e| {
+                    if e.is_exists() {
+                        let at = super::clash::IN_HOST.to_owned();
+                        super::clash::exists(Object::Link, &info.bridge, at, &e)
+                    } else {
+                        e
+                    }
+                })?;
                 info.bridge_created = true;
                 tx.push(LinkDel::new(info.bridge.as_str()).in_netns(&self.netns));
                 if !v6 {

@@ -29,7 +29,7 @@
 //! them in batches. Every step but that last one has an exact inverse in the journal, so a
 //! failure leaves everything as it was.
 
-mod clash;
+pub(crate) mod clash;
 mod config;
 mod container;
 mod container_spec;

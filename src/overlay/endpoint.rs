@@ -13,7 +13,7 @@ use crate::fault;
 use crate::ipam::{IpamError, Lease, Owner, Store};
 use crate::journal::{atomically, Txn};
 use crate::link::{AddrGenMode, Bridge, Link, LinkDel, LinkSet, MacAddr, Veth, Vxlan, VXLAN_PORT};
-use crate::network::{Attachment, Container};
+use crate::network::{clash, Attachment, Container};
 use crate::request::Request;
 use crate::rtnl::Rtnl;
 use crate::sysctl::Sysctl;
@@ -121,7 +121,10 @@ impl<S: Store + 'static> Overlay<S> {
         if v6 {
             veth = veth.up();
         }
-        self.host.rtnl().execute(&veth)?;
+        self.host
+            .rtnl()
+            .execute(&veth)
+            .map_err(|e| self.veth_clash(ctr, &host_veth, e))?;
         // Deleting the host end deletes the container end and its address too.
         tx.push(LinkDel::new(host_veth.as_str()).in_netns(self.host.netns()));
         if !v6 {
@@ -205,7 +208,10 @@ impl<S: Store + 'static> Overlay<S> {
         if v6 {
             vx = vx.up();
         }
-        self.host.rtnl().execute(&vx)?;
+        self.host
+            .rtnl()
+            .execute(&vx)
+            .map_err(|e| self.vxlan_clash(&vxn, vni, e))?;
         tx.push(LinkDel::new(vxn.as_str()).in_netns(&ns));
         if !v6 {
             // No IPv6 stack on the ports of an IPv4 overlay (as on bridge networks).
@@ -241,7 +247,13 @@ impl<S: Store + 'static> Overlay<S> {
                 if v6 {
                     b = b.up();
                 }
-                self.host.rtnl().execute(&b)?;
+                self.host.rtnl().execute(&b).map_err(|e| {
+                    if e.is_exists() {
+                        clash::exists(Object::Link, &brn, clash::IN_HOST.to_owned(), &e)
+                    } else {
+                        e
+                    }
+                })?;
                 tx.push(LinkDel::new(brn.as_str()).in_netns(self.host.netns()));
                 if !v6 {
                     Sysctl::disable_ipv6(self.host.netns(), &brn)?;
@@ -280,7 +292,13 @@ impl<S: Store + 'static> Overlay<S> {
     fn inside_step(&mut self, ctr: &Container, cidr: IpNet) -> Result<()> {
         fault::point("overlay address")?;
         let mut inside = Rtnl::open_in(&ctr.netns)?;
-        let link = inside.link(ctr.ifname.as_str())?;
+        let link = inside.link(ctr.ifname.as_str()).map_err(|e| {
+            if e.is_not_found() {
+                clash::not_found(Object::Link, &ctr.ifname, clash::in_netns(&ctr.netns), &e)
+            } else {
+                e
+            }
+        })?;
         let addr = if cidr.addr().is_ipv4() {
             Addr::new(&link, cidr).auto_broadcast()
         } else {
@@ -438,6 +456,41 @@ impl<S: Store + 'static> Overlay<S> {
     /// The link named `name` in the host namespace, if there is one.
     fn lookup(&mut self, name: &str) -> Result<Option<Link>> {
         self.host.rtnl().link(name).optional()
+    }
+
+    /// A refused veth pair as the name that is taken: the container's interface in its
+    /// namespace, else the host end on this host.
+    fn veth_clash(&mut self, ctr: &Container, host_veth: &str, e: Error) -> Error {
+        if !e.is_exists() {
+            return e;
+        }
+        let inside = Rtnl::open_in(&ctr.netns).and_then(|mut r| r.link(ctr.ifname.as_str()));
+        if inside.is_ok() {
+            clash::exists(Object::Link, &ctr.ifname, clash::in_netns(&ctr.netns), &e)
+        } else {
+            clash::exists(Object::Link, host_veth, clash::IN_HOST.to_owned(), &e)
+        }
+    }
+
+    /// A refused VXLAN device as what holds what it needs: its name, or its VNI on the
+    /// VXLAN port, which the kernel gives one device per namespace (the holder named).
+    fn vxlan_clash(&mut self, name: &str, vni: u32, e: Error) -> Error {
+        if !e.is_exists() {
+            return e;
+        }
+        if self.lookup(name).ok().flatten().is_some() {
+            return clash::exists(Object::Link, name, clash::IN_HOST.to_owned(), &e);
+        }
+        let holder = self.host.rtnl().links().ok().and_then(|ls| {
+            ls.into_iter()
+                .find(|l| l.vxlan.is_some_and(|v| v.vni == vni))
+                .map(|l| l.name)
+        });
+        let detail = match holder {
+            Some(h) => format!("(held by VXLAN device {h}) {}", clash::IN_HOST),
+            None => format!("(on UDP port {VXLAN_PORT}) {}", clash::IN_HOST),
+        };
+        clash::exists(Object::Vni, &vni.to_string(), detail, &e)
     }
 }
 
