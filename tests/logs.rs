@@ -125,6 +125,11 @@ fn a_run_logs_each_operation_at_info_and_each_step_at_debug() {
         let debug = lines(&all, Level::Debug);
         // The container side of the veth, by the namespace's name, not a descriptor.
         has(&debug, &["in web1: ", "eth0"]);
+        // The host end's request names the bridge, not its interface index.
+        has(
+            &debug,
+            &[&format!("ip link add {} master br-logs ", att.host_veth)],
+        );
         has(&debug, &["named namespace", "web1"]);
         has(
             &debug,

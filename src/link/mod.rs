@@ -41,6 +41,21 @@ impl LinkId {
         LinkId { index, name: None }
     }
 
+    /// The link with interface index `index`, known by `name` in messages and logs
+    /// (`ip link set dev veth1234567 down`, not `… dev if7 …`).
+    ///
+    /// ```
+    /// use netplumb::link::{LinkId, LinkSet};
+    /// let set = LinkSet::new(LinkId::named(7, "veth1234567")).down();
+    /// assert_eq!(set.to_string(), "ip link set dev veth1234567 down");
+    /// ```
+    pub fn named(index: u32, name: &str) -> LinkId {
+        LinkId {
+            index,
+            name: Some(IfName::unchecked(name)),
+        }
+    }
+
     /// The link named `name` (checked before use).
     pub fn by_name(name: &str) -> LinkId {
         LinkId {
@@ -205,7 +220,7 @@ pub(crate) struct LinkCommon {
     pub(crate) mac: Option<MacAddr>,
     pub(crate) up: bool,
     pub(crate) group: Option<u32>,
-    pub(crate) controller: Option<u32>,
+    pub(crate) controller: Option<Dev>,
 }
 
 impl LinkCommon {
@@ -229,7 +244,7 @@ impl LinkCommon {
             mtu: self.mtu,
             mac: self.mac.map(|m| m.0),
             group: self.group,
-            master: self.controller,
+            master: self.controller.map(|d| d.index),
             ..Default::default()
         }
     }
@@ -257,8 +272,8 @@ impl LinkCommon {
         if let Some(g) = self.group {
             write!(f, " group {g}")?;
         }
-        if let Some(c) = self.controller {
-            write!(f, " master if{c}")?;
+        if let Some(c) = &self.controller {
+            write!(f, " master {c}")?;
         }
         if self.up {
             f.write_str(" up")?;
@@ -298,7 +313,7 @@ macro_rules! common_setters {
         /// interface index) as it is created (`ip link add ... master BR`), saving a request.
         #[doc(alias = "master")]
         pub fn controller(mut self, bridge: impl Into<$crate::link::Dev>) -> Self {
-            self.common.controller = Some(bridge.into().index);
+            self.common.controller = Some(bridge.into());
             self
         }
     };

@@ -27,7 +27,7 @@ pub struct LinkSet {
     rename: Option<IfName>,
     mtu: Option<u32>,
     mac: Option<MacAddr>,
-    controller: Option<u32>,
+    controller: Option<Dev>,
     group: Option<u32>,
     netns: Option<NsArg>,
     addr_gen: Option<AddrGenMode>,
@@ -136,14 +136,14 @@ impl LinkSet {
     /// ```
     #[doc(alias = "master")]
     pub fn controller(mut self, bridge: impl Into<Dev>) -> Self {
-        self.controller = Some(bridge.into().index);
+        self.controller = Some(bridge.into());
         self
     }
 
     /// Detaches the link from its bridge (`ip link set DEV nomaster`).
     #[doc(alias = "nomaster")]
     pub fn no_controller(mut self) -> Self {
-        self.controller = Some(0);
+        self.controller = Some(Dev::from(0));
         self
     }
 
@@ -197,9 +197,9 @@ impl fmt::Display for LinkSet {
         if let Some(m) = self.mac {
             write!(f, " address {m}")?;
         }
-        match self.controller {
-            Some(0) => f.write_str(" nomaster")?,
-            Some(c) => write!(f, " master if{c}")?,
+        match &self.controller {
+            Some(c) if c.index == 0 => f.write_str(" nomaster")?,
+            Some(c) => write!(f, " master {c}")?,
             None => {}
         }
         if let Some(g) = self.group {
@@ -270,7 +270,7 @@ impl Request for LinkSet {
             name: by_name.or(self.rename.as_ref()).map(IfName::as_bytes),
             mtu: self.mtu,
             mac: self.mac.map(|m| m.0),
-            master: self.controller,
+            master: self.controller.map(|d| d.index),
             group: self.group,
             netns: self.netns.as_ref().map(NsArg::target),
             addr_gen_mode: self.addr_gen.map(AddrGenMode::code),

@@ -22,7 +22,7 @@ use crate::fault;
 use crate::firewall::{self, Firewall};
 use crate::ipam::{IpamError, Owner, SqliteTx};
 use crate::journal::{atomically, Txn};
-use crate::link::{AddrGenMode, BridgePort, Link, LinkDel, LinkSet, MacAddr, Veth};
+use crate::link::{AddrGenMode, BridgePort, Dev, Link, LinkDel, LinkSet, MacAddr, Veth};
 use crate::netns::Netns;
 use crate::ports::PublishedPort;
 use crate::request::Request;
@@ -248,7 +248,7 @@ impl Host {
             // One request: the pair, the peer straight in the container, the host end up
             // and already a port of the bridge.
             let mut v = Veth::new(&att.host_veth)
-                .controller(br)
+                .controller(Dev::named(br, &net.bridge))
                 .queues(1)
                 .peer(&ctr.ifname)
                 .peer_netns(&ctr.netns)

@@ -23,7 +23,7 @@ use crate::fault;
 use crate::firewall::{self, Firewall, NetworkRules, PortRule};
 use crate::ipam::{undo as ipam_undo, IpamError, Owner, Released};
 use crate::journal::{atomically, Txn};
-use crate::link::{LinkDel, LinkSet};
+use crate::link::{LinkDel, LinkId, LinkSet};
 use crate::ports::book::PortBook;
 use crate::ports::{PortAllocator, PublishedPort};
 use crate::rtnl::Rtnl;
@@ -372,7 +372,7 @@ impl Host {
         fault::point("link group")?;
         let moves: Vec<LinkSet> = all
             .iter()
-            .map(|&(i, _, _)| LinkSet::new(i).group(group))
+            .map(|(i, n, _)| LinkSet::new(LinkId::named(*i, n)).group(group))
             .collect();
         let moved = self.rtnl.execute_batch(&moves);
         let (ns, back) = (
@@ -404,7 +404,7 @@ impl Host {
         let reqs: Vec<LinkSet> = td
             .links
             .iter()
-            .map(|&(i, _, _)| LinkSet::new(i).group(LEFT_GROUP).down())
+            .map(|(i, n, _)| LinkSet::new(LinkId::named(*i, n)).group(LEFT_GROUP).down())
             .collect();
         let r = self.rtnl.execute_batch(&reqs).or_gone();
         let (ns, back) = (
