@@ -454,16 +454,17 @@ fn scale(sb: &Sandbox, hosts: usize, nets: usize) -> Vec<String> {
             let (d, stop, wakeups) = (d.clone(), stop.clone(), wakeups.clone());
             threads.push(std::thread::spawn(move || {
                 let net = format!("sim{n}");
-                // As `Overlay::watch`'s thread: a view (one range) every 2 s besides the
-                // waits of 200 ms.
+                // As `Overlay::watch`'s thread: waits of 200 ms on one open watch; a view
+                // (one range) after each change, and every 60 s although nothing changed.
                 let mut seen = d.view(&net).map(|v| v.revision).unwrap_or(0);
                 let mut last = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
-                    if let Ok(Some(rev)) = d.wait(&net, seen, Duration::from_millis(200)) {
-                        seen = rev;
+                    let changed =
+                        matches!(d.wait(&net, seen, Duration::from_millis(200)), Ok(Some(_)));
+                    if changed {
                         wakeups.fetch_add(1, Ordering::Relaxed);
                     }
-                    if last.elapsed() >= Duration::from_secs(2) {
+                    if changed || last.elapsed() >= Duration::from_secs(60) {
                         seen = d.view(&net).map(|v| v.revision).unwrap_or(seen);
                         last = Instant::now();
                     }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use common::etcd::{available, EtcdServer};
 use netplumb::etcd::{Etcd, EtcdConfig};
 use netplumb::ipam::{EtcdStore, Ipam};
+use netplumb::neigh::Fdb;
 use netplumb::netns::Sandbox;
 use netplumb::network::{Container, Host};
 use netplumb::overlay::{
@@ -504,20 +505,44 @@ fn an_idle_watcher_keeps_one_watch_open() {
         n1.ov.connect(&ov1, &Container::new("w1", &ns)).unwrap();
         let w = n1.ov.watch(&ov1).unwrap();
         std::thread::sleep(Duration::from_millis(500));
-        let before = srv.watches_started();
-        // Two idle seconds: ten waits of 200 ms, on the same open watch.
-        std::thread::sleep(Duration::from_secs(2));
+        let (before, ranges, syncs) = (srv.watches_started(), srv.ranges_started(), w.syncs());
+        // Idle for more than two of the watcher's 2 s reconciliations: every 200 ms wait on
+        // the same open watch, and the kernel reconciled against the view it read last,
+        // without reading it again.
+        std::thread::sleep(Duration::from_millis(4500));
         let opened = srv.watches_started() - before;
         assert!(opened <= 1, "{opened} watches opened while idle");
+        assert!(w.syncs() >= syncs + 2, "the idle watcher still reconciles");
+        let read = srv.ranges_started() - ranges;
+        assert_eq!(read, 0, "ranges read by an idle watcher");
         // And it still sees a change.
         let syncs = w.syncs();
         let mut n2 = node(s, &srv, 2);
         let ns2 = Netns::new().unwrap();
         n2.ov.connect(&ov1, &Container::new("w2", &ns2)).unwrap();
         eventually("the watcher syncs after a change", || w.syncs() > syncs);
+        let h2 = IpAddr::from([192, 168, 99, 2]);
         eventually("host 1 learns w2's host", || {
-            fdb_dsts(&n1.ns, &ov1).contains(&IpAddr::from([192, 168, 99, 2]))
+            fdb_dsts(&n1.ns, &ov1).contains(&h2)
         });
+        // An entry removed by hand comes back from the view held, with no read.
+        let mut r = Rtnl::open_in(&n1.ns).unwrap();
+        let vx = r.link(ov1.vxlan_name().as_str()).unwrap();
+        let ranges = srv.ranges_started();
+        for e in r
+            .fdb(&vx)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.dst == Some(h2))
+        {
+            let del = Fdb::new(&vx, e.mac.unwrap()).dst(h2).delete();
+            r.execute(&del).unwrap();
+        }
+        assert!(!fdb_dsts(&n1.ns, &ov1).contains(&h2));
+        eventually("the hand-removed entry is back", || {
+            fdb_dsts(&n1.ns, &ov1).contains(&h2)
+        });
+        assert_eq!(srv.ranges_started(), ranges, "ranges read to repair");
         drop(w);
     });
 }

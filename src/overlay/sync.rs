@@ -216,11 +216,17 @@ impl Reconciler<'_> {
     /// local container).
     pub(crate) fn run(&mut self, net: &OverlayNetwork) -> Result<(u64, SyncReport)> {
         let view = self.discovery.view(&net.name)?;
+        let report = self.apply(net, &view)?;
+        Ok((view.revision, report))
+    }
+
+    /// Brings the kernel to `view` (read earlier) without asking discovery again.
+    pub(crate) fn apply(&mut self, net: &OverlayNetwork, view: &PeerView) -> Result<SyncReport> {
         let mut report = SyncReport::default();
         let Some(vx) = self.rtnl.link(net.vxlan_name().as_str()).optional()? else {
-            return Ok((view.revision, report));
+            return Ok(report);
         };
-        let want = self.desired(net, &view);
+        let want = self.desired(net, view);
         // Allowances first: replies from a new peer must get in once frames go to it.
         self.allowances(net.vxlan_id(), &want, &mut report)?;
         self.tables(net, &vx, &want, &mut report)?;
@@ -232,7 +238,7 @@ impl Reconciler<'_> {
                 report.removed.len()
             );
         }
-        Ok((view.revision, report))
+        Ok(report)
     }
 
     /// The guard's peers of `vni`: set to the wanted list when they differ.

@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::config::OverlayNetwork;
-use super::discovery::{PeerDiscovery, PeerHost};
+use super::discovery::{PeerDiscovery, PeerHost, PeerView};
 use super::driver::{hold, Overlay};
 use super::sync::Reconciler;
 use crate::error::{Error, Result};
@@ -19,8 +19,12 @@ use crate::rtnl::Rtnl;
 /// How long one wait on discovery lasts: the bound on how late a stop is noticed.
 const POLL: Duration = Duration::from_millis(200);
 /// How often the kernel state is reconciled even when the view did not change (repairs
-/// entries removed by hand, and a sync that found the network not yet set up here).
+/// entries removed by hand, and a sync that found the network not yet set up here),
+/// against the view last read: discovery is not asked again while its watch holds.
 const RESYNC: Duration = Duration::from_secs(2);
+/// How often the view is read again although the watch reported nothing: a safety net,
+/// not the way changes arrive.
+const REREAD: Duration = Duration::from_secs(60);
 /// The longest pause after a failure before retrying.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -158,12 +162,20 @@ impl Watcher {
     fn run(mut self) {
         let name = self.ctx.net.name.clone();
         let (mut seen, mut due, mut failures) = (0u64, true, 0u32);
-        let mut last = Instant::now();
+        let (mut last, mut read) = (Instant::now(), Instant::now());
+        let mut view: Option<PeerView> = None;
         while !self.stopped() {
             if due || last.elapsed() >= RESYNC {
-                match self.sync_once() {
-                    Ok(rev) => {
-                        (seen, due, failures, last) = (rev, false, 0, Instant::now());
+                // A change (or a failure) reads the view; a quiet tick reuses it.
+                let cached = view.as_ref().filter(|_| !due && read.elapsed() < REREAD);
+                let fresh = cached.is_none();
+                match self.sync_once(cached) {
+                    Ok(v) => {
+                        (seen, due, failures, last) = (v.revision, false, 0, Instant::now());
+                        if fresh {
+                            read = last;
+                            view = Some(v);
+                        }
                         self.syncs.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(e) => {
@@ -189,29 +201,34 @@ impl Watcher {
         log::debug!("overlay {name}: watcher stopped");
     }
 
-    /// One reconciliation under the overlay lock; returns the view's revision.
-    fn sync_once(&mut self) -> Result<u64> {
+    /// One reconciliation under the overlay lock, against `cached` or else a view read
+    /// now; returns the view it used.
+    fn sync_once(&mut self, cached: Option<&PeerView>) -> Result<PeerView> {
         let rtnl = match self.rtnl.take() {
             Some(r) => r,
             None => Rtnl::open_in(&self.ctx.netns)?,
         };
         let rtnl = self.rtnl.insert(rtnl);
         let _held = hold(&self.ctx.lock);
-        let (rev, report) = Reconciler {
+        let view = match cached {
+            Some(v) => v.clone(),
+            None => self.ctx.discovery.view(&self.ctx.net.name)?,
+        };
+        let report = Reconciler {
             rtnl,
             guard: &mut self.guard,
             netns: &self.ctx.netns,
             discovery: &*self.ctx.discovery,
             me: &self.ctx.me,
         }
-        .run(&self.ctx.net)?;
+        .apply(&self.ctx.net, &view)?;
         for e in &report.added {
             log::trace!("overlay {}: + {e}", self.ctx.net.name);
         }
         for e in &report.removed {
             log::trace!("overlay {}: - {e}", self.ctx.net.name);
         }
-        Ok(rev)
+        Ok(view)
     }
 
     /// Sleeps for `d`, waking early when stopped.

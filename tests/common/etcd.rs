@@ -172,11 +172,20 @@ impl EtcdServer {
     /// How many watch requests the server has served so far (its Prometheus counter
     /// `grpc_server_started_total{grpc_method="Watch"}`), read from `/metrics`.
     pub fn watches_started(&self) -> u64 {
+        self.started("Watch")
+    }
+
+    /// How many range requests (reads) the server has served so far
+    /// (`grpc_server_started_total{grpc_method="Range"}`).
+    pub fn ranges_started(&self) -> u64 {
+        self.started("Range")
+    }
+
+    fn started(&self, method: &str) -> u64 {
+        let tag = format!("grpc_method=\"{method}\"");
         self.raw("GET", "/metrics", "")
             .lines()
-            .filter(|l| {
-                l.starts_with("grpc_server_started_total") && l.contains("grpc_method=\"Watch\"")
-            })
+            .filter(|l| l.starts_with("grpc_server_started_total") && l.contains(&tag))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>() as u64
     }
