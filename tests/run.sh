@@ -54,7 +54,7 @@ tools=(
   "ip6tables iptables tests/security.rs"
   "iptables-legacy-restore iptables the iptables_legacy:: tests of tests/firewall.rs"
   "iptables-legacy-save iptables the iptables_legacy:: tests of tests/firewall.rs"
-  "etcd etcd-server tests/{etcd,ipam_etcd,overlay_etcd,cli}.rs (feature etcd)"
+  "etcd etcd-server tests/{etcd,ipam_etcd,overlay_etcd,overlay_hosts,cli}.rs (feature etcd)"
   "kill procps tests/etcd.rs (freezes its etcd)"
   "/usr/lib/cni/tuning containernetworking-plugins tests/cni.rs (reference plugins: chained after ours, and compared)"
   "go golang-go tests/cni.rs (builds tests/libcni, a runtime over libcni)"

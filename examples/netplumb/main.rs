@@ -70,6 +70,11 @@ struct Cli {
     /// This host's underlay address, where the other hosts send VXLAN packets.
     #[arg(long = "advertise-addr", global = true)]
     advertise_addr: Option<std::net::IpAddr>,
+    /// Seconds this host's registration in the store outlives its last keep-alive (its
+    /// etcd lease): how long the other hosts keep it after it died. Default 15.
+    #[arg(long = "store-ttl", global = true, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    store_ttl: Option<u64>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -240,6 +245,8 @@ pub struct Ctx {
     pub host_id: Option<String>,
     /// `--advertise-addr`.
     pub advertise_addr: Option<std::net::IpAddr>,
+    /// `--store-ttl`.
+    pub store_ttl: Option<u64>,
 }
 
 impl Ctx {
@@ -268,6 +275,7 @@ fn main() -> ExitCode {
         store: cli.store,
         host_id: cli.host_id,
         advertise_addr: cli.advertise_addr,
+        store_ttl: cli.store_ttl,
     };
     match dispatch(&ctx, cli.cmd) {
         Ok(code) => code,

@@ -139,7 +139,8 @@ impl Cluster {
                 .into());
             }
         }
-        let discovery: Arc<dyn PeerDiscovery> = Arc::new(EtcdDiscovery::new(self.etcd.clone()));
+        let discovery = EtcdDiscovery::new(self.etcd.clone()).ttl(ttl(ctx));
+        let discovery: Arc<dyn PeerDiscovery> = Arc::new(discovery);
         Ok(Overlay::new(
             ctx.host()?,
             PeerHost { id, underlay },
@@ -203,7 +204,7 @@ impl Cluster {
         set.thread_block()?;
         let ov = self.driver(ctx)?;
         let nets = EtcdNetworks::new(self.etcd.clone());
-        let every = netplumb::overlay::ETCD_TTL / 3;
+        let every = ttl(ctx) / 3;
         let agent = netplumb::overlay::Agent::start(ov, Box::new(move || nets.list()), every)?;
         log::info!(
             "agent of host {} running",
@@ -226,4 +227,10 @@ impl Cluster {
         }
         Ok(())
     }
+}
+
+/// This host's registration TTL: `--store-ttl`, else the library's default.
+fn ttl(ctx: &Ctx) -> std::time::Duration {
+    ctx.store_ttl
+        .map_or(netplumb::overlay::ETCD_TTL, std::time::Duration::from_secs)
 }

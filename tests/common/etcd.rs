@@ -27,12 +27,19 @@ pub struct EtcdServer {
     child: Option<Child>,
     ns: Netns,
     dir: TempDir,
+    also: Option<std::net::IpAddr>,
 }
 
 impl EtcdServer {
     /// Starts etcd in the calling thread's namespace (bringing its loopback up) and
     /// waits until it answers `/health`. Panics (with the server's log) if it does not.
     pub fn start() -> Self {
+        Self::start_also_on(None)
+    }
+
+    /// [`start`](Self::start), the server listening on `addr` (an address of this
+    /// namespace, such as an underlay's) besides 127.0.0.1.
+    pub fn start_also_on(addr: Option<std::net::IpAddr>) -> Self {
         let ns = Netns::current().expect("current namespace");
         let mut rtnl = Rtnl::open_in(&ns).expect("rtnl");
         rtnl.execute(&LinkSet::new("lo").up()).expect("loopback up");
@@ -40,6 +47,7 @@ impl EtcdServer {
             child: None,
             ns,
             dir: TempDir::new("etcd"),
+            also: addr,
         };
         srv.spawn();
         srv
@@ -111,7 +119,12 @@ impl EtcdServer {
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.log()).expect("etcd log file");
         let err = log.try_clone().expect("etcd log file");
-        let (client, peer) = ("http://127.0.0.1:2379", "http://127.0.0.1:2380");
+        let peer = "http://127.0.0.1:2380";
+        let mut client = "http://127.0.0.1:2379".to_string();
+        if let Some(a) = self.also {
+            client.push_str(&format!(",http://{a}:2379"));
+        }
+        let client = client.as_str();
         let mut cmd = Command::new(super::need(ETCD));
         cmd.arg("--name=default")
             .arg(format!("--data-dir={}", self.dir.0.join("data").display()))
