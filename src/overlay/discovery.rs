@@ -60,6 +60,13 @@ pub trait PeerDiscovery: Send + Sync {
     fn withdraw(&self, network: &str, host_id: &str, ip: IpAddr) -> Result<()>;
     /// The current view of `network` (empty if nobody joined).
     fn view(&self, network: &str) -> Result<PeerView>;
+    /// The view of `network` as this handle follows it through [`wait`](Self::wait): an
+    /// implementation that receives the changes themselves may build it from them
+    /// instead of asking its store, current as of the last change a `wait` took in. The
+    /// default asks, as [`view`](Self::view).
+    fn view_followed(&self, network: &str) -> Result<PeerView> {
+        self.view(network)
+    }
     /// Blocks until the view of `network` has a revision above `revision`, or `timeout`
     /// passes. Returns the new revision, or `None` on timeout.
     fn wait(&self, network: &str, revision: u64, timeout: Duration) -> Result<Option<u64>>;

@@ -14,6 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::discovery::{PeerDiscovery, PeerEndpoint, PeerHost, PeerView};
+use super::etcd_follow::Follow;
 use super::etcd_records::{ep_json, host_json, parse_ep, parse_host, DEFAULT_PREFIX};
 use crate::error::Result;
 use crate::etcd::{prefix_end, Etcd, LeaseKeeper, TxnOp, TxnRequest, Watch};
@@ -55,6 +56,9 @@ pub struct EtcdDiscovery {
     /// from: kept across [`wait`](PeerDiscovery::wait)s, so that a watcher that finds
     /// nothing in one wait does not open a new watch for the next (five times a second).
     watches: Mutex<BTreeMap<String, (Watch, u64)>>,
+    /// The keys of each network waited on, kept current from its watch's events
+    /// ([`view_followed`](PeerDiscovery::view_followed)).
+    follow: Follow,
 }
 
 impl EtcdDiscovery {
@@ -67,6 +71,7 @@ impl EtcdDiscovery {
             ttl: DEFAULT_TTL,
             reg: Mutex::new(Registered::default()),
             watches: Mutex::new(BTreeMap::new()),
+            follow: Follow::default(),
         }
     }
 
@@ -223,21 +228,17 @@ impl PeerDiscovery for EtcdDiscovery {
         }
         let p = self.net_prefix(network);
         let r = self.etcd.range(&p, Some(&prefix_end(p.as_bytes())), 0)?;
-        let mut view = PeerView {
-            revision: u64::try_from(r.revision).unwrap_or(0),
-            ..PeerView::default()
-        };
-        for kv in &r.kvs {
-            let rest = &kv.key[p.len()..];
-            if rest.starts_with(b"hosts/") {
-                view.hosts.push(parse_host(&kv.key, &kv.value)?);
-            } else if rest.starts_with(b"endpoints/") {
-                view.endpoints.push(parse_ep(&kv.key, &kv.value)?);
-            }
+        let revision = u64::try_from(r.revision).unwrap_or(0);
+        self.follow.ranged(network, revision, &r.kvs);
+        let kvs = r.kvs.into_iter().map(|kv| (kv.key, kv.value));
+        build_view(p.len(), revision, kvs)
+    }
+
+    fn view_followed(&self, network: &str) -> Result<PeerView> {
+        match self.follow.copy(network) {
+            Some((revision, kvs)) => build_view(self.net_prefix(network).len(), revision, kvs),
+            None => self.view(network),
         }
-        view.hosts.sort();
-        view.endpoints.sort();
-        Ok(view)
     }
 
     fn wait(&self, network: &str, revision: u64, timeout: Duration) -> Result<Option<u64>> {
@@ -257,17 +258,22 @@ impl PeerDiscovery for EtcdDiscovery {
                 let start = i64::try_from(revision).unwrap_or(i64::MAX - 1) + 1;
                 let w = self
                     .etcd
-                    .watch(&p, Some(&prefix_end(p.as_bytes())), Some(start))?;
+                    .watch(&p, Some(&prefix_end(p.as_bytes())), Some(start))
+                    .inspect_err(|_| self.follow.lost(network))?;
                 (w, revision + 1)
             }
         };
+        self.follow.watching_from(network, from);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            // A failed watch is dropped: the next wait opens a new one.
-            let Some(events) = w.next(left)? else {
+            // A failed watch is dropped (the next wait opens a new one), and with it the
+            // keys followed through it.
+            let next = w.next(left).inspect_err(|_| self.follow.lost(network))?;
+            let Some(events) = next else {
                 self.keep(network, w, from);
                 return Ok(None);
             };
+            self.follow.events(network, &events);
             let rev = events
                 .iter()
                 .map(|e| e.kv.mod_revision)
@@ -285,4 +291,27 @@ impl PeerDiscovery for EtcdDiscovery {
             }
         }
     }
+}
+
+/// The view made of a network's keys (`prefix_len` bytes of prefix), read at `revision`.
+fn build_view(
+    prefix_len: usize,
+    revision: u64,
+    kvs: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+) -> Result<PeerView> {
+    let mut view = PeerView {
+        revision,
+        ..PeerView::default()
+    };
+    for (key, value) in kvs {
+        let rest = &key[prefix_len.min(key.len())..];
+        if rest.starts_with(b"hosts/") {
+            view.hosts.push(parse_host(&key, &value)?);
+        } else if rest.starts_with(b"endpoints/") {
+            view.endpoints.push(parse_ep(&key, &value)?);
+        }
+    }
+    view.hosts.sort();
+    view.endpoints.sort();
+    Ok(view)
 }

@@ -77,6 +77,8 @@ pub use watch::OverlayWatch;
 #[cfg(feature = "etcd")]
 mod etcd_discovery;
 #[cfg(feature = "etcd")]
+mod etcd_follow;
+#[cfg(feature = "etcd")]
 mod etcd_networks;
 #[cfg(feature = "etcd")]
 pub(crate) mod etcd_records;

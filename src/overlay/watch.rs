@@ -166,14 +166,18 @@ impl Watcher {
         let mut view: Option<PeerView> = None;
         while !self.stopped() {
             if due || last.elapsed() >= RESYNC {
-                // A change (or a failure) reads the view; a quiet tick reuses it.
-                let cached = view.as_ref().filter(|_| !due && read.elapsed() < REREAD);
+                // A quiet tick reuses the view; a change takes it from what discovery
+                // followed; every REREAD it is read afresh.
+                let stale = read.elapsed() >= REREAD;
+                let cached = view.as_ref().filter(|_| !due && !stale);
                 let fresh = cached.is_none();
-                match self.sync_once(cached) {
+                match self.sync_once(cached, stale) {
                     Ok(v) => {
                         (seen, due, failures, last) = (v.revision, false, 0, Instant::now());
-                        if fresh {
+                        if stale {
                             read = last;
+                        }
+                        if fresh {
                             view = Some(v);
                         }
                         self.syncs.fetch_add(1, Ordering::Relaxed);
@@ -201,18 +205,20 @@ impl Watcher {
         log::debug!("overlay {name}: watcher stopped");
     }
 
-    /// One reconciliation under the overlay lock, against `cached` or else a view read
-    /// now; returns the view it used.
-    fn sync_once(&mut self, cached: Option<&PeerView>) -> Result<PeerView> {
+    /// One reconciliation under the overlay lock, against `cached`, else the view
+    /// discovery followed, else (`reread`) one read now; returns the view it used.
+    fn sync_once(&mut self, cached: Option<&PeerView>, reread: bool) -> Result<PeerView> {
         let rtnl = match self.rtnl.take() {
             Some(r) => r,
             None => Rtnl::open_in(&self.ctx.netns)?,
         };
         let rtnl = self.rtnl.insert(rtnl);
         let _held = hold(&self.ctx.lock);
+        let (discovery, name) = (&self.ctx.discovery, &self.ctx.net.name);
         let view = match cached {
             Some(v) => v.clone(),
-            None => self.ctx.discovery.view(&self.ctx.net.name)?,
+            None if reread => discovery.view(name)?,
+            None => discovery.view_followed(name)?,
         };
         let report = Reconciler {
             rtnl,
