@@ -454,8 +454,9 @@ fn scale(sb: &Sandbox, hosts: usize, nets: usize) -> Vec<String> {
             let (d, stop, wakeups) = (d.clone(), stop.clone(), wakeups.clone());
             threads.push(std::thread::spawn(move || {
                 let net = format!("sim{n}");
-                // As `Overlay::watch`'s thread: waits of 200 ms on one open watch; a view
-                // (one range) after each change, and every 60 s although nothing changed.
+                // As `Overlay::watch`'s thread: waits of 200 ms on one open watch; the
+                // view discovery followed after each change (no range), and one read
+                // every 60 s although nothing changed.
                 let mut seen = d.view(&net).map(|v| v.revision).unwrap_or(0);
                 let mut last = Instant::now();
                 while !stop.load(Ordering::Relaxed) {
@@ -464,9 +465,11 @@ fn scale(sb: &Sandbox, hosts: usize, nets: usize) -> Vec<String> {
                     if changed {
                         wakeups.fetch_add(1, Ordering::Relaxed);
                     }
-                    if changed || last.elapsed() >= Duration::from_secs(60) {
+                    if last.elapsed() >= Duration::from_secs(60) {
                         seen = d.view(&net).map(|v| v.revision).unwrap_or(seen);
                         last = Instant::now();
+                    } else if changed {
+                        seen = d.view_followed(&net).map(|v| v.revision).unwrap_or(seen);
                     }
                 }
             }));
