@@ -506,3 +506,51 @@ fn gc_of_many_dead_leases_goes_through() {
         assert_eq!(left, live.into_iter().collect());
     });
 }
+
+/// An allocation asks etcd three times (the network, the owner's key, one page of the
+/// leases) and commits once: the free address the page showed needs no read of its own.
+#[test]
+fn an_allocation_reads_three_times_and_commits_once() {
+    with_etcd("an_allocation_reads_three_times_and_commits_once", |srv| {
+        let ipam = Ipam::new(EtcdStore::new(client(&srv.url())));
+        ipam.create_network(&NetworkSpec::new("n").subnet(net("10.72.0.0/24")))
+            .unwrap();
+        ipam.allocate("n", &Owner::new("c0", "eth0")).unwrap();
+        let (ranges, txns) = (srv.ranges_started(), srv.started("Txn"));
+        let l = ipam.allocate("n", &Owner::new("c1", "eth0")).unwrap();
+        assert_eq!(l.address, "10.72.0.3".parse::<IpAddr>().unwrap());
+        assert_eq!(srv.ranges_started() - ranges, 3, "ranges of one allocation");
+        assert_eq!(srv.started("Txn") - txns, 1, "commits of one allocation");
+    });
+}
+
+/// An address found free by a page of leases, then taken by another transaction before
+/// this one commits: the commit is a conflict (the key's absence is compared, as after a
+/// read of it; the network's record, which every hold writes, is compared too).
+#[test]
+fn a_free_address_seen_in_a_page_and_taken_meanwhile_conflicts() {
+    with_etcd(
+        "a_free_address_seen_in_a_page_and_taken_meanwhile_conflicts",
+        |srv| {
+            let ipam = Ipam::new(EtcdStore::new(client(&srv.url())));
+            ipam.create_network(&NetworkSpec::new("n").subnet(net("10.73.0.0/24")))
+                .unwrap();
+            let store = ipam.store();
+            let (lo, hi): (IpAddr, IpAddr) =
+                ("10.73.0.2".parse().unwrap(), "10.73.0.254".parse().unwrap());
+            let mut t1 = store.begin().unwrap();
+            let a = t1.first_free("n", lo, hi).unwrap().unwrap();
+            assert_eq!(a, lo);
+            // t2 takes the address; t1 never read its lease key by itself (the page said
+            // it was free), and still loses.
+            let mut t2 = store.begin().unwrap();
+            t2.hold("n", a, &Owner::new("two", "eth0")).unwrap();
+            t2.commit().unwrap();
+            t1.hold("n", a, &Owner::new("one", "eth0")).unwrap();
+            assert!(matches!(t1.commit(), Err(IpamError::Conflict { .. })));
+            let leases = ipam.leases("n").unwrap();
+            assert_eq!(leases.len(), 1);
+            assert_eq!(leases[0].owner.container, "two");
+        },
+    );
+}

@@ -203,6 +203,21 @@ impl<S: Store> Ipam<S> {
         alloc::allocate(tx, network, owner, want)
     }
 
+    /// [`Ipam::allocate`] (`want` `None`) or [`Ipam::allocate_addr`], in one transaction
+    /// with the look-up that says whether `owner` held the lease before (`true`): then
+    /// it is not the caller's to release on undo.
+    pub(crate) fn allocate_noting_held(
+        &self,
+        network: &str,
+        owner: &Owner,
+        want: Option<IpAddr>,
+    ) -> Result<(Lease, bool), IpamError> {
+        self.transact(network, |tx| {
+            let held = tx.address_of(network, owner)?.is_some();
+            alloc::allocate(tx, network, owner, want).map(|l| (l, held))
+        })
+    }
+
     /// [`Ipam::release_owner`] inside the caller's transaction.
     pub(crate) fn release_owner_in(
         &self,

@@ -268,15 +268,7 @@ impl<S: Store + 'static> Overlay<S> {
         fault::point("overlay lease")?;
         // A lease held already (a half-connected container) is not ours to release on undo.
         let owner = Owner::new(ctr.id.clone(), ctr.ifname.clone());
-        let held = match self.ipam.lease_of(&net.name, &owner) {
-            Ok(l) => l.is_some(),
-            Err(IpamError::NetworkNotFound { .. }) => false,
-            Err(e) => return Err(e.into()),
-        };
-        let lease = match ctr.ip {
-            Some(ip) => self.ipam.allocate_addr(&net.name, &owner, ip)?,
-            None => self.ipam.allocate(&net.name, &owner)?,
-        };
+        let (lease, held) = self.ipam.allocate_noting_held(&net.name, &owner, ctr.ip)?;
         if !held {
             let (ipam, n) = (self.ipam.clone(), net.name.clone());
             tx.record(format!("release {} of {n}", lease.address), move || {

@@ -194,7 +194,9 @@ impl EtcdServer {
         self.started("Range")
     }
 
-    fn started(&self, method: &str) -> u64 {
+    /// How many requests of gRPC method `method` (`Range`, `Txn`, `Watch`, …) the server
+    /// has started so far.
+    pub fn started(&self, method: &str) -> u64 {
         let tag = format!("grpc_method=\"{method}\"");
         self.raw("GET", "/metrics", "")
             .lines()

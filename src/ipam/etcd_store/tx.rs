@@ -29,6 +29,9 @@ pub(super) struct EtcdTx<'a> {
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// Buffered deletions of every key under these prefixes.
     cleared: Vec<Vec<u8>>,
+    /// Key ranges (`from..to`) read whole as of the snapshot: a key in one that the read
+    /// did not return was absent, and needs no read of its own.
+    covered: Vec<(Vec<u8>, Vec<u8>)>,
     /// The network a conflict is reported on.
     network: String,
 }
@@ -44,6 +47,7 @@ impl<'a> EtcdTx<'a> {
             cache: HashMap::new(),
             writes: BTreeMap::new(),
             cleared: Vec::new(),
+            covered: Vec::new(),
             network: String::new(),
         }
     }
@@ -91,6 +95,17 @@ impl<'a> EtcdTx<'a> {
         if let Some(c) = self.cache.get(key) {
             return Ok(c.clone());
         }
+        let k = key.to_vec();
+        if self
+            .covered
+            .iter()
+            .any(|(from, to)| (from..to).contains(&&k))
+        {
+            // Absent as of the snapshot: compared as absent at commit, as if read.
+            self.compares.insert(k.clone(), 0);
+            self.cache.insert(k, None);
+            return Ok(None);
+        }
         let r = self
             .etcd
             .range_at(key, None, 0, self.snapshot)
@@ -115,6 +130,12 @@ impl<'a> EtcdTx<'a> {
         for kv in &r.kvs {
             self.cache.insert(kv.key.clone(), Some(kv.value.clone()));
         }
+        let to = match r.kvs.last() {
+            Some(last) if r.more => [last.key.as_slice(), &[0]].concat(),
+            _ if r.more => from.to_vec(),
+            _ => end.to_vec(),
+        };
+        self.covered.push((from.to_vec(), to));
         Ok((r.kvs, r.more))
     }
 
