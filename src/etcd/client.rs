@@ -5,24 +5,20 @@ use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::config::EtcdConfig;
 use super::http::{dial, Conn, HttpError, Response};
-use super::kv::{put_json, range_json, WireRange, WireTxn, WireWrite, I64};
-use super::reply::{http_err, snippet, status_err, timed_out, Streamed};
+use super::kv::{put_json, range_json, WireRange, WireTxn, WireWrite};
+use super::reply::{http_err, snippet, status_err, timed_out};
 use super::{prefix_end, EtcdError, KeyValue, RangeResponse, TxnRequest, TxnResponse, Watch};
 use crate::error::Result;
 
 /// Idle keep-alive connections kept per client.
 const MAX_IDLE: usize = 8;
-
-/// gRPC's NOT_FOUND, which the gateway sends for an unknown lease.
-const NOT_FOUND: i64 = 5;
 
 /// A synchronous etcd v3 client, speaking JSON to etcd's HTTP gateway (`/v3/…`, etcd 3.4
 /// and later).
@@ -233,72 +229,6 @@ impl Etcd {
         TxnResponse::try_from(r).map_err(|d| EtcdError::protocol("txn", d).into())
     }
 
-    /// Grants a lease of `ttl` (whole seconds, at least 1) and returns its id
-    /// (`etcdctl lease grant`). Keys put with it vanish when it expires or is revoked.
-    ///
-    /// ```no_run
-    /// # use std::time::Duration;
-    /// # let etcd = netplumb::etcd::Etcd::connect(netplumb::etcd::EtcdConfig::new("127.0.0.1:2379")?)?;
-    /// let lease = etcd.grant(Duration::from_secs(10))?;
-    /// etcd.put("/hosts/a", "10.0.0.5", Some(lease))?;
-    /// # Ok::<(), netplumb::Error>(())
-    /// ```
-    pub fn grant(&self, ttl: Duration) -> Result<i64> {
-        let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
-        let req = json!({ "TTL": secs.max(1).to_string() });
-        let r: WireLease = self.call("lease grant", "/v3/lease/grant", &req)?;
-        if !r.error.is_empty() {
-            return Err(EtcdError::Server {
-                op: "lease grant",
-                code: 0,
-                message: r.error,
-            }
-            .into());
-        }
-        Ok(r.id.0)
-    }
-
-    /// Renews lease `id` once (`etcdctl lease keep-alive --once`); returns its TTL, or
-    /// `None` if it has expired or was revoked. [`super::LeaseKeeper`] does this in the
-    /// background.
-    ///
-    /// ```no_run
-    /// # use std::time::Duration;
-    /// # let etcd = netplumb::etcd::Etcd::connect(netplumb::etcd::EtcdConfig::new("127.0.0.1:2379")?)?;
-    /// # let lease = etcd.grant(Duration::from_secs(10))?;
-    /// if etcd.keep_alive(lease)?.is_none() {
-    ///     println!("lease {lease} is gone, and its keys with it");
-    /// }
-    /// # Ok::<(), netplumb::Error>(())
-    /// ```
-    pub fn keep_alive(&self, id: i64) -> Result<Option<Duration>> {
-        let req = json!({ "ID": id.to_string() });
-        // A streaming call: the one reply comes wrapped in {"result": …}.
-        let r: Streamed<WireLease> = self.call("lease keep-alive", "/v3/lease/keepalive", &req)?;
-        let r = r.into_result("lease keep-alive")?;
-        Ok((r.ttl.0 > 0).then(|| Duration::from_secs(r.ttl.0 as u64)))
-    }
-
-    /// Revokes lease `id`, deleting its keys (`etcdctl lease revoke`). Revoking a lease
-    /// that has already expired is not an error.
-    ///
-    /// ```no_run
-    /// # use std::time::Duration;
-    /// # let etcd = netplumb::etcd::Etcd::connect(netplumb::etcd::EtcdConfig::new("127.0.0.1:2379")?)?;
-    /// # let lease = etcd.grant(Duration::from_secs(10))?;
-    /// etcd.revoke(lease)?;
-    /// # Ok::<(), netplumb::Error>(())
-    /// ```
-    pub fn revoke(&self, id: i64) -> Result<()> {
-        let req = json!({ "ID": id.to_string() });
-        match self.call::<Value>("lease revoke", "/v3/lease/revoke", &req) {
-            Err(crate::Error::Etcd(EtcdError::Server {
-                code: NOT_FOUND, ..
-            })) => Ok(()),
-            r => r.map(drop),
-        }
-    }
-
     /// Watches `key` (or `key..range_end`) for changes from `start_revision` on (`None`:
     /// from now), on a connection of its own (`etcdctl watch`).
     ///
@@ -337,7 +267,12 @@ impl Etcd {
     }
 
     /// Posts `req` to `path` and parses the reply of a 200 as `T`.
-    fn call<T: DeserializeOwned>(&self, op: &'static str, path: &str, req: &Value) -> Result<T> {
+    pub(super) fn call<T: DeserializeOwned>(
+        &self,
+        op: &'static str,
+        path: &str,
+        req: &Value,
+    ) -> Result<T> {
         let body = serde_json::to_vec(req).map_err(|e| EtcdError::protocol(op, e.to_string()))?;
         let deadline = Instant::now() + self.inner.cfg.timeout;
         let resp = self.exchange(op, path, &body, deadline)?;
@@ -446,15 +381,4 @@ fn first_key(prefix: &[u8]) -> &[u8] {
     } else {
         prefix
     }
-}
-
-/// A lease grant's or keep-alive's reply.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub(crate) struct WireLease {
-    #[serde(rename = "ID")]
-    id: I64,
-    #[serde(rename = "TTL")]
-    ttl: I64,
-    error: String,
 }

@@ -51,7 +51,7 @@ mod config;
 mod error;
 pub(crate) mod http;
 pub(crate) mod kv;
-mod lease;
+pub(crate) mod lease;
 pub(crate) mod reply;
 pub(crate) mod watch;
 
