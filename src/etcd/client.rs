@@ -5,15 +5,16 @@ use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use super::config::EtcdConfig;
+use super::config::{Endpoint, EtcdConfig};
 use super::http::{dial, Conn, HttpError, Response};
 use super::kv::{put_json, range_json, WireRange, WireTxn, WireWrite};
 use super::reply::{http_err, snippet, status_err, timed_out};
+use super::stream::Stream;
 use super::{prefix_end, EtcdError, KeyValue, RangeResponse, TxnRequest, TxnResponse, Watch};
 use crate::error::Result;
 
@@ -43,6 +44,8 @@ pub struct Etcd {
 
 struct Inner {
     cfg: EtcdConfig,
+    /// The TLS configuration made from `cfg`'s files, for TLS endpoints.
+    tls: Option<Arc<rustls::ClientConfig>>,
     idle: Mutex<Vec<Conn>>,
     /// The endpoint to try first.
     preferred: AtomicUsize,
@@ -53,6 +56,7 @@ impl fmt::Debug for Etcd {
         f.debug_struct("Etcd")
             .field("endpoints", &self.inner.cfg.endpoints())
             .field("timeout", &self.inner.cfg.timeout)
+            .field("tls", &self.inner.tls.is_some())
             .field("netns", &self.inner.cfg.netns)
             .finish_non_exhaustive()
     }
@@ -61,15 +65,27 @@ impl fmt::Debug for Etcd {
 impl Etcd {
     /// A client for `cfg`, after checking with one cheap read that an endpoint answers.
     ///
+    /// The TLS files of the configuration are read here: one that cannot be used fails
+    /// with [`EtcdError::TlsFile`] naming it. TLS files with `http://` endpoints are
+    /// refused ([`crate::Error::InvalidInput`]). A server whose certificate is not
+    /// trusted, or that refuses this client's, fails with [`EtcdError::Certificate`].
+    ///
     /// ```no_run
     /// use netplumb::etcd::{Etcd, EtcdConfig};
     /// let etcd = Etcd::connect(EtcdConfig::new("10.0.0.5:2379,10.0.0.6:2379")?)?;
     /// # Ok::<(), netplumb::Error>(())
     /// ```
     pub fn connect(cfg: EtcdConfig) -> Result<Etcd> {
+        cfg.check()?;
+        let tls = if cfg.uses_tls() {
+            Some(cfg.tls.client_config()?)
+        } else {
+            None
+        };
         let etcd = Etcd {
             inner: Arc::new(Inner {
                 cfg,
+                tls,
                 idle: Mutex::new(Vec::new()),
                 preferred: AtomicUsize::new(0),
             }),
@@ -260,7 +276,7 @@ impl Etcd {
         let deadline = Instant::now() + self.inner.cfg.timeout;
         let mut conn = self.open(deadline)?;
         let head = conn
-            .send("/v3/watch", &body, deadline)
+            .send("/v3/watch", &body, None, deadline)
             .and_then(|()| conn.read_head(deadline))
             .map_err(|e| http_err(&conn.name, "watch", e))?;
         Watch::start(conn, head, deadline)
@@ -303,7 +319,7 @@ impl Etcd {
                 Some(c) => (c, true),
                 None => (self.open(deadline)?, false),
             };
-            match conn.exchange(path, body, deadline) {
+            match conn.exchange(path, body, None, deadline) {
                 Ok(r) => {
                     if r.reusable {
                         self.put_idle(conn);
@@ -339,37 +355,59 @@ impl Etcd {
     }
 
     /// Opens a connection, trying every endpoint once from the preferred one, each with
-    /// a fair share of the time left.
+    /// a fair share of the time left. When none can be used, and TLS failed with one of
+    /// them (a certificate refused, most likely on every endpoint alike), that is the
+    /// error; else [`EtcdError::Unreachable`].
     fn open(&self, deadline: Instant) -> Result<Conn> {
         let cfg = &self.inner.cfg;
         let n = cfg.endpoints.len();
         let first = self.inner.preferred.load(Ordering::Relaxed) % n;
-        let mut last = None;
+        let (mut last, mut tls_failure) = (None, None);
         for i in 0..n {
             let idx = (first + i) % n;
             let ep = &cfg.endpoints[idx];
             let share = deadline.saturating_duration_since(Instant::now()) / (n - i) as u32;
-            let r = if share.is_zero() {
-                Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
-            } else {
-                dial(ep, cfg.netns.as_ref(), share)?
-            };
-            match r {
+            match self.dial(ep, share)? {
                 Ok(s) => {
                     self.inner.preferred.store(idx, Ordering::Relaxed);
                     return Ok(Conn::new(s, ep.to_string()));
                 }
                 Err(e) => {
                     log::debug!("etcd: cannot connect to {ep}: {e}");
+                    let tls = EtcdError::tls_failure(&ep.to_string(), &e);
+                    tls_failure = tls_failure.or(tls);
                     last = Some(e);
                 }
             }
+        }
+        if let Some(e) = tls_failure {
+            return Err(e.into());
         }
         Err(EtcdError::Unreachable {
             endpoint: cfg.endpoints().join(", "),
             source: last.unwrap_or_else(|| io::Error::other("no endpoint")),
         }
         .into())
+    }
+
+    /// Connects to `ep` within `time`, and runs the TLS handshake for TLS endpoints. The
+    /// outer error is a failure to enter the configured namespace.
+    fn dial(&self, ep: &Endpoint, time: Duration) -> Result<io::Result<Stream>> {
+        if time.is_zero() {
+            return Ok(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connect timed out",
+            )));
+        }
+        let deadline = Instant::now() + time;
+        let tcp = match dial(ep, self.inner.cfg.netns.as_ref(), time)? {
+            Ok(tcp) => tcp,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(match &self.inner.tls {
+            Some(tls) => Stream::tls(tcp, tls, &ep.host, deadline),
+            None => Ok(Stream::Plain(tcp)),
+        })
     }
 }
 

@@ -3,19 +3,20 @@
 //!
 //! It speaks JSON to etcd's HTTP gateway (`POST /v3/kv/range`, `/v3/kv/txn`,
 //! `/v3/lease/grant`, `/v3/watch`, …; etcd 3.4 and later), over a minimal HTTP/1.1 client
-//! of its own on [`std::net::TcpStream`]: `POST` with `Content-Length` on keep-alive
-//! connections, responses framed by `Content-Length` or chunked encoding, watch messages
-//! read one JSON object at a time from the chunked stream. There is no async runtime and
-//! no HTTP crate, because
+//! of its own on [`std::net::TcpStream`], or on TLS over one: `POST` with
+//! `Content-Length` on keep-alive connections, responses framed by `Content-Length` or
+//! chunked encoding, watch messages read one JSON object at a time from the chunked
+//! stream. There is no async runtime and no HTTP crate, because
 //!
 //! - the library is synchronous, and a runtime would be a heavy thing to start for a few
 //!   requests;
-//! - the gateway needs no more HTTP than this (no TLS here: put etcd on a trusted
-//!   network, or reach it through a local proxy);
+//! - the gateway needs no more HTTP than this;
 //! - connections must be openable inside a chosen network namespace
 //!   ([`EtcdConfig::dial_in`]): the socket is created on a helper thread inside it and
 //!   keeps that namespace, which is one [`Netns::run`](crate::Netns::run) around the
 //!   connect here.
+//!
+//! # Calls
 //!
 //! Every call has a deadline ([`EtcdConfig::timeout`], 5 s by default, connecting
 //! included) and fails with an [`EtcdError`] inside [`crate::Error::Etcd`]: an endpoint
@@ -44,7 +45,32 @@
 //! # Ok::<(), netplumb::Error>(())
 //! ```
 //!
+//! # TLS
+//!
+//! `https://` endpoints are spoken to over TLS ([rustls], with its `ring` crypto
+//! provider), as etcdctl's `--cacert`, `--cert` and `--key` have it: the servers'
+//! certificates are checked against the CA file of [`EtcdConfig::ca_file`] (or the
+//! system's CA bundle without one), for the endpoint's host name or IP address (etcd's
+//! certificates usually carry IP addresses), and [`EtcdConfig::client_cert`] presents a
+//! client certificate to a server that asks for one (`--client-cert-auth`). The files
+//! are read once, by [`Etcd::connect`]; one that cannot be used fails there with
+//! [`EtcdError::TlsFile`] naming it. A certificate refused either way is
+//! [`EtcdError::Certificate`] (kind [`ErrorKind::PermissionDenied`]), naming the
+//! endpoint: it is a configuration to fix, not a server that is down.
+//!
+//! ```no_run
+//! use netplumb::etcd::{Etcd, EtcdConfig};
+//! let etcd = Etcd::connect(
+//!     EtcdConfig::new("https://10.0.0.5:2379,https://10.0.0.6:2379")?
+//!         .ca_file("/etc/etcd/pki/ca.pem")
+//!         .client_cert("/etc/etcd/pki/client.pem", "/etc/etcd/pki/client-key.pem"),
+//! )?;
+//! # Ok::<(), netplumb::Error>(())
+//! ```
+//!
 //! [`ErrorKind::Unavailable`]: crate::ErrorKind::Unavailable
+//! [`ErrorKind::PermissionDenied`]: crate::ErrorKind::PermissionDenied
+//! [rustls]: https://docs.rs/rustls
 
 pub(crate) mod client;
 mod config;
@@ -53,6 +79,8 @@ pub(crate) mod http;
 pub(crate) mod kv;
 pub(crate) mod lease;
 pub(crate) mod reply;
+mod stream;
+mod tls;
 pub(crate) mod watch;
 
 pub use client::Etcd;
