@@ -1,6 +1,7 @@
 //! A throwaway etcd server for tests: `etcd` (found on `PATH`) as a child process inside the
 //! calling thread's network namespace (a sandbox's, where 127.0.0.1:2379 and :2380 are
 //! free and private), with its data in a temp dir. Killed, and its data removed, on drop.
+//! It can serve its clients over TLS, and with authentication on ([`EtcdOptions`]).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use netplumb::link::LinkSet;
 use netplumb::{Netns, Rtnl};
 
+use super::certs::Pair;
 use super::TempDir;
 
 /// The etcd binary the tests run, looked up on `PATH`.
@@ -22,10 +24,28 @@ pub fn available(test: &str) -> bool {
     super::tool(test, ETCD).is_some()
 }
 
+/// Where etcd serves `/health` and `/metrics` in plain HTTP when its client port speaks
+/// TLS (`--listen-metrics-urls`), for the harness's own requests.
+const METRICS_PORT: u16 = 2381;
+
+/// How to start a test's etcd, beyond the defaults (plain HTTP, no authentication).
+#[derive(Debug, Clone, Default)]
+pub struct EtcdOptions {
+    /// TLS on the client port, with this certificate and key (`--cert-file`,
+    /// `--key-file`).
+    pub tls: Option<Pair>,
+    /// Mutual TLS: clients must present a certificate signed by this CA
+    /// (`--client-cert-auth --trusted-ca-file`).
+    pub client_ca: Option<PathBuf>,
+    /// More flags, such as `--auth-token-ttl=1`.
+    pub args: Vec<String>,
+}
+
 /// A running (or stopped) etcd on 127.0.0.1:2379 of one namespace.
 pub struct EtcdServer {
     child: Option<Child>,
     ns: Netns,
+    opts: EtcdOptions,
     dir: TempDir,
 }
 
@@ -33,21 +53,32 @@ impl EtcdServer {
     /// Starts etcd in the calling thread's namespace (bringing its loopback up) and
     /// waits until it answers `/health`. Panics (with the server's log) if it does not.
     pub fn start() -> Self {
+        Self::start_with(EtcdOptions::default())
+    }
+
+    /// [`start`](EtcdServer::start), with `opts`.
+    pub fn start_with(opts: EtcdOptions) -> Self {
         let ns = Netns::current().expect("current namespace");
         let mut rtnl = Rtnl::open_in(&ns).expect("rtnl");
         rtnl.execute(&LinkSet::new("lo").up()).expect("loopback up");
         let mut srv = EtcdServer {
             child: None,
             ns,
+            opts,
             dir: TempDir::new("etcd"),
         };
         srv.spawn();
         srv
     }
 
-    /// `http://127.0.0.1:2379`.
+    /// `http://127.0.0.1:2379`, or `https://…` with TLS.
     pub fn url(&self) -> String {
-        "http://127.0.0.1:2379".to_string()
+        let scheme = if self.opts.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:2379")
     }
 
     /// The namespace the server listens in.
@@ -111,15 +142,16 @@ impl EtcdServer {
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.log()).expect("etcd log file");
         let err = log.try_clone().expect("etcd log file");
-        let (client, peer) = ("http://127.0.0.1:2379", "http://127.0.0.1:2380");
+        let client = self.url();
+        let peer = "http://127.0.0.1:2380";
         let mut cmd = Command::new(super::need(ETCD));
         cmd.arg("--name=default")
             .arg(format!("--data-dir={}", self.dir.0.join("data").display()))
             .args([
                 "--listen-client-urls",
-                client,
+                &client,
                 "--advertise-client-urls",
-                client,
+                &client,
             ])
             .args([
                 "--listen-peer-urls",
@@ -131,11 +163,29 @@ impl EtcdServer {
             // A one-member cluster elects itself within milliseconds at these settings.
             .args(["--heartbeat-interval=10", "--election-timeout=100"])
             .args(["--logger=zap", "--log-level=warn"])
+            .args(self.tls_args())
+            .args(&self.opts.args)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err);
         self.child = Some(self.ns.spawn(&mut cmd).expect("spawn etcd"));
         self.wait_ready();
+    }
+
+    fn tls_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(pair) = &self.opts.tls {
+            args.push(format!("--cert-file={}", pair.cert.display()));
+            args.push(format!("--key-file={}", pair.key.display()));
+            args.push(format!(
+                "--listen-metrics-urls=http://127.0.0.1:{METRICS_PORT}"
+            ));
+        }
+        if let Some(ca) = &self.opts.client_ca {
+            args.push("--client-cert-auth".into());
+            args.push(format!("--trusted-ca-file={}", ca.display()));
+        }
+        args
     }
 
     fn wait_ready(&mut self) {
@@ -167,8 +217,6 @@ impl EtcdServer {
         std::fs::read_to_string(self.log()).unwrap_or_default()
     }
 
-    /// One HTTP/1.0 request from inside the server's namespace; the whole reply, or ""
-    /// if the server cannot be reached.
     /// How many watch requests the server has served so far (its Prometheus counter
     /// `grpc_server_started_total{grpc_method="Watch"}`), read from `/metrics`.
     pub fn watches_started(&self) -> u64 {
@@ -181,14 +229,22 @@ impl EtcdServer {
             .sum::<f64>() as u64
     }
 
-    fn raw(&self, method: &str, path: &str, body: &str) -> String {
+    /// One HTTP/1.0 request to the gateway (plain HTTP only: not with TLS), or to
+    /// `/health` and `/metrics` (with TLS, on the metrics port); the whole reply, or ""
+    /// if the server cannot be reached.
+    pub fn raw(&self, method: &str, path: &str, body: &str) -> String {
+        let port = match &self.opts.tls {
+            Some(_) if path == "/health" || path == "/metrics" => METRICS_PORT,
+            Some(_) => panic!("raw {path}: the client port speaks TLS"),
+            None => 2379,
+        };
         let req = format!(
             "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
         self.ns
             .run(move || -> std::io::Result<String> {
-                let addr = "127.0.0.1:2379".parse().expect("address");
+                let addr = ([127, 0, 0, 1], port).into();
                 let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
                 s.set_read_timeout(Some(Duration::from_secs(5)))?;
                 s.write_all(req.as_bytes())?;
