@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
+use super::auth::{self, Credentials, Token};
 use super::config::{Endpoint, EtcdConfig};
 use super::http::{dial, Conn, HttpError, Response};
 use super::kv::{put_json, range_json, WireRange, WireTxn, WireWrite};
@@ -49,6 +50,9 @@ struct Inner {
     idle: Mutex<Vec<Conn>>,
     /// The endpoint to try first.
     preferred: AtomicUsize,
+    /// The token of `cfg.user`. Held while authenticating, so that threads whose token
+    /// was refused together authenticate once.
+    token: Mutex<Token>,
 }
 
 impl fmt::Debug for Etcd {
@@ -57,13 +61,17 @@ impl fmt::Debug for Etcd {
             .field("endpoints", &self.inner.cfg.endpoints())
             .field("timeout", &self.inner.cfg.timeout)
             .field("tls", &self.inner.tls.is_some())
+            .field("user", &self.inner.cfg.user_name())
             .field("netns", &self.inner.cfg.netns)
             .finish_non_exhaustive()
     }
 }
 
 impl Etcd {
-    /// A client for `cfg`, after checking with one cheap read that an endpoint answers.
+    /// A client for `cfg`, after checking with one cheap read that an endpoint answers;
+    /// with a [user](EtcdConfig::user), by authenticating instead (which checks the
+    /// password too, and needs no permission on any key). A wrong user name or password
+    /// fails with [`EtcdError::Auth`].
     ///
     /// The TLS files of the configuration are read here: one that cannot be used fails
     /// with [`EtcdError::TlsFile`] naming it. TLS files with `http://` endpoints are
@@ -88,9 +96,13 @@ impl Etcd {
                 tls,
                 idle: Mutex::new(Vec::new()),
                 preferred: AtomicUsize::new(0),
+                token: Mutex::new(Token::Unknown),
             }),
         };
-        etcd.range(b"\0", None, 1)?;
+        let deadline = Instant::now() + etcd.inner.cfg.timeout;
+        if etcd.token(deadline)?.is_none() {
+            etcd.range(b"\0", None, 1)?;
+        }
         Ok(etcd)
     }
 
@@ -274,12 +286,14 @@ impl Etcd {
         let body = serde_json::to_vec(&json!({ "create_request": create }))
             .map_err(|e| EtcdError::protocol("watch", e.to_string()))?;
         let deadline = Instant::now() + self.inner.cfg.timeout;
-        let mut conn = self.open(deadline)?;
-        let head = conn
-            .send("/v3/watch", &body, None, deadline)
-            .and_then(|()| conn.read_head(deadline))
-            .map_err(|e| http_err(&conn.name, "watch", e))?;
-        Watch::start(conn, head, deadline)
+        self.authorized(deadline, |token| {
+            let mut conn = self.open(deadline)?;
+            let head = conn
+                .send("/v3/watch", &body, token, deadline)
+                .and_then(|()| conn.read_head(deadline))
+                .map_err(|e| http_err(&conn.name, "watch", e))?;
+            Watch::start(conn, head, deadline)
+        })
     }
 
     /// Posts `req` to `path` and parses the reply of a 200 as `T`.
@@ -291,12 +305,84 @@ impl Etcd {
     ) -> Result<T> {
         let body = serde_json::to_vec(req).map_err(|e| EtcdError::protocol(op, e.to_string()))?;
         let deadline = Instant::now() + self.inner.cfg.timeout;
-        let resp = self.exchange(op, path, &body, deadline)?;
-        if resp.status != 200 {
-            return Err(status_err(op, resp.status, &resp.body).into());
-        }
+        let resp = self.authorized(deadline, |token| {
+            let resp = self.exchange(op, path, &body, token, deadline)?;
+            if resp.status != 200 {
+                return Err(status_err(op, resp.status, &resp.body).into());
+            }
+            Ok(resp)
+        })?;
         serde_json::from_slice(&resp.body)
             .map_err(|e| EtcdError::protocol(op, format!("{e} in {}", snippet(&resp.body))).into())
+    }
+
+    /// Runs `f` with the token to send (authenticating first if a user is configured
+    /// and no token is held). When etcd refuses the token (expired, or the server
+    /// restarted and forgot it), authenticates again and runs `f` once more.
+    fn authorized<R>(
+        &self,
+        deadline: Instant,
+        mut f: impl FnMut(Option<&str>) -> Result<R>,
+    ) -> Result<R> {
+        let user = self.inner.cfg.user.as_deref();
+        let token = self.token(deadline)?;
+        let r = match f(token.as_deref()) {
+            Err(crate::Error::Etcd(e)) if user.is_some() && auth::token_rejected(&e) => {
+                log::debug!("etcd: token refused ({e}); authenticating again");
+                self.forget_token(token.as_ref());
+                let token = self.token(deadline)?;
+                f(token.as_deref())
+            }
+            r => r,
+        };
+        r.map_err(|e| match e {
+            crate::Error::Etcd(e) => auth::explain(e, user).into(),
+            e => e,
+        })
+    }
+
+    /// The token to send: `None` without a user, or when the server has authentication
+    /// off.
+    fn token(&self, deadline: Instant) -> Result<Option<Arc<str>>> {
+        let Some(user) = self.inner.cfg.user.as_deref() else {
+            return Ok(None);
+        };
+        let mut token = self.inner.token.lock().unwrap_or_else(|e| e.into_inner());
+        if let Token::Unknown = *token {
+            *token = self.authenticate(user, deadline)?;
+        }
+        Ok(token.value())
+    }
+
+    /// Drops the token `used` (unless another thread has renewed it since).
+    fn forget_token(&self, used: Option<&Arc<str>>) {
+        let mut token = self.inner.token.lock().unwrap_or_else(|e| e.into_inner());
+        let same = match (&*token, used) {
+            (Token::Held(held), Some(used)) => Arc::ptr_eq(held, used),
+            (Token::NotNeeded, None) => true,
+            _ => false,
+        };
+        if same {
+            *token = Token::Unknown;
+        }
+    }
+
+    /// Asks etcd for a token (`POST /v3/auth/authenticate`).
+    fn authenticate(&self, user: &Credentials, deadline: Instant) -> Result<Token> {
+        const OP: &str = "authenticate";
+        let body = serde_json::to_vec(&user.request())
+            .map_err(|e| EtcdError::protocol(OP, e.to_string()))?;
+        let resp = self.exchange(OP, "/v3/auth/authenticate", &body, None, deadline)?;
+        if resp.status == 200 {
+            return Ok(auth::parse_token(&resp.body)?);
+        }
+        match user.refused(status_err(OP, resp.status, &resp.body)) {
+            Some(e) => Err(e.into()),
+            None => {
+                log::debug!("etcd: authentication is off; calls go without a token");
+                Ok(Token::NotNeeded)
+            }
+        }
     }
 
     /// One request and its response, on a pooled connection or a new one. A pooled
@@ -312,6 +398,7 @@ impl Etcd {
         op: &'static str,
         path: &str,
         body: &[u8],
+        token: Option<&str>,
         deadline: Instant,
     ) -> Result<Response> {
         loop {
@@ -319,7 +406,7 @@ impl Etcd {
                 Some(c) => (c, true),
                 None => (self.open(deadline)?, false),
             };
-            match conn.exchange(path, body, None, deadline) {
+            match conn.exchange(path, body, token, deadline) {
                 Ok(r) => {
                     if r.reusable {
                         self.put_idle(conn);

@@ -68,10 +68,33 @@
 //! # Ok::<(), netplumb::Error>(())
 //! ```
 //!
+//!
+//! # Authentication
+//!
+//! With [`EtcdConfig::user`] (etcdctl's `--user name:password`), the client asks etcd for
+//! a token (`POST /v3/auth/authenticate`) and sends it as the `Authorization` header of
+//! every call, watches included. etcd's tokens expire (simple tokens after
+//! `--auth-token-ttl` unused, JWTs at their expiry): when etcd refuses one, the client
+//! authenticates again and retries the call once, so callers never see an expired
+//! token. A wrong user name or password is [`EtcdError::Auth`] (kind
+//! [`ErrorKind::PermissionDenied`]), naming the user and never the password; a call the
+//! user's roles do not allow is an [`EtcdError::Server`] of the same kind.
+//!
+//! ```no_run
+//! use netplumb::etcd::{Etcd, EtcdConfig};
+//! let etcd = Etcd::connect(
+//!     EtcdConfig::new("https://10.0.0.5:2379")?
+//!         .ca_file("/etc/etcd/pki/ca.pem")
+//!         .user("netplumb", std::env::var("ETCD_PASSWORD").unwrap_or_default()),
+//! )?;
+//! # Ok::<(), netplumb::Error>(())
+//! ```
+//!
 //! [`ErrorKind::Unavailable`]: crate::ErrorKind::Unavailable
 //! [`ErrorKind::PermissionDenied`]: crate::ErrorKind::PermissionDenied
 //! [rustls]: https://docs.rs/rustls
 
+mod auth;
 pub(crate) mod client;
 mod config;
 mod error;
