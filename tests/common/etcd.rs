@@ -129,10 +129,71 @@ impl EtcdServer {
     pub fn compact(&self, revision: i64) {
         let body = format!("{{\"revision\":\"{revision}\",\"physical\":true}}");
         let reply = self.raw("POST", "/v3/kv/compaction", &body);
-        assert!(
-            reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"),
-            "compaction: {reply}"
-        );
+        assert!(is_ok(&reply), "compaction: {reply}");
+    }
+
+    /// Turns authentication on through raw gateway calls (independent of the client
+    /// under test): user `root` with [`ROOT_PASSWORD`] and the role `root`, then `auth
+    /// enable`. Plain HTTP only.
+    pub fn enable_auth(&self) {
+        self.auth_call("/v3/auth/user/add", &user_json("root", ROOT_PASSWORD));
+        self.auth_call("/v3/auth/role/add", r#"{"name":"root"}"#);
+        self.auth_call("/v3/auth/user/grant", r#"{"user":"root","role":"root"}"#);
+        self.auth_call("/v3/auth/enable", "{}");
+    }
+
+    /// Adds user `name` with a role of the same name that may read and write the keys
+    /// under `prefix` only (after [`enable_auth`](EtcdServer::enable_auth)).
+    pub fn add_user(&self, name: &str, password: &str, prefix: &str) {
+        let token = self.authenticate("root", ROOT_PASSWORD);
+        let with = |path: &str, body: &str| self.raw_as(&token, path, body);
+        // The range end of the prefix: its last byte plus one (this module is built
+        // without the `etcd` feature too, so not `etcd::prefix_end`).
+        let mut end = prefix.as_bytes().to_vec();
+        *end.last_mut().expect("a prefix") += 1;
+        for (path, body) in [
+            ("/v3/auth/user/add", user_json(name, password)),
+            ("/v3/auth/role/add", format!(r#"{{"name":"{name}"}}"#)),
+            (
+                "/v3/auth/role/grant",
+                format!(
+                    r#"{{"name":"{name}","perm":{{"permType":"READWRITE","key":"{}","range_end":"{}"}}}}"#,
+                    b64(prefix.as_bytes()),
+                    b64(&end)
+                ),
+            ),
+            (
+                "/v3/auth/user/grant",
+                format!(r#"{{"user":"{name}","role":"{name}"}}"#),
+            ),
+        ] {
+            let reply = with(path, &body);
+            assert!(is_ok(&reply), "{path}: {reply}");
+        }
+    }
+
+    /// A token for `user`, straight from the gateway (panics if refused).
+    pub fn authenticate(&self, user: &str, password: &str) -> String {
+        let reply = self.raw("POST", "/v3/auth/authenticate", &user_json(user, password));
+        let start = reply.find(r#""token":""#).map(|i| i + 9);
+        let token = start.and_then(|i| Some(&reply[i..i + reply[i..].find('"')?]));
+        token
+            .unwrap_or_else(|| panic!("authenticate {user}: {reply}"))
+            .to_string()
+    }
+
+    /// A raw gateway call with `token` as the `Authorization` header; the whole reply.
+    pub fn raw_as(&self, token: &str, path: &str, body: &str) -> String {
+        self.request(&format!(
+            "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: {token}\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        ))
+    }
+
+    fn auth_call(&self, path: &str, body: &str) {
+        let reply = self.raw("POST", path, body);
+        assert!(is_ok(&reply), "{path}: {reply}");
     }
 
     fn log(&self) -> PathBuf {
@@ -242,6 +303,20 @@ impl EtcdServer {
             "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
+        self.request_at(port, &req)
+    }
+
+    /// One raw HTTP request to the client port (plain HTTP only).
+    fn request(&self, req: &str) -> String {
+        assert!(
+            self.opts.tls.is_none(),
+            "raw request: the client port speaks TLS"
+        );
+        self.request_at(2379, req)
+    }
+
+    fn request_at(&self, port: u16, req: &str) -> String {
+        let req = req.to_string();
         self.ns
             .run(move || -> std::io::Result<String> {
                 let addr = ([127, 0, 0, 1], port).into();
@@ -262,6 +337,37 @@ impl Drop for EtcdServer {
         // Before the temp dir (a later field) is removed.
         self.stop();
     }
+}
+
+/// The password [`EtcdServer::enable_auth`] is given in the tests.
+pub const ROOT_PASSWORD: &str = "root-pw";
+
+fn user_json(name: &str, password: &str) -> String {
+    format!(r#"{{"name":"{name}","password":"{password}"}}"#)
+}
+
+/// Whether a raw reply is a 200.
+pub fn is_ok(reply: &str) -> bool {
+    reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200")
+}
+
+/// Standard base64 with padding, as the gateway takes keys.
+fn b64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = u32::from(c[0]) << 16
+            | u32::from(*c.get(1).unwrap_or(&0)) << 8
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Whether every thread of process `pid` is stopped by a signal (state `T` in its stat).
