@@ -111,7 +111,7 @@ pub fn etcd_write(body: &[u8]) -> std::result::Result<(), String> {
 /// `{"result": …}`).
 #[cfg(feature = "etcd")]
 pub fn etcd_lease(body: &[u8]) -> std::result::Result<(), String> {
-    use crate::etcd::client::WireLease;
+    use crate::etcd::lease::WireLease;
     use crate::etcd::reply::Streamed;
     let grant = serde_json::from_slice::<WireLease>(body).map(drop);
     let keep = serde_json::from_slice::<Streamed<WireLease>>(body).map(|s| {

@@ -128,7 +128,8 @@
 //! - `bundled-sqlite` (default; implies `store`): SQLite compiled in; without it the
 //!   system's `libsqlite3`.
 //! - `iptables`: the iptables firewall backend, which runs `iptables-restore`.
-//! - `etcd`: the etcd client, and etcd as the store of IPAM and overlay networks.
+//! - `etcd`: the etcd client (plain or TLS, with user/password authentication), and etcd
+//!   as the store of IPAM and overlay networks.
 //! - `_fault-injection`: test-only and unstable, outside semver: the fault hook `fault` of
 //!   the rollback tests, whose failures are [`Error`]'s `Injected` variant.
 //!

@@ -639,3 +639,53 @@ fn overlay_networks_with_an_etcd_store() {
         assert!(!ls.contains("ov1"), "{ls}");
     });
 }
+
+/// The store's TLS and user options, as etcdctl's: `--store-cacert` checks the store's
+/// certificate (an endpoint without a scheme then speaks TLS), and `--store-user
+/// NAME:PASSWORD` authenticates; a refused certificate or password is said so, and the
+/// password is not repeated.
+#[cfg(feature = "etcd")]
+#[test]
+fn store_tls_and_user_options() {
+    use common::certs::Pki;
+    use common::etcd::{EtcdOptions, EtcdServer, ROOT_PASSWORD};
+    if !common::etcd::available("cli::store_options") {
+        return;
+    }
+    common::sandbox("cli::store_options", |_| {
+        let pki = Pki::new();
+        let ca = pki.ca("ca");
+        let srv = EtcdServer::start_with(EtcdOptions {
+            tls: Some(pki.leaf("server", &ca, "IP:127.0.0.1")),
+            ..EtcdOptions::default()
+        });
+        let cacert = format!("--store-cacert {}", ca.cert.display());
+        let ls = ok(&format!(
+            "--store etcd://127.0.0.1:2379 {cacert} network ls"
+        ));
+        assert!(ls.starts_with("NETWORK ID"), "{ls}");
+        let said = fails("--store https://127.0.0.1:2379 network ls");
+        assert!(said.contains("certificate not accepted"), "{said}");
+        drop(srv);
+
+        let srv = EtcdServer::start();
+        srv.enable_auth();
+        let store = "--store etcd://127.0.0.1:2379";
+        ok(&format!(
+            "{store} --store-user root:{ROOT_PASSWORD} network ls"
+        ));
+        let said = fails(&format!("{store} --store-user root:wrong-pw network ls"));
+        assert!(
+            said.contains("authentication failed for user \"root\""),
+            "{said}"
+        );
+        assert!(!said.contains("wrong-pw"), "{said}");
+        // Refused by the command line parser, which words its own errors.
+        let o = np(&format!("{store} --store-user root network ls"));
+        let said = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && said.contains("NAME:PASSWORD"),
+            "{said}"
+        );
+    });
+}

@@ -374,7 +374,10 @@ fn a_frozen_server_times_out_then_recovers() {
 #[test]
 fn bad_urls_name_the_bad_part() {
     for (url, part) in [
-        ("https://10.0.0.5:2379", "https"),
+        (
+            "https://10.0.0.5:2379,http://10.0.0.6:2379",
+            "mixes http and https",
+        ),
         ("10.0.0.5:23x9", "23x9"),
         ("http://10.0.0.5:2379/v3/kv", "/v3/kv"),
         ("10.0.0.5:2379,,10.0.0.6:2379", "endpoint list"),

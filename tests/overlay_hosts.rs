@@ -170,7 +170,10 @@ fn three_hosts_with_agents_through_the_command() {
         let ul = r.link("underlay").unwrap();
         r.execute(&Addr::new(&ul, format!("{STORE}/24").parse().unwrap()))
             .unwrap();
-        let srv = common::etcd::EtcdServer::start_also_on(Some(STORE.parse().unwrap()));
+        let srv = common::etcd::EtcdServer::start_with(common::etcd::EtcdOptions {
+            also_on: Some(STORE.parse().unwrap()),
+            ..Default::default()
+        });
         let etcd =
             Etcd::connect(EtcdConfig::new(&srv.url()).unwrap().dial_in(srv.netns())).unwrap();
         let [h1, h2, h3] = [&hosts[0], &hosts[1], &hosts[2]];

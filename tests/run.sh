@@ -56,6 +56,7 @@ tools=(
   "iptables-legacy-save iptables the iptables_legacy:: tests of tests/firewall.rs"
   "etcd etcd-server tests/{etcd,ipam_etcd,overlay_etcd,overlay_hosts,cli}.rs (feature etcd)"
   "kill procps tests/etcd.rs (freezes its etcd)"
+  "openssl openssl tests/etcd_tls.rs (makes the CA and certificates of its etcd)"
   "/usr/lib/cni/tuning containernetworking-plugins tests/cni.rs (reference plugins: chained after ours, and compared)"
   "go golang-go tests/cni.rs (builds tests/libcni, a runtime over libcni)"
   "/usr/share/gocode/src/github.com/containernetworking/cni/libcni/api.go golang-github-appc-cni-dev tests/cni.rs (libcni)"

@@ -61,9 +61,35 @@ struct Cli {
     /// The firewall backend: nftables, iptables (built with the `iptables` feature) or auto.
     #[arg(long, global = true, default_value = "auto")]
     firewall: netplumb::firewall::Backend,
-    /// The shared store of overlay networks: etcd://HOST:PORT (built with `etcd`).
+    /// The shared store of overlay networks: etcd://HOST:PORT, http://… or https://…,
+    /// comma-separated (built with `etcd`).
     #[arg(long, global = true)]
     store: Option<String>,
+    /// The CA certificate (PEM) that signs the store's certificates, as etcdctl's
+    /// --cacert; with it, --store endpoints without http:// use TLS.
+    #[arg(long = "store-cacert", global = true, value_name = "FILE")]
+    store_cacert: Option<PathBuf>,
+    /// A client certificate (PEM) for a store that asks for one (etcd's
+    /// --client-cert-auth), as etcdctl's --cert; with --store-key.
+    #[arg(
+        long = "store-cert",
+        global = true,
+        value_name = "FILE",
+        requires = "store_key"
+    )]
+    store_cert: Option<PathBuf>,
+    /// The private key (PEM) of --store-cert, as etcdctl's --key.
+    #[arg(
+        long = "store-key",
+        global = true,
+        value_name = "FILE",
+        requires = "store_cert"
+    )]
+    store_key: Option<PathBuf>,
+    /// NAME:PASSWORD for a store with authentication on, as etcdctl's --user (the
+    /// command line is visible to other users of the machine, as etcdctl's is).
+    #[arg(long = "store-user", global = true, value_name = "NAME:PASSWORD")]
+    store_user: Option<StoreUser>,
     /// This host's id among the hosts of overlay networks (default: the hostname).
     #[arg(long = "host-id", global = true)]
     host_id: Option<String>,
@@ -228,6 +254,38 @@ pub struct RunArgs {
     pub network_alias: Vec<String>,
 }
 
+/// `--store-user NAME:PASSWORD`. `Debug` shows the name only.
+#[derive(Clone)]
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+pub struct StoreUser {
+    /// The user name.
+    pub name: String,
+    /// The password.
+    pub password: String,
+}
+
+impl std::str::FromStr for StoreUser {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once(':') {
+            Some((name, password)) if !name.is_empty() => Ok(StoreUser {
+                name: name.to_owned(),
+                password: password.to_owned(),
+            }),
+            _ => Err("expected NAME:PASSWORD".into()),
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreUser")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The global options every command shares.
 #[derive(Debug, Clone)]
 pub struct Ctx {
@@ -241,6 +299,12 @@ pub struct Ctx {
     pub firewall: netplumb::firewall::Backend,
     /// `--store`.
     pub store: Option<String>,
+    /// `--store-cacert`.
+    pub store_cacert: Option<PathBuf>,
+    /// `--store-cert` and `--store-key`.
+    pub store_cert: Option<(PathBuf, PathBuf)>,
+    /// `--store-user`.
+    pub store_user: Option<StoreUser>,
     /// `--host-id`.
     pub host_id: Option<String>,
     /// `--advertise-addr`.
@@ -273,6 +337,9 @@ fn main() -> ExitCode {
         netns: NetnsDir::new(cli.netns_dir),
         firewall: cli.firewall,
         store: cli.store,
+        store_cacert: cli.store_cacert,
+        store_cert: cli.store_cert.zip(cli.store_key),
+        store_user: cli.store_user,
         host_id: cli.host_id,
         advertise_addr: cli.advertise_addr,
         store_ttl: cli.store_ttl,

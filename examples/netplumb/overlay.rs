@@ -1,4 +1,6 @@
-//! Overlay networks on the command line (`--store etcd://HOST:PORT`, feature `etcd`):
+//! Overlay networks on the command line (`--store etcd://HOST:PORT`, feature `etcd`; over
+//! TLS with `--store-cacert`, `--store-cert` and `--store-key`, as a user with
+//! `--store-user`):
 //! `network create --driver overlay`, and `ls`, `inspect`, `rm`, `connect`, `disconnect`
 //! on overlay networks. The definitions and addresses live in etcd; this host's part (the
 //! bridge, the VXLAN device, the container's veths) is made by `connect`, which also
@@ -23,7 +25,17 @@ fn etcd(ctx: &Ctx) -> Res<Etcd> {
         .store
         .as_deref()
         .ok_or("overlay networks need a store: --store etcd://HOST:PORT")?;
-    Ok(Etcd::connect(EtcdConfig::new(url)?)?)
+    let mut cfg = EtcdConfig::new(url)?;
+    if let Some(ca) = &ctx.store_cacert {
+        cfg = cfg.ca_file(ca);
+    }
+    if let Some((cert, key)) = &ctx.store_cert {
+        cfg = cfg.client_cert(cert, key);
+    }
+    if let Some(u) = &ctx.store_user {
+        cfg = cfg.user(&u.name, &u.password);
+    }
+    Ok(Etcd::connect(cfg)?)
 }
 
 /// The definitions and the shared IPAM, if `--store` was given.

@@ -113,7 +113,8 @@ pub enum ErrorKind {
     NotFound,
     /// The object is in use or in a state that forbids this (`EBUSY`).
     Busy,
-    /// Missing privileges (`EPERM`, `EACCES`).
+    /// Missing privileges (`EPERM`, `EACCES`), or credentials refused by a remote store
+    /// (etcd: a wrong password, a certificate not accepted, a user's roles).
     PermissionDenied,
     /// The kernel or the library rejected the input (`EINVAL`, `ERANGE`, validation).
     Invalid,

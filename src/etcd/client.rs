@@ -8,21 +8,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::config::EtcdConfig;
+use super::auth::{self, Credentials, Token};
+use super::config::{Endpoint, EtcdConfig};
 use super::http::{dial, Conn, HttpError, Response};
-use super::kv::{put_json, range_json, WireRange, WireTxn, WireWrite, I64};
-use super::reply::{http_err, snippet, status_err, timed_out, Streamed};
+use super::kv::{put_json, range_json, WireRange, WireTxn, WireWrite};
+use super::reply::{http_err, snippet, status_err, timed_out};
+use super::stream::Stream;
 use super::{prefix_end, EtcdError, KeyValue, RangeResponse, TxnRequest, TxnResponse, Watch};
 use crate::error::Result;
 
 /// Idle keep-alive connections kept per client.
 const MAX_IDLE: usize = 8;
-
-/// gRPC's NOT_FOUND, which the gateway sends for an unknown lease.
-const NOT_FOUND: i64 = 5;
 
 /// A synchronous etcd v3 client, speaking JSON to etcd's HTTP gateway (`/v3/…`, etcd 3.4
 /// and later).
@@ -47,9 +45,14 @@ pub struct Etcd {
 
 struct Inner {
     cfg: EtcdConfig,
+    /// The TLS configuration made from `cfg`'s files, for TLS endpoints.
+    tls: Option<Arc<rustls::ClientConfig>>,
     idle: Mutex<Vec<Conn>>,
     /// The endpoint to try first.
     preferred: AtomicUsize,
+    /// The token of `cfg.user`. Held while authenticating, so that threads whose token
+    /// was refused together authenticate once.
+    token: Mutex<Token>,
 }
 
 impl fmt::Debug for Etcd {
@@ -57,13 +60,23 @@ impl fmt::Debug for Etcd {
         f.debug_struct("Etcd")
             .field("endpoints", &self.inner.cfg.endpoints())
             .field("timeout", &self.inner.cfg.timeout)
+            .field("tls", &self.inner.tls.is_some())
+            .field("user", &self.inner.cfg.user_name())
             .field("netns", &self.inner.cfg.netns)
             .finish_non_exhaustive()
     }
 }
 
 impl Etcd {
-    /// A client for `cfg`, after checking with one cheap read that an endpoint answers.
+    /// A client for `cfg`, after checking with one cheap read that an endpoint answers;
+    /// with a [user](EtcdConfig::user), by authenticating instead (which checks the
+    /// password too, and needs no permission on any key). A wrong user name or password
+    /// fails with [`EtcdError::Auth`].
+    ///
+    /// The TLS files of the configuration are read here: one that cannot be used fails
+    /// with [`EtcdError::TlsFile`] naming it. TLS files with `http://` endpoints are
+    /// refused ([`crate::Error::InvalidInput`]). A server whose certificate is not
+    /// trusted, or that refuses this client's, fails with [`EtcdError::Certificate`].
     ///
     /// ```no_run
     /// use netplumb::etcd::{Etcd, EtcdConfig};
@@ -71,14 +84,25 @@ impl Etcd {
     /// # Ok::<(), netplumb::Error>(())
     /// ```
     pub fn connect(cfg: EtcdConfig) -> Result<Etcd> {
+        cfg.check()?;
+        let tls = if cfg.uses_tls() {
+            Some(cfg.tls.client_config()?)
+        } else {
+            None
+        };
         let etcd = Etcd {
             inner: Arc::new(Inner {
                 cfg,
+                tls,
                 idle: Mutex::new(Vec::new()),
                 preferred: AtomicUsize::new(0),
+                token: Mutex::new(Token::Unknown),
             }),
         };
-        etcd.range(b"\0", None, 1)?;
+        let deadline = Instant::now() + etcd.inner.cfg.timeout;
+        if etcd.token(deadline)?.is_none() {
+            etcd.range(b"\0", None, 1)?;
+        }
         Ok(etcd)
     }
 
@@ -233,72 +257,6 @@ impl Etcd {
         TxnResponse::try_from(r).map_err(|d| EtcdError::protocol("txn", d).into())
     }
 
-    /// Grants a lease of `ttl` (whole seconds, at least 1) and returns its id
-    /// (`etcdctl lease grant`). Keys put with it vanish when it expires or is revoked.
-    ///
-    /// ```no_run
-    /// # use std::time::Duration;
-    /// # let etcd = netplumb::etcd::Etcd::connect(netplumb::etcd::EtcdConfig::new("127.0.0.1:2379")?)?;
-    /// let lease = etcd.grant(Duration::from_secs(10))?;
-    /// etcd.put("/hosts/a", "10.0.0.5", Some(lease))?;
-    /// # Ok::<(), netplumb::Error>(())
-    /// ```
-    pub fn grant(&self, ttl: Duration) -> Result<i64> {
-        let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
-        let req = json!({ "TTL": secs.max(1).to_string() });
-        let r: WireLease = self.call("lease grant", "/v3/lease/grant", &req)?;
-        if !r.error.is_empty() {
-            return Err(EtcdError::Server {
-                op: "lease grant",
-                code: 0,
-                message: r.error,
-            }
-            .into());
-        }
-        Ok(r.id.0)
-    }
-
-    /// Renews lease `id` once (`etcdctl lease keep-alive --once`); returns its TTL, or
-    /// `None` if it has expired or was revoked. [`super::LeaseKeeper`] does this in the
-    /// background.
-    ///
-    /// ```no_run
-    /// # use std::time::Duration;
-    /// # let etcd = netplumb::etcd::Etcd::connect(netplumb::etcd::EtcdConfig::new("127.0.0.1:2379")?)?;
-    /// # let lease = etcd.grant(Duration::from_secs(10))?;
-    /// if etcd.keep_alive(lease)?.is_none() {
-    ///     println!("lease {lease} is gone, and its keys with it");
-    /// }
-    /// # Ok::<(), netplumb::Error>(())
-    /// ```
-    pub fn keep_alive(&self, id: i64) -> Result<Option<Duration>> {
-        let req = json!({ "ID": id.to_string() });
-        // A streaming call: the one reply comes wrapped in {"result": …}.
-        let r: Streamed<WireLease> = self.call("lease keep-alive", "/v3/lease/keepalive", &req)?;
-        let r = r.into_result("lease keep-alive")?;
-        Ok((r.ttl.0 > 0).then(|| Duration::from_secs(r.ttl.0 as u64)))
-    }
-
-    /// Revokes lease `id`, deleting its keys (`etcdctl lease revoke`). Revoking a lease
-    /// that has already expired is not an error.
-    ///
-    /// ```no_run
-    /// # use std::time::Duration;
-    /// # let etcd = netplumb::etcd::Etcd::connect(netplumb::etcd::EtcdConfig::new("127.0.0.1:2379")?)?;
-    /// # let lease = etcd.grant(Duration::from_secs(10))?;
-    /// etcd.revoke(lease)?;
-    /// # Ok::<(), netplumb::Error>(())
-    /// ```
-    pub fn revoke(&self, id: i64) -> Result<()> {
-        let req = json!({ "ID": id.to_string() });
-        match self.call::<Value>("lease revoke", "/v3/lease/revoke", &req) {
-            Err(crate::Error::Etcd(EtcdError::Server {
-                code: NOT_FOUND, ..
-            })) => Ok(()),
-            r => r.map(drop),
-        }
-    }
-
     /// Watches `key` (or `key..range_end`) for changes from `start_revision` on (`None`:
     /// from now), on a connection of its own (`etcdctl watch`).
     ///
@@ -328,24 +286,103 @@ impl Etcd {
         let body = serde_json::to_vec(&json!({ "create_request": create }))
             .map_err(|e| EtcdError::protocol("watch", e.to_string()))?;
         let deadline = Instant::now() + self.inner.cfg.timeout;
-        let mut conn = self.open(deadline)?;
-        let head = conn
-            .send("/v3/watch", &body, deadline)
-            .and_then(|()| conn.read_head(deadline))
-            .map_err(|e| http_err(&conn.name, "watch", e))?;
-        Watch::start(conn, head, deadline)
+        self.authorized(deadline, |token| {
+            let mut conn = self.open(deadline)?;
+            let head = conn
+                .send("/v3/watch", &body, token, deadline)
+                .and_then(|()| conn.read_head(deadline))
+                .map_err(|e| http_err(&conn.name, "watch", e))?;
+            Watch::start(conn, head, deadline)
+        })
     }
 
     /// Posts `req` to `path` and parses the reply of a 200 as `T`.
-    fn call<T: DeserializeOwned>(&self, op: &'static str, path: &str, req: &Value) -> Result<T> {
+    pub(super) fn call<T: DeserializeOwned>(
+        &self,
+        op: &'static str,
+        path: &str,
+        req: &Value,
+    ) -> Result<T> {
         let body = serde_json::to_vec(req).map_err(|e| EtcdError::protocol(op, e.to_string()))?;
         let deadline = Instant::now() + self.inner.cfg.timeout;
-        let resp = self.exchange(op, path, &body, deadline)?;
-        if resp.status != 200 {
-            return Err(status_err(op, resp.status, &resp.body).into());
-        }
+        let resp = self.authorized(deadline, |token| {
+            let resp = self.exchange(op, path, &body, token, deadline)?;
+            if resp.status != 200 {
+                return Err(status_err(op, resp.status, &resp.body).into());
+            }
+            Ok(resp)
+        })?;
         serde_json::from_slice(&resp.body)
             .map_err(|e| EtcdError::protocol(op, format!("{e} in {}", snippet(&resp.body))).into())
+    }
+
+    /// Runs `f` with the token to send (authenticating first if a user is configured
+    /// and no token is held). When etcd refuses the token (expired, or the server
+    /// restarted and forgot it), authenticates again and runs `f` once more.
+    fn authorized<R>(
+        &self,
+        deadline: Instant,
+        mut f: impl FnMut(Option<&str>) -> Result<R>,
+    ) -> Result<R> {
+        let user = self.inner.cfg.user.as_deref();
+        let token = self.token(deadline)?;
+        let r = match f(token.as_deref()) {
+            Err(crate::Error::Etcd(e)) if user.is_some() && auth::token_rejected(&e) => {
+                log::debug!("etcd: token refused ({e}); authenticating again");
+                self.forget_token(token.as_ref());
+                let token = self.token(deadline)?;
+                f(token.as_deref())
+            }
+            r => r,
+        };
+        r.map_err(|e| match e {
+            crate::Error::Etcd(e) => auth::explain(e, user).into(),
+            e => e,
+        })
+    }
+
+    /// The token to send: `None` without a user, or when the server has authentication
+    /// off.
+    fn token(&self, deadline: Instant) -> Result<Option<Arc<str>>> {
+        let Some(user) = self.inner.cfg.user.as_deref() else {
+            return Ok(None);
+        };
+        let mut token = self.inner.token.lock().unwrap_or_else(|e| e.into_inner());
+        if let Token::Unknown = *token {
+            *token = self.authenticate(user, deadline)?;
+        }
+        Ok(token.value())
+    }
+
+    /// Drops the token `used` (unless another thread has renewed it since).
+    fn forget_token(&self, used: Option<&Arc<str>>) {
+        let mut token = self.inner.token.lock().unwrap_or_else(|e| e.into_inner());
+        let same = match (&*token, used) {
+            (Token::Held(held), Some(used)) => Arc::ptr_eq(held, used),
+            (Token::NotNeeded, None) => true,
+            _ => false,
+        };
+        if same {
+            *token = Token::Unknown;
+        }
+    }
+
+    /// Asks etcd for a token (`POST /v3/auth/authenticate`).
+    fn authenticate(&self, user: &Credentials, deadline: Instant) -> Result<Token> {
+        const OP: &str = "authenticate";
+        let body = serde_json::to_vec(&user.request())
+            .map_err(|e| EtcdError::protocol(OP, e.to_string()))?;
+        let resp = self.exchange(OP, "/v3/auth/authenticate", &body, None, deadline)?;
+        if resp.status == 200 {
+            return Ok(auth::parse_token(&resp.body)?);
+        }
+        match user.refused(status_err(OP, resp.status, &resp.body)) {
+            Some(e) => Err(e.into()),
+            None => {
+                log::debug!("etcd: authentication is off; calls go without a token");
+                Ok(Token::NotNeeded)
+            }
+        }
     }
 
     /// One request and its response, on a pooled connection or a new one. A pooled
@@ -361,6 +398,7 @@ impl Etcd {
         op: &'static str,
         path: &str,
         body: &[u8],
+        token: Option<&str>,
         deadline: Instant,
     ) -> Result<Response> {
         loop {
@@ -368,7 +406,7 @@ impl Etcd {
                 Some(c) => (c, true),
                 None => (self.open(deadline)?, false),
             };
-            match conn.exchange(path, body, deadline) {
+            match conn.exchange(path, body, token, deadline) {
                 Ok(r) => {
                     if r.reusable {
                         self.put_idle(conn);
@@ -404,37 +442,59 @@ impl Etcd {
     }
 
     /// Opens a connection, trying every endpoint once from the preferred one, each with
-    /// a fair share of the time left.
+    /// a fair share of the time left. When none can be used, and TLS failed with one of
+    /// them (a certificate refused, most likely on every endpoint alike), that is the
+    /// error; else [`EtcdError::Unreachable`].
     fn open(&self, deadline: Instant) -> Result<Conn> {
         let cfg = &self.inner.cfg;
         let n = cfg.endpoints.len();
         let first = self.inner.preferred.load(Ordering::Relaxed) % n;
-        let mut last = None;
+        let (mut last, mut tls_failure) = (None, None);
         for i in 0..n {
             let idx = (first + i) % n;
             let ep = &cfg.endpoints[idx];
             let share = deadline.saturating_duration_since(Instant::now()) / (n - i) as u32;
-            let r = if share.is_zero() {
-                Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
-            } else {
-                dial(ep, cfg.netns.as_ref(), share)?
-            };
-            match r {
+            match self.dial(ep, share)? {
                 Ok(s) => {
                     self.inner.preferred.store(idx, Ordering::Relaxed);
                     return Ok(Conn::new(s, ep.to_string()));
                 }
                 Err(e) => {
                     log::debug!("etcd: cannot connect to {ep}: {e}");
+                    let tls = EtcdError::tls_failure(&ep.to_string(), &e);
+                    tls_failure = tls_failure.or(tls);
                     last = Some(e);
                 }
             }
+        }
+        if let Some(e) = tls_failure {
+            return Err(e.into());
         }
         Err(EtcdError::Unreachable {
             endpoint: cfg.endpoints().join(", "),
             source: last.unwrap_or_else(|| io::Error::other("no endpoint")),
         }
         .into())
+    }
+
+    /// Connects to `ep` within `time`, and runs the TLS handshake for TLS endpoints. The
+    /// outer error is a failure to enter the configured namespace.
+    fn dial(&self, ep: &Endpoint, time: Duration) -> Result<io::Result<Stream>> {
+        if time.is_zero() {
+            return Ok(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connect timed out",
+            )));
+        }
+        let deadline = Instant::now() + time;
+        let tcp = match dial(ep, self.inner.cfg.netns.as_ref(), time)? {
+            Ok(tcp) => tcp,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(match &self.inner.tls {
+            Some(tls) => Stream::tls(tcp, tls, &ep.host, deadline),
+            None => Ok(Stream::Plain(tcp)),
+        })
     }
 }
 
@@ -446,15 +506,4 @@ fn first_key(prefix: &[u8]) -> &[u8] {
     } else {
         prefix
     }
-}
-
-/// A lease grant's or keep-alive's reply.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub(crate) struct WireLease {
-    #[serde(rename = "ID")]
-    id: I64,
-    #[serde(rename = "TTL")]
-    ttl: I64,
-    error: String,
 }

@@ -4,13 +4,15 @@
 //!
 //! Why not an HTTP crate: the library is synchronous, etcd's gateway needs no more than
 //! this, and sockets must be created inside a chosen network namespace, which is one
-//! `Netns::run` around `TcpStream::connect_timeout` here.
+//! `Netns::run` around `TcpStream::connect_timeout` here. TLS sits below, in
+//! [`Stream`]: the framing here is the same over both.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use super::config::Endpoint;
+use super::stream::{left, Stream};
 use crate::error::Result;
 use crate::netns::Netns;
 
@@ -56,10 +58,11 @@ pub(super) struct Response {
     pub(super) reusable: bool,
 }
 
-/// One TCP connection to one endpoint, and the bytes read from it but not yet consumed.
+/// One connection (TCP, or TLS over TCP) to one endpoint, and the bytes read from it but
+/// not yet consumed.
 #[derive(Debug)]
 pub(super) struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
     /// The endpoint as `host:port`, for errors and the `Host` header.
     pub(super) name: String,
@@ -100,7 +103,7 @@ pub(super) fn dial(
 }
 
 impl Conn {
-    pub(super) fn new(stream: TcpStream, name: String) -> Self {
+    pub(super) fn new(stream: Stream, name: String) -> Self {
         Conn {
             stream,
             buf: Vec::new(),
@@ -111,27 +114,42 @@ impl Conn {
 
     /// Whether an idle connection is still open and silent, so a request may go on it.
     pub(super) fn is_reusable(&self) -> bool {
-        if !self.buf.is_empty() || self.stream.set_nonblocking(true).is_err() {
+        // Over TLS too: a byte waiting on an idle connection is a close_notify, or
+        // something else this client did not ask for.
+        let tcp = self.stream.tcp();
+        if !self.buf.is_empty() || tcp.set_nonblocking(true).is_err() {
             return false;
         }
-        let r = self.stream.peek(&mut [0u8; 1]);
-        let back = self.stream.set_nonblocking(false).is_ok();
+        let r = tcp.peek(&mut [0u8; 1]);
+        let back = tcp.set_nonblocking(false).is_ok();
         back && matches!(r, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
-    /// Sends `POST path` with a JSON `body`.
-    pub(super) fn send(&mut self, path: &str, body: &[u8], deadline: Instant) -> HttpResult<()> {
+    /// Sends `POST path` with a JSON `body`, and the authentication token `token` as
+    /// the `Authorization` header (as etcd's gateway takes it: the token alone).
+    pub(super) fn send(
+        &mut self,
+        path: &str,
+        body: &[u8],
+        token: Option<&str>,
+        deadline: Instant,
+    ) -> HttpResult<()> {
+        let auth = match token {
+            Some(t) => format!("Authorization: {t}\r\n"),
+            None => String::new(),
+        };
         let mut req = format!(
             "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n\r\n",
+             {auth}Content-Length: {}\r\n\r\n",
             self.name,
             body.len()
         )
         .into_bytes();
         req.extend_from_slice(body);
-        self.stream.set_write_timeout(Some(left(deadline)?))?;
+        self.stream.tcp().set_write_timeout(Some(left(deadline)?))?;
         self.answered = false;
         self.stream.write_all(&req)?;
+        self.stream.flush()?;
         Ok(())
     }
 
@@ -140,9 +158,10 @@ impl Conn {
         &mut self,
         path: &str,
         body: &[u8],
+        token: Option<&str>,
         deadline: Instant,
     ) -> HttpResult<Response> {
-        self.send(path, body, deadline)?;
+        self.send(path, body, token, deadline)?;
         let head = self.read_head(deadline)?;
         let (body, framed) = self.read_body(&head, deadline)?;
         Ok(Response {
@@ -154,7 +173,7 @@ impl Conn {
 
     /// Reads more bytes into the buffer, waiting until `deadline` at most.
     fn fill(&mut self, deadline: Instant) -> HttpResult<()> {
-        self.stream.set_read_timeout(Some(left(deadline)?))?;
+        self.stream.tcp().set_read_timeout(Some(left(deadline)?))?;
         let old = self.buf.len();
         self.buf.resize(old + READ_SIZE, 0);
         let r = loop {
@@ -247,15 +266,6 @@ impl Conn {
             }
         }
     }
-}
-
-/// The time left until `deadline`, or a timeout error if none is.
-fn left(deadline: Instant) -> io::Result<Duration> {
-    let d = deadline.saturating_duration_since(Instant::now());
-    if d.is_zero() {
-        return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
-    }
-    Ok(d)
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

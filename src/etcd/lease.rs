@@ -1,4 +1,5 @@
-//! [`LeaseKeeper`]: a lease kept alive by a background thread for as long as its holder
+//! Leases: the calls that grant, renew and revoke one (`etcdctl lease …`), and
+//! [`LeaseKeeper`], a lease kept alive by a background thread for as long as its holder
 //! lives.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,11 +8,98 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::Etcd;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::kv::I64;
+use super::reply::Streamed;
+use super::{Etcd, EtcdError};
 use crate::error::Result;
+
+/// gRPC's NOT_FOUND, which the gateway sends for an unknown lease.
+const NOT_FOUND: i64 = 5;
 
 /// The shortest pause between two keep-alives.
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+impl Etcd {
+    /// Grants a lease of `ttl` (whole seconds, at least 1) and returns its id
+    /// (`etcdctl lease grant`). Keys put with it vanish when it expires or is revoked.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # let etcd = netplumb::etcd::Etcd::connect(netplumb::etcd::EtcdConfig::new("127.0.0.1:2379")?)?;
+    /// let lease = etcd.grant(Duration::from_secs(10))?;
+    /// etcd.put("/hosts/a", "10.0.0.5", Some(lease))?;
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    pub fn grant(&self, ttl: Duration) -> Result<i64> {
+        let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+        let req = json!({ "TTL": secs.max(1).to_string() });
+        let r: WireLease = self.call("lease grant", "/v3/lease/grant", &req)?;
+        if !r.error.is_empty() {
+            return Err(EtcdError::Server {
+                op: "lease grant",
+                code: 0,
+                message: r.error,
+            }
+            .into());
+        }
+        Ok(r.id.0)
+    }
+
+    /// Renews lease `id` once (`etcdctl lease keep-alive --once`); returns its TTL, or
+    /// `None` if it has expired or was revoked. [`super::LeaseKeeper`] does this in the
+    /// background.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # let etcd = netplumb::etcd::Etcd::connect(netplumb::etcd::EtcdConfig::new("127.0.0.1:2379")?)?;
+    /// # let lease = etcd.grant(Duration::from_secs(10))?;
+    /// if etcd.keep_alive(lease)?.is_none() {
+    ///     println!("lease {lease} is gone, and its keys with it");
+    /// }
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    pub fn keep_alive(&self, id: i64) -> Result<Option<Duration>> {
+        let req = json!({ "ID": id.to_string() });
+        // A streaming call: the one reply comes wrapped in {"result": …}.
+        let r: Streamed<WireLease> = self.call("lease keep-alive", "/v3/lease/keepalive", &req)?;
+        let r = r.into_result("lease keep-alive")?;
+        Ok((r.ttl.0 > 0).then(|| Duration::from_secs(r.ttl.0 as u64)))
+    }
+
+    /// Revokes lease `id`, deleting its keys (`etcdctl lease revoke`). Revoking a lease
+    /// that has already expired is not an error.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # let etcd = netplumb::etcd::Etcd::connect(netplumb::etcd::EtcdConfig::new("127.0.0.1:2379")?)?;
+    /// # let lease = etcd.grant(Duration::from_secs(10))?;
+    /// etcd.revoke(lease)?;
+    /// # Ok::<(), netplumb::Error>(())
+    /// ```
+    pub fn revoke(&self, id: i64) -> Result<()> {
+        let req = json!({ "ID": id.to_string() });
+        match self.call::<Value>("lease revoke", "/v3/lease/revoke", &req) {
+            Err(crate::Error::Etcd(EtcdError::Server {
+                code: NOT_FOUND, ..
+            })) => Ok(()),
+            r => r.map(drop),
+        }
+    }
+}
+
+/// A lease grant's or keep-alive's reply.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct WireLease {
+    #[serde(rename = "ID")]
+    id: I64,
+    #[serde(rename = "TTL")]
+    ttl: I64,
+    error: String,
+}
 
 /// A lease renewed every third of its TTL by a background thread.
 ///

@@ -6,7 +6,7 @@ use std::io;
 
 use serde::Deserialize;
 
-use super::error::EtcdError;
+use super::error::{EtcdError, PERMISSION_DENIED};
 use super::http::HttpError;
 
 /// Whether an I/O error is a read or write timeout (`EAGAIN` from a socket timeout).
@@ -66,6 +66,45 @@ pub(crate) fn snippet(body: &[u8]) -> String {
     format!("{s:?}")
 }
 
+/// The gRPC status written out in a watch's `cancel_reason`: `rpc error: code =
+/// Unauthenticated desc = etcdserver: invalid auth token` becomes code 16 and the text
+/// after `desc = `. etcd's own reasons without that frame are returned as they are, with
+/// code 0, except "permission denied" (code 7, the user may not watch that range).
+pub(crate) fn cancel_status(reason: &str) -> (i64, String) {
+    let Some(rest) = reason.strip_prefix("rpc error: code = ") else {
+        let denied = reason == "etcdserver: permission denied";
+        let code = if denied { PERMISSION_DENIED } else { 0 };
+        return (code, reason.to_string());
+    };
+    let (name, desc) = rest.split_once(" desc = ").unwrap_or((rest, ""));
+    let code = GRPC_CODES
+        .iter()
+        .position(|c| *c == name.trim())
+        .map_or(0, |i| i as i64);
+    (code, desc.to_string())
+}
+
+/// gRPC's status codes by number, as Go's `codes.Code` prints them.
+const GRPC_CODES: [&str; 17] = [
+    "OK",
+    "Canceled",
+    "Unknown",
+    "InvalidArgument",
+    "DeadlineExceeded",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "FailedPrecondition",
+    "Aborted",
+    "OutOfRange",
+    "Unimplemented",
+    "Internal",
+    "Unavailable",
+    "DataLoss",
+    "Unauthenticated",
+];
+
 /// A message of a streaming call: `{"result": …}` or `{"error": …}`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Streamed<T> {
@@ -80,5 +119,30 @@ impl<T> Streamed<T> {
             (Some(r), None) => Ok(r),
             (None, None) => Err(EtcdError::protocol(op, "neither result nor error")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancel_reasons_carry_their_code() {
+        let r = "rpc error: code = Unauthenticated desc = etcdserver: invalid auth token";
+        assert_eq!(
+            cancel_status(r),
+            (16, "etcdserver: invalid auth token".to_string())
+        );
+        let r = "rpc error: code = InvalidArgument desc = etcdserver: user name is empty";
+        assert_eq!(cancel_status(r).0, 3);
+        assert_eq!(cancel_status("etcdserver: permission denied").0, 7);
+        assert_eq!(
+            cancel_status("rpc error: code = Bogus desc = x"),
+            (0, "x".into())
+        );
+        assert_eq!(
+            cancel_status("mvcc: required revision"),
+            (0, "mvcc: required revision".into())
+        );
     }
 }

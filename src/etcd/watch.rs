@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::http::{Conn, Head, HttpError};
 use super::kv::{WireKv, I64};
-use super::reply::{http_err, status_err, timed_out, Streamed};
+use super::reply::{cancel_status, http_err, status_err, timed_out, Streamed};
 use super::{EtcdError, KeyValue};
 use crate::error::Result;
 
@@ -194,14 +194,17 @@ fn cancel_err(m: &WireWatch) -> EtcdError {
             revision: m.compact_revision.0,
         };
     }
-    let message = if m.cancel_reason.is_empty() {
-        "watch canceled by the server".to_string()
-    } else {
-        m.cancel_reason.clone()
-    };
+    if m.cancel_reason.is_empty() {
+        return EtcdError::Server {
+            op: OP,
+            code: 0,
+            message: "watch canceled by the server".to_string(),
+        };
+    }
+    let (code, message) = cancel_status(&m.cancel_reason);
     EtcdError::Server {
         op: OP,
-        code: 0,
+        code,
         message,
     }
 }

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod etcd;
 pub mod props;
 pub mod raw;

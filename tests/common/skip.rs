@@ -36,6 +36,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("ip6tables-legacy-save", "iptables"),
     ("etcd", "etcd-server"),
     ("kill", "procps"),
+    ("openssl", "openssl"),
     ("go", "golang-go"),
 ];
 
