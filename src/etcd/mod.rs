@@ -47,7 +47,7 @@
 //!
 //! # TLS
 //!
-//! `https://` endpoints are spoken to over TLS ([rustls], with its `ring` crypto
+//! `https://` endpoints are spoken to over TLS (rustls, with its `ring` crypto
 //! provider), as etcdctl's `--cacert`, `--cert` and `--key` have it: the servers'
 //! certificates are checked against the CA file of [`EtcdConfig::ca_file`] (or the
 //! system's CA bundle without one), for the endpoint's host name or IP address (etcd's
@@ -92,7 +92,6 @@
 //!
 //! [`ErrorKind::Unavailable`]: crate::ErrorKind::Unavailable
 //! [`ErrorKind::PermissionDenied`]: crate::ErrorKind::PermissionDenied
-//! [rustls]: https://docs.rs/rustls
 
 mod auth;
 pub(crate) mod client;
