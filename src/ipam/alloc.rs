@@ -53,8 +53,10 @@ pub(super) fn allocate(
     want: Option<IpAddr>,
 ) -> Result<Lease, IpamError> {
     check_owner(owner)?;
+    // The owner's key first: a store can read it together with the network's.
+    let held = tx.address_of(name, owner)?;
     let mut net = network(tx, name)?;
-    if let Some(held) = tx.address_of(name, owner)? {
+    if let Some(held) = held {
         if want.map_or(true, |w| w == held) {
             log::debug!("ipam {name}: {owner} keeps {held}, its lease");
             return Ok(Lease::new(&net, held, owner.clone()));

@@ -143,15 +143,30 @@ impl<S: Store + 'static> Overlay<S> {
             ip: lease.address,
             mac,
         };
-        self.discovery.publish(&net.name, &ep)?;
+        // The endpoint's put and the read of the peers wait on the store (the put on
+        // etcd's fsync) while the way out is kernel work here: both at once.
         let (d, n) = (self.discovery.clone(), net.name.clone());
+        let (published, gateway) = std::thread::scope(|s| {
+            let store = s.spawn(|| {
+                d.publish(&n, &ep)?;
+                d.view(&n)
+            });
+            let gw = self
+                .ensure_gwbridge(tx)
+                .and_then(|()| self.connect_gwbridge(ctr, tx));
+            let published = store
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (published, gw)
+        });
+        // A failed read after the put leaves the endpoint published: withdrawn on undo.
         tx.record(format!("withdraw {} from {n}", ep.ip), move || {
             d.withdraw(&n, &ep.host, ep.ip)
         });
-        self.ensure_gwbridge(tx)?;
-        let gateway = self.connect_gwbridge(ctr, tx)?;
+        let gateway = gateway?;
+        let view = published?;
         fault::point("overlay sync")?;
-        self.sync_locked(net)?;
+        self.sync_locked_with(net, &view)?;
         Ok(OverlayAttachment {
             network: net.name.clone(),
             container: ctr.id.clone(),

@@ -190,6 +190,23 @@ impl<S: Store + 'static> Overlay<S> {
         };
         Ok(r.run(net)?.1)
     }
+
+    /// [`sync_locked`](Self::sync_locked) to `view`, read by the caller.
+    pub(super) fn sync_locked_with(
+        &mut self,
+        net: &OverlayNetwork,
+        view: &PeerView,
+    ) -> Result<SyncReport> {
+        let netns = self.host.netns().clone();
+        let mut r = Reconciler {
+            rtnl: self.host.rtnl(),
+            guard: &mut self.guard,
+            netns: &netns,
+            discovery: &*self.discovery,
+            me: &self.me,
+        };
+        r.apply(net, view)
+    }
 }
 
 /// What a reconciliation works with: handles in the host namespace and discovery.

@@ -10,7 +10,9 @@ use super::super::{IpamError, Network, Owner, StoreTxn};
 use super::keys::{lease_addr, text, Keys};
 use super::record::{network_value, owner_value, parse_address, parse_network, parse_owner};
 use crate::error::Error;
-use crate::etcd::{prefix_end, CmpOp, Compare, Etcd, EtcdError, KeyValue, TxnOp, TxnRequest};
+use crate::etcd::{
+    prefix_end, CmpOp, Compare, Etcd, EtcdError, KeyValue, TxnOp, TxnOpResponse, TxnRequest,
+};
 
 /// Keys read per request when scanning leases or networks.
 const PAGE: i64 = 256;
@@ -117,6 +119,35 @@ impl<'a> EtcdTx<'a> {
         let value = kv.map(|kv| kv.value);
         self.cache.insert(key.to_vec(), value.clone());
         Ok(value)
+    }
+
+    /// Reads `keys` in one request (a read-only etcd transaction, one revision for all)
+    /// when they are this transaction's first reads; otherwise leaves them to [`get`].
+    ///
+    /// [`get`]: EtcdTx::get
+    fn read_first(&mut self, keys: &[Vec<u8>]) -> Result<(), IpamError> {
+        if self.snapshot != 0 || !self.writes.is_empty() || !self.cleared.is_empty() {
+            return Ok(());
+        }
+        let mut txn = TxnRequest::new();
+        for k in keys {
+            txn = txn.then(TxnOp::range(k, None, 0));
+        }
+        let r = self
+            .etcd
+            .txn(&txn)
+            .map_err(|e| self.err("read", &keys[0], e))?;
+        self.snapshot = r.revision;
+        for (k, resp) in keys.iter().zip(r.responses) {
+            let TxnOpResponse::Range(rr) = resp else {
+                continue;
+            };
+            let kv = rr.kvs.into_iter().next();
+            self.compares
+                .insert(k.clone(), kv.as_ref().map_or(0, |kv| kv.mod_revision));
+            self.cache.insert(k.clone(), kv.map(|kv| kv.value));
+        }
+        Ok(())
     }
 
     /// Up to [`PAGE`] keys of `from..end` as of the snapshot (buffered writes not
@@ -286,8 +317,10 @@ impl StoreTxn for EtcdTx<'_> {
     }
 
     fn address_of(&mut self, network: &str, owner: &Owner) -> Result<Option<IpAddr>, IpamError> {
-        self.existing(network)?;
         let key = self.keys.owner(network, owner);
+        // The first reads of an allocation: both keys in one request.
+        self.read_first(&[self.keys.network(network), key.clone()])?;
+        self.existing(network)?;
         let Some(v) = self.get(&key)? else {
             return Ok(None);
         };
