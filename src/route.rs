@@ -42,6 +42,7 @@ impl Scope {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Add,
+    Append,
     Replace,
     Del,
 }
@@ -142,6 +143,20 @@ impl Route {
         self
     }
 
+    /// Adds the route beside any routes to the same destination with the same metric
+    /// (`ip route append`): a second default route through another interface, say. Only
+    /// the very same route is refused as existing.
+    ///
+    /// ```
+    /// use netplumb::route::Route;
+    /// let r = Route::default_v4().via("172.18.0.1".parse().unwrap()).dev(9).metric(100);
+    /// assert_eq!(r.append().to_string(), "ip route append default via 172.18.0.1 dev if9 metric 100");
+    /// ```
+    pub fn append(mut self) -> Self {
+        self.mode = Mode::Append;
+        self
+    }
+
     /// Deletes the route instead (`ip route del`).
     pub fn delete(mut self) -> Self {
         self.mode = Mode::Del;
@@ -162,6 +177,7 @@ impl fmt::Display for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verb = match self.mode {
             Mode::Add => "add",
+            Mode::Append => "append",
             Mode::Replace => "replace",
             Mode::Del => "del",
         };
@@ -201,7 +217,7 @@ impl fmt::Display for Route {
 impl Request for Route {
     fn op(&self) -> Op {
         match self.mode {
-            Mode::Add => Op::AddRoute,
+            Mode::Add | Mode::Append => Op::AddRoute,
             Mode::Replace => Op::ReplaceRoute,
             Mode::Del => Op::DelRoute,
         }
@@ -256,6 +272,12 @@ impl Request for Route {
             Mode::Add => (
                 wr::RTM_NEWROUTE,
                 NlmF::NEW_EXCL,
+                wr::RTPROT_BOOT,
+                wr::RTN_UNICAST,
+            ),
+            Mode::Append => (
+                wr::RTM_NEWROUTE,
+                NlmF::NEW_APPEND,
                 wr::RTPROT_BOOT,
                 wr::RTN_UNICAST,
             ),

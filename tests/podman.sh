@@ -14,7 +14,8 @@
 # 127.0.0.1:8080 and on the bridge's address from the host, and from another container;
 # a user network (`--subnet`) carries traffic by address; an `--ipv6` network gives the
 # container an address of its subnet; on a network with DNS, containers resolve each
-# other's names and aliases; after `podman rm -f` and `podman network rm` no bridge or
+# other's names and aliases; a container on two networks keeps the second's default route
+# when the first is disconnected; after `podman rm -f` and `podman network rm` no bridge or
 # veth is left (and, for netplumb's tool, none of its nf_tables tables).
 set -euo pipefail
 
@@ -68,11 +69,18 @@ if [ "${1:-}" = "--inner" ]; then
   [ "$(get_from un1 http://www/)" = hello ] || fail "a2 by its alias"
   echo "ok [$label]: user network: by address, by name, by alias"
 
+  # On two networks, each gives a default route: the second's stays when the first is
+  # disconnected.
+  podman run -d --name m --network podman,un1 localhost/bb sleep 600 >/dev/null
+  podman network disconnect podman m
+  podman exec m ip -4 route | grep -q "^default via 10.77.0.1 " || fail "no default route via un1 after disconnecting podman: $(podman exec m ip -4 route)"
+  echo "ok [$label]: two networks: the second's default route stays when the first goes"
+
   podman network create --ipv6 --subnet fd00:77::/64 un6 >/dev/null
   inside --network un6 localhost/bb ip -6 addr | grep -q "inet6 fd00:77::" || fail "no address of fd00:77::/64"
   echo "ok [$label]: IPv6 network"
 
-  podman rm -f web a1 a2 >/dev/null 2>&1
+  podman rm -f web a1 a2 m >/dev/null 2>&1
   podman network rm un1 un6 >/dev/null
   left=$(ip -o link | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -v '^lo$' || true)
   [ -z "$left" ] || fail "links left: $left"

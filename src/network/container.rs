@@ -156,8 +156,11 @@ impl Container {
     }
 
     /// The metric of the container's default routes (`ip route add default ... metric
-    /// N`); the kernel's default (0 for IPv4, 1024 for IPv6) when not set. A container on
-    /// several networks prefers the route of the lowest metric.
+    /// N`); the kernel's default (0 for IPv4, 1024 for IPv6) when not set. Without a
+    /// metric only the container's first network gives it default routes (as Docker);
+    /// with one, every network it joins adds its own beside the others' (`ip route
+    /// append`, as netavark), so the container keeps a way out when one network goes. A
+    /// container on several networks prefers the route of the lowest metric.
     ///
     /// ```
     /// # let ns = netplumb::Netns::current().unwrap();
@@ -170,7 +173,8 @@ impl Container {
     }
 
     /// Whether the container gets its default routes through this network's gateways
-    /// (default: yes, for the first network it joins). `false` is netavark's
+    /// (default: yes, for the first network it joins, or for every network with a
+    /// [`Container::route_metric`]). `false` is netavark's
     /// `no_default_route` option: the container reaches the network's subnets only, and
     /// whatever [`Container::route`] adds.
     ///

@@ -340,11 +340,14 @@ impl Host {
         for _ in &reqs {
             adds.push(None);
         }
-        let routes = (
-            first && ctr.default_route,
-            ctr.route_metric,
-            &ctr.routes[..],
-        );
+        // Default routes: through the first network (Docker); with a metric, through
+        // every network, beside the others' (netavark).
+        let defaults = match (ctr.default_route, first, ctr.route_metric) {
+            (false, ..) | (true, false, None) => Defaults::None,
+            (true, true, _) => Defaults::Add,
+            (true, false, Some(_)) => Defaults::Append,
+        };
+        let routes = (defaults, ctr.route_metric, &ctr.routes[..]);
         addrs_and_routes(net, att, &link, routes, &in_ns, (&mut reqs, &mut adds));
         if !lo.is_up() {
             // Up, lo gets 127.0.0.1/8, which stays when it goes down again.
@@ -456,14 +459,24 @@ impl Host {
     }
 }
 
-/// The container's addresses on `link`, its default routes when `net` is its `first`
-/// network (and it wants them), and its static routes, each with what it adds (for an
-/// error that names it).
+/// Which default routes a connect adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Defaults {
+    /// None: not the container's first network (and no metric), or not wanted.
+    None,
+    /// The first network's: refused if the namespace has such a route already.
+    Add,
+    /// Another network's, beside the default routes the container has.
+    Append,
+}
+
+/// The container's addresses on `link`, its default routes (`defaults`), and its static
+/// routes, each with what it adds (for an error that names it).
 fn addrs_and_routes(
     net: &NetworkInfo,
     att: &Attachment,
     link: &Link,
-    (first, metric, statics): (bool, Option<u32>, &[StaticRoute]),
+    (defaults, metric, statics): (Defaults, Option<u32>, &[StaticRoute]),
     in_ns: &str,
     (reqs, adds): (&mut Vec<Box<dyn Request>>, &mut clash::Adds),
 ) {
@@ -477,18 +490,21 @@ fn addrs_and_routes(
         reqs.push(Box::new(add));
         adds.push(Some((Object::Address, a.to_string(), on_link.clone())));
     }
-    if first && !net.internal {
+    if defaults != Defaults::None && !net.internal {
         for g in &net.gateways {
             let r = if g.is_ipv4() {
                 Route::default_v4()
             } else {
                 Route::default_v6()
             };
-            let r = r.via(*g).dev(link);
-            reqs.push(Box::new(match metric {
-                Some(m) => r.metric(m),
-                None => r,
-            }));
+            let mut r = r.via(*g).dev(link);
+            if let Some(m) = metric {
+                r = r.metric(m);
+            }
+            if defaults == Defaults::Append {
+                r = r.append();
+            }
+            reqs.push(Box::new(r));
             let default = format!("default via {g}");
             adds.push(Some((Object::Route, default, in_ns.to_owned())));
         }

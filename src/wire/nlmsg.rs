@@ -68,6 +68,11 @@ impl NlmF {
         .union(NlmF::ACK)
         .union(NlmF::CREATE)
         .union(NlmF::REPLACE);
+    /// Flags of a request that adds an object beside others of the same key.
+    pub const NEW_APPEND: NlmF = NlmF::REQUEST
+        .union(NlmF::ACK)
+        .union(NlmF::CREATE)
+        .union(NlmF::APPEND);
     /// Flags of a request that changes or deletes an object.
     pub const CHANGE: NlmF = NlmF::REQUEST.union(NlmF::ACK);
     /// Flags of a dump request.
