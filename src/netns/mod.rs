@@ -17,12 +17,14 @@
 //! maker, so that [`NetnsDir::gc`], [`NetnsDir::delete`] and [`NetnsDir::create`] remove
 //! such a half-made name and never one a live process is making (see [`NetnsDir`]).
 
+mod background;
 mod claim;
 mod dir;
 mod handle;
 mod sandbox;
 mod worker;
 
+pub(crate) use background::{Background, StopFlag};
 pub use dir::{NetnsDir, DEFAULT_NETNS_DIR};
 pub use handle::Netns;
 pub use sandbox::{sandbox, Sandbox};

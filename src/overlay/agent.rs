@@ -6,17 +6,17 @@
 //! current, and puts the firewall back when someone flushes it.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::config::OverlayNetwork;
 use super::driver::Overlay;
 use super::watch::OverlayWatch;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::firewall::FirewallWatch;
 use crate::ipam::Store;
+use crate::netns::Background;
 
 /// The networks an agent follows, asked for again at each round (the store's list:
 /// `EtcdNetworks::list`).
@@ -39,9 +39,8 @@ const ROUND: Duration = Duration::from_millis(250);
 /// ```
 #[derive(Debug)]
 pub struct Agent {
-    stop: Arc<AtomicBool>,
     rounds: Arc<AtomicU64>,
-    thread: Option<JoinHandle<()>>,
+    thread: Background,
 }
 
 impl Agent {
@@ -57,35 +56,27 @@ impl Agent {
         list: NetworkList,
         announce_every: Duration,
     ) -> Result<Agent> {
-        let stop = Arc::new(AtomicBool::new(false));
         let rounds = Arc::new(AtomicU64::new(0));
         let firewall = ov.host().watch_firewall(Duration::from_millis(250))?;
-        let (s, r) = (stop.clone(), rounds.clone());
-        let thread = std::thread::Builder::new()
-            .name("overlay-agent".into())
-            .spawn(move || {
-                let mut run = Run {
-                    ov,
-                    list,
-                    every: announce_every,
-                    watches: BTreeMap::new(),
-                    last_announce: Instant::now(),
-                    _firewall: firewall,
-                };
-                while !s.load(Ordering::Relaxed) {
-                    run.round();
-                    r.fetch_add(1, Ordering::Relaxed);
-                    std::thread::sleep(ROUND);
-                }
-                log::info!(target: "netplumb::overlay", "agent stopped");
-            })
-            .map_err(|e| Error::io("overlay agent thread", e))?;
+        let r = rounds.clone();
+        let thread = Background::spawn("overlay-agent", move |stop| {
+            let mut run = Run {
+                ov,
+                list,
+                every: announce_every,
+                watches: BTreeMap::new(),
+                last_announce: Instant::now(),
+                _firewall: firewall,
+            };
+            while !stop.is_set() {
+                run.round();
+                r.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(ROUND);
+            }
+            log::info!(target: "netplumb::overlay", "agent stopped");
+        })?;
         log::info!(target: "netplumb::overlay", "agent started");
-        Ok(Agent {
-            stop,
-            rounds,
-            thread: Some(thread),
-        })
+        Ok(Agent { rounds, thread })
     }
 
     /// How many rounds the agent has made (a round looks at every network once).
@@ -96,22 +87,7 @@ impl Agent {
     /// Stops the agent and waits for its thread. The registrations stay until their TTL
     /// (the containers here stay reachable through a restart of the agent).
     pub fn stop(mut self) {
-        self.halt();
-    }
-
-    fn halt(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            if t.join().is_err() {
-                log::error!(target: "netplumb::overlay", "agent thread panicked");
-            }
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.halt();
+        self.thread.halt();
     }
 }
 

@@ -1,19 +1,18 @@
 //! [`OverlayWatch`]: a background thread that follows discovery for one overlay network
 //! and reconciles the host's kernel state whenever the view changes.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::config::OverlayNetwork;
 use super::discovery::{PeerDiscovery, PeerHost, PeerView};
 use super::driver::{hold, Overlay};
 use super::sync::Reconciler;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::firewall::VxlanGuard;
 use crate::ipam::Store;
-use crate::netns::Netns;
+use crate::netns::{Background, Netns, StopFlag};
 use crate::rtnl::Rtnl;
 
 /// How long one wait on discovery lasts: the bound on how late a stop is noticed.
@@ -80,26 +79,21 @@ struct WatchCtx {
 #[derive(Debug)]
 pub struct OverlayWatch {
     network: String,
-    stop: Arc<AtomicBool>,
     syncs: Arc<AtomicU64>,
-    thread: Option<JoinHandle<()>>,
+    thread: Background,
 }
 
 impl OverlayWatch {
     fn start(ctx: WatchCtx) -> Result<OverlayWatch> {
-        let stop = Arc::new(AtomicBool::new(false));
         let syncs = Arc::new(AtomicU64::new(0));
         let network = ctx.net.name.clone();
-        let (s, n) = (stop.clone(), syncs.clone());
-        let thread = std::thread::Builder::new()
-            .name(format!("overlay-{}", ctx.net.vxlan_id()))
-            .spawn(move || Watcher::new(ctx, s, n).run())
-            .map_err(|e| Error::io("overlay watcher thread", e))?;
+        let n = syncs.clone();
+        let name = format!("overlay-{}", ctx.net.vxlan_id());
+        let thread = Background::spawn(name, move |stop| Watcher::new(ctx, stop, n).run())?;
         Ok(OverlayWatch {
             network,
-            stop,
             syncs,
-            thread: Some(thread),
+            thread,
         })
     }
 
@@ -115,22 +109,7 @@ impl OverlayWatch {
 
     /// Stops the thread and waits for it.
     pub fn stop(mut self) {
-        self.halt();
-    }
-
-    fn halt(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            if t.join().is_err() {
-                log::error!("overlay {}: watcher thread panicked", self.network);
-            }
-        }
-    }
-}
-
-impl Drop for OverlayWatch {
-    fn drop(&mut self) {
-        self.halt();
+        self.thread.halt();
     }
 }
 
@@ -138,14 +117,14 @@ impl Drop for OverlayWatch {
 /// a failure) on demand.
 struct Watcher {
     ctx: WatchCtx,
-    stop: Arc<AtomicBool>,
+    stop: StopFlag,
     syncs: Arc<AtomicU64>,
     rtnl: Option<Rtnl>,
     guard: Option<VxlanGuard>,
 }
 
 impl Watcher {
-    fn new(ctx: WatchCtx, stop: Arc<AtomicBool>, syncs: Arc<AtomicU64>) -> Self {
+    fn new(ctx: WatchCtx, stop: StopFlag, syncs: Arc<AtomicU64>) -> Self {
         Watcher {
             ctx,
             stop,
@@ -156,7 +135,7 @@ impl Watcher {
     }
 
     fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        self.stop.is_set()
     }
 
     fn run(mut self) {
@@ -224,7 +203,6 @@ impl Watcher {
             rtnl,
             guard: &mut self.guard,
             netns: &self.ctx.netns,
-            discovery: &*self.ctx.discovery,
             me: &self.ctx.me,
         }
         .apply(&self.ctx.net, &view)?;

@@ -16,14 +16,12 @@
 //! (events lost) counts as damage too. iptables-legacy changes send no notifications at
 //! all: with that backend, repair on a timer instead.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::{Errno, Error, Result};
 use crate::firewall::writers::is_ours;
-use crate::netns::Netns;
+use crate::netns::{Background, Netns, StopFlag};
 use crate::socket::Socket;
 use crate::wire::nft::{self, msg_type};
 use crate::wire::parse::Attrs;
@@ -88,9 +86,8 @@ pub type RepairFn = Box<dyn FnMut() -> Result<bool> + Send>;
 /// ```
 #[derive(Debug)]
 pub struct FirewallWatch {
-    stop: Arc<AtomicBool>,
     stats: Arc<Mutex<WatchStats>>,
-    thread: Option<JoinHandle<()>>,
+    thread: Background,
 }
 
 impl FirewallWatch {
@@ -116,27 +113,25 @@ impl FirewallWatch {
         repair: RepairFn,
     ) -> Result<FirewallWatch> {
         let sock = ns.run(|| Socket::netfilter_group(NFNLGRP_NFTABLES))??;
-        let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(Mutex::new(WatchStats::default()));
-        let mut w = Watcher {
-            sock,
-            tables: tables.iter().map(|t| t.to_string()).collect(),
-            debounce,
-            repair,
-            stop: stop.clone(),
-            stats: stats.clone(),
-            hit: false,
-            damaged: None,
-        };
-        let thread = std::thread::Builder::new()
-            .name("netplumb-fw-watch".into())
-            .spawn(move || w.run())
-            .map_err(|e| Error::io("netplumb-fw-watch thread", e))?;
-        Ok(FirewallWatch {
-            stop,
-            stats,
-            thread: Some(thread),
-        })
+        let (tables, st) = (
+            tables.iter().map(|t| t.to_string()).collect(),
+            stats.clone(),
+        );
+        let thread = Background::spawn("netplumb-fw-watch", move |stop| {
+            Watcher {
+                sock,
+                tables,
+                debounce,
+                repair,
+                stop,
+                stats: st,
+                hit: false,
+                damaged: None,
+            }
+            .run()
+        })?;
+        Ok(FirewallWatch { stats, thread })
     }
 
     /// What the watcher has seen and done so far.
@@ -159,21 +154,8 @@ impl FirewallWatch {
     /// assert!(s.last_error.is_none(), "{s:?}");
     /// ```
     pub fn stop(mut self) -> WatchStats {
-        self.halt();
+        self.thread.halt();
         self.stats()
-    }
-
-    fn halt(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for FirewallWatch {
-    fn drop(&mut self) {
-        self.halt();
     }
 }
 
@@ -183,7 +165,7 @@ struct Watcher {
     tables: Vec<String>,
     debounce: Duration,
     repair: RepairFn,
-    stop: Arc<AtomicBool>,
+    stop: StopFlag,
     stats: Arc<Mutex<WatchStats>>,
     /// The transaction being read deleted something of ours.
     hit: bool,
@@ -193,7 +175,7 @@ struct Watcher {
 
 impl Watcher {
     fn run(&mut self) {
-        while !self.stop.load(Ordering::Relaxed) {
+        while !self.stop.is_set() {
             let wait = match self.damaged {
                 Some((_, last)) => self.debounce.saturating_sub(last.elapsed()).min(TICK),
                 None => TICK,
