@@ -14,7 +14,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use super::config::{veth_name, OverlayNetwork};
-use super::discovery::{PeerDiscovery, PeerEndpoint, PeerHost, PeerView};
+use super::discovery::{PeerEndpoint, PeerHost, PeerView};
 use super::driver::{hold, open_guard, Overlay};
 use crate::error::{Result, ResultExt};
 use crate::firewall::VxlanGuard;
@@ -180,15 +180,8 @@ impl<S: Store + 'static> Overlay<S> {
     }
 
     pub(super) fn sync_locked(&mut self, net: &OverlayNetwork) -> Result<SyncReport> {
-        let netns = self.host.netns().clone();
-        let mut r = Reconciler {
-            rtnl: self.host.rtnl(),
-            guard: &mut self.guard,
-            netns: &netns,
-            discovery: &*self.discovery,
-            me: &self.me,
-        };
-        Ok(r.run(net)?.1)
+        let view = self.discovery.view(&net.name)?;
+        self.sync_locked_with(net, &view)
     }
 
     /// [`sync_locked`](Self::sync_locked) to `view`, read by the caller.
@@ -202,20 +195,18 @@ impl<S: Store + 'static> Overlay<S> {
             rtnl: self.host.rtnl(),
             guard: &mut self.guard,
             netns: &netns,
-            discovery: &*self.discovery,
             me: &self.me,
         };
         r.apply(net, view)
     }
 }
 
-/// What a reconciliation works with: handles in the host namespace and discovery.
+/// What a reconciliation works with: handles in the host namespace.
 pub(crate) struct Reconciler<'a> {
     pub(crate) rtnl: &'a mut Rtnl,
     /// Opened on first need: a host without the network gets no guard table.
     pub(crate) guard: &'a mut Option<VxlanGuard>,
     pub(crate) netns: &'a Netns,
-    pub(crate) discovery: &'a dyn PeerDiscovery,
     pub(crate) me: &'a PeerHost,
 }
 
@@ -228,16 +219,8 @@ struct Desired {
 }
 
 impl Reconciler<'_> {
-    /// Brings the kernel state of `net` in line with discovery. Returns the revision of the
-    /// view it used. Does nothing when this host has no VXLAN device for the network (no
-    /// local container).
-    pub(crate) fn run(&mut self, net: &OverlayNetwork) -> Result<(u64, SyncReport)> {
-        let view = self.discovery.view(&net.name)?;
-        let report = self.apply(net, &view)?;
-        Ok((view.revision, report))
-    }
-
-    /// Brings the kernel to `view` (read earlier) without asking discovery again.
+    /// Brings the kernel state of `net` in line with `view`, discovery's view of it. Does
+    /// nothing when this host has no VXLAN device for the network (no local container).
     pub(crate) fn apply(&mut self, net: &OverlayNetwork, view: &PeerView) -> Result<SyncReport> {
         let mut report = SyncReport::default();
         let Some(vx) = self.rtnl.link(net.vxlan_name().as_str()).optional()? else {
