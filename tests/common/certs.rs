@@ -11,6 +11,15 @@ use std::process::Command;
 
 use super::TempDir;
 
+/// The `openssl req` options of a new key: EC P-256, unencrypted.
+const NEW_KEY: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+];
+
 /// A certificate and its private key, as PEM files.
 #[derive(Debug, Clone)]
 pub struct Pair {
@@ -58,24 +67,23 @@ impl Pki {
         )
         .expect("write CA config");
         let pair = self.pair(name);
-        openssl(&[
-            "req",
-            "-x509",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-config",
-            s(&cnf),
-            "-keyout",
-            s(&pair.key),
-            "-out",
-            s(&pair.cert),
-        ]);
+        openssl(
+            &[
+                &["req", "-x509", "-new"][..],
+                &NEW_KEY,
+                &[
+                    "-days",
+                    "2",
+                    "-config",
+                    s(&cnf),
+                    "-keyout",
+                    s(&pair.key),
+                    "-out",
+                    s(&pair.cert),
+                ],
+            ]
+            .concat(),
+        );
         pair
     }
 
@@ -95,21 +103,21 @@ impl Pki {
         .expect("write extensions");
         let pair = self.pair(name);
         let csr = self.path(&format!("{name}.csr"));
-        openssl(&[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-subj",
-            &format!("/CN={name}"),
-            "-keyout",
-            s(&pair.key),
-            "-out",
-            s(&csr),
-        ]);
+        openssl(
+            &[
+                &["req", "-new"][..],
+                &NEW_KEY,
+                &[
+                    "-subj",
+                    &format!("/CN={name}"),
+                    "-keyout",
+                    s(&pair.key),
+                    "-out",
+                    s(&csr),
+                ],
+            ]
+            .concat(),
+        );
         let serial = format!("0x{:016x}", super::Rng::from_clock().next() >> 1);
         openssl(&[
             "x509",
