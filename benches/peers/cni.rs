@@ -83,20 +83,41 @@ impl Cni {
     }
 
     fn invoke(&self, plugin: &str, command: &str, c: &Ctr, config: &str) -> Result<String, String> {
-        let mut cmd = Command::new(self.plugins.join(plugin));
-        cmd.env("CNI_COMMAND", command)
-            .env("CNI_CONTAINERID", &c.id)
-            .env("CNI_NETNS", &c.path)
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_PATH", &self.plugins);
-        exec(&mut cmd, config)
+        run_plugin(
+            &self.plugins.join(plugin),
+            command,
+            c,
+            &self.plugins,
+            config,
+        )
     }
 
     fn cache(&self, c: &Ctr) -> PathBuf {
-        self.dir
-            .join("results")
-            .join(format!("{NET}-{}-eth0", c.id))
+        cache_file(&self.dir, c)
     }
+}
+
+/// Runs CNI plugin `bin` as a runtime does: `command` for container `c` (interface
+/// `eth0`), plugins looked for in `cni_path`, `config` on its standard input.
+pub fn run_plugin(
+    bin: &Path,
+    command: &str,
+    c: &Ctr,
+    cni_path: &Path,
+    config: &str,
+) -> Result<String, String> {
+    let mut cmd = Command::new(bin);
+    cmd.env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", &c.id)
+        .env("CNI_NETNS", &c.path)
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", cni_path);
+    exec(&mut cmd, config)
+}
+
+/// Where the ADD result of container `c` is kept under `dir`, as libcni caches it.
+pub fn cache_file(dir: &Path, c: &Ctr) -> PathBuf {
+    dir.join("results").join(format!("{NET}-{}-eth0", c.id))
 }
 
 /// One plugin's configuration as libcni hands it over.

@@ -6,9 +6,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use crate::world::{exec, Ctr, CONTAINER_PORT, GATEWAY, SUBNET};
+use crate::cni::{cache_file, run_plugin};
+use crate::world::{Ctr, CONTAINER_PORT, GATEWAY, SUBNET};
 use crate::Subject;
 
 const NET: &str = "bench";
@@ -57,19 +57,12 @@ impl OursCni {
     }
 
     fn invoke(&self, command: &str, c: &Ctr, config: &str) -> Result<String, String> {
-        let mut cmd = Command::new(&self.bin);
-        cmd.env("CNI_COMMAND", command)
-            .env("CNI_CONTAINERID", &c.id)
-            .env("CNI_NETNS", &c.path)
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_PATH", self.bin.parent().unwrap_or(Path::new("/")));
-        exec(&mut cmd, config)
+        let cni_path = self.bin.parent().unwrap_or(Path::new("/"));
+        run_plugin(&self.bin, command, c, cni_path, config)
     }
 
     fn cache(&self, c: &Ctr) -> PathBuf {
-        self.dir
-            .join("results")
-            .join(format!("{NET}-{}-eth0", c.id))
+        cache_file(&self.dir, c)
     }
 }
 
